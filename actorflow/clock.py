@@ -1,0 +1,99 @@
+"""Time sources. Everything that reads the time goes through a `Clock`, so tests can move it.
+
+The engine waits on the clock too (`wait_until`), with a cap in real seconds, so a fake
+clock that is advanced wakes the waiters at once and a real clock never oversleeps a stop.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Clock", "FakeClock", "SystemClock", "to_seconds"]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """A source of wall-clock time (timezone-aware) that can be waited on."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware."""
+        ...
+
+    def wait_until(self, deadline: datetime, *, timeout: float) -> None:
+        """Block until ``now() >= deadline`` or ``timeout`` real seconds have passed."""
+        ...
+
+
+class SystemClock:
+    """The real clock (UTC)."""
+
+    def now(self) -> datetime:
+        """The current UTC time."""
+        return datetime.now(UTC)
+
+    def wait_until(self, deadline: datetime, *, timeout: float) -> None:
+        """Sleep until the deadline, but never longer than ``timeout`` seconds."""
+        delay = min(timeout, (deadline - self.now()).total_seconds())
+        if delay > 0:
+            time.sleep(delay)
+
+
+class FakeClock:
+    """A clock that only moves when told to; for tests.
+
+    Waiters are woken as soon as the time is advanced past their deadline.
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        if start is None:
+            start = datetime(2024, 1, 1, tzinfo=UTC)
+        if start.tzinfo is None:
+            msg = "FakeClock needs a timezone-aware start time"
+            raise ValueError(msg)
+        self._now = start
+        self._cond = threading.Condition()
+
+    def now(self) -> datetime:
+        """The fake current time."""
+        with self._cond:
+            return self._now
+
+    def set(self, when: datetime) -> None:
+        """Move the clock to ``when`` (never backwards)."""
+        with self._cond:
+            if when < self._now:
+                msg = f"FakeClock cannot go back in time: {when} < {self._now}"
+                raise ValueError(msg)
+            self._now = when
+            self._cond.notify_all()
+
+    def advance(self, delta: timedelta | float) -> datetime:
+        """Move the clock forward by ``delta`` (seconds or a timedelta); returns the new time."""
+        step = delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
+        with self._cond:
+            self.set(self._now + step)
+            return self._now
+
+    def wait_until(self, deadline: datetime, *, timeout: float) -> None:
+        """Block until the fake time reaches ``deadline`` or ``timeout`` real seconds pass."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while self._now < deadline:
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._cond.wait(remaining)
+
+
+def to_seconds(value: float | timedelta) -> float:
+    """Normalise a duration given as seconds or a `timedelta` to float seconds."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    seconds = float(value)
+    if seconds < 0:
+        msg = f"a duration cannot be negative: {value!r}"
+        raise ValueError(msg)
+    return seconds

@@ -1,0 +1,92 @@
+"""The error hierarchy: one root, leaves named after the condition.
+
+Every error explains itself: when raised without a message, the class docstring's first
+line is the message. Structured fields (``run_id``, ``status``...) are attributes, so a
+caller can act on them without parsing text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ActorflowError",
+    "AwaitTimeout",
+    "BuildError",
+    "CodecError",
+    "ConnectorError",
+    "InvalidRunStateTransition",
+    "InvalidTransition",
+    "NotRunning",
+    "RecordNotFound",
+    "StepError",
+    "TimeoutNotFound",
+    "UnknownStatus",
+    "VersionConflict",
+    "WorkflowInProgress",
+]
+
+
+class ActorflowError(Exception):
+    """An actorflow operation failed."""
+
+    def __init__(self, message: str | None = None, **fields: Any) -> None:
+        if message is None:
+            doc = type(self).__doc__ or type(self).__name__
+            message = doc.strip().splitlines()[0]
+        super().__init__(message)
+        self.fields = fields
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+
+class RecordNotFound(ActorflowError, LookupError):
+    """Record not found."""
+
+
+class TimeoutNotFound(ActorflowError, LookupError):
+    """Timeout not found."""
+
+
+class WorkflowInProgress(ActorflowError):
+    """Current workflow still in progress - retry once complete."""
+
+
+class VersionConflict(ActorflowError):
+    """The record was modified since it was read (optimistic concurrency check failed)."""
+
+
+class InvalidTransition(ActorflowError, ValueError):
+    """The transition is not in the workflow's graph."""
+
+
+class InvalidRunStateTransition(ActorflowError, ValueError):
+    """The run-state change is not allowed from the run's current state."""
+
+
+class UnknownStatus(ActorflowError, ValueError):
+    """The status is not a node of the workflow's graph."""
+
+
+class BuildError(ActorflowError, ValueError):
+    """The workflow definition is invalid."""
+
+
+class CodecError(ActorflowError, ValueError):
+    """The object could not be encoded or decoded."""
+
+
+class StepError(ActorflowError):
+    """A user function (step, callback, timeout) failed; the cause is chained."""
+
+
+class ConnectorError(ActorflowError):
+    """A connector event could not be handled."""
+
+
+class NotRunning(ActorflowError, RuntimeError):
+    """The workflow is not running: call ``wf.run()`` or host it in a started ``Supervisor``."""
+
+
+class AwaitTimeout(ActorflowError, TimeoutError):
+    """The run did not reach the awaited status in time."""

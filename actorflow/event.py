@@ -1,0 +1,138 @@
+"""Events: what streamers carry, what connectors deliver, and the outbox rows stores keep."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+import zlib
+from collections.abc import Mapping
+from datetime import datetime
+
+from actorflow.record import Record
+from actorflow.runstate import RunState
+from actorflow.topics import delete_topic, run_state_change_topic, topic
+
+__all__ = [
+    "ConnectorEvent",
+    "Event",
+    "Header",
+    "OutboxEvent",
+    "make_outbox_event",
+    "shard_of",
+]
+
+
+class Header:
+    """Event header keys, exactly as the original writes them."""
+
+    WORKFLOW_NAME = "workflow_name"
+    FOREIGN_ID = "foreign_id"
+    TOPIC = "topic"
+    RUN_ID = "run_id"
+    RUN_STATE = "run_state"
+    RECORD_VERSION = "record_version"
+    CONNECTOR_DATA = "connector_data"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event:
+    """One event read from a streamer.
+
+    Attributes:
+        id: position assigned by the streamer (monotonic per topic and receiver).
+        run_id: the run the event is about; the message key on Kafka.
+        type: the status the run moved to.
+        headers: `Header` keys to strings.
+        created_at: when the streamer accepted the event.
+    """
+
+    id: int
+    run_id: str
+    type: int
+    headers: Mapping[str, str]
+    created_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConnectorEvent:
+    """An event from an external stream, handed to a connector function."""
+
+    id: str
+    foreign_id: str
+    type: str = ""
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    created_at: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """An event a record store keeps, written in the same transaction as its record.
+
+    The outbox relay sends it to ``headers["topic"]`` and then deletes it.
+    """
+
+    id: str
+    workflow_name: str
+    run_id: str
+    type: int
+    headers: Mapping[str, str]
+    created_at: datetime
+
+    @property
+    def topic(self) -> str:
+        """The topic the event goes to."""
+        return self.headers[Header.TOPIC]
+
+
+def event_topic(record: Record) -> str:
+    """Where a stored record's event goes, by its run state (the original's routing)."""
+    state = record.run_state
+    if state is RunState.REQUESTED_DATA_DELETED:
+        return delete_topic(record.workflow_name)
+    if state in (
+        RunState.PAUSED,
+        RunState.CANCELLED,
+        RunState.DATA_DELETED,
+        RunState.COMPLETED,
+    ):
+        return run_state_change_topic(record.workflow_name)
+    return topic(record.workflow_name, record.status)
+
+
+def event_headers(record: Record) -> dict[str, str]:
+    """The headers of the event a stored record produces."""
+    return {
+        Header.WORKFLOW_NAME: record.workflow_name,
+        Header.FOREIGN_ID: record.foreign_id,
+        Header.TOPIC: event_topic(record),
+        Header.RUN_ID: record.run_id,
+        Header.RUN_STATE: str(int(record.run_state)),
+        Header.RECORD_VERSION: str(record.meta.version),
+    }
+
+
+def make_outbox_event(record: Record) -> OutboxEvent:
+    """The outbox row a record store writes with ``record`` (call it inside the transaction).
+
+    Stores call this so the routing rules live once, in the core.
+    """
+    return OutboxEvent(
+        id=f"outbox-id-{uuid.uuid4()}",
+        workflow_name=record.workflow_name,
+        run_id=record.run_id,
+        type=record.status,
+        headers=event_headers(record),
+        created_at=record.updated_at,
+    )
+
+
+def shard_of(key: str, count: int) -> int:
+    """The 0-based shard of ``key`` among ``count`` shards.
+
+    One hash everywhere (steps, hooks, connectors, adapters that filter for a shard), so
+    one run's events always land on one shard and stay in order. CRC-32 is stable across
+    processes and languages and cheap to compute.
+    """
+    if count < 2:
+        return 0
+    return zlib.crc32(key.encode()) % count

@@ -1,0 +1,131 @@
+"""Process options: what a user sets is merged over the workflow's defaults, never zeroed."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from typing import Any
+
+from actorflow.clock import to_seconds
+
+__all__ = ["OutboxOptions", "Options", "ResolvedOptions"]
+
+Duration = float | timedelta
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ResolvedOptions:
+    """Options with every value decided; durations in seconds."""
+
+    parallel_count: int = 1
+    polling_frequency: float = 0.5
+    err_backoff: float = 1.0
+    lag: float = 0.0
+    lag_alert: float = 1800.0
+    pause_after_err_count: int = 0
+
+
+_DEFAULTS = ResolvedOptions()
+_DURATIONS = frozenset({"polling_frequency", "err_backoff", "lag", "lag_alert"})
+
+
+class Options:
+    """Options of a process (step, timeout, connector) or of a whole workflow.
+
+    Reading an option gives its value, falling back to the original's defaults;
+    only the options given here override the ones they are merged over.
+
+    Args:
+        parallel_count: number of shards (consumers) for the step; 1 means one.
+        polling_frequency: idle poll interval for adapters that cannot push (seconds).
+        err_backoff: wait after a step error before retrying the event (seconds).
+        lag: handle an event only once it is at least this old (seconds).
+        lag_alert: raise ``workflow_process_lag_alert`` past this lag; 0 disables it.
+        pause_after_err_count: pause a run after this many step errors; 0 never pauses.
+    """
+
+    __slots__ = ("_set",)
+
+    def __init__(
+        self,
+        *,
+        parallel_count: int | None = None,
+        polling_frequency: Duration | None = None,
+        err_backoff: Duration | None = None,
+        lag: Duration | None = None,
+        lag_alert: Duration | None = None,
+        pause_after_err_count: int | None = None,
+    ) -> None:
+        given: dict[str, Any] = {
+            "parallel_count": parallel_count,
+            "polling_frequency": polling_frequency,
+            "err_backoff": err_backoff,
+            "lag": lag,
+            "lag_alert": lag_alert,
+            "pause_after_err_count": pause_after_err_count,
+        }
+        values: dict[str, Any] = {}
+        for name, value in given.items():
+            if value is None:
+                continue
+            if name in _DURATIONS:
+                value = to_seconds(value)
+            elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                msg = f"Options.{name} must be a non-negative int, got {value!r}"
+                raise ValueError(msg)
+            values[name] = value
+        if values.get("polling_frequency") == 0:
+            msg = "Options.polling_frequency must be greater than 0"
+            raise ValueError(msg)
+        self._set: dict[str, Any] = values
+
+    @property
+    def given(self) -> frozenset[str]:
+        """Names of the options set explicitly."""
+        return frozenset(self._set)
+
+    def over(self, base: Options | ResolvedOptions) -> Options:
+        """These options merged over ``base`` (these win where set)."""
+        merged = Options()
+        if isinstance(base, Options):
+            merged._set = {**base._set, **self._set}
+        else:
+            merged._set = {**dataclasses.asdict(base), **self._set}
+        return merged
+
+    def resolve(self) -> ResolvedOptions:
+        """Every value decided: given ones, else the original's defaults."""
+        return dataclasses.replace(_DEFAULTS, **self._set)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in ResolvedOptions.__dataclass_fields__:
+            raise AttributeError(name)
+        return self._set.get(name, getattr(_DEFAULTS, name))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Options) and self._set == other._set
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._set.items())))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._set.items())
+        return f"Options({inner})"
+
+    # Typed accessors for mypy (``__getattr__`` is Any).
+    parallel_count: int
+    polling_frequency: float
+    err_backoff: float
+    lag: float
+    lag_alert: float
+    pause_after_err_count: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutboxOptions:
+    """Options of the outbox relay (the original's outbox defaults)."""
+
+    polling_frequency: float = 0.25
+    err_backoff: float = 0.5
+    lag_alert: float = 60.0
+    lookup_limit: int = 1000

@@ -1,0 +1,1 @@
+"""One module per background process of a workflow."""

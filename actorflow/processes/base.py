@@ -1,0 +1,76 @@
+"""The shape of a background process, as its actor drives it.
+
+An actor calls `start` when its node gains the process's role, `tick` repeatedly while it
+holds it (each tick blocks at most ``budget`` seconds, so a stop or a lost role is seen
+within one tick), and `stop` when the role is lost or the node stops. An exception out
+of a tick is an infrastructure failure: the actor crashes and its supervisor restarts
+it with back-off. User errors never escape a tick.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from actorflow.options import ResolvedOptions
+
+if TYPE_CHECKING:
+    from actorflow.metrics import ProcessMetrics
+    from actorflow.workflow import Workflow
+
+__all__ = ["Process", "logger"]
+
+logger = logging.getLogger("actorflow")
+
+
+class Process(abc.ABC):
+    """One background process of a workflow (a step shard, the outbox relay, a hook...)."""
+
+    def __init__(
+        self,
+        wf: Workflow[Any, Any],
+        name: str,
+        role: str,
+        options: ResolvedOptions,
+        metrics: ProcessMetrics,
+    ) -> None:
+        self.wf = wf
+        self.name = name
+        self.role = role
+        self.options = options
+        self.metrics = metrics
+        self.valid_until: float | None = None
+        self._retry_at = 0.0
+
+    def holding(self) -> bool:
+        """True while the node's lease on the role is still valid."""
+        return self.valid_until is None or time.monotonic() < self.valid_until
+
+    def start(self) -> None:  # noqa: B027 - optional hook
+        """The role was granted: open what the process needs."""
+
+    @abc.abstractmethod
+    def tick(self, budget: float) -> None:
+        """Do a bounded unit of work, blocking at most ``budget`` seconds."""
+
+    def stop(self) -> None:  # noqa: B027 - optional hook
+        """The role was lost or the node stops: release everything (idempotent)."""
+
+    def back_off(self, seconds: float) -> None:
+        """Pause this process's work for ``seconds`` (a failed event waits, holding its place)."""
+        self._retry_at = time.monotonic() + seconds
+
+    def backing_off(self, budget: float) -> bool:
+        """Wait out (part of) a back-off; True while it is not over yet."""
+        remaining = self._retry_at - time.monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(remaining, budget))
+        return self._retry_at > time.monotonic()
+
+    def debug(self, message: str, **fields: object) -> None:
+        """Log at DEBUG when the workflow was built with ``debug=True``."""
+        if self.wf.config.debug:
+            logger.debug("%s %s: %s %s", self.wf.name, self.name, message, fields)

@@ -1,0 +1,209 @@
+"""The event-consume loop every topic-reading process shares.
+
+A tick pulls a batch of events, handles them in order, commits the writes of the batch
+together (group commit), and only then acknowledges the last event handled. A handler
+that asks to retry stops the batch at that event: the writes before it are committed and
+acknowledged, and the event and those after it wait for the back-off, in order.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from actorflow import transitions
+from actorflow.errors import RecordNotFound
+from actorflow.event import Event, Header, shard_of
+from actorflow.processes.base import Process, logger
+from actorflow.protocols import EventReceiver, ReceiverOptions
+from actorflow.record import Record
+from actorflow.transitions import Write
+
+if TYPE_CHECKING:
+    from actorflow.metrics import ProcessMetrics
+    from actorflow.options import ResolvedOptions
+    from actorflow.workflow import Workflow
+
+__all__ = ["EventConsumer", "Retry", "Skipped"]
+
+BATCH_SIZE = 100
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Skipped:
+    """The event needs nothing done; ``reason`` is the skipped-events metric label."""
+
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Retry:
+    """Handle the event again after ``delay`` seconds (it keeps its place in the stream)."""
+
+    delay: float
+
+
+Outcome = Write | Skipped | Retry | None
+
+
+class EventConsumer(Process):
+    """Reads one topic and hands each event to `handle`."""
+
+    run_state_filter: int | None = None
+
+    def __init__(  # noqa: PLR0913 - the process's identity and its topic
+        self,
+        wf: Workflow[Any, Any],
+        name: str,
+        role: str,
+        options: ResolvedOptions,
+        metrics: ProcessMetrics,
+        topic: str,
+        shard: int = 0,
+        shard_count: int = 1,
+    ) -> None:
+        super().__init__(wf, name, role, options, metrics)
+        self.topic = topic
+        self.shard = shard
+        self.shard_count = shard_count
+        self._receiver: EventReceiver | None = None
+        self._pending: list[Event] = []
+        self._lag_until: Any = None
+
+    @abc.abstractmethod
+    def handle(self, event: Event) -> Outcome:
+        """What to do with one event (user errors are handled here, never raised)."""
+
+    def committed(self, write: Write) -> None:  # noqa: B027 - optional hook
+        """A write of this process was stored."""
+
+    def start(self) -> None:
+        """Open the receiver under the role's name (its durable cursor)."""
+        options = ReceiverOptions(
+            poll_frequency=self.options.polling_frequency,
+            shard=self.shard,
+            shard_count=self.shard_count,
+        )
+        self._receiver = self.wf.event_streamer.new_receiver(self.topic, self.role, options)
+
+    def stop(self) -> None:
+        """Close the receiver; events not yet acknowledged are delivered again."""
+        self._pending = []
+        self._lag_until = None
+        receiver, self._receiver = self._receiver, None
+        if receiver is not None:
+            receiver.close()
+
+    def tick(self, budget: float) -> None:
+        """Handle the next batch of events (or wait, if backing off or lagging)."""
+        receiver = self._receiver
+        if receiver is None or self.backing_off(budget):
+            return
+        if self._lag_until is not None:
+            self.wf.clock.wait_until(self._lag_until, timeout=budget)
+            if self.wf.clock.now() < self._lag_until:
+                return
+            self._lag_until = None
+        if self._pending:
+            events, self._pending = self._pending, []
+        else:
+            events = list(receiver.receive(BATCH_SIZE, budget))
+        if events:
+            self._handle_batch(receiver, events)
+
+    def _handle_batch(self, receiver: EventReceiver, events: list[Event]) -> None:
+        writes: list[Write] = []
+        done: Event | None = None
+        lag = self.options.lag
+        for index, event in enumerate(events):
+            if not self.holding():
+                return  # nothing committed or acknowledged: the new holder redoes them
+            now = self.wf.clock.now()
+            if lag and event.created_at + timedelta(seconds=lag) > now:
+                self._pending = events[index:]
+                self._lag_until = event.created_at + timedelta(seconds=lag)
+                break
+            self._observe_lag(now, event)
+            started = time.perf_counter()
+            outcome = self._filter(event) or self.handle(event)
+            self.metrics.latency.observe(time.perf_counter() - started)
+            if isinstance(outcome, Retry):
+                self._pending = events[index:]
+                self.back_off(outcome.delay)
+                break
+            if isinstance(outcome, Write):
+                writes.append(outcome)
+            elif isinstance(outcome, Skipped):
+                self.metrics.skipped(outcome.reason)
+            done = event
+        if writes:
+            if not self.holding():
+                self._pending = []
+                return
+            for write, error in zip(writes, transitions.commit(self.wf, writes), strict=True):
+                if error is None:
+                    self.committed(write)
+                else:
+                    # Someone else moved the run since we read it; their event follows.
+                    self.metrics.skipped("record version conflict")
+        if done is not None:
+            receiver.ack(done)
+
+    def _observe_lag(self, now: Any, event: Event) -> None:
+        age = (now - event.created_at).total_seconds()
+        self.metrics.lag.set(age)
+        if self.options.lag_alert > 0:
+            self.metrics.lag_alert.set(1 if age > self.options.lag_alert else 0)
+
+    def _filter(self, event: Event) -> Skipped | None:
+        if self.shard_count > 1 and shard_of(event.run_id, self.shard_count) != self.shard:
+            return Skipped("filtered out")
+        if self.run_state_filter is not None:
+            state = event.headers.get(Header.RUN_STATE)
+            if state != str(self.run_state_filter):
+                return Skipped("filtered out")
+        return None
+
+    # -- helpers for handlers ------------------------------------------------------------
+
+    def event_version(self, event: Event) -> int | None:
+        """The event's ``record_version`` header; ``None`` when absent or malformed."""
+        raw = event.headers.get(Header.RECORD_VERSION)
+        if raw is None:
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            return None
+
+    def load(self, event: Event, status: int | None) -> Record | Skipped | Retry:
+        """The event's record if the event is current and the run may move, else why not.
+
+        Skips events of runs that are gone, older than the record (already handled), for
+        another status, or of a stopped run; retries when the record is older than the
+        event (a stale read: the store has not caught up yet).
+        """
+        try:
+            record = self.wf.record_store.lookup(event.run_id)
+        except RecordNotFound:
+            return Skipped("record not found")
+        version = self.event_version(event)
+        if version is None:
+            if Header.RECORD_VERSION in event.headers:
+                self.metrics.malformed.inc()
+                logger.warning("%s: malformed record_version on event %s; skipped", self.name, event.id)
+                return Skipped("malformed event")
+            # Legacy event without a version: it is current if the record is where it says.
+            version = record.meta.version if record.status == event.type else 0
+        if record.meta.version > version:
+            return Skipped("event record version lower than latest record version")
+        if record.meta.version < version:
+            return Retry(self.options.err_backoff)
+        if status is not None and record.status != status:
+            return Skipped("record status not in expected state")
+        if record.run_state.stopped:
+            return Skipped("record stopped")
+        return record

@@ -1,0 +1,44 @@
+"""Data deletion: replaces the object of a run whose data deletion was requested."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actorflow import transitions
+from actorflow.errors import RecordNotFound
+from actorflow.event import Event
+from actorflow.processes.base import logger
+from actorflow.processes.consumer import EventConsumer, Outcome, Retry, Skipped
+from actorflow.runstate import RunState
+
+__all__ = ["DELETED_OBJECT", "DeleteConsumer"]
+
+DELETED_OBJECT = b'{"result":"deleted"}'
+
+
+class DeleteConsumer(EventConsumer):
+    """Reads ``<workflow>-delete``; stores the run as Data Deleted with its object replaced.
+
+    The replacement is the workflow's ``custom_delete(object)`` when given, else the
+    original's ``{"result":"deleted"}``.
+    """
+
+    def handle(self, event: Event) -> Outcome:
+        """Delete the run's data if its deletion is still requested."""
+        try:
+            record = self.wf.record_store.lookup(event.run_id)
+        except RecordNotFound:
+            return Skipped("record not found")
+        if record.run_state is not RunState.REQUESTED_DATA_DELETED:
+            return Skipped("record status not in expected state")
+        custom: Any = self.wf.config.custom_delete
+        if custom is None:
+            data = DELETED_OBJECT
+        else:
+            try:
+                data = self.wf.codec.encode(custom(self.wf.codec.decode(record.object)))
+            except Exception as exc:  # noqa: BLE001 - a user delete function failed: retry
+                logger.warning("%s/%s: custom delete failed for run %s: %s", self.wf.name, self.name, record.run_id, exc)
+                self.metrics.error()
+                return Retry(self.options.err_backoff)
+        return transitions.next_record(self.wf, record, run_state=RunState.DATA_DELETED, data=data)

@@ -1,0 +1,47 @@
+"""Run-state hooks: ``on_pause``, ``on_cancel``, ``on_complete``, one process per hooked state."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from actorflow import transitions
+from actorflow.errors import RecordNotFound
+from actorflow.event import Event
+from actorflow.processes.base import logger
+from actorflow.processes.consumer import EventConsumer, Outcome, Retry, Skipped
+
+if TYPE_CHECKING:
+    from actorflow.runstate import RunState
+    from actorflow.specs import HookFunc
+
+__all__ = ["HookConsumer"]
+
+
+class HookConsumer(EventConsumer):
+    """Reads run-state changes to one state and calls the user's hook with the record.
+
+    The hook sees the record as it is when the event is handled (as in the original). A
+    hook that raises is retried after the back-off, holding the hook's stream in order.
+    """
+
+    def __init__(self, *args: Any, state: RunState, hook: HookFunc, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.run_state_filter = int(state)
+        self.hook = hook
+
+    def handle(self, event: Event) -> Outcome:
+        """Call the hook for the event's run."""
+        try:
+            record = self.wf.record_store.lookup(event.run_id)
+        except RecordNotFound:
+            return Skipped("record not found")
+        typed = transitions.decode_or_none(self.wf, record)
+        if typed is None:
+            return Skipped("unable to unmarshal object")
+        try:
+            self.hook(typed)
+        except Exception as exc:  # noqa: BLE001 - a user hook failed: retry it
+            logger.warning("%s/%s: hook failed for run %s: %s", self.wf.name, self.name, record.run_id, exc)
+            self.metrics.error()
+            return Retry(self.options.err_backoff)
+        return None

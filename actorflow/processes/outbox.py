@@ -1,0 +1,82 @@
+"""The outbox relay: publishes the events stores wrote beside their records, then deletes them.
+
+It reads a batch oldest-first, sends each event to its topic (one run's events stay in
+order), flushes the senders, and only then deletes the rows: a crash in between re-sends
+rows, which consumers absorb by version. A store that can wake the relay
+(`OutboxWaiter`) is waited on; others are polled.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from actorflow.processes.base import Process
+
+if TYPE_CHECKING:
+    from actorflow.metrics import ProcessMetrics
+    from actorflow.options import OutboxOptions, ResolvedOptions
+    from actorflow.protocols import EventSender
+    from actorflow.workflow import Workflow
+
+__all__ = ["OutboxRelay"]
+
+
+class OutboxRelay(Process):
+    """One per workflow (role ``<workflow>-outbox-consumer``)."""
+
+    def __init__(
+        self,
+        wf: Workflow[Any, Any],
+        name: str,
+        role: str,
+        options: ResolvedOptions,
+        metrics: ProcessMetrics,
+        outbox: OutboxOptions,
+    ) -> None:
+        super().__init__(wf, name, role, options, metrics)
+        self.outbox = outbox
+        self._senders: dict[str, EventSender] = {}
+
+    def stop(self) -> None:
+        """Close every sender."""
+        senders, self._senders = self._senders, {}
+        for sender in senders.values():
+            sender.close()
+
+    def tick(self, budget: float) -> None:
+        """Relay one batch, or wait for one."""
+        if self.backing_off(budget):
+            return
+        store = self.wf.record_store
+        rows = store.list_outbox_events(self.wf.name, self.outbox.lookup_limit)
+        if not rows:
+            waiter = self.wf._outbox_waiter  # noqa: SLF001
+            if waiter is not None:
+                waiter.wait_for_outbox(self.wf.name, budget)
+            else:
+                time.sleep(min(budget, self.outbox.polling_frequency))
+            return
+        started = time.perf_counter()
+        used: dict[str, EventSender] = {}
+        for row in rows:
+            sender = self._senders.get(row.topic)
+            if sender is None:
+                sender = self.wf.event_streamer.new_sender(row.topic)
+                self._senders[row.topic] = sender
+            sender.send(row.run_id, row.type, row.headers)
+            used[row.topic] = sender
+        for sender in used.values():
+            sender.flush()
+        batch = self.wf._batch_store  # noqa: SLF001
+        if batch is not None:
+            batch.delete_outbox_events(row.id for row in rows)
+        else:
+            for row in rows:
+                store.delete_outbox_event(row.id)
+        now = self.wf.clock.now()
+        age = (now - rows[0].created_at).total_seconds()
+        self.metrics.lag.set(age)
+        if self.outbox.lag_alert > 0:
+            self.metrics.lag_alert.set(1 if age > self.outbox.lag_alert else 0)
+        self.metrics.latency.observe((time.perf_counter() - started) / len(rows))

@@ -1,0 +1,328 @@
+"""The adapter contracts. Storage-shaped on purpose: workflow logic lives in the core.
+
+An adapter implements these `typing.Protocol`s structurally (no base class to inherit)
+and proves it by passing the conformance suites in `actorflow.testing.adaptertest`.
+Optional capabilities (``Snapshots``, ``OutboxWaiter``, ``BatchStore``...) let an adapter
+do better than the baseline; the core checks for them once, at build time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
+
+from actorflow.event import ConnectorEvent, Event, OutboxEvent
+from actorflow.record import Record
+from actorflow.runstate import RunState
+
+__all__ = [
+    "BatchStore",
+    "ConnectorConstructor",
+    "ConnectorConsumer",
+    "ErrorCounter",
+    "EventReceiver",
+    "EventSender",
+    "EventStreamer",
+    "Lease",
+    "OutboxWaiter",
+    "ReceiverOptions",
+    "RecordFilter",
+    "RecordStore",
+    "RoleScheduler",
+    "Snapshots",
+    "TimeoutRecord",
+    "TimeoutStore",
+]
+
+Order = Literal["asc", "desc"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReceiverOptions:
+    """How a receiver reads its topic.
+
+    Attributes:
+        poll_frequency: how often to poll when the adapter cannot be woken (seconds).
+        stream_from_latest: start at the head if the receiver name has no cursor yet.
+        shard: the 0-based shard this receiver serves; an adapter that can should
+            deliver only events with ``shard_of(event.run_id, shard_count) == shard``.
+        shard_count: how many shards share the topic (1 = no sharding).
+    """
+
+    poll_frequency: float = 0.5
+    stream_from_latest: bool = False
+    shard: int = 0
+    shard_count: int = 1
+
+
+@runtime_checkable
+class EventSender(Protocol):
+    """Publishes events to one topic."""
+
+    def send(self, run_id: str, event_type: int, headers: Mapping[str, str]) -> None:
+        """Queue an event (the run id is its key: one run's events stay in order)."""
+        ...
+
+    def flush(self) -> None:
+        """Return once every event sent so far is durable in the stream."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release the sender."""
+        ...
+
+
+@runtime_checkable
+class EventReceiver(Protocol):
+    """Reads one topic under a durable cursor named by the receiver's name."""
+
+    def receive(self, max_events: int, timeout: float) -> Sequence[Event]:
+        """Up to ``max_events`` events after those already delivered, in order.
+
+        Blocks at most ``timeout`` seconds when none is available, returning as soon as
+        one arrives (adapters that can be woken must not busy-poll).
+        """
+        ...
+
+    def ack(self, event: Event) -> None:
+        """Commit the cursor past ``event`` and every event delivered before it."""
+        ...
+
+    def close(self) -> None:
+        """Release the receiver; unacknowledged events are delivered again next time."""
+        ...
+
+
+@runtime_checkable
+class EventStreamer(Protocol):
+    """Creates senders and receivers for topics."""
+
+    def new_sender(self, topic: str) -> EventSender:
+        """A sender for ``topic``."""
+        ...
+
+    def new_receiver(
+        self, topic: str, name: str, options: ReceiverOptions | None = None
+    ) -> EventReceiver:
+        """A receiver of ``topic`` whose cursor is kept under ``name``."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordFilter:
+    """Conditions for `RecordStore.list`; every condition given must hold."""
+
+    foreign_ids: tuple[str, ...] = ()
+    statuses: tuple[int, ...] = ()
+    run_states: tuple[RunState, ...] = ()
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def matches(self, record: Record) -> bool:
+        """True when ``record`` meets every condition."""
+        if self.foreign_ids and record.foreign_id not in self.foreign_ids:
+            return False
+        if self.statuses and record.status not in self.statuses:
+            return False
+        if self.run_states and record.run_state not in self.run_states:
+            return False
+        if self.created_after is not None and not record.created_at > self.created_after:
+            return False
+        return self.created_before is None or record.created_at < self.created_before
+
+
+@runtime_checkable
+class RecordStore(Protocol):
+    """Keeps records and, in the same transaction, the outbox event of every write."""
+
+    def store(self, record: Record) -> None:
+        """Create or update ``record`` and write its outbox event atomically.
+
+        ``record.meta.version`` is 1 for a new run: raise `WorkflowInProgress` if the
+        foreign id has an unfinished run. Otherwise the stored version must be
+        ``version - 1``, else raise `VersionConflict` (optimistic concurrency).
+        Build the outbox event with `actorflow.event.make_outbox_event`.
+        """
+        ...
+
+    def lookup(self, run_id: str) -> Record:
+        """The record of ``run_id``; `RecordNotFound` if there is none."""
+        ...
+
+    def latest(self, workflow_name: str, foreign_id: str) -> Record:
+        """The most recently created run of ``foreign_id``; `RecordNotFound` if none."""
+        ...
+
+    def list(
+        self,
+        workflow_name: str,
+        *,
+        offset: int = 0,
+        limit: int = 25,
+        order: Order = "asc",
+        filter: RecordFilter | None = None,  # noqa: A002 - the contract's name
+    ) -> list[Record]:
+        """Records by creation order (``""`` lists every workflow), paged."""
+        ...
+
+    def list_outbox_events(self, workflow_name: str, limit: int) -> list[OutboxEvent]:
+        """Up to ``limit`` outbox events of the workflow, oldest first."""
+        ...
+
+    def delete_outbox_event(self, id: str) -> None:  # noqa: A002 - the contract's name
+        """Remove a relayed outbox event (unknown ids are ignored)."""
+        ...
+
+
+@runtime_checkable
+class BatchStore(Protocol):
+    """A record store that commits many writes together (group commit)."""
+
+    def store_many(self, records: Sequence[Record]) -> list[Exception | None]:
+        """Store each record as `RecordStore.store` would, in as few commits as possible.
+
+        Returns one entry per record: ``None`` when stored, else the error that
+        `store` would have raised; a failed record never undoes the others.
+        """
+        ...
+
+    def delete_outbox_events(self, ids: Iterable[str]) -> None:
+        """Remove many relayed outbox events at once."""
+        ...
+
+
+@runtime_checkable
+class OutboxWaiter(Protocol):
+    """A record store that can wake the outbox relay when an outbox event is written."""
+
+    def wait_for_outbox(self, workflow_name: str, timeout: float) -> None:
+        """Block until the workflow may have new outbox events, or ``timeout`` seconds."""
+        ...
+
+
+@runtime_checkable
+class Snapshots(Protocol):
+    """A record store that keeps every stored version of a run (for await and tests)."""
+
+    def snapshots(self, run_id: str) -> list[Record]:
+        """Every stored version of the run, oldest first (empty when unknown)."""
+        ...
+
+
+@runtime_checkable
+class ErrorCounter(Protocol):
+    """Counts step errors per (process, run), toward ``pause_after_err_count``."""
+
+    def add_error(self, process: str, run_id: str) -> int:
+        """Count one more error; returns the count so far."""
+        ...
+
+    def clear_errors(self, process: str, run_id: str) -> None:
+        """Forget the errors of (process, run): the run moved on."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TimeoutRecord:
+    """A timeout: when it expires, the run's timeout function runs."""
+
+    id: int
+    workflow_name: str
+    foreign_id: str
+    run_id: str
+    status: int
+    completed: bool
+    expire_at: datetime
+    created_at: datetime
+
+
+@runtime_checkable
+class TimeoutStore(Protocol):
+    """Keeps timeouts."""
+
+    def create(
+        self,
+        workflow_name: str,
+        foreign_id: str,
+        run_id: str,
+        status: int,
+        expire_at: datetime,
+        *,
+        created_at: datetime | None = None,
+    ) -> int:
+        """Store a new timeout; returns its id (ids start at 1 and increase)."""
+        ...
+
+    def complete(self, id: int) -> None:  # noqa: A002 - the contract's name
+        """Mark a timeout done (it no longer fires)."""
+        ...
+
+    def cancel(self, id: int) -> None:  # noqa: A002 - the contract's name
+        """Remove a timeout; an unknown id raises `TimeoutNotFound`."""
+        ...
+
+    def list(self, workflow_name: str) -> list[TimeoutRecord]:
+        """Uncompleted timeouts of the workflow, by id."""
+        ...
+
+    def list_valid(self, workflow_name: str, status: int, now: datetime) -> list[TimeoutRecord]:
+        """Uncompleted timeouts of the status that expired at or before ``now``, by id."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Lease:
+    """A role held by a node.
+
+    Attributes:
+        role: the role's name.
+        node_id: the holder.
+        ttl: seconds the lease stays valid from the `acquire` call that returned it;
+            ``None`` when it lasts until released. The node stops working the role
+            before that time unless it renewed the lease.
+    """
+
+    role: str
+    node_id: str
+    ttl: float | None = None
+
+
+@runtime_checkable
+class RoleScheduler(Protocol):
+    """Decides which node may work each role: at most one node at a time."""
+
+    def acquire(self, role: str, node_id: str) -> Lease | None:
+        """Take or renew ``role`` for ``node_id`` without blocking; ``None`` if held elsewhere."""
+        ...
+
+    def release(self, role: str, node_id: str) -> None:
+        """Give ``role`` up if ``node_id`` holds it."""
+        ...
+
+
+@runtime_checkable
+class ConnectorConsumer(Protocol):
+    """Reads an external stream for a connector."""
+
+    def receive(self, max_events: int, timeout: float) -> Sequence[ConnectorEvent]:
+        """Up to ``max_events`` events after those already delivered; blocks ``timeout`` at most."""
+        ...
+
+    def ack(self, event: ConnectorEvent) -> None:
+        """Commit the cursor past ``event`` and everything delivered before it."""
+        ...
+
+    def close(self) -> None:
+        """Release the consumer."""
+        ...
+
+
+@runtime_checkable
+class ConnectorConstructor(Protocol):
+    """Makes a connector consumer for one shard of a connector."""
+
+    def make(self, name: str, options: ReceiverOptions) -> ConnectorConsumer:
+        """A consumer whose cursor is kept under ``name`` (the connector's role)."""
+        ...

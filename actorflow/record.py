@@ -1,0 +1,126 @@
+"""Records: the stored form of a run (`Record`), and its typed views (`TypedRecord`, `Run`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+from actorflow.runstate import RunState
+from actorflow.status import RUN_STATE_UPDATED, SAVE_AND_REPEAT, SKIP
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["Record", "RecordMeta", "Run", "TypedRecord"]
+
+T = TypeVar("T")
+S = TypeVar("S", bound=int)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordMeta:
+    """Bookkeeping stored with every record.
+
+    Attributes:
+        version: 1 on the first store, plus 1 on every write (optimistic concurrency).
+        run_state_reason: why the run was paused, cancelled or had its data deleted.
+        status_description: the status's name at the time of the write.
+        trace_origin: where the run was triggered from (a short stack summary).
+    """
+
+    version: int = 0
+    run_state_reason: str = ""
+    status_description: str = ""
+    trace_origin: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Record:
+    """A run as stored: the object is the encoded bytes, the status a plain int.
+
+    Records are immutable, so stores and the engine share them between threads freely;
+    use `dataclasses.replace` to derive the next version.
+    """
+
+    workflow_name: str
+    foreign_id: str
+    run_id: str
+    run_state: RunState
+    status: int
+    object: bytes
+    created_at: datetime
+    updated_at: datetime
+    meta: RecordMeta = RecordMeta()
+
+
+@dataclasses.dataclass(slots=True)
+class TypedRecord(Generic[T, S]):
+    """A record with its object decoded to ``T`` and its status as the user's enum ``S``."""
+
+    workflow_name: str
+    foreign_id: str
+    run_id: str
+    run_state: RunState
+    status: S
+    object: T
+    created_at: datetime
+    updated_at: datetime
+    meta: RecordMeta
+
+
+@dataclasses.dataclass(slots=True)
+class _Control:
+    """What a step asked for through `Run.pause`/`Run.cancel` (applied by the engine)."""
+
+    run_state: RunState | None = None
+    reason: str = ""
+
+
+class Run(TypedRecord[T, S]):
+    """What a step, callback or timeout function receives: the typed run plus its controls.
+
+    ``run.pause(reason)``, ``run.cancel(reason)``, ``run.skip()`` and
+    ``run.save_and_repeat()`` each return a sentinel to return from the step; the engine
+    then does what it says (store the run state, move on, store the object and repeat).
+    """
+
+    __slots__ = ("_control", "_hooks")
+
+    def __init__(
+        self,
+        *args: Any,
+        hooks: dict[str, Callable[[str], None]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._control = _Control()
+        self._hooks = hooks or {}
+
+    def pause(self, reason: str = "") -> S:
+        """Pause the run; return the result from the step. Steps stop until it is resumed."""
+        self._request(RunState.PAUSED, reason, "pause")
+        return cast("S", RUN_STATE_UPDATED)
+
+    def cancel(self, reason: str = "") -> S:
+        """Cancel the run; return the result from the step. The run is finished."""
+        self._request(RunState.CANCELLED, reason, "cancel")
+        return cast("S", RUN_STATE_UPDATED)
+
+    def skip(self) -> S:
+        """Do not move the run now; the event is acknowledged and the run stays put."""
+        return cast("S", SKIP)
+
+    def save_and_repeat(self) -> S:
+        """Store the (changed) object under the same status and run this step again."""
+        hook = self._hooks.get("save_and_repeat")
+        if hook is not None:
+            hook("")
+        return cast("S", SAVE_AND_REPEAT)
+
+    def _request(self, state: RunState, reason: str, name: str) -> None:
+        self._control.run_state = state
+        self._control.reason = reason
+        hook = self._hooks.get(name)
+        if hook is not None:
+            hook(reason)

@@ -1,0 +1,105 @@
+"""State one node's actors share: process states, threads, and who to tell what.
+
+Only small, lock-protected facts live here; all decisions are made by actors.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from actorflow.runtime.state import ProcessState
+
+if TYPE_CHECKING:
+    import pykka
+
+    from actorflow.metrics import Metrics
+    from actorflow.runtime.restart import RestartPolicy
+
+__all__ = ["Node", "TICK_BUDGET"]
+
+# The longest an actor blocks in one tick: a stop or a lost role is seen within it.
+TICK_BUDGET = 0.2
+
+
+class Node:
+    """Shared facts of one supervisor's node."""
+
+    def __init__(self, node_id: str, metrics: Metrics, policy: RestartPolicy) -> None:
+        self.node_id = node_id
+        self.metrics = metrics
+        self.policy = policy
+        self.stopping = False
+        self.scheduler: pykka.ActorRef[Any] | None = None
+        self.supervisor: pykka.ActorRef[Any] | None = None
+        self.scheduler_wake = threading.Event()
+        self._lock = threading.Condition()
+        self._states: dict[str, ProcessState] = {}
+        self._failed: set[str] = set()
+        self._subscribed: set[str] = set()
+        self._threads: list[threading.Thread] = []
+
+    # -- states ---------------------------------------------------------------------------
+
+    def set_state(self, key: str, state: ProcessState, gauge: Any = None) -> None:
+        """Record a process's state (FAILED sticks until `clear_failed`)."""
+        with self._lock:
+            if key in self._failed and state in (ProcessState.IDLE, ProcessState.RUNNING):
+                state = ProcessState.FAILED
+            self._states[key] = state
+        if gauge is not None:
+            gauge.set(int(state))
+
+    def mark_failed(self, key: str) -> None:
+        """The process crashed past its restart intensity."""
+        with self._lock:
+            self._failed.add(key)
+            self._states[key] = ProcessState.FAILED
+
+    def clear_failed(self, key: str) -> bool:
+        """The process has run stably again; True if it was marked failed."""
+        with self._lock:
+            if key not in self._failed:
+                return False
+            self._failed.discard(key)
+            if self._states.get(key) is ProcessState.FAILED:
+                self._states[key] = ProcessState.RUNNING
+            return True
+
+    def states(self) -> dict[str, ProcessState]:
+        """A copy of every process's state."""
+        with self._lock:
+            return dict(self._states)
+
+    def forget(self, key: str) -> None:
+        """Drop a process that no longer exists."""
+        with self._lock:
+            self._states.pop(key, None)
+            self._failed.discard(key)
+            self._subscribed.discard(key)
+
+    # -- subscriptions ------------------------------------------------------------------
+
+    def subscribed(self, key: str) -> None:
+        """The scheduler has registered the process's role."""
+        with self._lock:
+            self._subscribed.add(key)
+            self._lock.notify_all()
+
+    def wait_subscribed(self, keys: set[str], timeout: float) -> set[str]:
+        """Wait until every key subscribed; returns those that did not in time."""
+        with self._lock:
+            self._lock.wait_for(lambda: keys <= self._subscribed, timeout)
+            return keys - self._subscribed
+
+    # -- threads ------------------------------------------------------------------------
+
+    def add_thread(self, thread: threading.Thread) -> None:
+        """Remember an actor's thread, to join it on stop."""
+        with self._lock:
+            self._threads.append(thread)
+
+    def threads(self) -> list[threading.Thread]:
+        """Every thread started for this node."""
+        with self._lock:
+            return list(self._threads)

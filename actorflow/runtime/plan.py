@@ -1,0 +1,177 @@
+"""Which processes a workflow has, with the original's process and role names."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from actorflow.options import Options, ResolvedOptions
+from actorflow.processes.connector import ConnectorProcess
+from actorflow.processes.delete import DeleteConsumer
+from actorflow.processes.hook import HookConsumer
+from actorflow.processes.outbox import OutboxRelay
+from actorflow.processes.paused_retry import PausedRetry
+from actorflow.processes.schedule import ScheduleProcess
+from actorflow.processes.step import StepConsumer
+from actorflow.processes.timeout import TimeoutInserter, TimeoutPoller
+from actorflow.topics import delete_topic, make_role, run_state_change_topic, topic
+
+if TYPE_CHECKING:
+    from actorflow.metrics import ProcessMetrics
+    from actorflow.processes.base import Process
+    from actorflow.specs import ScheduleSpec
+    from actorflow.workflow import Workflow
+
+__all__ = ["ProcessPlan", "plan_schedule", "plan_workflow"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessPlan:
+    """How to make one process of a workflow."""
+
+    workflow: Workflow[Any, Any]
+    name: str
+    role: str
+    make: Callable[[ProcessMetrics], Process]
+
+    @property
+    def key(self) -> str:
+        """``<workflow>/<process name>``: the process's key in `Supervisor.states`."""
+        return f"{self.workflow.name}/{self.name}"
+
+
+def _plan(
+    wf: Workflow[Any, Any], name: str, role: str, options: ResolvedOptions, cls: type[Process], **kwargs: Any
+) -> ProcessPlan:
+    def make(metrics: ProcessMetrics) -> Process:
+        return cls(wf, name, role, options, metrics, **kwargs)
+
+    return ProcessPlan(wf, name, role, make)
+
+
+def _status_key(wf: Workflow[Any, Any], status: int) -> str:
+    return wf._status_description(status)  # noqa: SLF001
+
+
+def plan_workflow(wf: Workflow[Any, Any]) -> list[ProcessPlan]:
+    """Every process ``wf`` runs, in a stable order."""
+    config = wf.config
+    defaults = config.defaults
+    plans: list[ProcessPlan] = []
+    for status, step in config.steps.items():
+        opts = step.options.over(defaults).resolve()
+        count = max(1, opts.parallel_count)
+        for i in range(1, count + 1):
+            plans.append(
+                _plan(
+                    wf,
+                    make_role(_status_key(wf, status), "consumer", i, "of", count),
+                    make_role(wf.name, status, "consumer", i, "of", count),
+                    opts,
+                    StepConsumer,
+                    topic=topic(wf.name, status),
+                    shard=i - 1,
+                    shard_count=count,
+                    status=status,
+                    fn=step.fn,
+                    destinations=step.destinations,
+                )
+            )
+    if config.outbox is not None:
+        plans.append(
+            _plan(
+                wf,
+                "outbox-consumer",
+                make_role(wf.name, "outbox-consumer"),
+                defaults.resolve(),
+                OutboxRelay,
+                outbox=config.outbox,
+            )
+        )
+    if wf.timeout_store is not None:
+        for status, spec in config.timeouts.items():
+            opts = spec.options.over(defaults).over(Options(parallel_count=1, lag=0)).resolve()
+            name = _status_key(wf, status)
+            plans.append(
+                _plan(
+                    wf,
+                    make_role(name, "timeout-consumer"),
+                    make_role(wf.name, status, "timeout-consumer"),
+                    opts,
+                    TimeoutPoller,
+                    spec=spec,
+                    store=wf.timeout_store,
+                )
+            )
+            plans.append(
+                _plan(
+                    wf,
+                    make_role(name, "timeout-auto-inserter-consumer"),
+                    make_role(wf.name, status, "timeout-auto-inserter-consumer"),
+                    opts,
+                    TimeoutInserter,
+                    topic=topic(wf.name, status),
+                    spec=spec,
+                    store=wf.timeout_store,
+                )
+            )
+    for connector in config.connectors:
+        opts = connector.options.over(defaults).resolve()
+        count = max(1, opts.parallel_count)
+        for i in range(1, count + 1):
+            name = make_role(connector.name, "connector-to", wf.name, "consumer", i, "of", count)
+            plans.append(
+                _plan(wf, name, name, opts, ConnectorProcess, spec=connector, shard=i - 1, shard_count=count)
+            )
+    single = defaults.over(Options(parallel_count=1)).resolve()
+    for state, hook in config.hooks.items():
+        plans.append(
+            _plan(
+                wf,
+                make_role(str(state), "run-state-change-hook-consumer"),
+                make_role(wf.name, str(state), "run-state-change-hook-consumer"),
+                single,
+                HookConsumer,
+                topic=run_state_change_topic(wf.name),
+                state=state,
+                hook=hook,
+            )
+        )
+    plans.append(
+        _plan(
+            wf,
+            "delete-consumer",
+            make_role(wf.name, "delete-consumer"),
+            defaults.over(Options(parallel_count=1, lag=0)).resolve(),
+            DeleteConsumer,
+            topic=delete_topic(wf.name),
+        )
+    )
+    if config.pause_retry is not None:
+        after = config.pause_retry
+        alert = 3 * after if 3 * after >= 60 else after + 300  # noqa: PLR2004 - the original's rule
+        plans.append(
+            _plan(
+                wf,
+                "paused-records-retry-consumer",
+                make_role(wf.name, "paused-records-retry-consumer"),
+                defaults.over(Options(parallel_count=1, lag=after, lag_alert=alert)).resolve(),
+                PausedRetry,
+                topic=run_state_change_topic(wf.name),
+            )
+        )
+    plans.extend(plan_schedule(wf, s) for s in wf.schedules)
+    return plans
+
+
+def plan_schedule(wf: Workflow[Any, Any], schedule: ScheduleSpec[Any]) -> ProcessPlan:
+    """The process of one cron schedule."""
+    return _plan(
+        wf,
+        make_role(schedule.foreign_id, "scheduler", schedule.spec),
+        make_role(wf.name, schedule.foreign_id, "scheduler", schedule.spec),
+        wf.config.defaults.resolve(),
+        ScheduleProcess,
+        spec=schedule,
+    )

@@ -1,0 +1,253 @@
+"""`Supervisor`: the embeddable node runtime that hosts workflows' processes as actors."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import pykka
+
+from actorflow.errors import ActorflowError
+from actorflow.metrics import metrics_for
+from actorflow.processes.base import logger
+from actorflow.runtime.actor import ProcessActor
+from actorflow.runtime.messages import ChildExited
+from actorflow.runtime.node import Node
+from actorflow.runtime.plan import ProcessPlan, plan_schedule, plan_workflow
+from actorflow.runtime.restart import RestartPolicy, RestartTracker
+from actorflow.runtime.scheduler import SchedulerActor
+from actorflow.runtime.state import ProcessState
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from actorflow.specs import ScheduleSpec
+    from actorflow.web import MetricsServer
+    from actorflow.workflow import Workflow
+
+__all__ = ["Supervisor"]
+
+_STOP_TIMEOUT = 4.5
+_SUBSCRIBE_TIMEOUT = 10.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Spawn:
+    plans: tuple[ProcessPlan, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Children:
+    """Ask for every child's ref."""
+
+
+class _SupervisorActor(pykka.ThreadingActor):
+    """Spawns process actors and restarts those that exit unasked, with back-off."""
+
+    def __init__(self, node: Node) -> None:
+        super().__init__()
+        self.node = node
+        self._children: dict[str, tuple[ProcessPlan, pykka.ActorRef[Any]]] = {}
+        self._trackers: dict[str, RestartTracker] = {}
+
+    def on_start(self) -> None:
+        import threading  # noqa: PLC0415 - only for the thread registry
+
+        self.node.add_thread(threading.current_thread())
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _Spawn):
+            for plan in message.plans:
+                self._spawn(plan, 0.0)
+        elif isinstance(message, ChildExited):
+            self._restart(message)
+        elif isinstance(message, _Children):
+            return [ref for _, ref in self._children.values()]
+        return None
+
+    def _spawn(self, plan: ProcessPlan, delay: float) -> None:
+        tracker = self._trackers.setdefault(plan.key, RestartTracker(self.node.policy))
+        tracker.started()
+        self._children[plan.key] = (plan, ProcessActor.start(plan, self.node, delay))
+
+    def _restart(self, message: ChildExited) -> None:
+        found = self._children.get(message.key)
+        if found is None or self.node.stopping:
+            return
+        plan, _ = found
+        tracker = self._trackers[plan.key]
+        delay = tracker.crashed()
+        metrics = self.node.metrics.process(plan.workflow.name, plan.name)
+        metrics.restarts.inc()
+        metrics.error()
+        if tracker.failed:
+            self.node.mark_failed(plan.key)
+            metrics.failed.set(1)
+            logger.error(
+                "%s crashed more than %d times in %.0fs; marked failed, restarting every %.0fs: %r",
+                plan.key,
+                self.node.policy.max_restarts,
+                self.node.policy.window,
+                delay,
+                message.error,
+            )
+        else:
+            logger.warning("%s exited (%r); restarting in %.2fs", plan.key, message.error, delay)
+        self._spawn(plan, delay)
+
+
+class Supervisor:
+    """Hosts workflows on this node: one actor per process, restarted when it crashes.
+
+    Args:
+        workflows: the workflows to host (each by one supervisor at a time).
+        metrics_port: serve ``/metrics`` and ``/healthz`` on this port (0 picks a free one).
+        metrics_host: the address to serve them on.
+        registry: the Prometheus registry metrics go to (default: the global one).
+        node_id: this node's identity for the role schedulers (default: a new UUID).
+        restart: how crashed actors are restarted.
+        claim_interval: how often a role held by another node is tried again (seconds).
+    """
+
+    def __init__(  # noqa: PLR0913 - keyword-only settings
+        self,
+        workflows: Iterable[Workflow[Any, Any]],
+        metrics_port: int | None = None,
+        *,
+        metrics_host: str = "127.0.0.1",
+        registry: CollectorRegistry | None = None,
+        node_id: str | None = None,
+        restart: RestartPolicy | None = None,
+        claim_interval: float = 0.5,
+    ) -> None:
+        self.workflows = list(workflows)
+        names = [wf.name for wf in self.workflows]
+        if len(set(names)) != len(names):
+            msg = f"a supervisor cannot host two workflows with the same name: {sorted(names)}"
+            raise ValueError(msg)
+        self.node_id = node_id or str(uuid.uuid4())
+        self.metrics_host = metrics_host
+        self._requested_port = metrics_port
+        self.registry = registry
+        self.restart = restart or RestartPolicy()
+        self.claim_interval = claim_interval
+        self._node: Node | None = None
+        self._server: MetricsServer | None = None
+
+    def __enter__(self) -> Supervisor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        """True between `start` and `stop`."""
+        return self._node is not None
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port ``/metrics`` is served on (the real one when 0 was asked for)."""
+        return None if self._server is None else self._server.port
+
+    def start(self) -> None:
+        """Spawn every process actor; return once each has subscribed for its role."""
+        if self._node is not None:
+            return
+        for wf in self.workflows:
+            if wf._host is not None and wf._host is not self:  # noqa: SLF001
+                msg = f"{wf!r} is already hosted by another Supervisor (or running); stop it first"
+                raise ActorflowError(msg)
+        metrics = metrics_for(self.registry)
+        node = Node(self.node_id, metrics, self.restart)
+        plans = [plan for wf in self.workflows for plan in plan_workflow(wf)]
+        for wf in self.workflows:
+            wf._host = self  # noqa: SLF001
+            wf._metrics = metrics  # noqa: SLF001
+        self._node = node
+        node.supervisor = _SupervisorActor.start(node)
+        node.scheduler = SchedulerActor.start(node, claim_interval=self.claim_interval)
+        node.supervisor.tell(_Spawn(tuple(plans)))
+        missing = node.wait_subscribed({p.role for p in plans}, _SUBSCRIBE_TIMEOUT)
+        if missing:
+            self.stop()
+            msg = f"processes did not subscribe for their roles in time: {sorted(missing)}"
+            raise ActorflowError(msg)
+        if self._requested_port is not None:
+            from actorflow.web import MetricsServer  # noqa: PLC0415 - only when serving
+
+            self._server = MetricsServer(metrics.registry, self.metrics_host, self._requested_port, self._health)
+            self._server.start()
+
+    def _add_schedule(self, wf: Workflow[Any, Any], schedule: ScheduleSpec[Any]) -> None:
+        node = self._node
+        if node is None or node.supervisor is None:
+            return
+        plan = plan_schedule(wf, schedule)
+        node.supervisor.tell(_Spawn((plan,)))
+
+    def states(self) -> dict[str, ProcessState]:
+        """Every hosted process's state, keyed ``<workflow>/<process name>``."""
+        node = self._node
+        return {} if node is None else node.states()
+
+    def _health(self) -> tuple[bool, dict[str, Any]]:
+        states = self.states()
+        failed = sorted(k for k, v in states.items() if v is ProcessState.FAILED)
+        healthy = self.running and not failed
+        return healthy, {
+            "status": "ok" if healthy else "failing",
+            "node_id": self.node_id,
+            "failed": failed,
+            "processes": {k: str(v) for k, v in states.items()},
+        }
+
+    def stop(self) -> None:
+        """Stop every actor (processes first, then release roles) and join their threads.
+
+        Returns within about 5 seconds; safe to call twice.
+        """
+        node = self._node
+        if node is None:
+            return
+        deadline = time.monotonic() + _STOP_TIMEOUT
+        node.stopping = True
+        try:
+            self._stop_actors(node, deadline)
+        finally:
+            if self._server is not None:
+                self._server.stop()
+                self._server = None
+            for wf in self.workflows:
+                if wf._host is self:  # noqa: SLF001
+                    wf._host = None  # noqa: SLF001
+            self._node = None
+        for thread in node.threads():
+            thread.join(max(0.0, deadline + 0.4 - time.monotonic()))
+
+    def _stop_actors(self, node: Node, deadline: float) -> None:
+        supervisor, scheduler = node.supervisor, node.scheduler
+        children: list[pykka.ActorRef[Any]] = []
+        if supervisor is not None:
+            try:
+                children = supervisor.ask(_Children(), timeout=_STOP_TIMEOUT)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                logger.exception("supervisor actor did not answer on stop")
+        futures = [ref.stop(block=False) for ref in children if ref.is_alive()]
+        for future in futures:
+            try:
+                future.get(timeout=max(0.0, deadline - time.monotonic()))
+            except pykka.Timeout:
+                logger.error("a process actor did not stop in time")  # noqa: TRY400
+        # Roles are released only once no actor of this node works them any more.
+        for ref in (scheduler, supervisor):
+            if ref is not None and ref.is_alive():
+                node.scheduler_wake.set()
+                try:
+                    ref.stop(block=True, timeout=max(0.1, deadline - time.monotonic()))
+                except pykka.Timeout:
+                    logger.error("a runtime actor did not stop in time")  # noqa: TRY400

@@ -1,0 +1,34 @@
+"""Topic and role names, exactly as the original spells them (so Go services interoperate)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "delete_topic",
+    "make_role",
+    "run_state_change_topic",
+    "topic",
+]
+
+
+def _clean(name: str) -> str:
+    return name.replace(" ", "_")
+
+
+def topic(workflow_name: str, status: int) -> str:
+    """The status topic ``<workflow>-<status int>`` (spaces become ``_``, case kept)."""
+    return f"{_clean(workflow_name)}-{int(status)}"
+
+
+def run_state_change_topic(workflow_name: str) -> str:
+    """The topic of run-state changes: ``<workflow>-run-state-change``."""
+    return f"{_clean(workflow_name)}-run-state-change"
+
+
+def delete_topic(workflow_name: str) -> str:
+    """The topic of data-deletion requests: ``<workflow>-delete``."""
+    return f"{_clean(workflow_name)}-delete"
+
+
+def make_role(*parts: str | int) -> str:
+    """A role or process name: parts joined with ``-``, lower-cased, spaces become ``_``."""
+    return "-".join(str(p) for p in parts).lower().replace(" ", "_")

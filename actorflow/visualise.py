@@ -1,0 +1,49 @@
+"""`mermaid`: a workflow's graph as a Mermaid ``stateDiagram-v2``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from actorflow.workflow import Workflow
+
+__all__ = ["mermaid"]
+
+_DIRECTIONS = frozenset({"LR", "TB", "RL", "BT"})
+
+
+def _node_id(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name)
+
+
+def mermaid(wf: Workflow[Any, Any], direction: str = "LR") -> str:
+    """The workflow's statuses and transitions as Mermaid ``stateDiagram-v2`` source.
+
+    Starting statuses come from ``[*]``, terminal ones lead to ``[*]``; a status with
+    several destinations branches through a ``<<choice>>`` state (as the original draws).
+    """
+    if direction not in _DIRECTIONS:
+        msg = f"direction must be one of {sorted(_DIRECTIONS)}, got {direction!r}"
+        raise ValueError(msg)
+    graph = wf.graph
+    names = {n: wf._status_description(n) for n in graph.nodes()}  # noqa: SLF001
+    ids = {n: _node_id(name) for n, name in names.items()}
+    lines = ["stateDiagram-v2", f"\tdirection {direction}", ""]
+    for node in graph.nodes():
+        lines.append(f"\t{ids[node]}: {names[node]}")
+    lines.append("")
+    for start in graph.starting():
+        lines.append(f"\t[*] --> {ids[start]}")
+    for node in graph.nodes():
+        destinations = graph.transitions(node)
+        if len(destinations) > 1:
+            choice = f"{ids[node]}_branching"
+            lines.append(f"\tstate {choice} <<choice>>")
+            lines.append(f"\t{ids[node]} --> {choice}")
+            lines.extend(f"\t{choice} --> {ids[d]}" for d in destinations)
+        else:
+            lines.extend(f"\t{ids[node]} --> {ids[d]}" for d in destinations)
+    for node in graph.nodes():
+        if graph.is_terminal(node):
+            lines.append(f"\t{ids[node]} --> [*]")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,158 @@
+"""`MemoryRecordStore`: records, their outbox and every stored version, in memory."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+
+from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
+from actorflow.event import OutboxEvent, make_outbox_event
+from actorflow.protocols import Order, RecordFilter
+from actorflow.record import Record
+
+__all__ = ["MemoryRecordStore"]
+
+
+class MemoryRecordStore:
+    """A thread-safe record store in this process's memory.
+
+    Each `store` checks the version and the one-unfinished-run-per-foreign-id rule and
+    writes the outbox event under one lock, so it is atomic like a transaction. It keeps
+    every stored version (`snapshots`) and wakes the outbox relay when it writes.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._records: dict[str, Record] = {}
+        self._created: list[str] = []
+        self._latest: dict[tuple[str, str], str] = {}
+        self._unfinished: dict[tuple[str, str], str] = {}
+        self._snapshots: dict[str, list[Record]] = {}
+        self._outbox: dict[str, dict[str, OutboxEvent]] = {}
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def store(self, record: Record) -> None:
+        """Create or update ``record`` with its outbox event, atomically."""
+        with self._cond:
+            self._store(record)
+            self._cond.notify_all()
+
+    def store_many(self, records: Sequence[Record]) -> list[Exception | None]:
+        """Store each record; a failed one (returned) never undoes the others."""
+        results: list[Exception | None] = []
+        with self._cond:
+            for record in records:
+                try:
+                    self._store(record)
+                except (VersionConflict, WorkflowInProgress) as exc:
+                    results.append(exc)
+                else:
+                    results.append(None)
+            self._cond.notify_all()
+        return results
+
+    def _store(self, record: Record) -> None:
+        run_id = record.run_id
+        key = (record.workflow_name, record.foreign_id)
+        existing = self._records.get(run_id)
+        version = record.meta.version
+        if existing is None:
+            if version != 1:
+                msg = f"run {run_id} does not exist; a new record must be at version 1, not {version}"
+                raise VersionConflict(msg, run_id=run_id)
+            other = self._unfinished.get(key)
+            if other is not None:
+                raise WorkflowInProgress(run_id=other, foreign_id=record.foreign_id)
+            self._created.append(run_id)
+            self._latest[key] = run_id
+        elif existing.meta.version != version - 1:
+            msg = (
+                f"run {run_id} is at version {existing.meta.version}; "
+                f"cannot store version {version} over it"
+            )
+            raise VersionConflict(msg, run_id=run_id)
+        self._records[run_id] = record
+        if record.run_state.finished:
+            if self._unfinished.get(key) == run_id:
+                del self._unfinished[key]
+        else:
+            self._unfinished[key] = run_id
+        self._snapshots.setdefault(run_id, []).append(record)
+        event = make_outbox_event(record)
+        self._outbox.setdefault(record.workflow_name, {})[event.id] = event
+
+    # -- reads --------------------------------------------------------------------------
+
+    def lookup(self, run_id: str) -> Record:
+        """The record of ``run_id``."""
+        found = self._records.get(run_id)
+        if found is None:
+            raise RecordNotFound(run_id=run_id)
+        return found
+
+    def latest(self, workflow_name: str, foreign_id: str) -> Record:
+        """The most recently created run of ``foreign_id``."""
+        with self._cond:
+            run_id = self._latest.get((workflow_name, foreign_id))
+            if run_id is None:
+                raise RecordNotFound(workflow_name=workflow_name, foreign_id=foreign_id)
+            return self._records[run_id]
+
+    def list(
+        self,
+        workflow_name: str,
+        *,
+        offset: int = 0,
+        limit: int = 25,
+        order: Order = "asc",
+        filter: RecordFilter | None = None,  # noqa: A002 - the contract's name
+    ) -> list[Record]:
+        """Records in creation order (``desc``: newest first), filtered, then paged."""
+        with self._cond:
+            ids = self._created if order == "asc" else list(reversed(self._created))
+            records = self._records
+            matching = [
+                records[i]
+                for i in ids
+                if (not workflow_name or records[i].workflow_name == workflow_name)
+                and (filter is None or filter.matches(records[i]))
+            ]
+        return matching[offset : offset + limit]
+
+    def snapshots(self, run_id: str) -> list[Record]:
+        """Every stored version of the run, oldest first."""
+        with self._cond:
+            return list(self._snapshots.get(run_id, ()))
+
+    # -- outbox -------------------------------------------------------------------------
+
+    def list_outbox_events(self, workflow_name: str, limit: int) -> list[OutboxEvent]:
+        """Up to ``limit`` outbox events of the workflow, oldest first."""
+        with self._cond:
+            rows = self._outbox.get(workflow_name)
+            if not rows:
+                return []
+            out: list[OutboxEvent] = []
+            for event in rows.values():
+                out.append(event)
+                if len(out) >= limit:
+                    break
+            return out
+
+    def delete_outbox_event(self, id: str) -> None:  # noqa: A002 - the contract's name
+        """Remove one outbox event."""
+        self.delete_outbox_events((id,))
+
+    def delete_outbox_events(self, ids: Iterable[str]) -> None:
+        """Remove outbox events (unknown ids are ignored)."""
+        with self._cond:
+            for outbox_id in ids:
+                for rows in self._outbox.values():
+                    if rows.pop(outbox_id, None) is not None:
+                        break
+
+    def wait_for_outbox(self, workflow_name: str, timeout: float) -> None:
+        """Block until the workflow has outbox events, or ``timeout`` seconds pass."""
+        with self._cond:
+            self._cond.wait_for(lambda: bool(self._outbox.get(workflow_name)), timeout)

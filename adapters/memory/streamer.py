@@ -1,0 +1,147 @@
+"""`MemoryEventStreamer`: topics as in-process lists; receivers wake the moment an event lands."""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+
+from actorflow.clock import Clock, SystemClock
+from actorflow.event import Event
+from actorflow.protocols import ReceiverOptions
+
+__all__ = ["MemoryEventStreamer"]
+
+
+class _Topic:
+    __slots__ = ("cond", "events", "hashes")
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.hashes: list[int] = []  # crc32 of each event's run id, for shard filtering
+        self.cond = threading.Condition(threading.Lock())
+
+
+class MemoryEventStreamer:
+    """An event streamer in this process's memory.
+
+    Each topic is an append-only list; event ids are 1-based positions in their topic.
+    Cursors are kept per receiver name, so a receiver re-created under the same name
+    resumes after its last acknowledged event. Receivers block on a condition and wake
+    as soon as an event is appended (no busy polling). Shard options are honoured.
+
+    Args:
+        clock: stamps ``created_at`` on events (pass the workflow's fake clock in tests).
+    """
+
+    def __init__(self, *, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._lock = threading.Lock()
+        self._topics: dict[str, _Topic] = {}
+        self._cursors: dict[tuple[str, str], int] = {}
+
+    def _topic(self, name: str) -> _Topic:
+        with self._lock:
+            found = self._topics.get(name)
+            if found is None:
+                found = self._topics[name] = _Topic()
+            return found
+
+    def new_sender(self, topic: str) -> _Sender:
+        """A sender for ``topic``."""
+        return _Sender(self, topic)
+
+    def new_receiver(self, topic: str, name: str, options: ReceiverOptions | None = None) -> _Receiver:
+        """A receiver of ``topic`` with its cursor kept under ``name``."""
+        opts = options or ReceiverOptions()
+        log = self._topic(topic)
+        key = (topic, name)
+        with self._lock:
+            if key not in self._cursors and opts.stream_from_latest:
+                with log.cond:
+                    self._cursors[key] = len(log.events)
+            position = self._cursors.get(key, 0)
+        return _Receiver(self, log, key, position, opts)
+
+    def _append(self, topic: str, run_id: str, event_type: int, headers: Mapping[str, str]) -> None:
+        log = self._topic(topic)
+        now = self._clock.now()
+        digest = zlib.crc32(run_id.encode())
+        with log.cond:
+            event = Event(len(log.events) + 1, run_id, int(event_type), dict(headers), now)
+            log.events.append(event)
+            log.hashes.append(digest)
+            log.cond.notify_all()
+
+    def _commit(self, key: tuple[str, str], position: int) -> None:
+        with self._lock:
+            if position > self._cursors.get(key, 0):
+                self._cursors[key] = position
+
+    def events(self, topic: str) -> list[Event]:
+        """Every event ever sent to ``topic`` (for tests and debugging)."""
+        log = self._topic(topic)
+        with log.cond:
+            return list(log.events)
+
+
+class _Sender:
+    def __init__(self, streamer: MemoryEventStreamer, topic: str) -> None:
+        self._streamer = streamer
+        self._topic = topic
+
+    def send(self, run_id: str, event_type: int, headers: Mapping[str, str]) -> None:
+        self._streamer._append(self._topic, run_id, event_type, headers)  # noqa: SLF001
+
+    def flush(self) -> None:
+        """Every send is immediately visible: nothing to flush."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class _Receiver:
+    def __init__(
+        self,
+        streamer: MemoryEventStreamer,
+        log: _Topic,
+        key: tuple[str, str],
+        position: int,
+        options: ReceiverOptions,
+    ) -> None:
+        self._streamer = streamer
+        self._log = log
+        self._key = key
+        self._position = position
+        self._shard = options.shard
+        self._count = options.shard_count if options.shard_count > 1 else 0
+        self._closed = False
+
+    def receive(self, max_events: int, timeout: float) -> Sequence[Event]:
+        log = self._log
+        deadline = time.monotonic() + timeout
+        out: list[Event] = []
+        with log.cond:
+            while not self._closed:
+                events, hashes = log.events, log.hashes
+                position, end = self._position, len(events)
+                count, shard = self._count, self._shard
+                while position < end and len(out) < max_events:
+                    if not count or hashes[position] % count == shard:
+                        out.append(events[position])
+                    position += 1
+                self._position = position
+                if out:
+                    return out
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return out
+                log.cond.wait(remaining)
+        return out
+
+    def ack(self, event: Event) -> None:
+        self._streamer._commit(self._key, event.id)  # noqa: SLF001
+
+    def close(self) -> None:
+        self._closed = True
