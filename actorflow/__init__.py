@@ -57,6 +57,7 @@ __all__ = [
     "Builder",
     "Clock",
     "Codec",
+    "CodecError",
     "ConnectorConstructor",
     "ConnectorConsumer",
     "ConnectorEvent",

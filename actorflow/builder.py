@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from actorflow.clock import Clock, SystemClock, to_seconds
 from actorflow.codec import Codec, make_codec
@@ -135,8 +135,10 @@ class Builder(Generic[T, S]):
         fn: Callable[[Run[T, S], datetime], S],
         *to: S,
     ) -> TimeoutSpec[T, S]:
-        """When a run reaches ``status``, ``timer(run, now)`` sets an expiry (``None``: none);
-        at expiry ``fn(run, now)`` picks one of ``to``. Needs a timeout store at build.
+        """Time runs out at ``status``: at the timer's expiry, ``fn(run, now)`` picks one of ``to``.
+
+        When a run reaches ``status``, ``timer(run, now)`` sets the expiry (``None``: no
+        timeout for that run). Needs a timeout store at build.
         """
         pair = TimeoutPair(timer=timer, fn=fn, destinations=self._edges(status, to))
         spec = self._timeouts.setdefault(int(status), TimeoutSpec(status=status))
@@ -169,7 +171,7 @@ class Builder(Generic[T, S]):
         """Call ``hook(record)`` when a run completes (reaches a terminal status)."""
         self._hooks[RunState.COMPLETED] = hook
 
-    def build(  # noqa: PLR0913 - the build options are keyword-only and documented
+    def build(
         self,
         event_streamer: EventStreamer,
         record_store: RecordStore,

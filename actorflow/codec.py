@@ -20,7 +20,6 @@ from actorflow.errors import CodecError
 __all__ = ["Codec", "FunctionCodec", "JsonCodec", "make_codec"]
 
 T = TypeVar("T")
-T_co = TypeVar("T_co")
 
 
 @runtime_checkable
@@ -82,7 +81,7 @@ class _Builder:
     def __init__(self) -> None:
         self._cache: dict[Any, Converter] = {}
 
-    def converter(self, tp: Any) -> Converter:  # noqa: C901, PLR0911 - one branch per kind of type
+    def converter(self, tp: Any) -> Converter:
         if tp in self._cache:
             return self._cache[tp]
         origin = typing.get_origin(tp)
@@ -119,7 +118,7 @@ class _Builder:
         return conv
 
     def _dataclass(self, cls: type) -> Converter:
-        self._cache[cls] = lambda v: build(v)  # recursion guard for self-referencing types
+        self._cache[cls] = lambda v: build(v)  # noqa: PLW0108 - recursion guard: build is defined below
         hints = typing.get_type_hints(cls)
         fields = [(f.name, self.converter(hints.get(f.name, Any))) for f in dataclasses.fields(cls) if f.init]
 

@@ -133,6 +133,6 @@ def shard_of(key: str, count: int) -> int:
     one run's events always land on one shard and stay in order. CRC-32 is stable across
     processes and languages and cheap to compute.
     """
-    if count < 2:
+    if count <= 1:
         return 0
     return zlib.crc32(key.encode()) % count

@@ -78,9 +78,7 @@ class Metrics:
             buckets=(0.01, 0.1, 1, 5, 10, 60, 300),
             registry=registry,
         )
-        self.process_errors = _ExactCounter(
-            "workflow_process_error_count", "Errors of a process", _WF_PROC
-        )
+        self.process_errors = _ExactCounter("workflow_process_error_count", "Errors of a process", _WF_PROC)
         self.skipped_events = _ExactCounter(
             "workflow_process_skipped_events_count",
             "Events a process skipped, by reason",

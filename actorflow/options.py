@@ -8,7 +8,7 @@ from typing import Any
 
 from actorflow.clock import to_seconds
 
-__all__ = ["OutboxOptions", "Options", "ResolvedOptions"]
+__all__ = ["Options", "OutboxOptions", "ResolvedOptions"]
 
 Duration = float | timedelta
 
@@ -69,8 +69,9 @@ class Options:
             if value is None:
                 continue
             if name in _DURATIONS:
-                value = to_seconds(value)
-            elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                values[name] = to_seconds(value)
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 msg = f"Options.{name} must be a non-negative int, got {value!r}"
                 raise ValueError(msg)
             values[name] = value
@@ -87,10 +88,8 @@ class Options:
     def over(self, base: Options | ResolvedOptions) -> Options:
         """These options merged over ``base`` (these win where set)."""
         merged = Options()
-        if isinstance(base, Options):
-            merged._set = {**base._set, **self._set}
-        else:
-            merged._set = {**dataclasses.asdict(base), **self._set}
+        base_values = base._set if isinstance(base, Options) else dataclasses.asdict(base)  # noqa: SLF001
+        merged._set = {**base_values, **self._set}
         return merged
 
     def resolve(self) -> ResolvedOptions:

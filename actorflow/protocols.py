@@ -8,6 +8,7 @@ do better than the baseline; the core checks for them once, at build time.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -103,9 +104,7 @@ class EventStreamer(Protocol):
         """A sender for ``topic``."""
         ...
 
-    def new_receiver(
-        self, topic: str, name: str, options: ReceiverOptions | None = None
-    ) -> EventReceiver:
+    def new_receiver(self, topic: str, name: str, options: ReceiverOptions | None = None) -> EventReceiver:
         """A receiver of ``topic`` whose cursor is kept under ``name``."""
         ...
 
@@ -163,11 +162,11 @@ class RecordStore(Protocol):
         limit: int = 25,
         order: Order = "asc",
         filter: RecordFilter | None = None,  # noqa: A002 - the contract's name
-    ) -> list[Record]:
+    ) -> builtins.list[Record]:
         """Records by creation order (``""`` lists every workflow), paged."""
         ...
 
-    def list_outbox_events(self, workflow_name: str, limit: int) -> list[OutboxEvent]:
+    def list_outbox_events(self, workflow_name: str, limit: int) -> builtins.list[OutboxEvent]:
         """Up to ``limit`` outbox events of the workflow, oldest first."""
         ...
 
@@ -180,7 +179,7 @@ class RecordStore(Protocol):
 class BatchStore(Protocol):
     """A record store that commits many writes together (group commit)."""
 
-    def store_many(self, records: Sequence[Record]) -> list[Exception | None]:
+    def store_many(self, records: Sequence[Record]) -> builtins.list[Exception | None]:
         """Store each record as `RecordStore.store` would, in as few commits as possible.
 
         Returns one entry per record: ``None`` when stored, else the error that
@@ -206,7 +205,7 @@ class OutboxWaiter(Protocol):
 class Snapshots(Protocol):
     """A record store that keeps every stored version of a run (for await and tests)."""
 
-    def snapshots(self, run_id: str) -> list[Record]:
+    def snapshots(self, run_id: str) -> builtins.list[Record]:
         """Every stored version of the run, oldest first (empty when unknown)."""
         ...
 
@@ -263,11 +262,11 @@ class TimeoutStore(Protocol):
         """Remove a timeout; an unknown id raises `TimeoutNotFound`."""
         ...
 
-    def list(self, workflow_name: str) -> list[TimeoutRecord]:
+    def list(self, workflow_name: str) -> builtins.list[TimeoutRecord]:
         """Uncompleted timeouts of the workflow, by id."""
         ...
 
-    def list_valid(self, workflow_name: str, status: int, now: datetime) -> list[TimeoutRecord]:
+    def list_valid(self, workflow_name: str, status: int, now: datetime) -> builtins.list[TimeoutRecord]:
         """Uncompleted timeouts of the status that expired at or before ``now``, by id."""
         ...
 

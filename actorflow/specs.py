@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -28,7 +29,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-S = TypeVar("S", bound=int)
+S = TypeVar("S", bound=enum.IntEnum)
 
 TimerFunc = Callable[["Run[Any, Any]", datetime], "datetime | None"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+from typing import Self
 
 __all__ = ["RESERVED", "RUN_STATE_UPDATED", "SAVE_AND_REPEAT", "SKIP", "Sentinel", "status_name"]
 
@@ -13,7 +14,8 @@ class Sentinel(int):
 
     label: str
 
-    def __new__(cls, value: int, label: str) -> Sentinel:
+    def __new__(cls, value: int, label: str) -> Self:
+        """A sentinel with the original's value and a readable label."""
         obj = super().__new__(cls, value)
         obj.label = label
         return obj

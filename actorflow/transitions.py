@@ -1,5 +1,7 @@
-"""How a run moves: building the typed run, turning a step's result into the next record,
-storing it (one place for every writer), and the run-state controller.
+"""How a run moves: from a step's result to the next stored record.
+
+Building the typed run, turning a result into the next record, storing it (one place
+for every writer), and the run-state controller.
 
 Every write in the engine goes through `commit`/`store`, so the version rule (each write
 adds exactly 1, checked atomically by the store), the ``workflow_run_state_changes``

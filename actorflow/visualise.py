@@ -29,11 +29,9 @@ def mermaid(wf: Workflow[Any, Any], direction: str = "LR") -> str:
     names = {n: wf._status_description(n) for n in graph.nodes()}  # noqa: SLF001
     ids = {n: _node_id(name) for n, name in names.items()}
     lines = ["stateDiagram-v2", f"\tdirection {direction}", ""]
-    for node in graph.nodes():
-        lines.append(f"\t{ids[node]}: {names[node]}")
+    lines.extend(f"\t{ids[node]}: {names[node]}" for node in graph.nodes())
     lines.append("")
-    for start in graph.starting():
-        lines.append(f"\t[*] --> {ids[start]}")
+    lines.extend(f"\t[*] --> {ids[start]}" for start in graph.starting())
     for node in graph.nodes():
         destinations = graph.transitions(node)
         if len(destinations) > 1:
@@ -43,7 +41,5 @@ def mermaid(wf: Workflow[Any, Any], direction: str = "LR") -> str:
             lines.extend(f"\t{choice} --> {ids[d]}" for d in destinations)
         else:
             lines.extend(f"\t{ids[node]} --> {ids[d]}" for d in destinations)
-    for node in graph.nodes():
-        if graph.is_terminal(node):
-            lines.append(f"\t{ids[node]} --> [*]")
+    lines.extend(f"\t{ids[node]} --> [*]" for node in graph.nodes() if graph.is_terminal(node))
     return "\n".join(lines) + "\n"

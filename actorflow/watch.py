@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from typing import Self
 
 from actorflow.record import Record
 
@@ -26,6 +27,7 @@ class Waiter:
         self._cond = threading.Condition(threading.Lock())
 
     def push(self, record: Record) -> None:
+        """Hand the waiter a stored record."""
         with self._cond:
             self._queue.append(record)
             self._cond.notify()
@@ -43,7 +45,7 @@ class Waiter:
         """Stop receiving records."""
         _unregister(self)
 
-    def __enter__(self) -> Waiter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

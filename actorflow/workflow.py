@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from actorflow import transitions, watch
 from actorflow._trace import trace_origin
@@ -105,9 +105,9 @@ class Workflow(Generic[T, S]):
         self.role_scheduler = role_scheduler
         self.timeout_store = timeout_store
         self.schedules: list[ScheduleSpec[T]] = []
-        self._batch_store = record_store if isinstance(record_store, BatchStore) else None
-        self._snapshots = record_store if isinstance(record_store, Snapshots) else None
-        self._outbox_waiter = record_store if isinstance(record_store, OutboxWaiter) else None
+        self._batch_store: BatchStore | None = record_store if isinstance(record_store, BatchStore) else None
+        self._snapshots: Snapshots | None = record_store if isinstance(record_store, Snapshots) else None
+        self._outbox_waiter: OutboxWaiter | None = record_store if isinstance(record_store, OutboxWaiter) else None
         counter = config.error_counter
         if counter is None and isinstance(record_store, ErrorCounter):
             counter = record_store
@@ -259,9 +259,7 @@ class Workflow(Generic[T, S]):
             return False
         if self.error_counter.add_error(process, record.run_id) < limit:
             return False
-        write = transitions.next_record(
-            self, record, run_state=RunState.PAUSED, reason=transitions.AUTO_PAUSE_REASON
-        )
+        write = transitions.next_record(self, record, run_state=RunState.PAUSED, reason=transitions.AUTO_PAUSE_REASON)
         transitions.store(self, write)
         self.error_counter.clear_errors(process, record.run_id)
         return True

@@ -29,9 +29,7 @@ class ConnectorProcess(Process):
     connector errors never pause runs (there may be no run yet).
     """
 
-    def __init__(
-        self, *args: Any, spec: ConnectorSpec[Any, Any], shard: int, shard_count: int, **kwargs: Any
-    ) -> None:
+    def __init__(self, *args: Any, spec: ConnectorSpec[Any, Any], shard: int, shard_count: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.spec = spec
         self.shard = shard

@@ -54,7 +54,7 @@ class EventConsumer(Process):
 
     run_state_filter: int | None = None
 
-    def __init__(  # noqa: PLR0913 - the process's identity and its topic
+    def __init__(
         self,
         wf: Workflow[Any, Any],
         name: str,
@@ -77,7 +77,7 @@ class EventConsumer(Process):
     def handle(self, event: Event) -> Outcome:
         """What to do with one event (user errors are handled here, never raised)."""
 
-    def committed(self, write: Write) -> None:  # noqa: B027 - optional hook
+    def committed(self, write: Write) -> None:
         """A write of this process was stored."""
 
     def start(self) -> None:

@@ -38,7 +38,9 @@ class DeleteConsumer(EventConsumer):
             try:
                 data = self.wf.codec.encode(custom(self.wf.codec.decode(record.object)))
             except Exception as exc:  # noqa: BLE001 - a user delete function failed: retry
-                logger.warning("%s/%s: custom delete failed for run %s: %s", self.wf.name, self.name, record.run_id, exc)
+                logger.warning(
+                    "%s/%s: custom delete failed for run %s: %s", self.wf.name, self.name, record.run_id, exc
+                )
                 self.metrics.error()
                 return Retry(self.options.err_backoff)
         return transitions.next_record(self.wf, record, run_state=RunState.DATA_DELETED, data=data)

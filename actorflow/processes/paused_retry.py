@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-
 from actorflow import transitions
 from actorflow.errors import RecordNotFound
 from actorflow.event import Event
@@ -34,5 +32,3 @@ class PausedRetry(EventConsumer):
         if version is not None and record.meta.version != version:
             return Skipped("event record version lower than latest record version")
         return transitions.next_record(self.wf, record, run_state=RunState.RUNNING, reason="")
-
-

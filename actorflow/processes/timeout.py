@@ -1,9 +1,12 @@
-"""Timeouts: an inserter that sets a run's timers when it reaches a status, and a poller that
-runs the timeout functions when they expire.
+"""Timeouts: an inserter that sets a run's timers, and a poller that fires them.
+
+The inserter reads the status topic and stores a timeout per timer when a run reaches
+the status; the poller runs the timeout functions of those that expired.
 """
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -45,9 +48,7 @@ class TimeoutInserter(EventConsumer):
             return fail_step(self, record, exc)
         for expire_at in expiries:
             if expire_at is not None:
-                self.store.create(
-                    self.wf.name, record.foreign_id, record.run_id, status, expire_at, created_at=now
-                )
+                self.store.create(self.wf.name, record.foreign_id, record.run_id, status, expire_at, created_at=now)
         return None
 
 
@@ -89,10 +90,8 @@ class TimeoutPoller(Process):
             except Exception as exc:  # noqa: BLE001 - a user timeout function failed
                 logger.warning("%s/%s: timeout error for run %s: %s", self.wf.name, self.name, record.run_id, exc)
                 self.metrics.error()
-                try:
+                with contextlib.suppress(VersionConflict):  # the run moved meanwhile
                     self.wf._step_failed(self.name, record, self.options.pause_after_err_count)  # noqa: SLF001
-                except VersionConflict:
-                    pass  # the run moved meanwhile
                 return  # the timeout stays valid and is tried again next poll
             if write is None:
                 continue
@@ -108,7 +107,5 @@ class TimeoutPoller(Process):
         self.store.complete(timeout.id)
 
     def _cancel(self, timeout: TimeoutRecord) -> None:
-        try:
+        with contextlib.suppress(TimeoutNotFound):
             self.store.cancel(timeout.id)
-        except TimeoutNotFound:
-            pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from types import TracebackType
@@ -91,7 +92,8 @@ class ProcessActor(pykka.ThreadingActor):
                 self._started = True
                 self.node.set_state(self.plan.key, ProcessState.RUNNING, self.metrics.state)
             process.tick(TICK_BUDGET)
-            if time.monotonic() - self._since >= self.node.policy.stable_after and self.node.clear_failed(self.plan.key):
+            stable = time.monotonic() - self._since >= self.node.policy.stable_after
+            if stable and self.node.clear_failed(self.plan.key):
                 self.metrics.failed.set(0)
         self.actor_ref.tell(_TICK)
 
@@ -113,9 +115,9 @@ class ProcessActor(pykka.ThreadingActor):
 
     def on_failure(
         self,
-        exception_type: type[BaseException] | None,
+        exception_type: type[BaseException] | None,  # noqa: ARG002 - pykka's signature
         exception_value: BaseException | None,
-        traceback: TracebackType | None,
+        traceback: TracebackType | None,  # noqa: ARG002 - pykka's signature
     ) -> None:
         """Crashed: release what we can and let the supervisor restart the process."""
         try:
@@ -128,15 +130,11 @@ class ProcessActor(pykka.ThreadingActor):
     def _unsubscribe(self) -> None:
         scheduler = self.node.scheduler
         if scheduler is not None:
-            try:
+            with contextlib.suppress(pykka.ActorDeadError):
                 scheduler.tell(Unsubscribe(self.plan.role, self.actor_ref))
-            except pykka.ActorDeadError:
-                pass
 
     def _report(self, error: BaseException | None) -> None:
         supervisor = self.node.supervisor
         if supervisor is not None and not self.node.stopping:
-            try:
+            with contextlib.suppress(pykka.ActorDeadError):
                 supervisor.tell(ChildExited(self.plan.key, error))
-            except pykka.ActorDeadError:
-                pass

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from actorflow.metrics import Metrics
     from actorflow.runtime.restart import RestartPolicy
 
-__all__ = ["Node", "TICK_BUDGET"]
+__all__ = ["TICK_BUDGET", "Node"]
 
 # The longest an actor blocks in one tick: a stop or a lost role is seen within it.
 TICK_BUDGET = 0.2

@@ -62,22 +62,22 @@ def plan_workflow(wf: Workflow[Any, Any]) -> list[ProcessPlan]:
     for status, step in config.steps.items():
         opts = step.options.over(defaults).resolve()
         count = max(1, opts.parallel_count)
-        for i in range(1, count + 1):
-            plans.append(
-                _plan(
-                    wf,
-                    make_role(_status_key(wf, status), "consumer", i, "of", count),
-                    make_role(wf.name, status, "consumer", i, "of", count),
-                    opts,
-                    StepConsumer,
-                    topic=topic(wf.name, status),
-                    shard=i - 1,
-                    shard_count=count,
-                    status=status,
-                    fn=step.fn,
-                    destinations=step.destinations,
-                )
+        plans.extend(
+            _plan(
+                wf,
+                make_role(_status_key(wf, status), "consumer", i, "of", count),
+                make_role(wf.name, status, "consumer", i, "of", count),
+                opts,
+                StepConsumer,
+                topic=topic(wf.name, status),
+                shard=i - 1,
+                shard_count=count,
+                status=status,
+                fn=step.fn,
+                destinations=step.destinations,
             )
+            for i in range(1, count + 1)
+        )
     if config.outbox is not None:
         plans.append(
             _plan(
@@ -121,9 +121,7 @@ def plan_workflow(wf: Workflow[Any, Any]) -> list[ProcessPlan]:
         count = max(1, opts.parallel_count)
         for i in range(1, count + 1):
             name = make_role(connector.name, "connector-to", wf.name, "consumer", i, "of", count)
-            plans.append(
-                _plan(wf, name, name, opts, ConnectorProcess, spec=connector, shard=i - 1, shard_count=count)
-            )
+            plans.append(_plan(wf, name, name, opts, ConnectorProcess, spec=connector, shard=i - 1, shard_count=count))
     single = defaults.over(Options(parallel_count=1)).resolve()
     for state, hook in config.hooks.items():
         plans.append(

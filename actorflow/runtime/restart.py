@@ -1,6 +1,6 @@
 """When to restart a crashed actor: exponential back-off with jitter, and an intensity limit.
 
-The delays come from tenacity's ``wait_exponential_jitter``. The attempt count resets once
+The delays come from tenacity's exponential wait plus a random jitter. The attempt count resets once
 an actor has run for ``stable_after`` seconds without crashing. More than
 ``max_restarts`` crashes within ``window`` seconds marks the process failed: it is still
 restarted (so it recovers once, say, the database is back), but only at the longest
@@ -52,8 +52,9 @@ class RestartTracker:
 
     def __init__(self, policy: RestartPolicy) -> None:
         self.policy = policy
-        self._wait = tenacity.wait_exponential_jitter(
-            initial=policy.initial, max=policy.maximum, jitter=policy.jitter
+        # wait_exponential + wait_random is wait_exponential_jitter without the API churn.
+        self._wait = tenacity.wait_exponential(multiplier=policy.initial, max=policy.maximum) + tenacity.wait_random(
+            0, policy.jitter
         )
         self._attempt = 0
         self._started = time.monotonic()

@@ -8,6 +8,7 @@ database is away) gives the role up before another node may take it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -127,10 +128,8 @@ class SchedulerActor(pykka.ThreadingActor):
         claim.held = False
         claim.valid_until = None
         self.node.metrics.roles_held.labels(claim.workflow_name, self.node.node_id).dec()
-        try:
+        with contextlib.suppress(pykka.ActorDeadError):
             claim.actor.tell(RoleLost())
-        except pykka.ActorDeadError:
-            pass
 
     def _release(self, claim: _Claim) -> None:
         claim.held = False

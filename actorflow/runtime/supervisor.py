@@ -6,7 +6,7 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import pykka
 
@@ -112,7 +112,7 @@ class Supervisor:
         claim_interval: how often a role held by another node is tried again (seconds).
     """
 
-    def __init__(  # noqa: PLR0913 - keyword-only settings
+    def __init__(
         self,
         workflows: Iterable[Workflow[Any, Any]],
         metrics_port: int | None = None,
@@ -137,7 +137,7 @@ class Supervisor:
         self._node: Node | None = None
         self._server: MetricsServer | None = None
 
-    def __enter__(self) -> Supervisor:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -234,7 +234,7 @@ class Supervisor:
         children: list[pykka.ActorRef[Any]] = []
         if supervisor is not None:
             try:
-                children = supervisor.ask(_Children(), timeout=_STOP_TIMEOUT)
+                children = cast("list[pykka.ActorRef[Any]]", supervisor.ask(_Children(), timeout=_STOP_TIMEOUT))
             except (pykka.ActorDeadError, pykka.Timeout):
                 logger.exception("supervisor actor did not answer on stop")
         futures = [ref.stop(block=False) for ref in children if ref.is_alive()]
@@ -242,7 +242,7 @@ class Supervisor:
             try:
                 future.get(timeout=max(0.0, deadline - time.monotonic()))
             except pykka.Timeout:
-                logger.error("a process actor did not stop in time")  # noqa: TRY400
+                logger.error("a process actor did not stop in time")
         # Roles are released only once no actor of this node works them any more.
         for ref in (scheduler, supervisor):
             if ref is not None and ref.is_alive():
@@ -250,4 +250,4 @@ class Supervisor:
                 try:
                     ref.stop(block=True, timeout=max(0.1, deadline - time.monotonic()))
                 except pykka.Timeout:
-                    logger.error("a runtime actor did not stop in time")  # noqa: TRY400
+                    logger.error("a runtime actor did not stop in time")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections.abc import Iterable, Sequence
 
@@ -38,7 +39,7 @@ class MemoryRecordStore:
             self._store(record)
             self._cond.notify_all()
 
-    def store_many(self, records: Sequence[Record]) -> list[Exception | None]:
+    def store_many(self, records: Sequence[Record]) -> builtins.list[Exception | None]:
         """Store each record; a failed one (returned) never undoes the others."""
         results: list[Exception | None] = []
         with self._cond:
@@ -67,10 +68,7 @@ class MemoryRecordStore:
             self._created.append(run_id)
             self._latest[key] = run_id
         elif existing.meta.version != version - 1:
-            msg = (
-                f"run {run_id} is at version {existing.meta.version}; "
-                f"cannot store version {version} over it"
-            )
+            msg = f"run {run_id} is at version {existing.meta.version}; cannot store version {version} over it"
             raise VersionConflict(msg, run_id=run_id)
         self._records[run_id] = record
         if record.run_state.finished:
@@ -107,7 +105,7 @@ class MemoryRecordStore:
         limit: int = 25,
         order: Order = "asc",
         filter: RecordFilter | None = None,  # noqa: A002 - the contract's name
-    ) -> list[Record]:
+    ) -> builtins.list[Record]:
         """Records in creation order (``desc``: newest first), filtered, then paged."""
         with self._cond:
             ids = self._created if order == "asc" else list(reversed(self._created))
@@ -120,14 +118,14 @@ class MemoryRecordStore:
             ]
         return matching[offset : offset + limit]
 
-    def snapshots(self, run_id: str) -> list[Record]:
+    def snapshots(self, run_id: str) -> builtins.list[Record]:
         """Every stored version of the run, oldest first."""
         with self._cond:
             return list(self._snapshots.get(run_id, ()))
 
     # -- outbox -------------------------------------------------------------------------
 
-    def list_outbox_events(self, workflow_name: str, limit: int) -> list[OutboxEvent]:
+    def list_outbox_events(self, workflow_name: str, limit: int) -> builtins.list[OutboxEvent]:
         """Up to ``limit`` outbox events of the workflow, oldest first."""
         with self._cond:
             rows = self._outbox.get(workflow_name)

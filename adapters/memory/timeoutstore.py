@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import itertools
 import threading
@@ -21,7 +22,7 @@ class MemoryTimeoutStore:
         self._ids = itertools.count(1)
         self._timeouts: dict[int, TimeoutRecord] = {}
 
-    def create(  # noqa: PLR0913 - the contract's signature
+    def create(
         self,
         workflow_name: str,
         foreign_id: str,
@@ -60,12 +61,12 @@ class MemoryTimeoutStore:
             if self._timeouts.pop(id, None) is None:
                 raise TimeoutNotFound(id=id)
 
-    def list(self, workflow_name: str) -> list[TimeoutRecord]:
+    def list(self, workflow_name: str) -> builtins.list[TimeoutRecord]:
         """Uncompleted timeouts of the workflow, by id."""
         with self._lock:
             return [t for t in self._timeouts.values() if t.workflow_name == workflow_name and not t.completed]
 
-    def list_valid(self, workflow_name: str, status: int, now: datetime) -> list[TimeoutRecord]:
+    def list_valid(self, workflow_name: str, status: int, now: datetime) -> builtins.list[TimeoutRecord]:
         """Uncompleted timeouts of the status expired at or before ``now``, by id."""
         with self._lock:
             return [

@@ -1,0 +1,1 @@
+"""The actor runtime: the supervisor, the scheduler actor and the process actors."""

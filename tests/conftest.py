@@ -1,0 +1,94 @@
+"""Shared fixtures: the adapter stacks the feature suite runs on, and hygiene checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import actorflow as af
+from actorflow.adapters.memory import (
+    MemoryEventStreamer,
+    MemoryRecordStore,
+    MemoryRoleScheduler,
+    MemoryTimeoutStore,
+)
+
+REQUIRE_SERVICES = os.environ.get("ACTORFLOW_REQUIRE_SERVICES") == "1"
+
+
+def service_unavailable(reason: str) -> None:
+    """Skip a test that needs a server, unless CI demands the servers (then fail)."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"ACTORFLOW_REQUIRE_SERVICES=1 but {reason}")
+    pytest.skip(reason)
+
+
+@dataclasses.dataclass
+class Adapters:
+    """One set of adapters a workflow is built on."""
+
+    event_streamer: Any
+    record_store: Any
+    role_scheduler: Any
+    timeout_store: Any
+
+
+@dataclasses.dataclass
+class Stack:
+    """A named way to make adapters (memory now; SQLite and PostgreSQL join later)."""
+
+    name: str
+    make: Callable[[af.Clock], Adapters]
+
+    def build(self, builder: af.Builder[Any, Any], *, clock: af.Clock | None = None, **kwargs: Any) -> af.Workflow[Any, Any]:
+        """Build ``builder`` on fresh adapters of this stack."""
+        clock = clock or af.SystemClock()
+        adapters = self.make(clock)
+        kwargs.setdefault("timeout_store", adapters.timeout_store)
+        return builder.build(
+            adapters.event_streamer,
+            adapters.record_store,
+            adapters.role_scheduler,
+            clock=clock,
+            **kwargs,
+        )
+
+
+def _memory(clock: af.Clock) -> Adapters:
+    return Adapters(MemoryEventStreamer(clock=clock), MemoryRecordStore(), MemoryRoleScheduler(), MemoryTimeoutStore())
+
+
+STACKS = {"memory": _memory}
+
+
+@pytest.fixture(params=sorted(STACKS))
+def stack(request: pytest.FixtureRequest) -> Stack:
+    """Each adapter stack in turn."""
+    return Stack(request.param, STACKS[request.param])
+
+
+@pytest.fixture(autouse=True)
+def _scrub_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("ACTORFLOW_") and name != "ACTORFLOW_REQUIRE_SERVICES":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_threads() -> Iterator[None]:
+    """Every thread a test starts must be gone when it ends (stop() joins everything)."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5.0
+    while True:
+        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert not leaked, f"threads left running: {[t.name for t in leaked]}"
