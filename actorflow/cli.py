@@ -1,1 +1,175 @@
-#!/bin/sh
+"""The ``actorflow`` command: run a node, draw a workflow, try the demo, run the benchmark.
+
+Every flag can also come from an ``ACTORFLOW_<FLAG>`` environment variable (shown in
+``--help``); only this module reads the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from actorflow.backends import BACKENDS
+
+__all__ = ["load_target", "main"]
+
+
+def _env(flag: str, default: Any = None) -> Any:
+    return os.environ.get("ACTORFLOW_" + flag.upper().replace("-", "_"), default)
+
+
+def _add(parser: argparse.ArgumentParser, flag: str, *, default: Any = None, **kwargs: Any) -> None:
+    """Add ``--flag`` whose default comes from ``ACTORFLOW_FLAG`` (named in the help)."""
+    env = "ACTORFLOW_" + flag.upper().replace("-", "_")
+    value = _env(flag, default)
+    if value is not None and "type" in kwargs:
+        value = kwargs["type"](value)
+    help_text = kwargs.pop("help", "")
+    parser.add_argument(f"--{flag}", default=value, help=f"{help_text} [env {env}]", **kwargs)
+
+
+def load_target(spec: str) -> list[Any]:
+    """The workflows (or one supervisor) named by ``MODULE:ATTR``; a callable is called first."""
+    from actorflow.runtime.supervisor import Supervisor  # noqa: PLC0415 - keep startup light
+    from actorflow.workflow import Workflow  # noqa: PLC0415
+
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        msg = f"expected MODULE:ATTR (e.g. myapp.flows:workflow), got {spec!r}"
+        raise SystemExit(msg)
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        msg = f"cannot import {module_name!r}: {exc}"
+        raise SystemExit(msg) from exc
+    try:
+        target = getattr(module, attr)
+    except AttributeError:
+        msg = f"module {module_name!r} has no attribute {attr!r}"
+        raise SystemExit(msg) from None
+    if callable(target) and not isinstance(target, Workflow | Supervisor):
+        target = target()
+    items = list(target) if isinstance(target, list | tuple) else [target]
+    for item in items:
+        if not isinstance(item, Workflow | Supervisor):
+            msg = f"{spec} is not a Workflow, a list of workflows or a Supervisor: {item!r}"
+            raise SystemExit(msg)
+    return items
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from actorflow.runtime.supervisor import Supervisor  # noqa: PLC0415
+
+    items = load_target(args.target)
+    if len(items) == 1 and isinstance(items[0], Supervisor):
+        supervisor = items[0]
+    else:
+        port = None if args.metrics_port is None else int(args.metrics_port)
+        supervisor = Supervisor(items, metrics_port=port)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        print(f"received {signal.Signals(signum).name}; stopping", flush=True)  # noqa: T201
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    supervisor.start()
+    names = ", ".join(wf.name for wf in supervisor.workflows)
+    where = (
+        "" if supervisor.metrics_port is None else f"; metrics on http://127.0.0.1:{supervisor.metrics_port}/metrics"
+    )
+    print(f"actorflow node {supervisor.node_id} running {names}{where}", flush=True)  # noqa: T201
+    stop.wait()
+    supervisor.stop()
+    print("stopped", flush=True)  # noqa: T201
+    return 0
+
+
+def _cmd_diagram(args: argparse.Namespace) -> int:
+    from actorflow.visualise import mermaid  # noqa: PLC0415
+    from actorflow.workflow import Workflow  # noqa: PLC0415
+
+    for item in load_target(args.target):
+        workflows = [item] if isinstance(item, Workflow) else item.workflows
+        for wf in workflows:
+            sys.stdout.write(mermaid(wf, direction=args.direction))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from actorflow.demo import run_demo  # noqa: PLC0415
+
+    return run_demo(
+        runs=int(args.runs),
+        metrics_port=int(args.metrics_port),
+        serve=args.serve,
+        backend=args.backend,
+        path=args.path,
+    )
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from actorflow.bench import run_bench  # noqa: PLC0415
+
+    return run_bench(
+        runs=int(args.runs),
+        latency_runs=int(args.latency_runs),
+        backend=args.backend,
+        output=args.output,
+        dsn=args.dsn,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="actorflow", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a node for the workflows at MODULE:ATTR until SIGINT/SIGTERM")
+    run.add_argument("target", help="MODULE:ATTR naming a Workflow, a list of them, a Supervisor, or a factory")
+    _add(run, "metrics-port", type=int, help="serve /metrics and /healthz on this port")
+    run.set_defaults(func=_cmd_run)
+
+    diagram = sub.add_parser("diagram", help="print the Mermaid diagram of the workflows at MODULE:ATTR")
+    diagram.add_argument("target")
+    diagram.add_argument("--direction", default="LR", choices=["LR", "TB", "RL", "BT"])
+    diagram.set_defaults(func=_cmd_diagram)
+
+    demo = sub.add_parser("demo", help="run a real workflow over many runs and show what happens")
+    _add(demo, "runs", default=2000, type=int, help="how many orders to process")
+    _add(demo, "metrics-port", default=0, type=int, help="port for /metrics (0 picks a free one)")
+    _add(demo, "backend", default="memory", choices=list(BACKENDS), help="where runs are stored")
+    _add(demo, "path", default=None, help="database file for file-backed backends")
+    demo.add_argument("--serve", action="store_true", help="keep serving the metrics after the runs finish")
+    demo.set_defaults(func=_cmd_demo)
+
+    bench = sub.add_parser("bench", help="measure throughput and latency, and append them to BENCHMARKS.md")
+    _add(bench, "runs", default=10_000, type=int, help="runs in the throughput backlog")
+    _add(bench, "latency-runs", default=1000, type=int, help="single runs timed one after another")
+    _add(bench, "backend", default="memory", choices=list(BACKENDS), help="adapters to measure")
+    _add(bench, "dsn", default=None, help="database DSN for server backends")
+    _add(bench, "output", default="BENCHMARKS.md", help="file the figures are appended to ('-' for none)")
+    bench.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``actorflow`` console script."""
+    args = _parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

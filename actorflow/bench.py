@@ -1,0 +1,156 @@
+"""``actorflow bench``: throughput on a backlog and latency on single runs, appended to BENCHMARKS.md.
+
+Two loads, measured separately (they answer different questions):
+
+* throughput: ``runs`` runs of a 3-step workflow are triggered while no node runs it (a
+  backlog), then a node starts and the clock runs until the last run completed;
+  transitions/s = 3 x runs / elapsed.
+* latency: ``latency_runs`` single runs one after another, each timed from `trigger`
+  to `await_status` returning at the terminal status (p50, p99).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import actorflow as af
+from actorflow.backends import make_backend
+
+__all__ = ["BenchResult", "run_bench"]
+
+
+class BenchStatus(enum.IntEnum):
+    """The benchmark workflow's statuses: three steps."""
+
+    STARTED = 1
+    FIRST = 2
+    SECOND = 3
+    DONE = 4
+
+
+@dataclasses.dataclass
+class BenchObject:
+    """A small object, like a typical run's."""
+
+    id: str = ""
+    counter: int = 0
+    note: str = ""
+
+
+def _step(to: BenchStatus) -> Callable[[af.Run[BenchObject, BenchStatus]], BenchStatus]:
+    def step(run: af.Run[BenchObject, BenchStatus]) -> BenchStatus:
+        run.object.counter += 1
+        return to
+
+    return step
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchResult:
+    """What one benchmark run measured."""
+
+    backend: str
+    runs: int
+    seconds: float
+    transitions_per_second: float
+    latency_runs: int
+    p50_ms: float
+    p99_ms: float
+
+
+def _workflow(name: str, backend: str, dsn: str | None) -> af.Workflow[BenchObject, BenchStatus]:
+    b = af.Builder(name, BenchObject, BenchStatus)
+    b.add_step(BenchStatus.STARTED, _step(BenchStatus.FIRST), BenchStatus.FIRST)
+    b.add_step(BenchStatus.FIRST, _step(BenchStatus.SECOND), BenchStatus.SECOND)
+    b.add_step(BenchStatus.SECOND, _step(BenchStatus.DONE), BenchStatus.DONE)
+    adapters = make_backend(backend, dsn=dsn)
+    return b.build(adapters.event_streamer, adapters.record_store, adapters.role_scheduler)
+
+
+def measure_throughput(runs: int, backend: str = "memory", dsn: str | None = None) -> tuple[float, float]:
+    """Seconds to drain a backlog of ``runs`` runs, and transitions per second."""
+    wf = _workflow("bench-throughput", backend, dsn)
+    ids = [(f"t-{i}", wf.trigger(f"t-{i}", BenchObject(id=str(i)))) for i in range(runs)]
+    started = time.perf_counter()
+    wf.run()
+    try:
+        for foreign_id, run_id in ids:
+            wf.await_status(foreign_id, run_id, BenchStatus.DONE, timeout=600)
+        elapsed = time.perf_counter() - started
+    finally:
+        wf.stop()
+    return elapsed, 3 * runs / elapsed
+
+
+def measure_latency(runs: int, backend: str = "memory", dsn: str | None = None) -> list[float]:
+    """Trigger-to-complete seconds of ``runs`` single runs, one after another."""
+    wf = _workflow("bench-latency", backend, dsn)
+    wf.run()
+    samples: list[float] = []
+    try:
+        for i in range(runs):
+            started = time.perf_counter()
+            run_id = wf.trigger(f"l-{i}", BenchObject(id=str(i)))
+            wf.await_status(f"l-{i}", run_id, BenchStatus.DONE, timeout=60)
+            samples.append(time.perf_counter() - started)
+    finally:
+        wf.stop()
+    return samples
+
+
+def _machine() -> str:
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}"
+
+
+def run_bench(
+    *,
+    runs: int = 10_000,
+    latency_runs: int = 1000,
+    backend: str = "memory",
+    output: str | None = "BENCHMARKS.md",
+    dsn: str | None = None,
+) -> int:
+    """Measure, print the figures, and append them to ``output`` (``-`` or None: don't)."""
+    out = sys.stdout
+    out.write(f"actorflow bench: backend={backend}, 3-step workflow\n")
+    out.write(f"throughput: {runs} runs as a backlog ...\n")
+    out.flush()
+    seconds, rate = measure_throughput(runs, backend, dsn)
+    out.write(f"  {3 * runs} transitions in {seconds:.2f}s = {rate:,.0f} transitions/s\n")
+    out.write(f"latency: {latency_runs} single runs, one after another ...\n")
+    out.flush()
+    samples = sorted(measure_latency(latency_runs, backend, dsn))
+    p50 = statistics.median(samples) * 1000
+    p99 = samples[min(len(samples) - 1, int(0.99 * len(samples)))] * 1000
+    out.write(f"  trigger-to-complete p50 {p50:.2f} ms, p99 {p99:.2f} ms\n")
+    result = BenchResult(backend, runs, seconds, rate, latency_runs, p50, p99)
+    if output and output != "-":
+        _append(output, result)
+        out.write(f"appended to {output}\n")
+    return 0
+
+
+def _append(path: str, result: BenchResult) -> None:
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = f"actorflow bench --backend {result.backend} --runs {result.runs} --latency-runs {result.latency_runs}"
+    new = not os.path.exists(path)  # noqa: PTH110 - a plain existence check
+    with open(path, "a", encoding="utf-8") as fh:  # noqa: PTH123
+        if new:
+            fh.write("# Benchmarks\n\nFigures appended by `actorflow bench` (see benchmarks/README.md).\n")
+        fh.write(
+            f"\n## {when}: {result.backend}\n\n"
+            f"- machine: {_machine()}\n"
+            f"- command: `{command}`\n"
+            f"- throughput: {3 * result.runs} transitions ({result.runs} runs x 3 steps) in {result.seconds:.2f} s"
+            f" = **{result.transitions_per_second:,.0f} transitions/s**\n"
+            f"- latency (single runs, trigger to complete): p50 **{result.p50_ms:.2f} ms**,"
+            f" p99 {result.p99_ms:.2f} ms\n"
+        )

@@ -1,0 +1,111 @@
+"""Roles across nodes: each role is worked by one node at a time, and moves when a node goes."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from prometheus_client import CollectorRegistry
+from runtime_flows import Item, Status, eventually, two_step_builder
+
+import actorflow as af
+from actorflow.adapters.memory import MemoryEventStreamer, MemoryRecordStore, MemoryRoleScheduler
+
+
+def counting_builder(name: str, calls: Counter[str], lock: threading.Lock) -> af.Builder[Item, Status]:
+    b = af.Builder(name, Item, Status)
+
+    def step(to: Status):
+        def fn(run: af.Run[Item, Status]) -> Status:
+            with lock:
+                calls[f"{run.run_id}:{int(run.status)}"] += 1
+            return to
+
+        return fn
+
+    b.add_step(Status.STARTED, step(Status.MIDDLE), Status.MIDDLE).with_options(parallel_count=3)
+    b.add_step(Status.MIDDLE, step(Status.DONE), Status.DONE)
+    return b
+
+
+def test_two_nodes_split_roles_and_never_both_work_one(make_workflow):
+    """Two supervisors over one role scheduler: each role runs on exactly one node; every step runs once."""
+    streamer, store, scheduler = MemoryEventStreamer(), MemoryRecordStore(), MemoryRoleScheduler()
+    calls: Counter[str] = Counter()
+    lock = threading.Lock()
+    node_a = counting_builder("shared", calls, lock).build(streamer, store, scheduler)
+    node_b = counting_builder("shared", calls, lock).build(streamer, store, scheduler)
+    with (
+        af.Supervisor([node_a], registry=CollectorRegistry(), node_id="a", claim_interval=0.05) as sup_a,
+        af.Supervisor([node_b], registry=CollectorRegistry(), node_id="b", claim_interval=0.05) as sup_b,
+    ):
+        states_a, states_b = sup_a.states(), sup_b.states()
+        assert states_a.keys() == states_b.keys()
+        for key in states_a:
+            running = [s for s in (states_a[key], states_b[key]) if s is af.ProcessState.RUNNING]
+            assert len(running) == 1, key
+        ids = [(f"r{i}", node_a.trigger(f"r{i}", Item(f"r{i}"))) for i in range(60)]
+        for foreign_id, run_id in ids:
+            node_b.await_status(foreign_id, run_id, Status.DONE, timeout=10)
+    assert set(calls.values()) == {1}
+    assert len(calls) == 120
+
+
+def test_roles_move_to_the_other_node_when_one_stops(make_workflow):
+    """When a node stops it releases its roles and the other node takes them within seconds."""
+    streamer, store, scheduler = MemoryEventStreamer(), MemoryRecordStore(), MemoryRoleScheduler()
+    first = two_step_builder("handover").build(streamer, store, scheduler)
+    second = two_step_builder("handover").build(streamer, store, scheduler)
+    sup_a = af.Supervisor([first], registry=CollectorRegistry(), node_id="a", claim_interval=0.05)
+    sup_b = af.Supervisor([second], registry=CollectorRegistry(), node_id="b", claim_interval=0.05)
+    sup_a.start()
+    try:
+        with sup_b:
+            assert all(s is af.ProcessState.IDLE for s in sup_b.states().values())
+            sup_a.stop()
+            eventually(
+                lambda: all(s is af.ProcessState.RUNNING for s in sup_b.states().values()),
+                message="roles moving to node b",
+            )
+            run_id = second.trigger("after", Item("after"))
+            assert second.await_status("after", run_id, Status.DONE, timeout=5).object.steps == 2
+    finally:
+        sup_a.stop()
+
+
+class OutageScheduler:
+    """A role scheduler a node cannot reach while ``down`` is set."""
+
+    def __init__(self, inner: MemoryRoleScheduler) -> None:
+        self.inner = inner
+        self.down = threading.Event()
+
+    def acquire(self, role: str, node_id: str) -> af.Lease | None:
+        if self.down.is_set():
+            raise ConnectionError("role store unreachable")
+        return self.inner.acquire(role, node_id)
+
+    def release(self, role: str, node_id: str) -> None:
+        if not self.down.is_set():
+            self.inner.release(role, node_id)
+
+
+def test_a_node_that_cannot_renew_stops_working_before_its_lease_expires():
+    """Leases with a ttl: the cut-off node goes idle, and only then can the other node take over."""
+    shared = MemoryRoleScheduler(ttl=0.6)
+    cut_off = OutageScheduler(shared)
+    streamer, store = MemoryEventStreamer(), MemoryRecordStore()
+    a = two_step_builder("lease").build(streamer, store, cut_off)
+    b = two_step_builder("lease").build(streamer, store, shared)
+    sup_a = af.Supervisor([a], registry=CollectorRegistry(), node_id="a", claim_interval=0.05)
+    sup_b = af.Supervisor([b], registry=CollectorRegistry(), node_id="b", claim_interval=0.05)
+    with sup_a:
+        eventually(lambda: all(s is af.ProcessState.RUNNING for s in sup_a.states().values()), message="a runs")
+        with sup_b:
+            cut_off.down.set()
+            # Node a gives every role up once its lease would no longer be safe ...
+            eventually(lambda: all(s is af.ProcessState.IDLE for s in sup_a.states().values()), message="a idles")
+            # ... and node b gets them once the leases expired.
+            eventually(lambda: all(s is af.ProcessState.RUNNING for s in sup_b.states().values()), message="b runs")
+            run_id = b.trigger("x", Item("x"))
+            assert b.await_status("x", run_id, Status.DONE, timeout=5).object.steps == 2
