@@ -35,7 +35,7 @@ if TYPE_CHECKING:
         RoleScheduler,
         TimeoutStore,
     )
-    from actorflow.record import Run
+    from actorflow.record import Run, TypedRecord
 
 __all__ = ["Builder"]
 
@@ -159,15 +159,15 @@ class Builder(Generic[T, S]):
         self._connectors[name] = spec
         return spec
 
-    def on_pause(self, hook: HookFunc) -> None:
+    def on_pause(self, hook: Callable[[TypedRecord[T, S]], None]) -> None:
         """Call ``hook(record)`` when a run is paused (replaces an earlier pause hook)."""
         self._hooks[RunState.PAUSED] = hook
 
-    def on_cancel(self, hook: HookFunc) -> None:
+    def on_cancel(self, hook: Callable[[TypedRecord[T, S]], None]) -> None:
         """Call ``hook(record)`` when a run is cancelled."""
         self._hooks[RunState.CANCELLED] = hook
 
-    def on_complete(self, hook: HookFunc) -> None:
+    def on_complete(self, hook: Callable[[TypedRecord[T, S]], None]) -> None:
         """Call ``hook(record)`` when a run completes (reaches a terminal status)."""
         self._hooks[RunState.COMPLETED] = hook
 

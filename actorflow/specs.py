@@ -6,7 +6,7 @@ import dataclasses
 import enum
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from actorflow.options import Options
 
@@ -44,7 +44,7 @@ class _WithOptions:
     _refused: dict[str, str] = {}  # noqa: RUF012 - class-level default, never mutated
     _only: frozenset[str] | None = None
 
-    def with_options(self, options: Options | None = None, /, **kwargs: Any) -> _WithOptions:
+    def with_options(self, options: Options | None = None, /, **kwargs: Any) -> Self:
         """Set this process's options; unset ones are inherited from the workflow's defaults."""
         given = Options(**kwargs) if options is None else options
         if options is not None and kwargs:
@@ -118,6 +118,7 @@ class ScheduleSpec(Generic[T]):
     spec: str
     initial_value: T | None = None
     filter: Callable[[datetime], bool] | None = None
+    registered_at: datetime | None = None  # the first slot counts from here when there is no run yet
 
 
 HookFunc = Callable[["TypedRecord[Any, Any]"], None]

@@ -280,7 +280,13 @@ class Workflow(Generic[T, S]):
         from actorflow.cron import parse  # noqa: PLC0415 - cron is only needed here
 
         parse(spec)
-        schedule = ScheduleSpec(foreign_id=foreign_id, spec=spec, initial_value=initial_value, filter=filter)
+        schedule = ScheduleSpec(
+            foreign_id=foreign_id,
+            spec=spec,
+            initial_value=initial_value,
+            filter=filter,
+            registered_at=self.clock.now(),
+        )
         self.schedules.append(schedule)
         if self._host is not None:
             self._host._add_schedule(self, schedule)  # noqa: SLF001

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["Process", "logger"]
 
 logger = logging.getLogger("actorflow")
+logger.addHandler(logging.NullHandler())  # a library: the application configures logging
 
 
 class Process(abc.ABC):

@@ -42,7 +42,7 @@ class ScheduleProcess(Process):
             try:
                 self._last = self.wf.record_store.latest(self.wf.name, self.spec.foreign_id).created_at
             except RecordNotFound:
-                self._last = now
+                self._last = self.spec.registered_at or now
         slot = self._next(self._last)
         if now < slot:
             clock.wait_until(slot, timeout=budget)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from actorflow import transitions
@@ -23,14 +24,15 @@ def fail_step(consumer: EventConsumer, record: Record, error: BaseException) -> 
 
     Shared by every process that runs user code on an event (steps, timeout inserters).
     """
+    # A step error is expected behaviour (it is retried): the traceback only at DEBUG.
     logger.warning(
-        "%s/%s: step error for run %s (foreign id %s): %s",
+        "%s/%s: step error for run %s (foreign id %s): %r",
         consumer.wf.name,
         consumer.name,
         record.run_id,
         record.foreign_id,
         error,
-        exc_info=error,
+        exc_info=error if logger.isEnabledFor(logging.DEBUG) else None,
     )
     consumer.metrics.error()
     limit = consumer.options.pause_after_err_count

@@ -7,10 +7,9 @@ import time
 
 import pytest
 from prometheus_client import CollectorRegistry
+from runtime_flows import Item, Status
 
 import actorflow as af
-
-from runtime_flows import Item, Status
 
 
 def run_to_done(wf: af.Workflow[Item, Status], foreign_id: str) -> af.Run[Item, Status]:
