@@ -22,6 +22,7 @@ __all__ = [
     "BatchStore",
     "ConnectorConstructor",
     "ConnectorConsumer",
+    "DirectPublisher",
     "ErrorCounter",
     "EventReceiver",
     "EventSender",
@@ -189,6 +190,24 @@ class BatchStore(Protocol):
 
     def delete_outbox_events(self, ids: Iterable[str]) -> None:
         """Remove many relayed outbox events at once."""
+        ...
+
+
+@runtime_checkable
+class DirectPublisher(Protocol):
+    """A record store that can write a workflow's events straight into its event streamer.
+
+    When the streamer keeps its events in the same database, the event is written in the
+    record's own transaction: a transition is one commit and the outbox relay has
+    nothing to do (the core then does not start it).
+    """
+
+    def publish_directly(self, workflow_name: str, event_streamer: EventStreamer) -> bool:
+        """Write ``workflow_name``'s events into ``event_streamer`` from now on, if it can.
+
+        Returns False (and changes nothing) when the streamer is not in the same
+        database. Must not connect: it is called when a workflow is built.
+        """
         ...
 
 

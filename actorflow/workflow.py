@@ -25,7 +25,7 @@ from actorflow.errors import (
 from actorflow.graph import Graph
 from actorflow.metrics import Metrics, metrics_for
 from actorflow.options import Options, OutboxOptions
-from actorflow.protocols import BatchStore, ErrorCounter, OutboxWaiter, Snapshots
+from actorflow.protocols import BatchStore, DirectPublisher, ErrorCounter, OutboxWaiter, Snapshots
 from actorflow.record import Record, RecordMeta, Run
 from actorflow.runstate import RunState
 from actorflow.specs import CallbackSpec, ConnectorSpec, HookFunc, ScheduleSpec, StepSpec, TimeoutSpec
@@ -108,6 +108,10 @@ class Workflow(Generic[T, S]):
         self._batch_store: BatchStore | None = record_store if isinstance(record_store, BatchStore) else None
         self._snapshots: Snapshots | None = record_store if isinstance(record_store, Snapshots) else None
         self._outbox_waiter: OutboxWaiter | None = record_store if isinstance(record_store, OutboxWaiter) else None
+        # Events written in the record's own transaction: no outbox relay is needed.
+        self.publishes_directly = isinstance(record_store, DirectPublisher) and record_store.publish_directly(
+            config.name, event_streamer
+        )
         counter = config.error_counter
         if counter is None and isinstance(record_store, ErrorCounter):
             counter = record_store

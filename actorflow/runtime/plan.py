@@ -78,7 +78,7 @@ def plan_workflow(wf: Workflow[Any, Any]) -> list[ProcessPlan]:
             )
             for i in range(1, count + 1)
         )
-    if config.outbox is not None:
+    if config.outbox is not None and not wf.publishes_directly:
         plans.append(
             _plan(
                 wf,

@@ -47,6 +47,10 @@ class MemoryConnector:
             consumer.delivered.extend((event, start + i + 1) for i, event in enumerate(out))
             return out
 
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
     def _ack(self, name: str, position: int) -> None:
         with self._cond:
             self._cursors[name] = max(position, self._cursors.get(name, 0))
@@ -66,9 +70,10 @@ class _Consumer:
     def ack(self, event: ConnectorEvent) -> None:
         while self.delivered:
             delivered, position = self.delivered.popleft()
-            if delivered is event:
+            if delivered == event:
                 self._connector._ack(self.name, position)  # noqa: SLF001
                 return
 
     def close(self) -> None:
         self.closed = True
+        self._connector._wake()  # noqa: SLF001 - a receive blocked in another thread returns

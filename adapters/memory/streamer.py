@@ -144,4 +144,6 @@ class _Receiver:
         self._streamer._commit(self._key, event.id)  # noqa: SLF001
 
     def close(self) -> None:
-        self._closed = True
+        with self._log.cond:
+            self._closed = True
+            self._log.cond.notify_all()  # a receive blocked in another thread returns

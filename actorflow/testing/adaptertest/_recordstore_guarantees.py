@@ -30,16 +30,16 @@ from actorflow.testing.adaptertest._records import (
 __all__ = ["GuaranteeCases"]
 
 
-def _race(workers: list[Callable[[], None]]) -> list[BaseException | None]:
+def _race(workers: list[Callable[[], None]]) -> list[Exception | None]:
     """Run every worker on its own thread, released together; each one's outcome."""
     barrier = threading.Barrier(len(workers))
-    outcomes: list[BaseException | None] = [None] * len(workers)
+    outcomes: list[Exception | None] = [None] * len(workers)
 
     def run(index: int, work: Callable[[], None]) -> None:
-        barrier.wait(timeout=5)
         try:
+            barrier.wait(timeout=5)
             work()
-        except BaseException as exc:  # noqa: BLE001 - the outcome is what the test checks
+        except Exception as exc:  # noqa: BLE001 - the outcome is what the test checks
             outcomes[index] = exc
 
     threads = [threading.Thread(target=run, args=(i, w), name=f"adaptertest-race-{i}") for i, w in enumerate(workers)]

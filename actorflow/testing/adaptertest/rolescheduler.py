@@ -171,6 +171,7 @@ class RoleSchedulerSuite:
         assert await_role(first, "leader-guarded", "node-0") is not None
         second.release("leader-guarded", "node-1")
         assert second.acquire("leader-guarded", "node-1") is None
+        assert await_role(second, "leader-guarded", "node-1", timeout=0.1) is None, "await_role gives up at its timeout"
         assert await_role(second, "another-role", "node-1") is not None
         first.release("leader-guarded", "node-0")
         second.release("another-role", "node-1")
