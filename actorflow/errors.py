@@ -15,6 +15,7 @@ __all__ = [
     "BuildError",
     "CodecError",
     "ConnectorError",
+    "CorruptRecord",
     "InvalidRunStateTransition",
     "InvalidTransition",
     "NotRunning",
@@ -42,6 +43,10 @@ class ActorflowError(Exception):
 
 class RecordNotFound(ActorflowError, LookupError):
     """Record not found."""
+
+
+class CorruptRecord(ActorflowError, ValueError):
+    """A stored row could not be read as a record or event (corrupted or foreign data)."""
 
 
 class TimeoutNotFound(ActorflowError, LookupError):

@@ -38,13 +38,27 @@ class Adapters:
     role_scheduler: Any
     timeout_store: Any
 
+    def close(self) -> None:
+        """Close every adapter that can be closed (connections, listener threads)."""
+        for adapter in (self.event_streamer, self.record_store, self.role_scheduler, self.timeout_store):
+            close = getattr(adapter, "close", None)
+            if close is not None:
+                close()
+
 
 @dataclasses.dataclass
 class Stack:
-    """A named way to make adapters (memory now; SQLite and PostgreSQL join later)."""
+    """A named way to make adapters; the adapters it made are closed after the test."""
 
     name: str
-    make: Callable[[af.Clock], Adapters]
+    factory: Callable[[af.Clock], Adapters]
+    made: list[Adapters] = dataclasses.field(default_factory=list)
+
+    def make(self, clock: af.Clock | None = None) -> Adapters:
+        """Fresh adapters of this stack (sharing one database when the stack has one)."""
+        adapters = self.factory(clock or af.SystemClock())
+        self.made.append(adapters)
+        return adapters
 
     def build(self, builder: af.Builder[Any, Any], *, clock: af.Clock | None = None, **kwargs: Any) -> af.Workflow[Any, Any]:
         """Build ``builder`` on fresh adapters of this stack."""
@@ -60,17 +74,27 @@ class Stack:
         )
 
 
-def _memory(clock: af.Clock) -> Adapters:
+# Each stack: a function of (clock, request) making adapters. Within one test every call
+# shares one database (like several processes on one server); server stacks skip, or
+# fail when ACTORFLOW_REQUIRE_SERVICES=1, when their server is missing.
+StackFactory = Callable[[af.Clock, pytest.FixtureRequest], Adapters]
+
+
+def _memory(clock: af.Clock, _request: pytest.FixtureRequest) -> Adapters:
     return Adapters(MemoryEventStreamer(clock=clock), MemoryRecordStore(), MemoryRoleScheduler(), MemoryTimeoutStore())
 
 
-STACKS = {"memory": _memory}
+STACKS: dict[str, StackFactory] = {"memory": _memory}
 
 
 @pytest.fixture(params=sorted(STACKS))
-def stack(request: pytest.FixtureRequest) -> Stack:
-    """Each adapter stack in turn."""
-    return Stack(request.param, STACKS[request.param])
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """Each adapter stack in turn; what it made is closed afterwards."""
+    factory = STACKS[request.param]
+    made = Stack(request.param, lambda clock: factory(clock, request))
+    yield made
+    for adapters in made.made:
+        adapters.close()
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from actorflow import transitions
-from actorflow.errors import RecordNotFound
+from actorflow.errors import CorruptRecord, RecordNotFound
 from actorflow.event import Event, Header, shard_of
 from actorflow.processes.base import Process, logger
 from actorflow.protocols import EventReceiver, ReceiverOptions
@@ -179,6 +179,17 @@ class EventConsumer(Process):
         except ValueError:
             return None
 
+    def lookup(self, event: Event) -> Record | Skipped:
+        """The event's record, or why the event is skipped (gone, or unreadable)."""
+        try:
+            return self.wf.record_store.lookup(event.run_id)
+        except RecordNotFound:
+            return Skipped("record not found")
+        except CorruptRecord as exc:
+            self.metrics.malformed.inc()
+            logger.error("%s: run %s cannot be read, event skipped: %s", self.name, event.run_id, exc)
+            return Skipped("corrupt record")
+
     def load(self, event: Event, status: int | None) -> Record | Skipped | Retry:
         """The event's record if the event is current and the run may move, else why not.
 
@@ -186,10 +197,9 @@ class EventConsumer(Process):
         another status, or of a stopped run; retries when the record is older than the
         event (a stale read: the store has not caught up yet).
         """
-        try:
-            record = self.wf.record_store.lookup(event.run_id)
-        except RecordNotFound:
-            return Skipped("record not found")
+        record = self.lookup(event)
+        if isinstance(record, Skipped):
+            return record
         version = self.event_version(event)
         if version is None:
             if Header.RECORD_VERSION in event.headers:

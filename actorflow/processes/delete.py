@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from actorflow import transitions
-from actorflow.errors import RecordNotFound
 from actorflow.event import Event
 from actorflow.processes.base import logger
 from actorflow.processes.consumer import EventConsumer, Outcome, Retry, Skipped
@@ -25,10 +24,9 @@ class DeleteConsumer(EventConsumer):
 
     def handle(self, event: Event) -> Outcome:
         """Delete the run's data if its deletion is still requested."""
-        try:
-            record = self.wf.record_store.lookup(event.run_id)
-        except RecordNotFound:
-            return Skipped("record not found")
+        record = self.lookup(event)
+        if isinstance(record, Skipped):
+            return record
         if record.run_state is not RunState.REQUESTED_DATA_DELETED:
             return Skipped("record status not in expected state")
         custom: Any = self.wf.config.custom_delete

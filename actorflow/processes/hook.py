@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from actorflow import transitions
-from actorflow.errors import RecordNotFound
 from actorflow.event import Event
 from actorflow.processes.base import logger
 from actorflow.processes.consumer import EventConsumer, Outcome, Retry, Skipped
@@ -31,10 +30,9 @@ class HookConsumer(EventConsumer):
 
     def handle(self, event: Event) -> Outcome:
         """Call the hook for the event's run."""
-        try:
-            record = self.wf.record_store.lookup(event.run_id)
-        except RecordNotFound:
-            return Skipped("record not found")
+        record = self.lookup(event)
+        if isinstance(record, Skipped):
+            return record
         typed = transitions.decode_or_none(self.wf, record)
         if typed is None:
             return Skipped("unable to unmarshal object")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from actorflow import transitions
-from actorflow.errors import RecordNotFound
 from actorflow.event import Event
 from actorflow.processes.consumer import EventConsumer, Outcome, Skipped
 from actorflow.runstate import RunState
@@ -22,10 +21,9 @@ class PausedRetry(EventConsumer):
 
     def handle(self, event: Event) -> Outcome:
         """Resume the run if it is still in the pause this event announced."""
-        try:
-            record = self.wf.record_store.lookup(event.run_id)
-        except RecordNotFound:
-            return Skipped("record not found")
+        record = self.lookup(event)
+        if isinstance(record, Skipped):
+            return record
         if record.run_state is not RunState.PAUSED:
             return Skipped("record status not in expected state")
         version = self.event_version(event)

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from actorflow import transitions
-from actorflow.errors import RecordNotFound, TimeoutNotFound, VersionConflict
+from actorflow.errors import CorruptRecord, RecordNotFound, TimeoutNotFound, VersionConflict
 from actorflow.event import Event
 from actorflow.processes.base import Process, logger
 from actorflow.processes.consumer import EventConsumer, Outcome
@@ -77,6 +77,13 @@ class TimeoutPoller(Process):
             record = self.wf.record_store.lookup(timeout.run_id)
         except RecordNotFound:
             self._cancel(timeout)
+            return
+        except CorruptRecord as exc:
+            self.metrics.malformed.inc()
+            logger.error(
+                "%s: run %s cannot be read; timeout %s dropped: %s", self.name, timeout.run_id, timeout.id, exc
+            )
+            self.store.complete(timeout.id)
             return
         if record.status != timeout.status or record.run_state.finished:
             self._cancel(timeout)

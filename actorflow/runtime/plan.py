@@ -91,7 +91,7 @@ def plan_workflow(wf: Workflow[Any, Any]) -> list[ProcessPlan]:
         )
     if wf.timeout_store is not None:
         for status, spec in config.timeouts.items():
-            opts = spec.options.over(defaults).over(Options(parallel_count=1, lag=0)).resolve()
+            opts = Options(parallel_count=1, lag=0).over(spec.options.over(defaults)).resolve()
             name = _status_key(wf, status)
             plans.append(
                 _plan(
@@ -122,7 +122,7 @@ def plan_workflow(wf: Workflow[Any, Any]) -> list[ProcessPlan]:
         for i in range(1, count + 1):
             name = make_role(connector.name, "connector-to", wf.name, "consumer", i, "of", count)
             plans.append(_plan(wf, name, name, opts, ConnectorProcess, spec=connector, shard=i - 1, shard_count=count))
-    single = defaults.over(Options(parallel_count=1)).resolve()
+    single = Options(parallel_count=1).over(defaults).resolve()
     for state, hook in config.hooks.items():
         plans.append(
             _plan(
@@ -141,7 +141,7 @@ def plan_workflow(wf: Workflow[Any, Any]) -> list[ProcessPlan]:
             wf,
             "delete-consumer",
             make_role(wf.name, "delete-consumer"),
-            defaults.over(Options(parallel_count=1, lag=0)).resolve(),
+            Options(parallel_count=1, lag=0).over(defaults).resolve(),
             DeleteConsumer,
             topic=delete_topic(wf.name),
         )
@@ -154,7 +154,7 @@ def plan_workflow(wf: Workflow[Any, Any]) -> list[ProcessPlan]:
                 wf,
                 "paused-records-retry-consumer",
                 make_role(wf.name, "paused-records-retry-consumer"),
-                defaults.over(Options(parallel_count=1, lag=after, lag_alert=alert)).resolve(),
+                Options(parallel_count=1, lag=after, lag_alert=alert).over(defaults).resolve(),
                 PausedRetry,
                 topic=run_state_change_topic(wf.name),
             )
