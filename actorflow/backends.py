@@ -6,8 +6,13 @@ statically, so it keeps working without the optional extras.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import importlib
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from actorflow.clock import Clock
@@ -15,25 +20,69 @@ from actorflow.protocols import EventStreamer, RecordStore, RoleScheduler, Timeo
 
 __all__ = ["BACKENDS", "Backend", "make_backend"]
 
-BACKENDS = ("memory",)
+BACKENDS = ("memory", "sqlite")
 
 
 @dataclasses.dataclass(frozen=True)
 class Backend:
-    """The adapters one workflow is built on."""
+    """The adapters one workflow is built on.
+
+    Attributes:
+        location: where the data lives, for people (a file path; empty in memory).
+        cleanup: called by `close` after the adapters are closed (removes a temporary
+            database made for the demo or the benchmark).
+    """
 
     event_streamer: EventStreamer
     record_store: RecordStore
     role_scheduler: RoleScheduler
     timeout_store: TimeoutStore
+    location: str = ""
+    cleanup: Callable[[], None] | None = None
+
+    def close(self) -> None:
+        """Close every adapter that holds connections, then run the cleanup."""
+        for adapter in (self.event_streamer, self.record_store, self.role_scheduler, self.timeout_store):
+            close = getattr(adapter, "close", None)
+            if callable(close):
+                close()
+        if self.cleanup is not None:
+            self.cleanup()
 
 
 def _module(name: str) -> Any:
     return importlib.import_module(f"actorflow.adapters.{name}")
 
 
+def _sqlite(path: str | None, clock: Clock | None) -> Backend:
+    sqlite = _module("sqlite")
+    memory = _module("memory")
+    cleanup: Callable[[], None] | None = None
+    if path is None:
+        # A fresh file for a demo or a benchmark; removed on close, or at exit at the latest.
+        folder = tempfile.mkdtemp(prefix="actorflow-")
+        path = str(Path(folder) / "actorflow.db")
+
+        def cleanup() -> None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+        atexit.register(cleanup)
+    return Backend(
+        sqlite.SqliteEventStreamer(path, clock=clock),
+        sqlite.SqliteRecordStore(path),
+        memory.MemoryRoleScheduler(),  # one node: roles in memory
+        sqlite.SqliteTimeoutStore(path),
+        location=path,
+        cleanup=cleanup,
+    )
+
+
 def make_backend(name: str, *, path: str | None = None, dsn: str | None = None, clock: Clock | None = None) -> Backend:
-    """Fresh adapters of the backend ``name``."""
+    """Fresh adapters of the backend ``name``.
+
+    ``sqlite`` uses the database file ``path``, or a new file in a temporary directory
+    (removed by `Backend.close`) when none is given.
+    """
     if name == "memory":
         memory = _module("memory")
         return Backend(
@@ -42,5 +91,7 @@ def make_backend(name: str, *, path: str | None = None, dsn: str | None = None, 
             memory.MemoryRoleScheduler(),
             memory.MemoryTimeoutStore(),
         )
+    if name == "sqlite":
+        return _sqlite(path, clock)
     msg = f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)} (path={path!r}, dsn={dsn!r})"
     raise ValueError(msg)

@@ -132,6 +132,22 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_db_migrate(args: argparse.Namespace) -> int:
+    import importlib  # noqa: PLC0415
+
+    if not args.dsn:
+        msg = "--dsn (or ACTORFLOW_DSN) is required, e.g. postgresql://user@host:5432/db"
+        raise SystemExit(msg)
+    postgres = importlib.import_module("actorflow.adapters.postgres")
+    try:
+        applied = postgres.migrate(args.dsn, schema=args.schema)
+    except postgres.PostgresError as exc:
+        raise SystemExit(str(exc)) from exc
+    done = ", ".join(str(v) for v in applied) or "none (already up to date)"
+    print(f"schema {args.schema}: applied migrations {done}")  # noqa: T201
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="actorflow", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,10 +165,17 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run a real workflow over many runs and show what happens")
     _add(demo, "runs", default=2000, type=int, help="how many orders to process")
     _add(demo, "metrics-port", default=0, type=int, help="port for /metrics (0 picks a free one)")
-    _add(demo, "backend", default="memory", choices=list(BACKENDS), help="where runs are stored")
-    _add(demo, "path", default=None, help="database file for file-backed backends")
+    _add(demo, "backend", default="sqlite", choices=list(BACKENDS), help="where runs are stored")
+    _add(demo, "path", default=None, help="SQLite database file (default: a temporary one, removed at the end)")
     demo.add_argument("--serve", action="store_true", help="keep serving the metrics after the runs finish")
     demo.set_defaults(func=_cmd_demo)
+
+    db = sub.add_parser("db", help="database administration")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_migrate = db_sub.add_parser("migrate", help="create or upgrade the PostgreSQL schema")
+    _add(db_migrate, "dsn", help="PostgreSQL DSN, e.g. postgresql://user@host:5432/db")
+    _add(db_migrate, "schema", default="public", help="schema to migrate")
+    db_migrate.set_defaults(func=_cmd_db_migrate)
 
     bench = sub.add_parser("bench", help="measure throughput and latency, and append them to BENCHMARKS.md")
     _add(bench, "runs", default=10_000, type=int, help="runs in the throughput backlog")

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import actorflow as af
-from actorflow.backends import make_backend
+from actorflow.backends import Backend, make_backend
 
 __all__ = ["OrderStatus", "build_demo_workflow", "run_demo"]
 
@@ -78,10 +78,8 @@ class _Progress:
             self.cond.notify_all()
 
 
-def build_demo_workflow(
-    backend: str = "memory", path: str | None = None
-) -> tuple[af.Workflow[Order, OrderStatus], Any]:
-    """The demo's order workflow on the given backend, and its progress counter."""
+def build_demo_workflow(adapters: Backend) -> tuple[af.Workflow[Order, OrderStatus], Any]:
+    """The demo's order workflow on the given adapters, and its progress counter."""
     progress = _Progress()
     b = af.Builder("demo-orders", Order, OrderStatus)
     b.add_step(OrderStatus.CREATED, validate, OrderStatus.VALIDATED)
@@ -89,9 +87,12 @@ def build_demo_workflow(
     b.add_step(OrderStatus.PAID, pack, OrderStatus.PACKED)
     b.add_step(OrderStatus.PACKED, ship, OrderStatus.SHIPPED)
     b.on_complete(progress.on_complete)
-    backend_ = make_backend(backend, path=path)
     wf = b.build(
-        backend_.event_streamer, backend_.record_store, backend_.role_scheduler, defaults=af.Options(err_backoff=0.1)
+        adapters.event_streamer,
+        adapters.record_store,
+        adapters.role_scheduler,
+        timeout_store=adapters.timeout_store,
+        defaults=af.Options(err_backoff=0.1),
     )
     return wf, progress
 
@@ -106,16 +107,24 @@ def run_demo(
     runs: int = 2000,
     metrics_port: int = 0,
     serve: bool = False,
-    backend: str = "memory",
+    backend: str = "sqlite",
     path: str | None = None,
 ) -> int:
-    """Process ``runs`` orders through four steps; exit code 0 when every run completed."""
+    """Process ``runs`` orders through four steps; exit code 0 when every run completed.
+
+    On the ``sqlite`` backend (the default) the runs are stored in ``path``, or in a
+    temporary file removed at the end when no path is given.
+    """
     out = sys.stdout
-    wf, progress = build_demo_workflow(backend, path)
+    adapters = make_backend(backend, path=path)
+    wf, progress = build_demo_workflow(adapters)
     supervisor = af.Supervisor([wf], metrics_port=metrics_port)
     supervisor.start()
     try:
         out.write(f"actorflow demo: {runs} orders through 4 steps on the {backend} backend\n")
+        if adapters.location:
+            kept = "kept" if path else "a temporary file, removed at the end (--path keeps one)"
+            out.write(f"database: {adapters.location} ({kept})\n")
         out.write(f"metrics: http://127.0.0.1:{supervisor.metrics_port}/metrics (health: /healthz)\n")
         started = time.perf_counter()
         for i in range(runs):
@@ -147,4 +156,5 @@ def run_demo(
                 stop.wait()
     finally:
         supervisor.stop()
+        adapters.close()
     return 0

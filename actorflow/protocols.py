@@ -19,6 +19,8 @@ from actorflow.record import Record
 from actorflow.runstate import RunState
 
 __all__ = [
+    "Attachable",
+    "BatchLookup",
     "BatchStore",
     "ConnectorConstructor",
     "ConnectorConsumer",
@@ -194,6 +196,15 @@ class BatchStore(Protocol):
 
 
 @runtime_checkable
+class BatchLookup(Protocol):
+    """A record store that reads many records in one round trip."""
+
+    def lookup_many(self, run_ids: Iterable[str]) -> dict[str, Record]:
+        """The records of ``run_ids`` by run id; unknown (or unreadable) ones are left out."""
+        ...
+
+
+@runtime_checkable
 class DirectPublisher(Protocol):
     """A record store that can write a workflow's events straight into its event streamer.
 
@@ -217,6 +228,24 @@ class OutboxWaiter(Protocol):
 
     def wait_for_outbox(self, workflow_name: str, timeout: float) -> None:
         """Block until the workflow may have new outbox events, or ``timeout`` seconds."""
+        ...
+
+
+@runtime_checkable
+class Attachable(Protocol):
+    """An adapter holding resources (pools, threads) that its users attach to.
+
+    A supervisor attaches to each adapter of its workflows when it starts and detaches
+    when it stops; the adapter releases its resources when the last user detaches (and
+    opens them again, lazily, if used afterwards). So ``stop()`` leaves no thread behind.
+    """
+
+    def attach(self) -> None:
+        """One more user of the adapter."""
+        ...
+
+    def detach(self) -> None:
+        """One user fewer; at none, release connections and threads."""
         ...
 
 

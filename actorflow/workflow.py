@@ -17,6 +17,7 @@ from actorflow.codec import Codec
 from actorflow.errors import (
     ActorflowError,
     AwaitTimeout,
+    BuildError,
     InvalidTransition,
     NotRunning,
     RecordNotFound,
@@ -25,7 +26,7 @@ from actorflow.errors import (
 from actorflow.graph import Graph
 from actorflow.metrics import Metrics, metrics_for
 from actorflow.options import Options, OutboxOptions
-from actorflow.protocols import BatchStore, DirectPublisher, ErrorCounter, OutboxWaiter, Snapshots
+from actorflow.protocols import BatchLookup, BatchStore, DirectPublisher, ErrorCounter, OutboxWaiter, Snapshots
 from actorflow.record import Record, RecordMeta, Run
 from actorflow.runstate import RunState
 from actorflow.specs import CallbackSpec, ConnectorSpec, HookFunc, ScheduleSpec, StepSpec, TimeoutSpec
@@ -106,6 +107,7 @@ class Workflow(Generic[T, S]):
         self.timeout_store = timeout_store
         self.schedules: list[ScheduleSpec[T]] = []
         self._batch_store: BatchStore | None = record_store if isinstance(record_store, BatchStore) else None
+        self._batch_lookup: BatchLookup | None = record_store if isinstance(record_store, BatchLookup) else None
         self._snapshots: Snapshots | None = record_store if isinstance(record_store, Snapshots) else None
         self._outbox_waiter: OutboxWaiter | None = record_store if isinstance(record_store, OutboxWaiter) else None
         # Events written in the record's own transaction: no outbox relay is needed.
@@ -279,11 +281,15 @@ class Workflow(Generic[T, S]):
 
         ``spec`` is five cron fields, a descriptor (``@daily``...) or ``@every 1h30m``.
         ``filter(now)`` returning False skips a slot. Slots missed while no node ran the
-        workflow are fired once.
+        workflow are fired once. Registering the same (foreign id, spec) twice raises
+        `BuildError`.
         """
         from actorflow.cron import parse  # noqa: PLC0415 - cron is only needed here
 
         parse(spec)
+        if any(s.foreign_id == foreign_id and s.spec == spec for s in self.schedules):
+            msg = f"schedule {spec!r} for {foreign_id!r} is already registered on {self!r}"
+            raise BuildError(msg)
         schedule = ScheduleSpec(
             foreign_id=foreign_id,
             spec=spec,

@@ -72,6 +72,7 @@ class EventConsumer(Process):
         self._receiver: EventReceiver | None = None
         self._pending: list[Event] = []
         self._lag_until: Any = None
+        self._prefetched: dict[str, Record] = {}
 
     @abc.abstractmethod
     def handle(self, event: Event) -> Outcome:
@@ -115,6 +116,16 @@ class EventConsumer(Process):
             self._handle_batch(receiver, events)
 
     def _handle_batch(self, receiver: EventReceiver, events: list[Event]) -> None:
+        batch_lookup = self.wf._batch_lookup  # noqa: SLF001
+        if batch_lookup is not None:
+            # One round trip for the batch's records instead of one per event.
+            self._prefetched = batch_lookup.lookup_many(event.run_id for event in events)
+        try:
+            self._handle_events(receiver, events)
+        finally:
+            self._prefetched = {}
+
+    def _handle_events(self, receiver: EventReceiver, events: list[Event]) -> None:
         writes: list[Write] = []
         done: Event | None = None
         lag = self.options.lag
@@ -181,6 +192,9 @@ class EventConsumer(Process):
 
     def lookup(self, event: Event) -> Record | Skipped:
         """The event's record, or why the event is skipped (gone, or unreadable)."""
+        found = self._prefetched.pop(event.run_id, None)
+        if found is not None:
+            return found
         try:
             return self.wf.record_store.lookup(event.run_id)
         except RecordNotFound:

@@ -47,14 +47,12 @@ class ScheduleProcess(Process):
         if now < slot:
             clock.wait_until(slot, timeout=budget)
             return
-        if self.spec.filter is not None and not self.spec.filter(now):
-            self._last = now
-            return
         try:
-            self.wf.trigger(self.spec.foreign_id, initial_value=self.spec.initial_value)
+            if self.spec.filter is None or self.spec.filter(now):
+                self.wf.trigger(self.spec.foreign_id, initial_value=self.spec.initial_value)
         except WorkflowInProgress:
             pass  # the previous run is still going: this slot is skipped
-        except Exception as exc:  # noqa: BLE001 - retried after the back-off
+        except Exception as exc:  # noqa: BLE001 - a user filter or a trigger failed: retried after the back-off
             logger.warning("%s/%s: scheduled trigger failed: %s", self.wf.name, self.name, exc)
             self.metrics.error()
             self.back_off(self.options.err_backoff)

@@ -13,6 +13,7 @@ import pykka
 from actorflow.errors import ActorflowError
 from actorflow.metrics import metrics_for
 from actorflow.processes.base import logger
+from actorflow.protocols import Attachable
 from actorflow.runtime.actor import ProcessActor
 from actorflow.runtime.messages import ChildExited
 from actorflow.runtime.node import Node
@@ -68,7 +69,11 @@ class _SupervisorActor(pykka.ThreadingActor):
             return [ref for _, ref in self._children.values()]
         return None
 
-    def _spawn(self, plan: ProcessPlan, delay: float) -> None:
+    def _spawn(self, plan: ProcessPlan, delay: float, *, replace: bool = False) -> None:
+        current = self._children.get(plan.key)
+        if not replace and current is not None and current[1].is_alive():
+            logger.warning("%s is already running; not started twice", plan.key)
+            return
         tracker = self._trackers.setdefault(plan.key, RestartTracker(self.node.policy))
         tracker.started()
         self._children[plan.key] = (plan, ProcessActor.start(plan, self.node, delay))
@@ -96,7 +101,7 @@ class _SupervisorActor(pykka.ThreadingActor):
             )
         else:
             logger.warning("%s exited (%r); restarting in %.2fs", plan.key, message.error, delay)
-        self._spawn(plan, delay)
+        self._spawn(plan, delay, replace=True)
 
 
 class Supervisor:
@@ -136,6 +141,7 @@ class Supervisor:
         self.claim_interval = claim_interval
         self._node: Node | None = None
         self._server: MetricsServer | None = None
+        self._attached: list[Attachable] = []
 
     def __enter__(self) -> Self:
         self.start()
@@ -163,6 +169,7 @@ class Supervisor:
                 msg = f"{wf!r} is already hosted by another Supervisor (or running); stop it first"
                 raise ActorflowError(msg)
         metrics = metrics_for(self.registry)
+        self._attach()
         node = Node(self.node_id, metrics, self.restart)
         plans = [plan for wf in self.workflows for plan in plan_workflow(wf)]
         for wf in self.workflows:
@@ -228,6 +235,24 @@ class Supervisor:
             self._node = None
         for thread in node.threads():
             thread.join(max(0.0, deadline + 0.4 - time.monotonic()))
+        self._detach()
+
+    def _attach(self) -> None:
+        seen: set[int] = set()
+        for wf in self.workflows:
+            for adapter in (wf.event_streamer, wf.record_store, wf.role_scheduler, wf.timeout_store):
+                if isinstance(adapter, Attachable) and id(adapter) not in seen:
+                    seen.add(id(adapter))
+                    adapter.attach()
+                    self._attached.append(adapter)
+
+    def _detach(self) -> None:
+        attached, self._attached = self._attached, []
+        for adapter in attached:
+            try:
+                adapter.detach()
+            except Exception:  # noqa: BLE001 - stopping goes on; the adapter logs its own state
+                logger.exception("releasing %r failed", adapter)
 
     def _stop_actors(self, node: Node, deadline: float) -> None:
         supervisor, scheduler = node.supervisor, node.scheduler

@@ -1,0 +1,84 @@
+"""The LISTEN thread: wakes waiting receivers when a commit announces new events.
+
+Writers ``pg_notify`` the channel in their own transaction (so the notification arrives
+only after the commit). Waiters take the current version of a key *before* they query,
+then wait for it to change: a notification between their query and their wait is never
+lost. While the connection is down, waiters simply time out and query again (polling is
+the fallback), and the thread reconnects with back-off.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import psycopg
+
+__all__ = ["Listener"]
+
+logger = logging.getLogger("actorflow.postgres")
+
+_NOTIFY_POLL = 0.25  # how often the thread looks at its stop flag while idle
+_MAX_BACKOFF = 5.0
+
+
+class Listener:
+    """Counts notifications per payload and wakes the threads waiting for one."""
+
+    def __init__(self, conninfo: str, channel: str) -> None:
+        self._conninfo = conninfo
+        self._channel = channel
+        self._cond = threading.Condition()
+        self._versions: dict[str, int] = {}
+        self._stop = threading.Event()
+        self.connected = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"actorflow-listen-{channel}", daemon=True)
+        self._thread.start()
+
+    def version(self, key: str) -> int:
+        """How many notifications ``key`` has had (take it before querying)."""
+        with self._cond:
+            return self._versions.get(key, 0)
+
+    def wait(self, key: str, seen: int, timeout: float) -> None:
+        """Block until ``key`` is notified after ``seen`` was taken, or ``timeout`` seconds."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._versions.get(key, 0) != seen or self._stop.is_set(), timeout)
+
+    def _bump(self, key: str | None) -> None:
+        with self._cond:
+            if key is None:  # reconnected: something may have been missed; wake everyone
+                for name in self._versions:
+                    self._versions[name] += 1
+            else:
+                self._versions[key] = self._versions.get(key, 0) + 1
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                    conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(self._channel)))
+                    self.connected.set()
+                    self._bump(None)
+                    backoff = 0.1
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=_NOTIFY_POLL):
+                            self._bump(note.payload)
+            except psycopg.Error as exc:
+                self.connected.clear()
+                if self._stop.is_set():
+                    break
+                logger.warning("LISTEN connection lost (%s); reconnecting in %.1fs", exc, backoff)
+                self._bump(None)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+        self.connected.clear()
+
+    def stop(self) -> None:
+        """Stop the thread and close its connection."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(5.0)

@@ -1,0 +1,282 @@
+"""`PostgresRecordStore`: runs, their snapshots, and each write's event in one transaction."""
+
+from __future__ import annotations
+
+import builtins
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+
+from actorflow.errors import CorruptRecord, RecordNotFound, VersionConflict, WorkflowInProgress
+from actorflow.event import OutboxEvent, event_headers, event_topic, make_outbox_event
+from actorflow.protocols import EventStreamer, Order, RecordFilter
+from actorflow.record import Record
+
+from .._sql import decode_headers, encode_headers, filter_clause, record_from_row, record_params
+from ._db import QUERIES, Database, check_schema
+
+__all__ = ["PostgresRecordStore"]
+
+
+def _statement(name: str, publish: str) -> str:
+    source = "ins" if name == "insert_record" else "upd"
+    return QUERIES[name].format(publish=QUERIES[publish].format(source=source))
+
+
+_INSERT = {direct: _statement("insert_record", "publish_event" if direct else "publish_outbox") for direct in (1, 0)}
+_UPDATE = {direct: _statement("update_record", "publish_event" if direct else "publish_outbox") for direct in (1, 0)}
+
+
+class PostgresRecordStore:
+    """A record store in PostgreSQL (psycopg 3, pooled connections).
+
+    Every `store` is one transaction: the record (insert, or an update conditioned on
+    the version the writer read), its snapshot, and its event. When the workflow's
+    streamer is a `PostgresEventStreamer` on the same database and schema, the event
+    goes straight into the event log (`publish_directly`): one commit per transition,
+    and no outbox relay. Otherwise it goes to the outbox for the relay. `store_many`
+    commits a batch in one transaction, each record checked on its own.
+
+    Args:
+        dsn: a libpq connection string or URL.
+        schema: the schema the tables live in (created if missing).
+        max_connections: the pool's size.
+    """
+
+    def __init__(self, dsn: str, *, schema: str = "public", max_connections: int = 10) -> None:
+        self.db = Database(dsn, check_schema(schema), max_connections=max_connections)
+        self._direct: set[str] = set()
+
+    def attach(self) -> None:
+        """A supervisor starts using this adapter."""
+        self.db.attach()
+
+    def detach(self) -> None:
+        """A supervisor stopped; the last one to stop releases connections and threads."""
+        self.db.detach()
+
+    def close(self) -> None:
+        """Close the connection pool (reopened on next use)."""
+        self.db.close()
+
+    # -- capabilities -------------------------------------------------------------------
+
+    def publish_directly(self, workflow_name: str, event_streamer: EventStreamer) -> bool:
+        """Write ``workflow_name``'s events into ``event_streamer``'s log, if it is in this database."""
+        from .streamer import PostgresEventStreamer  # noqa: PLC0415 - avoid a cycle
+
+        if isinstance(event_streamer, PostgresEventStreamer) and event_streamer.db.identity == self.db.identity:
+            self._direct.add(workflow_name)
+            return True
+        return False
+
+    # -- writes -------------------------------------------------------------------------
+
+    def _params(self, record: Record) -> tuple[str, tuple[Any, ...]]:
+        direct = 1 if record.workflow_name in self._direct else 0
+        values = record_params(record)
+        if direct:
+            topic = event_topic(record)
+            publish: tuple[Any, ...] = (
+                topic,
+                record.run_id,
+                int(record.status),
+                encode_headers(event_headers(record)),
+                record.updated_at,
+                zlib.crc32(record.run_id.encode()),
+            )
+        else:
+            row = make_outbox_event(record)
+            publish = (row.id, row.workflow_name, row.run_id, row.type, encode_headers(row.headers), row.created_at)
+        if record.meta.version == 1:
+            return _INSERT[direct], values + publish
+        meta = record.meta
+        update = (
+            int(record.run_state),
+            int(record.status),
+            bytes(record.object),
+            record.updated_at,
+            meta.version,
+            meta.run_state_reason,
+            meta.status_description,
+            meta.trace_origin,
+            record.run_id,
+            meta.version - 1,
+        )
+        return _UPDATE[direct], update + publish
+
+    def _notices(self, records: Sequence[Record]) -> list[str]:
+        return [f"e:{event_topic(r)}" if r.workflow_name in self._direct else f"o:{r.workflow_name}" for r in records]
+
+    def _failure(self, conn: psycopg.Connection[Any], record: Record, *, in_progress: bool = False) -> Exception:
+        if in_progress:
+            return WorkflowInProgress(run_id=record.run_id, foreign_id=record.foreign_id)
+        if record.meta.version == 1:
+            if conn.execute(QUERIES["run_exists"], (record.run_id,)).fetchone():
+                return VersionConflict(f"run {record.run_id} already exists", run_id=record.run_id)
+            return WorkflowInProgress(run_id=record.run_id, foreign_id=record.foreign_id)
+        msg = f"run {record.run_id} is not at version {record.meta.version - 1} (or does not exist)"
+        return VersionConflict(msg, run_id=record.run_id)
+
+    def store(self, record: Record) -> None:
+        """Create or update ``record`` with its event, in one transaction."""
+        error = self.store_many([record])[0]
+        if error is not None:
+            raise error
+
+    def store_many(self, records: Sequence[Record]) -> list[Exception | None]:
+        """Store a batch in one transaction; a record that fails never undoes the others."""
+        if not records:
+            return []
+        with self.db.connection("storing records") as conn:
+            try:
+                counts = self._store_batch(conn, records)
+            except psycopg.errors.IntegrityError:
+                # A constraint failed mid-batch (rare): redo it record by record.
+                counts = []
+                for record in records:
+                    try:
+                        counts.extend(self._store_batch(conn, [record]))
+                    except psycopg.errors.IntegrityError:
+                        counts.append(-1)
+            return [
+                None if count > 0 else self._failure(conn, record, in_progress=count < 0)
+                for record, count in zip(records, counts, strict=True)
+            ]
+
+    def _store_batch(self, conn: psycopg.Connection[Any], records: Sequence[Record]) -> list[int]:
+        """Rows written per record (0: its check failed), in one pipelined round trip.
+
+        Consecutive records of the same statement go in one executemany, in order, so
+        version 1 then version 2 of one run in one batch both apply. The notifications
+        are queued in the same transaction and delivered by PostgreSQL on commit.
+        """
+        statements = [self._params(record) for record in records]
+        groups: list[tuple[str, list[tuple[Any, ...]]]] = []
+        for query, params in statements:
+            if groups and groups[-1][0] is query:
+                groups[-1][1].append(params)
+            else:
+                groups.append((query, [params]))
+        counts: list[int] = []
+        with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
+            for query, params_seq in groups:
+                cur.executemany(query.encode(), params_seq, returning=True)
+                while True:
+                    row = cur.fetchone()
+                    counts.append(int(row[0]) if row else 0)
+                    if not cur.nextset():
+                        break
+            self.db.notify(conn, self._notices(records))
+        return counts
+
+    # -- reads --------------------------------------------------------------------------
+
+    def _record(self, row: Sequence[Any]) -> Record:
+        try:
+            return record_from_row(row)
+        except (ValueError, TypeError) as exc:
+            msg = f"run {row[2] if len(row) > 2 else '?'}: unreadable record row: {exc}"  # noqa: PLR2004
+            raise CorruptRecord(msg) from exc
+
+    def lookup(self, run_id: str) -> Record:
+        """The record of ``run_id``."""
+        with self.db.connection("looking up a record") as conn:
+            row = conn.execute(QUERIES["lookup"], (run_id,)).fetchone()
+        if row is None:
+            raise RecordNotFound(run_id=run_id)
+        return self._record(row)
+
+    def lookup_many(self, run_ids: Iterable[str]) -> dict[str, Record]:
+        """The records of many runs in one query (missing ones are left out)."""
+        ids = list(dict.fromkeys(run_ids))
+        with self.db.connection("looking up records") as conn:
+            rows = conn.execute(QUERIES["lookup_many"], (ids,)).fetchall()
+        found: dict[str, Record] = {}
+        for row in rows:
+            try:
+                found[row[2]] = self._record(row)
+            except CorruptRecord:
+                continue  # left out: lookup() of that run reports it
+        return found
+
+    def latest(self, workflow_name: str, foreign_id: str) -> Record:
+        """The most recently created run of ``foreign_id``."""
+        with self.db.connection("finding the latest run") as conn:
+            row = conn.execute(QUERIES["latest"], (workflow_name, foreign_id)).fetchone()
+        if row is None:
+            raise RecordNotFound(workflow_name=workflow_name, foreign_id=foreign_id)
+        return self._record(row)
+
+    def list(
+        self,
+        workflow_name: str,
+        *,
+        offset: int = 0,
+        limit: int = 25,
+        order: Order = "asc",
+        filter: RecordFilter | None = None,  # noqa: A002 - the contract's name
+    ) -> builtins.list[Record]:
+        """Records by creation time (``desc``: newest first), filtered, then paged."""
+        where, params = filter_clause(workflow_name, filter)
+        direction = "DESC" if order == "desc" else "ASC"
+        query = QUERIES["list_records"].format(where=where, direction=direction)
+        with self.db.connection("listing records") as conn:
+            rows = conn.execute(query.encode(), [*params, limit, offset]).fetchall()
+        return [self._record(row) for row in rows]
+
+    def snapshots(self, run_id: str) -> builtins.list[Record]:
+        """Every stored version of the run, oldest first."""
+        with self.db.connection("reading snapshots") as conn:
+            rows = conn.execute(QUERIES["snapshots"], (run_id,)).fetchall()
+        return [self._record(row) for row in rows]
+
+    # -- outbox -------------------------------------------------------------------------
+
+    def list_outbox_events(self, workflow_name: str, limit: int) -> builtins.list[OutboxEvent]:
+        """Up to ``limit`` outbox events of the workflow, oldest first."""
+        with self.db.connection("listing the outbox") as conn:
+            rows = conn.execute(QUERIES["list_outbox"], (workflow_name, limit)).fetchall()
+        return [
+            OutboxEvent(
+                id=row[0],
+                workflow_name=row[1],
+                run_id=row[2],
+                type=row[3],
+                headers=decode_headers(row[4]),
+                created_at=row[5],
+            )
+            for row in rows
+        ]
+
+    def delete_outbox_event(self, id: str) -> None:  # noqa: A002 - the contract's name
+        """Remove one relayed outbox event."""
+        self.delete_outbox_events((id,))
+
+    def delete_outbox_events(self, ids: Iterable[str]) -> None:
+        """Remove relayed outbox events."""
+        with self.db.connection("deleting outbox events") as conn:
+            conn.execute(QUERIES["delete_outbox"], (list(ids),))
+
+    def wait_for_outbox(self, workflow_name: str, timeout: float) -> None:
+        """Block until a commit announces outbox events for the workflow, or ``timeout``."""
+        listener = self.db.listener()
+        seen = listener.version(f"o:{workflow_name}")
+        if self.list_outbox_events(workflow_name, 1):
+            return
+        listener.wait(f"o:{workflow_name}", seen, timeout)
+
+    # -- error counts ---------------------------------------------------------------------
+
+    def add_error(self, process: str, run_id: str) -> int:
+        """Count one step error of (process, run), durably."""
+        with self.db.connection("counting an error") as conn:
+            row = conn.execute(QUERIES["add_error"], (process, run_id)).fetchone()
+        return int(row[0]) if row else 1
+
+    def clear_errors(self, process: str, run_id: str) -> None:
+        """Forget the step errors of (process, run)."""
+        with self.db.connection("clearing errors") as conn:
+            conn.execute(QUERIES["clear_errors"], (process, run_id))

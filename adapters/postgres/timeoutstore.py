@@ -1,0 +1,89 @@
+"""`PostgresTimeoutStore`: timeouts in PostgreSQL."""
+
+from __future__ import annotations
+
+import builtins
+from datetime import UTC, datetime
+
+from actorflow.errors import TimeoutNotFound
+from actorflow.protocols import TimeoutRecord
+
+from .._sql import timeout_from_row
+from ._db import QUERIES, Database, check_schema, logger
+
+__all__ = ["PostgresTimeoutStore"]
+
+
+class PostgresTimeoutStore:
+    """A timeout store in PostgreSQL.
+
+    Args:
+        dsn: a libpq connection string or URL.
+        schema: the schema the tables live in (created if missing).
+        max_connections: the pool's size.
+    """
+
+    def __init__(self, dsn: str, *, schema: str = "public", max_connections: int = 4) -> None:
+        self.db = Database(dsn, check_schema(schema), max_connections=max_connections)
+
+    def attach(self) -> None:
+        """A supervisor starts using this adapter."""
+        self.db.attach()
+
+    def detach(self) -> None:
+        """A supervisor stopped; the last one to stop releases connections and threads."""
+        self.db.detach()
+
+    def close(self) -> None:
+        """Close the connection pool (reopened on next use)."""
+        self.db.close()
+
+    def create(
+        self,
+        workflow_name: str,
+        foreign_id: str,
+        run_id: str,
+        status: int,
+        expire_at: datetime,
+        *,
+        created_at: datetime | None = None,
+    ) -> int:
+        """Store a timeout; returns its id."""
+        params = (workflow_name, foreign_id, run_id, int(status), expire_at, created_at or datetime.now(UTC))
+        with self.db.connection("creating a timeout") as conn:
+            row = conn.execute(QUERIES["create_timeout"], params).fetchone()
+        return int(row[0]) if row else 0
+
+    def complete(self, id: int) -> None:  # noqa: A002 - the contract's name
+        """Mark a timeout completed."""
+        with self.db.connection("completing a timeout") as conn:
+            if conn.execute(QUERIES["complete_timeout"], (id,)).rowcount == 0:
+                raise TimeoutNotFound(id=id)
+
+    def cancel(self, id: int) -> None:  # noqa: A002 - the contract's name
+        """Remove a timeout."""
+        with self.db.connection("cancelling a timeout") as conn:
+            if conn.execute(QUERIES["cancel_timeout"], (id,)).rowcount == 0:
+                raise TimeoutNotFound(id=id)
+
+    def list(self, workflow_name: str) -> builtins.list[TimeoutRecord]:
+        """Uncompleted timeouts of the workflow, by id."""
+        with self.db.connection("listing timeouts") as conn:
+            rows = conn.execute(QUERIES["list_timeouts"], (workflow_name,)).fetchall()
+        return self._timeouts(rows)
+
+    def list_valid(self, workflow_name: str, status: int, now: datetime) -> builtins.list[TimeoutRecord]:
+        """Uncompleted timeouts of the status that expired at or before ``now``, by id."""
+        with self.db.connection("listing expired timeouts") as conn:
+            rows = conn.execute(QUERIES["list_valid_timeouts"], (workflow_name, int(status), now)).fetchall()
+        return self._timeouts(rows)
+
+    @staticmethod
+    def _timeouts(rows: builtins.list[tuple[object, ...]]) -> builtins.list[TimeoutRecord]:
+        found = []
+        for row in rows:
+            try:
+                found.append(timeout_from_row(row))
+            except (ValueError, TypeError) as exc:
+                logger.warning("timeout row %r is unreadable and skipped: %s", row[0] if row else None, exc)
+        return found

@@ -1,0 +1,45 @@
+"""The PostgreSQL adapters pass every conformance suite, each test in a schema of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from actorflow.testing.adaptertest import EventStreamerSuite, RecordStoreSuite, TimeoutStoreSuite
+
+
+def _factory(cls_name: str, dsn: str, schema: str) -> Iterator[Callable[..., Any]]:
+    """A factory of adapters on one schema (several calls = several processes); closes them after."""
+    import actorflow.adapters.postgres as postgres
+
+    cls = getattr(postgres, cls_name)
+    made: list[Any] = []
+
+    def make(**kwargs: Any) -> Any:
+        adapter = cls(dsn, schema=schema, **kwargs)
+        made.append(adapter)
+        return adapter
+
+    yield make
+    for adapter in made:
+        adapter.close()
+
+
+class TestPostgresRecordStore(RecordStoreSuite):
+    @pytest.fixture
+    def make_record_store(self, pg_dsn: str, pg_schema: str) -> Iterator[Callable[..., Any]]:
+        yield from _factory("PostgresRecordStore", pg_dsn, pg_schema)
+
+
+class TestPostgresTimeoutStore(TimeoutStoreSuite):
+    @pytest.fixture
+    def make_timeout_store(self, pg_dsn: str, pg_schema: str) -> Iterator[Callable[..., Any]]:
+        yield from _factory("PostgresTimeoutStore", pg_dsn, pg_schema)
+
+
+class TestPostgresEventStreamer(EventStreamerSuite):
+    @pytest.fixture
+    def make_event_streamer(self, pg_dsn: str, pg_schema: str) -> Iterator[Callable[..., Any]]:
+        yield from _factory("PostgresEventStreamer", pg_dsn, pg_schema)
