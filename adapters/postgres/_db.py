@@ -15,7 +15,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
@@ -27,6 +27,8 @@ from actorflow.errors import ActorflowError
 from .listener import Listener
 
 __all__ = ["Database", "PostgresError", "migrate"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("actorflow.postgres")
 
@@ -196,11 +198,38 @@ class Database:
                 self._pool = pool
             return self._pool
 
-    @contextlib.contextmanager
-    def connection(self, what: str) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection (autocommit), with errors wrapped as `PostgresError`."""
-        with wrap_exceptions(what), self.pool().connection() as conn:
-            yield conn
+    def run(self, what: str, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """``fn(conn)`` on a pooled connection (autocommit), errors wrapped as `PostgresError`.
+
+        A connection the server cut (a restart, ``pg_terminate_backend``) fails its first
+        query: the pool's other idle connections are checked at once, and ``fn`` is run
+        once more on a fresh one. ``fn`` must be safe to repeat: reads are, and writes
+        are conditioned on versions (see `PostgresRecordStore.store_many`).
+        """
+        with wrap_exceptions(what):
+            pool = self.pool()
+            for attempt in (1, 2):
+                try:
+                    with pool.connection() as conn:
+                        return fn(conn)
+                except psycopg.OperationalError:
+                    with contextlib.suppress(psycopg.Error, psycopg_pool.PoolClosed):
+                        pool.check()
+                    if attempt == 2:  # noqa: PLR2004 - the retry failed too
+                        raise
+            raise AssertionError  # pragma: no cover - the loop returns or raises
+
+    def fetchone(self, what: str, query: str, params: Any = ()) -> Any:
+        """The first row of ``query`` (``None`` when there is none)."""
+        return self.run(what, lambda conn: conn.execute(query, params).fetchone())
+
+    def fetchall(self, what: str, query: str, params: Any = ()) -> list[Any]:
+        """Every row of ``query``."""
+        return self.run(what, lambda conn: conn.execute(query, params).fetchall())
+
+    def execute(self, what: str, query: str, params: Any = ()) -> int:
+        """Run ``query``; returns the rows it changed."""
+        return self.run(what, lambda conn: conn.execute(query, params).rowcount)
 
     def listener(self) -> Listener:
         """The LISTEN thread of this database's channel (started on first use)."""

@@ -127,10 +127,19 @@ class PostgresRecordStore:
             raise error
 
     def store_many(self, records: Sequence[Record]) -> list[Exception | None]:
-        """Store a batch in one transaction; a record that fails never undoes the others."""
+        """Store a batch in one transaction; a record that fails never undoes the others.
+
+        If the connection is lost, the batch is sent once more (`Database.run`); a record
+        the first attempt did commit then fails its version check, so a conflict on a
+        record whose stored row is exactly this record counts as stored.
+        """
         if not records:
             return []
-        with self.db.connection("storing records") as conn:
+        attempts = 0
+
+        def store(conn: psycopg.Connection[Any]) -> list[Exception | None]:
+            nonlocal attempts
+            attempts += 1
             try:
                 counts = self._store_batch(conn, records)
             except psycopg.errors.IntegrityError:
@@ -141,10 +150,19 @@ class PostgresRecordStore:
                         counts.extend(self._store_batch(conn, [record]))
                     except psycopg.errors.IntegrityError:
                         counts.append(-1)
-            return [
-                None if count > 0 else self._failure(conn, record, in_progress=count < 0)
-                for record, count in zip(records, counts, strict=True)
-            ]
+            results: list[Exception | None] = []
+            for record, count in zip(records, counts, strict=True):
+                if count > 0 or (attempts > 1 and self._is_stored(conn, record)):
+                    results.append(None)
+                else:
+                    results.append(self._failure(conn, record, in_progress=count < 0))
+            return results
+
+        return self.db.run("storing records", store)
+
+    def _is_stored(self, conn: psycopg.Connection[Any], record: Record) -> bool:
+        row = conn.execute(QUERIES["lookup"], (record.run_id,)).fetchone()
+        return row is not None and self._record(row) == record
 
     def _store_batch(self, conn: psycopg.Connection[Any], records: Sequence[Record]) -> list[int]:
         """Rows written per record (0: its check failed), in one pipelined round trip.
@@ -183,8 +201,7 @@ class PostgresRecordStore:
 
     def lookup(self, run_id: str) -> Record:
         """The record of ``run_id``."""
-        with self.db.connection("looking up a record") as conn:
-            row = conn.execute(QUERIES["lookup"], (run_id,)).fetchone()
+        row = self.db.fetchone("looking up a record", QUERIES["lookup"], (run_id,))
         if row is None:
             raise RecordNotFound(run_id=run_id)
         return self._record(row)
@@ -192,8 +209,7 @@ class PostgresRecordStore:
     def lookup_many(self, run_ids: Iterable[str]) -> dict[str, Record]:
         """The records of many runs in one query (missing ones are left out)."""
         ids = list(dict.fromkeys(run_ids))
-        with self.db.connection("looking up records") as conn:
-            rows = conn.execute(QUERIES["lookup_many"], (ids,)).fetchall()
+        rows = self.db.fetchall("looking up records", QUERIES["lookup_many"], (ids,))
         found: dict[str, Record] = {}
         for row in rows:
             try:
@@ -204,8 +220,7 @@ class PostgresRecordStore:
 
     def latest(self, workflow_name: str, foreign_id: str) -> Record:
         """The most recently created run of ``foreign_id``."""
-        with self.db.connection("finding the latest run") as conn:
-            row = conn.execute(QUERIES["latest"], (workflow_name, foreign_id)).fetchone()
+        row = self.db.fetchone("finding the latest run", QUERIES["latest"], (workflow_name, foreign_id))
         if row is None:
             raise RecordNotFound(workflow_name=workflow_name, foreign_id=foreign_id)
         return self._record(row)
@@ -223,22 +238,19 @@ class PostgresRecordStore:
         where, params = filter_clause(workflow_name, filter)
         direction = "DESC" if order == "desc" else "ASC"
         query = QUERIES["list_records"].format(where=where, direction=direction)
-        with self.db.connection("listing records") as conn:
-            rows = conn.execute(query.encode(), [*params, limit, offset]).fetchall()
+        rows = self.db.fetchall("listing records", query, [*params, limit, offset])
         return [self._record(row) for row in rows]
 
     def snapshots(self, run_id: str) -> builtins.list[Record]:
         """Every stored version of the run, oldest first."""
-        with self.db.connection("reading snapshots") as conn:
-            rows = conn.execute(QUERIES["snapshots"], (run_id,)).fetchall()
+        rows = self.db.fetchall("reading snapshots", QUERIES["snapshots"], (run_id,))
         return [self._record(row) for row in rows]
 
     # -- outbox -------------------------------------------------------------------------
 
     def list_outbox_events(self, workflow_name: str, limit: int) -> builtins.list[OutboxEvent]:
         """Up to ``limit`` outbox events of the workflow, oldest first."""
-        with self.db.connection("listing the outbox") as conn:
-            rows = conn.execute(QUERIES["list_outbox"], (workflow_name, limit)).fetchall()
+        rows = self.db.fetchall("listing the outbox", QUERIES["list_outbox"], (workflow_name, limit))
         return [
             OutboxEvent(
                 id=row[0],
@@ -257,8 +269,7 @@ class PostgresRecordStore:
 
     def delete_outbox_events(self, ids: Iterable[str]) -> None:
         """Remove relayed outbox events."""
-        with self.db.connection("deleting outbox events") as conn:
-            conn.execute(QUERIES["delete_outbox"], (list(ids),))
+        self.db.execute("deleting outbox events", QUERIES["delete_outbox"], (list(ids),))
 
     def wait_for_outbox(self, workflow_name: str, timeout: float) -> None:
         """Block until a commit announces outbox events for the workflow, or ``timeout``."""
@@ -272,11 +283,9 @@ class PostgresRecordStore:
 
     def add_error(self, process: str, run_id: str) -> int:
         """Count one step error of (process, run), durably."""
-        with self.db.connection("counting an error") as conn:
-            row = conn.execute(QUERIES["add_error"], (process, run_id)).fetchone()
+        row = self.db.fetchone("counting an error", QUERIES["add_error"], (process, run_id))
         return int(row[0]) if row else 1
 
     def clear_errors(self, process: str, run_id: str) -> None:
         """Forget the step errors of (process, run)."""
-        with self.db.connection("clearing errors") as conn:
-            conn.execute(QUERIES["clear_errors"], (process, run_id))
+        self.db.execute("clearing errors", QUERIES["clear_errors"], (process, run_id))

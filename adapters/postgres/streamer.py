@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+import psycopg
+
 from actorflow.clock import Clock, SystemClock, to_seconds
 from actorflow.event import Event
 from actorflow.protocols import ReceiverOptions
@@ -82,8 +84,7 @@ class PostgresEventStreamer:
         if self.retention is None:
             return 0
         cutoff = self._clock.now() - timedelta(seconds=self.retention)
-        with self.db.connection("deleting old events") as conn:
-            return conn.execute(QUERIES["delete_old_events"], (cutoff,)).rowcount
+        return self.db.execute("deleting old events", QUERIES["delete_old_events"], (cutoff,))
 
     def _maybe_cleanup(self) -> None:
         now = time.monotonic()
@@ -115,10 +116,13 @@ class _Sender:
             return
         rows, self._pending = self._pending, []
         db = self._streamer.db
-        with db.connection("sending events") as conn, conn.transaction():
-            with conn.cursor() as cur:
+
+        def insert(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction(), conn.cursor() as cur:
                 cur.executemany(QUERIES["insert_events"], rows)
-            db.notify(conn, [f"e:{self._topic}"])
+                db.notify(conn, [f"e:{self._topic}"])
+
+        db.run("sending events", insert)
 
     def close(self) -> None:
         self.flush()
@@ -139,13 +143,15 @@ class _Receiver:
             self._cursor = self._start()
 
     def _start(self) -> tuple[str, int]:
-        with self._db.connection("reading a cursor") as conn:
+        def read(conn: psycopg.Connection[Any]) -> tuple[str, int]:
             row = conn.execute(QUERIES["read_cursor"], (self._topic, self._name)).fetchone()
             if row is None and self._options.stream_from_latest:
                 head = conn.execute(QUERIES["head_cursor"], (self._topic,)).fetchone()
                 row = (str(head[0]), int(head[1])) if head else ("0", 0)
                 conn.execute(QUERIES["save_cursor"], (self._topic, self._name, row[0], row[1]))
-        return (str(row[0]), int(row[1])) if row else ("0", 0)
+            return (str(row[0]), int(row[1])) if row else ("0", 0)
+
+        return self._db.run("reading a cursor", read)
 
     def receive(self, max_events: int, timeout: float) -> Sequence[Event]:
         deadline = time.monotonic() + timeout
@@ -176,8 +182,7 @@ class _Receiver:
             "shard": self._options.shard,
             "limit": max_events,
         }
-        with self._db.connection("reading events") as conn:
-            rows = conn.execute(QUERIES["read_events"], params).fetchall()
+        rows = self._db.fetchall("reading events", QUERIES["read_events"], params)
         events: list[Event] = []
         for event_id, event_xid, run_id, event_type, headers, created_at in rows:
             self._cursor = (event_xid, event_id)
@@ -197,8 +202,7 @@ class _Receiver:
                 break
         if position is None:
             return
-        with self._db.connection("saving a cursor") as conn:
-            conn.execute(QUERIES["save_cursor"], (self._topic, self._name, position[0], position[1]))
+        self._db.execute("saving a cursor", QUERIES["save_cursor"], (self._topic, self._name, *position))
 
     def close(self) -> None:
         self._cursor = None

@@ -50,32 +50,29 @@ class PostgresTimeoutStore:
     ) -> int:
         """Store a timeout; returns its id."""
         params = (workflow_name, foreign_id, run_id, int(status), expire_at, created_at or datetime.now(UTC))
-        with self.db.connection("creating a timeout") as conn:
-            row = conn.execute(QUERIES["create_timeout"], params).fetchone()
+        row = self.db.fetchone("creating a timeout", QUERIES["create_timeout"], params)
         return int(row[0]) if row else 0
 
     def complete(self, id: int) -> None:  # noqa: A002 - the contract's name
         """Mark a timeout completed."""
-        with self.db.connection("completing a timeout") as conn:
-            if conn.execute(QUERIES["complete_timeout"], (id,)).rowcount == 0:
-                raise TimeoutNotFound(id=id)
+        if self.db.execute("completing a timeout", QUERIES["complete_timeout"], (id,)) == 0:
+            raise TimeoutNotFound(id=id)
 
     def cancel(self, id: int) -> None:  # noqa: A002 - the contract's name
         """Remove a timeout."""
-        with self.db.connection("cancelling a timeout") as conn:
-            if conn.execute(QUERIES["cancel_timeout"], (id,)).rowcount == 0:
-                raise TimeoutNotFound(id=id)
+        if self.db.execute("cancelling a timeout", QUERIES["cancel_timeout"], (id,)) == 0:
+            raise TimeoutNotFound(id=id)
 
     def list(self, workflow_name: str) -> builtins.list[TimeoutRecord]:
         """Uncompleted timeouts of the workflow, by id."""
-        with self.db.connection("listing timeouts") as conn:
-            rows = conn.execute(QUERIES["list_timeouts"], (workflow_name,)).fetchall()
+        rows = self.db.fetchall("listing timeouts", QUERIES["list_timeouts"], (workflow_name,))
         return self._timeouts(rows)
 
     def list_valid(self, workflow_name: str, status: int, now: datetime) -> builtins.list[TimeoutRecord]:
         """Uncompleted timeouts of the status that expired at or before ``now``, by id."""
-        with self.db.connection("listing expired timeouts") as conn:
-            rows = conn.execute(QUERIES["list_valid_timeouts"], (workflow_name, int(status), now)).fetchall()
+        rows = self.db.fetchall(
+            "listing expired timeouts", QUERIES["list_valid_timeouts"], (workflow_name, int(status), now)
+        )
         return self._timeouts(rows)
 
     @staticmethod
