@@ -44,6 +44,9 @@ class Event:
         type: the status the run moved to.
         headers: `Header` keys to strings.
         created_at: when the streamer accepted the event.
+        malformed: why the adapter could not read the message ("" when it could). An
+            adapter hands such an event over instead of dropping it, so the engine
+            reports it, counts it (``actorflow_malformed_events``) and moves past it.
     """
 
     id: int
@@ -51,6 +54,7 @@ class Event:
     type: int
     headers: Mapping[str, str]
     created_at: datetime
+    malformed: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

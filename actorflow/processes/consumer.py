@@ -170,6 +170,10 @@ class EventConsumer(Process):
             self.metrics.lag_alert.set(1 if age > self.options.lag_alert else 0)
 
     def _filter(self, event: Event) -> Skipped | None:
+        if event.malformed:
+            self.metrics.malformed.inc()
+            logger.error("%s: malformed event %s on %s skipped: %s", self.name, event.id, self.topic, event.malformed)
+            return Skipped("malformed event")
         if self.shard_count > 1 and shard_of(event.run_id, self.shard_count) != self.shard:
             return Skipped("filtered out")
         if self.run_state_filter is not None:

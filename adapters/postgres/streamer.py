@@ -190,7 +190,8 @@ class _Receiver:
             try:
                 events.append(Event(event_id, run_id, int(event_type), decode_headers(headers), created_at))
             except (ValueError, TypeError) as exc:
-                logger.warning("topic %s: event %s is malformed and skipped: %s", self._topic, event_id, exc)
+                # Handed over as malformed: the engine reports, counts and acknowledges it.
+                events.append(Event(event_id, str(run_id), 0, {}, created_at, malformed=f"unreadable row: {exc}"))
         return events
 
     def ack(self, event: Event) -> None:
