@@ -43,12 +43,24 @@ class FunctionCodec(Generic[T]):
         self._decode = decode
 
     def encode(self, obj: T) -> bytes:
-        """Encode with the user's function."""
-        return self._encode(obj)
+        """Encode with the user's function; its failure becomes a `CodecError`."""
+        try:
+            return self._encode(obj)
+        except CodecError:
+            raise
+        except Exception as exc:
+            msg = f"the codec's encode failed: {exc}"
+            raise CodecError(msg) from exc
 
     def decode(self, data: bytes) -> T:
-        """Decode with the user's function."""
-        return self._decode(data)
+        """Decode with the user's function; its failure becomes a `CodecError`."""
+        try:
+            return self._decode(data)
+        except CodecError:
+            raise
+        except Exception as exc:
+            msg = f"the codec's decode failed: {exc}"
+            raise CodecError(msg) from exc
 
 
 def _default(obj: Any) -> Any:

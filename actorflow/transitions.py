@@ -36,6 +36,7 @@ __all__ = [
     "build_run",
     "change_run_state",
     "commit",
+    "error_key",
     "next_record",
     "result_record",
     "store",
@@ -51,6 +52,16 @@ class Write(NamedTuple):
 
     record: Record
     previous: RunState
+
+
+def error_key(process: str, record: Record) -> str:
+    """What step errors are counted under: the process and the visit (the run's version).
+
+    Counting per visit means errors of an earlier visit to a status never add up with a
+    later one, even when something else (a callback, a resume) moved the run between
+    them; a durable counter keeps counting across restarts within one visit.
+    """
+    return f"{process}@v{record.meta.version}"
 
 
 def typed_record(wf: Workflow[Any, Any], record: Record) -> TypedRecord[Any, Any]:

@@ -257,17 +257,18 @@ class Workflow(Generic[T, S]):
                 raise StepError(msg, run_id=record.run_id) from exc
             if write is not None:
                 transitions.store(self, write)
-                self.error_counter.clear_errors(process, record.run_id)
+                self.error_counter.clear_errors(transitions.error_key(process, record), record.run_id)
 
     def _step_failed(self, process: str, record: Record, limit: int) -> bool:
         """Count a step error; at the limit, pause the run. True when it was paused."""
         if limit <= 0:
             return False
-        if self.error_counter.add_error(process, record.run_id) < limit:
+        key = transitions.error_key(process, record)
+        if self.error_counter.add_error(key, record.run_id) < limit:
             return False
         write = transitions.next_record(self, record, run_state=RunState.PAUSED, reason=transitions.AUTO_PAUSE_REASON)
         transitions.store(self, write)
-        self.error_counter.clear_errors(process, record.run_id)
+        self.error_counter.clear_errors(key, record.run_id)
         return True
 
     def schedule(

@@ -73,13 +73,22 @@ class EventConsumer(Process):
         self._pending: list[Event] = []
         self._lag_until: Any = None
         self._prefetched: dict[str, Record] = {}
+        # Runs with step errors counted here, and the key they are counted under.
+        self.erroring: dict[str, str] = {}
 
     @abc.abstractmethod
     def handle(self, event: Event) -> Outcome:
         """What to do with one event (user errors are handled here, never raised)."""
 
     def committed(self, write: Write) -> None:
-        """A write of this process was stored."""
+        """A write of this process was stored: the run moved on, so forget its errors."""
+        self.forget_errors(write.record.run_id)
+
+    def forget_errors(self, run_id: str) -> None:
+        """Clear the step errors counted for ``run_id`` (it moved on, or was paused)."""
+        key = self.erroring.pop(run_id, None)
+        if key is not None:
+            self.wf.error_counter.clear_errors(key, run_id)
 
     def start(self) -> None:
         """Open the receiver under the role's name (its durable cursor)."""
@@ -149,6 +158,8 @@ class EventConsumer(Process):
                 writes.append(outcome)
             elif isinstance(outcome, Skipped):
                 self.metrics.skipped(outcome.reason)
+                if self.erroring:
+                    self.forget_errors(event.run_id)  # e.g. something else moved the run
             done = event
         if writes:
             if not self.holding():

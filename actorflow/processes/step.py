@@ -11,7 +11,6 @@ from actorflow.processes.base import logger
 from actorflow.processes.consumer import EventConsumer, Outcome, Retry, Skipped
 from actorflow.record import Record, Run
 from actorflow.runstate import RunState
-from actorflow.transitions import Write
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -36,7 +35,11 @@ def fail_step(consumer: EventConsumer, record: Record, error: BaseException) -> 
     )
     consumer.metrics.error()
     limit = consumer.options.pause_after_err_count
-    if limit > 0 and consumer.wf.error_counter.add_error(consumer.name, record.run_id) >= limit:
+    if limit <= 0:
+        return Retry(consumer.options.err_backoff)
+    key = transitions.error_key(consumer.name, record)
+    consumer.erroring[record.run_id] = key
+    if consumer.wf.error_counter.add_error(key, record.run_id) >= limit:
         return transitions.next_record(
             consumer.wf, record, run_state=RunState.PAUSED, reason=transitions.AUTO_PAUSE_REASON
         )
@@ -58,7 +61,6 @@ class StepConsumer(EventConsumer):
         self.status = status
         self.fn = fn
         self.destinations = tuple(destinations)
-        self._erroring: set[str] = set()
 
     def handle(self, event: Event) -> Outcome:
         """Load the run, run the step, and return the write its result asks for."""
@@ -70,15 +72,7 @@ class StepConsumer(EventConsumer):
             run = transitions.build_run(self.wf, record)
             write = transitions.result_record(self.wf, record, run, self.fn(run), self.destinations)
         except Exception as exc:  # noqa: BLE001 - any user error is a step error
-            self._erroring.add(record.run_id)
             return fail_step(self, record, exc)
         if write is None:
             return Skipped("next value specified skip")
         return write
-
-    def committed(self, write: Write) -> None:
-        """The run moved on (or was paused at the error limit): forget its errors."""
-        run_id = write.record.run_id
-        if run_id in self._erroring:
-            self._erroring.discard(run_id)
-            self.wf.error_counter.clear_errors(self.name, run_id)

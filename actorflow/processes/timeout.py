@@ -106,7 +106,7 @@ class TimeoutPoller(Process):
                 transitions.store(self.wf, write)
             except VersionConflict:
                 return  # the run moved meanwhile; the next poll sees where it is
-            self.wf.error_counter.clear_errors(self.name, record.run_id)
+            self.wf.error_counter.clear_errors(transitions.error_key(self.name, record), record.run_id)
             break
         else:
             self.metrics.skipped("next value specified skip")

@@ -80,7 +80,7 @@ class SchedulerActor(pykka.ThreadingActor):
         else:
             claim.actor = message.actor
             if claim.held:
-                claim.actor.tell(RoleGranted(claim.valid_until))
+                self._grant(claim)
             else:
                 self._attempt(claim)
         self.node.subscribed(message.role)
@@ -120,9 +120,19 @@ class SchedulerActor(pykka.ThreadingActor):
         was_held, claim.held = claim.held, True
         if not was_held:
             self.node.metrics.roles_held.labels(claim.workflow_name, self.node.node_id).inc()
-            claim.actor.tell(RoleGranted(claim.valid_until))
+            self._grant(claim)
         elif lease.ttl is not None:
+            self._grant(claim)
+
+    def _grant(self, claim: _Claim) -> None:
+        """Tell the actor it holds its role; an actor that is gone gives the role back."""
+        try:
             claim.actor.tell(RoleGranted(claim.valid_until))
+        except pykka.ActorDeadError:
+            # It stopped before its Subscribe was handled (its Unsubscribe follows).
+            if self._claims.get(claim.role) is claim:
+                del self._claims[claim.role]
+            self._release(claim)
 
     def _lost(self, claim: _Claim) -> None:
         claim.held = False
@@ -138,6 +148,10 @@ class SchedulerActor(pykka.ThreadingActor):
             claim.scheduler.release(claim.role, self.node.node_id)
         except Exception as exc:  # noqa: BLE001 - the lease expires on its own
             logger.warning("role %s: could not release: %s", claim.role, exc)
+
+    def on_failure(self, *_exc_info: object) -> None:
+        """Even after a crash, release every role this node holds (no node may keep them)."""
+        self.on_stop()
 
     def on_stop(self) -> None:
         """Release every role this node holds."""

@@ -1,0 +1,1 @@
+"""End-to-end feature tests of the core engine, run on every adapter stack."""

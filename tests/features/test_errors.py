@@ -1,0 +1,214 @@
+"""Step errors: retried after the back-off, counted per run, and the run paused at the limit."""
+
+from __future__ import annotations
+
+import threading
+
+import actorflow as af
+
+from .model import Calls, Order, Status, Unencodable
+
+AUTO_PAUSE_REASON = "max error retry threshold hit - automatically paused"
+
+
+def _failing_builder(calls: Calls, *, fail_times: int | None, pause_after: int = 0) -> af.Builder[Order, Status]:
+    """STARTED -> DONE whose step raises ``fail_times`` times per run (``None``: always)."""
+    b = af.Builder("orders", Order, Status)
+
+    def charge(run: af.Run[Order, Status]) -> Status:
+        n = calls.add("charge", run.run_id)
+        if fail_times is None or n <= fail_times:
+            msg = f"payment provider down (attempt {n})"
+            raise RuntimeError(msg)
+        return Status.DONE
+
+    spec = b.add_step(Status.STARTED, charge, Status.DONE)
+    if pause_after:
+        spec.with_options(pause_after_err_count=pause_after)
+    return b
+
+
+def test_a_failing_step_is_retried_and_succeeds_later(start):
+    """A step that raises is called again after err_backoff; once it succeeds the run moves on."""
+    calls = Calls()
+    wf = start(_failing_builder(calls, fail_times=2))
+    run_id = wf.trigger("o-1")
+    run = wf.await_status("o-1", run_id, Status.DONE, timeout=5)
+    assert calls.count("charge", run_id) == 3
+    assert run.meta.version == 2  # the failures stored nothing
+
+
+def test_a_run_is_paused_after_pause_after_err_count_errors(start, poll_until, run_state_of):
+    """With pause_after_err_count=3 a step that always raises pauses its run after 3 calls."""
+    calls = Calls()
+    wf = start(_failing_builder(calls, fail_times=None, pause_after=3), pause_retry=None)
+    run_id = wf.trigger("o-1")
+    poll_until(lambda: run_state_of(wf, run_id) is af.RunState.PAUSED, what="the auto-pause")
+    record = wf.record_store.lookup(run_id)
+    assert record.meta.run_state_reason == AUTO_PAUSE_REASON
+    assert record.status == Status.STARTED
+    assert record.meta.version == 2
+    assert calls.count("charge", run_id) == 3
+
+
+def test_the_auto_pause_fires_the_on_pause_hook(start):
+    """Pausing at the error limit is a pause like any other: on_pause receives the run."""
+    hooked: list[af.TypedRecord[Order, Status]] = []
+    paused = threading.Event()
+    b = _failing_builder(Calls(), fail_times=None, pause_after=2)
+
+    def on_pause(record: af.TypedRecord[Order, Status]) -> None:
+        hooked.append(record)
+        paused.set()
+
+    b.on_pause(on_pause)
+    wf = start(b, pause_retry=None)
+    run_id = wf.trigger("o-1")
+    assert paused.wait(5)
+    assert [(r.run_id, r.meta.run_state_reason) for r in hooked] == [(run_id, AUTO_PAUSE_REASON)]
+
+
+def test_errors_are_counted_per_run(start):
+    """Two runs failing once each with the same error do not add up to a pause at a limit of 2."""
+    calls = Calls()
+    wf = start(_failing_builder(calls, fail_times=1, pause_after=2))
+    first = wf.trigger("o-1")
+    second = wf.trigger("o-2")
+    assert wf.await_status("o-1", first, Status.DONE, timeout=5).run_state is af.RunState.COMPLETED
+    assert wf.await_status("o-2", second, Status.DONE, timeout=5).run_state is af.RunState.COMPLETED
+    assert (calls.count("charge", first), calls.count("charge", second)) == (2, 2)
+
+
+def test_errors_are_cleared_when_the_run_moves_on(start):
+    """Errors before a successful write do not count toward the limit after it."""
+    calls = Calls()
+    b = af.Builder("orders", Order, Status)
+
+    def count(run: af.Run[Order, Status]) -> Status:
+        n = calls.add("count", run.run_id)
+        # Fails, saves, fails, saves, fails, finishes: never two errors in a row.
+        if n % 2 == 1 and n < 6:
+            msg = "flaky"
+            raise RuntimeError(msg)
+        run.object.amount += 1
+        return run.save_and_repeat() if run.object.amount < 3 else Status.DONE
+
+    b.add_step(Status.STARTED, count, Status.DONE).with_options(pause_after_err_count=2)
+    wf = start(b, pause_retry=None)
+    run_id = wf.trigger("o-1")
+    run = wf.await_status("o-1", run_id, Status.DONE, timeout=5)
+    assert run.object.amount == 3
+    assert calls.count("count", run_id) == 6
+
+
+def test_a_status_outside_the_destinations_is_a_step_error_that_stores_nothing(start, poll_until, run_state_of):
+    """A step returning a status it may not go to stores nothing and counts as an error."""
+    b = af.Builder("orders", Order, Status)
+    b.add_step(Status.STARTED, lambda run: Status.SHIPPED, Status.CHARGED).with_options(pause_after_err_count=1)
+    b.add_step(Status.SHIPPED, lambda run: Status.DONE, Status.DONE)
+    wf = start(b, pause_retry=None)
+    run_id = wf.trigger("o-1")
+    poll_until(lambda: run_state_of(wf, run_id) is af.RunState.PAUSED, what="the pause at the error")
+    record = wf.record_store.lookup(run_id)
+    assert record.status == Status.STARTED
+    assert record.meta.version == 2  # only the pause was written
+
+
+def test_a_step_returning_a_wrong_status_is_retried_until_it_returns_a_right_one(start):
+    """The invalid result is retried like any step error; a later valid result moves the run."""
+    calls = Calls()
+    b = af.Builder("orders", Order, Status)
+
+    def charge(run: af.Run[Order, Status]) -> Status:
+        n = calls.add("charge", run.run_id)
+        return Status.SHIPPED if n == 1 else Status.CHARGED
+
+    b.add_step(Status.STARTED, charge, Status.CHARGED)
+    b.add_step(Status.SHIPPED, lambda run: Status.DONE, Status.DONE)
+    wf = start(b)
+    run_id = wf.trigger("o-1")
+    run = wf.await_status("o-1", run_id, Status.CHARGED, timeout=5)
+    assert run.meta.version == 2
+    assert calls.count("charge", run_id) == 2
+
+
+def test_a_step_returning_none_is_a_step_error_that_stores_nothing(start, poll_until, run_state_of):
+    """A step that forgets to return a status stores nothing and is paused at the limit."""
+    b = af.Builder("orders", Order, Status)
+    b.add_step(Status.STARTED, lambda run: None, Status.DONE).with_options(pause_after_err_count=1)
+    wf = start(b, pause_retry=None)
+    run_id = wf.trigger("o-1")
+    poll_until(lambda: run_state_of(wf, run_id) is af.RunState.PAUSED, what="the pause at the error")
+    record = wf.record_store.lookup(run_id)
+    assert record.status == Status.STARTED
+    assert record.meta.version == 2
+
+
+def test_an_object_that_does_not_encode_is_a_step_error_that_stores_nothing(start, poll_until, run_state_of):
+    """A step that leaves its object unencodable stores nothing: the stored object is the old one."""
+    b = af.Builder("things", Unencodable, Status)
+
+    def charge(run: af.Run[Unencodable, Status]) -> Status:
+        run.object.things.add(object())
+        return Status.DONE
+
+    b.add_step(Status.STARTED, charge, Status.DONE).with_options(pause_after_err_count=1)
+    wf = start(b, pause_retry=None)
+    run_id = wf.trigger("t-1", Unencodable(id="t-1"))
+    poll_until(lambda: run_state_of(wf, run_id) is af.RunState.PAUSED, what="the pause at the error")
+    record = wf.record_store.lookup(run_id)
+    assert record.status == Status.STARTED
+    assert record.meta.version == 2
+    assert wf.codec.decode(record.object) == Unencodable(id="t-1")
+
+
+def test_a_failing_run_holds_its_shard_until_it_is_paused(start, poll_until, run_state_of):
+    """A run behind a failing one on the same shard is not stepped before the failing run's last try."""
+    order: list[str] = []
+    lock = threading.Lock()
+    b = af.Builder("orders", Order, Status)
+
+    def charge(run: af.Run[Order, Status]) -> Status:
+        with lock:
+            order.append(run.foreign_id)
+        if run.foreign_id == "poisoned":
+            msg = "always fails"
+            raise RuntimeError(msg)
+        return Status.DONE
+
+    b.add_step(Status.STARTED, charge, Status.DONE).with_options(pause_after_err_count=4)
+    wf = start(b, pause_retry=None)
+    poisoned = wf.trigger("poisoned")
+    behind = wf.trigger("behind")
+    wf.await_status("behind", behind, Status.DONE, timeout=5)
+    poll_until(lambda: run_state_of(wf, poisoned) is af.RunState.PAUSED, what="the auto-pause")
+    assert order == ["poisoned"] * 4 + ["behind"]
+
+
+def test_errors_are_cleared_when_another_process_moves_the_run_on(start, poll_until, run_state_of):
+    """Errors of a step before a callback moved the run on do not count on the run's next visit."""
+    calls = Calls()
+    failed_once = threading.Event()
+    b = af.Builder("orders", Order, Status)
+    b.add_step(Status.STARTED, lambda run: Status.CHARGED, Status.CHARGED)
+
+    def charge(run: af.Run[Order, Status]) -> Status:
+        n = calls.add("charge", run.run_id)
+        if n <= 2:  # fails on the first visit, and once on the second
+            failed_once.set()
+            msg = "bank timeout"
+            raise RuntimeError(msg)
+        return Status.DONE
+
+    b.add_step(Status.CHARGED, charge, Status.DONE).with_options(pause_after_err_count=2, err_backoff=0.5)
+    b.add_callback(Status.CHARGED, lambda run, payload: Status.SHIPPED, Status.SHIPPED)
+    b.add_step(Status.SHIPPED, lambda run: Status.CHARGED, Status.CHARGED)
+    wf = start(b, pause_retry=None)
+    run_id = wf.trigger("o-1")
+    assert failed_once.wait(5)
+    wf.callback("o-1", Status.CHARGED, b"{}")  # moves the run on while the step backs off
+    settled = (af.RunState.COMPLETED, af.RunState.PAUSED)
+    poll_until(lambda: run_state_of(wf, run_id) in settled, what="the run completing (or pausing)")
+    record = wf.record_store.lookup(run_id)
+    assert (record.run_state, record.meta.run_state_reason) == (af.RunState.COMPLETED, "")
+    assert calls.count("charge", run_id) == 3

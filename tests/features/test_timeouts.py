@@ -1,0 +1,222 @@
+"""Timeouts: set when a run reaches a status, fired once the clock passes them, for their own run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+import actorflow as af
+from actorflow.testing import await_timeout_insert
+
+from .model import T0, Calls, Order, Status
+
+HALF_HOUR = timedelta(minutes=30)
+
+
+@pytest.fixture
+def expiring():
+    """``expiring(timer, calls, fn, options)``: STARTED -> AWAITING, which times out to EXPIRED or is APPROVED by callback."""
+
+    def _builder(
+        timer: Callable[[af.Run[Order, Status], datetime], datetime | None] | None = None,
+        calls: Calls | None = None,
+        fn: Callable[[af.Run[Order, Status], datetime], Status] | None = None,
+        options: af.Options | None = None,
+    ) -> af.Builder[Order, Status]:
+        log = calls if calls is not None else Calls()
+        b = af.Builder("expiring", Order, Status)
+        b.add_step(Status.STARTED, lambda run: Status.AWAITING, Status.AWAITING)
+
+        def expire(run: af.Run[Order, Status], now: datetime) -> Status:
+            log.add("expire", run.run_id)
+            run.object.notes.append(f"expired at {now.isoformat()}")
+            return Status.EXPIRED
+
+        spec = b.add_timeout(Status.AWAITING, timer or af.duration_timer(HALF_HOUR), fn or expire, Status.EXPIRED)
+        if options is not None:
+            spec.with_options(options)
+        b.add_callback(Status.AWAITING, lambda run, payload: Status.APPROVED, Status.APPROVED)
+        return b
+
+    return _builder
+
+
+def _timeouts_of(wf: af.Workflow[Any, Any], run_id: str) -> list[af.TimeoutRecord]:
+    return [t for t in wf.timeout_store.list(wf.name) if t.run_id == run_id]
+
+
+def test_a_duration_timer_fires_once_the_clock_passes_it(start, clock, expiring):
+    """duration_timer(30m): the timeout function runs after the clock moves 30 minutes on."""
+    wf = start(expiring())
+    run_id = wf.trigger("e-1")
+    await_timeout_insert(wf, "e-1", run_id, Status.AWAITING)
+    clock.advance(HALF_HOUR)
+    run = wf.await_status("e-1", run_id, Status.EXPIRED, timeout=5)
+    assert run.object.notes == [f"expired at {(T0 + HALF_HOUR).isoformat()}"]
+    assert run.run_state is af.RunState.COMPLETED
+
+
+def test_await_timeout_insert_returns_the_stored_timeout(start, expiring):
+    """The helper returns the timeout of (status, foreign id, run id), expiring 30 minutes on."""
+    wf = start(expiring())
+    run_id = wf.trigger("e-1")
+    timeout = await_timeout_insert(wf, "e-1", run_id, Status.AWAITING)
+    assert (timeout.workflow_name, timeout.foreign_id, timeout.run_id) == ("expiring", "e-1", run_id)
+    assert timeout.status == Status.AWAITING
+    assert timeout.expire_at == T0 + HALF_HOUR
+    assert not timeout.completed
+
+
+def test_a_timeout_does_not_fire_before_it_expires(start, clock, expiring):
+    """A minute short of the expiry the run is still waiting."""
+    calls = Calls()
+    wf = start(expiring(calls=calls))
+    run_id = wf.trigger("e-1")
+    await_timeout_insert(wf, "e-1", run_id, Status.AWAITING)
+    clock.advance(HALF_HOUR - timedelta(minutes=1))
+    with pytest.raises(af.AwaitTimeout):
+        wf.await_status("e-1", run_id, Status.EXPIRED, timeout=0.3)
+    assert calls.count("expire") == 0
+
+
+def test_a_time_timer_fires_at_its_time(start, clock, expiring):
+    """time_timer(t) expires at t whenever the run got there."""
+    wf = start(expiring(af.time_timer(T0 + timedelta(hours=2))))
+    run_id = wf.trigger("e-1")
+    assert await_timeout_insert(wf, "e-1", run_id, Status.AWAITING).expire_at == T0 + timedelta(hours=2)
+    clock.set(T0 + timedelta(hours=2))
+    wf.await_status("e-1", run_id, Status.EXPIRED, timeout=5)
+
+
+def test_a_timer_returning_none_sets_no_timeout(start, expiring):
+    """A custom timer that returns None for a run stores no timeout for that run."""
+
+    def only_vip(run: af.Run[Order, Status], now: datetime) -> datetime | None:
+        return now + HALF_HOUR if run.foreign_id.startswith("vip") else None
+
+    wf = start(expiring(only_vip))
+    plain = wf.trigger("plain")
+    vip = wf.trigger("vip-1")
+    # The inserter handles runs in order: once the second has its timeout, the first was seen.
+    await_timeout_insert(wf, "vip-1", vip, Status.AWAITING)
+    assert _timeouts_of(wf, plain) == []
+
+
+def test_a_timeout_fires_for_its_own_run_not_the_latest_of_its_foreign_id(start, clock, expiring, poll_until):
+    """An old run's expired timeout never fires on a newer run of the same foreign id."""
+    calls = Calls()
+    wf = start(expiring(calls=calls))
+    old = wf.trigger("e-1")
+    await_timeout_insert(wf, "e-1", old, Status.AWAITING)  # expires at T0 + 30m
+    clock.advance(timedelta(minutes=20))
+    wf.cancel(old, "superseded")
+    new = wf.trigger("e-1")
+    await_timeout_insert(wf, "e-1", new, Status.AWAITING)  # expires at T0 + 50m
+    clock.advance(timedelta(minutes=10))  # the old timeout has expired, the new one has not
+    poll_until(lambda: not _timeouts_of(wf, old), what="the old run's timeout being cancelled")
+    record = wf.record_store.lookup(new)
+    assert (record.status, record.meta.version) == (Status.AWAITING, 2)
+    clock.advance(timedelta(minutes=20))
+    wf.await_status("e-1", new, Status.EXPIRED, timeout=5)
+    assert calls.per_run("expire") == {new: 1}
+
+
+def test_a_timeout_of_a_run_that_moved_on_is_cancelled(start, clock, expiring, poll_until):
+    """A run that left the status before its timeout expired is not timed out; its timeout is dropped."""
+    calls = Calls()
+    wf = start(expiring(calls=calls))
+    run_id = wf.trigger("e-1")
+    await_timeout_insert(wf, "e-1", run_id, Status.AWAITING)
+    wf.callback("e-1", Status.AWAITING, b"{}")
+    clock.advance(HALF_HOUR)
+    poll_until(lambda: not _timeouts_of(wf, run_id), what="the timeout being cancelled")
+    assert calls.count("expire") == 0
+    assert wf.record_store.lookup(run_id).status == Status.APPROVED
+
+
+def test_a_skipping_timeout_function_completes_its_timeout(start, clock, expiring, poll_until):
+    """A timeout function that returns run.skip() is not called again on later polls."""
+    calls = Calls()
+
+    def timer(run: af.Run[Order, Status], now: datetime) -> datetime:
+        return now + (HALF_HOUR if run.foreign_id == "skipper" else 2 * HALF_HOUR)
+
+    def expire(run: af.Run[Order, Status], now: datetime) -> Status:
+        calls.add("expire", run.run_id)
+        return run.skip() if run.foreign_id == "skipper" else Status.EXPIRED
+
+    wf = start(expiring(timer, fn=expire))
+    skipper = wf.trigger("skipper")
+    other = wf.trigger("other")
+    await_timeout_insert(wf, "skipper", skipper, Status.AWAITING)
+    await_timeout_insert(wf, "other", other, Status.AWAITING)
+    clock.advance(HALF_HOUR)
+    poll_until(lambda: not _timeouts_of(wf, skipper), what="the skipped timeout being completed")
+    # A later poll, which fires the other run's timeout, must not call the skipper's again.
+    clock.advance(HALF_HOUR)
+    wf.await_status("other", other, Status.EXPIRED, timeout=5)
+    assert calls.per_run("expire") == {skipper: 1, other: 1}
+    assert wf.record_store.lookup(skipper).status == Status.AWAITING
+
+
+def test_the_timeout_of_a_paused_run_waits_for_the_resume(start, clock, expiring):
+    """A paused run's expired timeout is left alone; once resumed, it fires."""
+    calls = Calls()
+    wf = start(expiring(calls=calls), pause_retry=None)
+    paused = wf.trigger("paused")
+    other = wf.trigger("other")
+    await_timeout_insert(wf, "paused", paused, Status.AWAITING)
+    await_timeout_insert(wf, "other", other, Status.AWAITING)
+    wf.pause(paused, "hold on")
+    clock.advance(HALF_HOUR)
+    # Both expire in the same poll; the other run's firing shows the poll happened.
+    wf.await_status("other", other, Status.EXPIRED, timeout=5)
+    assert calls.count("expire", paused) == 0
+    assert wf.record_store.lookup(paused).run_state is af.RunState.PAUSED
+    wf.resume(paused)
+    wf.await_status("paused", paused, Status.EXPIRED, timeout=5)
+    assert calls.count("expire", paused) == 1
+
+
+def test_a_raising_timeout_function_pauses_the_run_at_the_error_limit(start, clock, expiring, poll_until, run_state_of):
+    """A timeout function that raises is a step error: tried each poll, the run paused at the limit."""
+    calls = Calls()
+
+    def expire(run: af.Run[Order, Status], now: datetime) -> Status:
+        calls.add("expire", run.run_id)
+        msg = "cannot expire"
+        raise RuntimeError(msg)
+
+    wf = start(expiring(fn=expire, options=af.Options(pause_after_err_count=2)), pause_retry=None)
+    run_id = wf.trigger("e-1")
+    await_timeout_insert(wf, "e-1", run_id, Status.AWAITING)
+    clock.advance(HALF_HOUR)
+    poll_until(lambda: run_state_of(wf, run_id) is af.RunState.PAUSED, what="the auto-pause")
+    record = wf.record_store.lookup(run_id)
+    assert record.status == Status.AWAITING
+    assert record.meta.run_state_reason == "max error retry threshold hit - automatically paused"
+    assert calls.count("expire", run_id) == 2
+
+
+def test_a_timeout_result_outside_its_destinations_stores_nothing(start, clock, expiring, poll_until, run_state_of):
+    """A timeout function returning a status it may not go to is a step error: nothing is stored."""
+
+    def expire(run: af.Run[Order, Status], now: datetime) -> Status:
+        return Status.DONE
+
+    wf = start(expiring(fn=expire, options=af.Options(pause_after_err_count=1)), pause_retry=None)
+    run_id = wf.trigger("e-1")
+    await_timeout_insert(wf, "e-1", run_id, Status.AWAITING)
+    clock.advance(HALF_HOUR)
+    poll_until(lambda: run_state_of(wf, run_id) is af.RunState.PAUSED, what="the auto-pause")
+    record = wf.record_store.lookup(run_id)
+    assert (record.status, record.meta.version) == (Status.AWAITING, 3)  # trigger, step, pause
+
+
+def test_build_without_a_timeout_store_raises(stack, expiring):
+    """A workflow with timeouts cannot be built without a timeout store."""
+    with pytest.raises(af.BuildError, match="timeout store"):
+        stack.build(expiring(), timeout_store=None)
