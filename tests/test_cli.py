@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-FLOW = '''
+FLOW = """
 import dataclasses, enum
 import actorflow as af
 from actorflow.adapters.memory import MemoryEventStreamer, MemoryRecordStore, MemoryRoleScheduler
@@ -32,7 +32,7 @@ wf = b.build(MemoryEventStreamer(), MemoryRecordStore(), MemoryRoleScheduler())
 
 def make():
     return [wf]
-'''
+"""
 
 
 @pytest.fixture

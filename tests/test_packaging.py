@@ -32,6 +32,9 @@ def test_wheel_maps_adapters_under_actorflow(wheel: Path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "actorflow/adapters/memory/__init__.py" in names
     assert "actorflow/py.typed" in names
+    # The SQLite adapter's SQL is package data: its queries and every migration ship.
+    assert "actorflow/adapters/sqlite/queries.sql" in names
+    assert "actorflow/adapters/sqlite/migrations/0001_initial.sql" in names
     assert not [n for n in names if n.startswith("adapters/")]
     assert not [n for n in names if n.startswith("tests/")]
 
@@ -47,6 +50,8 @@ def test_wheel_imports_the_adapters_in_a_fresh_venv(wheel: Path, tmp_path: Path)
     code = (
         "import importlib.util, actorflow, actorflow.adapters.memory as m\n"
         "assert importlib.util.find_spec('adapters') is None\n"
+        "import actorflow.adapters.sqlite as s\n"
+        "assert s.migrate('from-wheel.db') == [1], 'the SQL files load from the installed wheel'\n"
         "print(m.__file__)\n"
     )
     result = subprocess.run(

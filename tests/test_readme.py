@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def example_source() -> str:
     text = (ROOT / "README.md").read_text()
     section = text.split("## A complete example", 1)[1]
-    match = re.search(r"```python\n(.*?)```", section, re.S)
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert match, "README has no python block under 'A complete example'"
     return match.group(1)
 

@@ -1,0 +1,337 @@
+"""One SQLite file: its connections, pragmas, migrations and errors.
+
+Every SQLite adapter holds a `Database`. Connections are opened lazily, one per thread
+(a `sqlite3.Connection` must not be used by two threads at once), in autocommit mode
+with explicit ``BEGIN IMMEDIATE`` for writes, so a transaction takes the write lock at
+its start and never fails half-way with ``SQLITE_BUSY``. The first connection applies
+the versioned migrations.
+
+Writes go through the file's `Hub` (see ``_hub.py``): writers of this process are
+grouped into shared commits instead of queueing on SQLite's busy handler, which sleeps
+in growing steps; the busy timeout then only covers other processes. After a commit the
+writer bumps the hub, which wakes receivers and the outbox waiter of this process at
+once; writes of other processes are seen by polling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from actorflow.errors import ActorflowError
+
+from ._hub import Hub, Work, hub_for
+from ._queries import migrations, queries
+
+__all__ = [
+    "SYNCHRONOUS",
+    "Database",
+    "Hub",
+    "SqliteError",
+    "events_key",
+    "from_micros",
+    "logger",
+    "outbox_key",
+    "to_micros",
+    "wrap_exceptions",
+]
+
+logger = logging.getLogger("actorflow.adapters.sqlite")
+
+SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class SqliteError(ActorflowError):
+    """The SQLite database could not be used."""
+
+
+SqliteError.__module__ = "actorflow.adapters.sqlite"
+
+
+# -- times ---------------------------------------------------------------------------------
+
+
+def to_micros(value: datetime) -> int:
+    """Microseconds since the epoch, UTC (exact: integer arithmetic); naive times are UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // _MICROSECOND
+
+
+def from_micros(value: Any) -> datetime:
+    """The timezone-aware UTC time of a stored microsecond count; ValueError if it is not one."""
+    if type(value) is not int:
+        msg = f"a stored time must be an integer count of microseconds, got {value!r}"
+        raise ValueError(msg)
+    return _EPOCH + timedelta(microseconds=value)
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+def _explain(path: str, exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "file is not a database" in text:
+        return (
+            f"{path} is not a SQLite database ({text}): pass the path of an actorflow database, "
+            "or of a file that does not exist yet"
+        )
+    if "locked" in text or "busy" in text:
+        return (
+            f"the SQLite database {path} stayed locked by another process past the busy timeout ({text}): "
+            "raise busy_timeout, or stop the process that holds a long transaction"
+        )
+    if "unable to open" in text:
+        return f"cannot open the SQLite database {path} ({text}): check that it is a writable file path"
+    return f"SQLite error on {path}: {text}"
+
+
+@contextlib.contextmanager
+def wrap_exceptions(path: str) -> Iterator[None]:
+    """Turn the driver's errors into `SqliteError` (the cause kept on ``__cause__``)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise SqliteError(_explain(path, exc), path=path) from exc
+
+
+# -- in-process wake-ups ---------------------------------------------------------------------
+
+
+def events_key(topic: str) -> str:
+    """The `Hub` key bumped when events of ``topic`` are committed."""
+    return "events:" + topic
+
+
+def outbox_key(workflow_name: str) -> str:
+    """The `Hub` key bumped when outbox events of ``workflow_name`` are committed."""
+    return "outbox:" + workflow_name
+
+
+# -- connections -----------------------------------------------------------------------------
+
+
+def _resolve(path: str | os.PathLike[str]) -> str:
+    raw = os.fspath(path)
+    if not raw or raw == ":memory:" or raw.startswith("file:"):
+        msg = (
+            f"path must name a database file, got {raw!r}: the adapters open one connection per "
+            "thread, and an in-memory database is private to its connection"
+        )
+        raise ValueError(msg)
+    return str(Path(raw).expanduser().resolve())
+
+
+@contextlib.contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+        raise
+
+
+class _Holder:
+    """A thread's connection; when the thread ends its holder is collected and closes it."""
+
+    __slots__ = ("__weakref__", "connection", "generation")
+
+    def __init__(self, connection: sqlite3.Connection, generation: int) -> None:
+        self.connection = connection
+        self.generation = generation
+
+
+class Database:
+    """Connections to one SQLite file: lazy, one per thread, all closed by `close`.
+
+    Args:
+        path: the database file; its directory must exist. It is created, with its
+            tables, on first use.
+        synchronous: SQLite's ``synchronous`` pragma (see the adapters' docstrings).
+        busy_timeout: seconds to wait for a write lock held by another thread or process.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL", busy_timeout: float = 5.0) -> None:
+        if synchronous.upper() not in SYNCHRONOUS:
+            msg = f"synchronous must be one of {', '.join(SYNCHRONOUS)}, got {synchronous!r}"
+            raise ValueError(msg)
+        if not busy_timeout > 0:
+            msg = f"busy_timeout must be > 0 seconds, got {busy_timeout!r}"
+            raise ValueError(msg)
+        self.path = _resolve(path)
+        self.hub = hub_for(self.path)
+        self.queries = queries()
+        self.applied: list[int] = []
+        self._synchronous = synchronous.upper()
+        self._busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()  # guards the bookkeeping below, never held during I/O
+        self._finalizers: set[weakref.finalize[Any, Any]] = set()
+        self._generation = 0
+        self._migrated = False
+
+    def connection(self) -> sqlite3.Connection:
+        """The calling thread's connection, opened (and the schema migrated) on first use."""
+        holder: _Holder | None = getattr(self._local, "holder", None)
+        if holder is not None and holder.generation == self._generation:
+            return holder.connection
+        connection = self._open()
+        with self._lock:
+            holder = _Holder(connection, self._generation)
+            finalizer = weakref.finalize(holder, connection.close)
+            self._finalizers = {f for f in self._finalizers if f.alive}
+            self._finalizers.add(finalizer)
+        self._local.holder = holder
+        return connection
+
+    def open_connections(self) -> int:
+        """How many connections are open now (for tests: `close` leaves none)."""
+        with self._lock:
+            return sum(1 for f in self._finalizers if f.alive)
+
+    def close(self) -> None:
+        """Close every connection this object opened, in every thread.
+
+        Call it once the threads using the adapter are done (after ``wf.stop()``); the
+        adapter opens new connections if it is used again.
+        """
+        with self._lock:
+            finalizers, self._finalizers = self._finalizers, set()
+            self._generation += 1
+        for finalizer in finalizers:
+            finalizer()
+
+    def _open(self) -> sqlite3.Connection:
+        folder = Path(self.path).parent
+        if not folder.is_dir():
+            msg = (
+                f"cannot open the SQLite database {self.path}: the directory {folder} does not exist; "
+                "create it first or pass a path in an existing directory"
+            )
+            raise SqliteError(msg, path=self.path)
+        with wrap_exceptions(self.path):
+            connection = sqlite3.connect(
+                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        try:
+            # One thread of this process at a time sets a new file up (see _use_wal).
+            with self.hub.setup_lock, wrap_exceptions(self.path):
+                self._use_wal(connection)
+                connection.execute(f"PRAGMA synchronous = {self._synchronous}")
+                self._migrate(connection)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _use_wal(self, connection: sqlite3.Connection) -> None:
+        """Put the file in WAL mode (kept in the file): readers and the writer never block each other.
+
+        Switching a new file to WAL needs it to itself, and SQLite reports a concurrent
+        switch as "locked" at once, without its busy handler: retry until the busy timeout.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        delay = 0.001
+        while True:
+            try:
+                if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    connection.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)  # another connection is switching the file: back off briefly
+                delay = min(delay * 2, 0.05)
+            else:
+                return
+
+    def _migrate(self, connection: sqlite3.Connection) -> None:
+        """Apply the migrations this file lacks, once per `Database`.
+
+        Safe when several processes open the file at once: the versions are re-read
+        inside a ``BEGIN IMMEDIATE`` transaction, which only one process holds at a time.
+        """
+        with self._lock:
+            if self._migrated:
+                return
+        q = self.queries
+        known = migrations()
+        applied: set[int] = set()
+        if connection.execute(q["migrations_table_exists"]).fetchone()[0]:
+            applied = {row[0] for row in connection.execute(q["select_migrations"])}
+        if any(m.version not in applied for m in known):
+            # Not through the hub: this connection is not this thread's yet. SQLite's own
+            # lock (and the busy timeout) keep other connections out meanwhile.
+            with _transaction(connection):
+                connection.execute(q["create_migrations_table"])
+                applied = {row[0] for row in connection.execute(q["select_migrations"])}
+                now = to_micros(datetime.now(UTC))
+                for migration in known:
+                    if migration.version in applied:
+                        continue
+                    for statement in migration.statements:
+                        connection.execute(statement)
+                    connection.execute(q["insert_migration"], (migration.version, migration.name, now))
+                    self.applied.append(migration.version)
+                    logger.info("%s: applied schema version %d (%s)", self.path, migration.version, migration.name)
+        newest = max(m.version for m in known)
+        if applied and max(applied) > newest:
+            msg = (
+                f"the SQLite database {self.path} has schema version {max(applied)}, newer than this "
+                f"actorflow knows ({newest}): upgrade actorflow"
+            )
+            raise SqliteError(msg, path=self.path)
+        with self._lock:
+            self._migrated = True
+
+    def write(self, work: Work, *, sync: bool = True) -> Any:
+        """Run ``work(connection)`` in a write transaction (maybe shared, see `Hub`); its result.
+
+        ``work`` must use only the connection it is given (it may run on another thread
+        of this process, inside a savepoint of that thread's transaction). An exception
+        it raises rolls back its own writes and is raised here; a driver error comes out
+        as `SqliteError`.
+
+        ``sync=False`` lets the commit skip syncing the write-ahead log (``synchronous =
+        NORMAL``) when nothing else in it needs the sync. Such a commit survives a process
+        crash; on a power loss it may be lost, but only together with every commit after
+        it, since the log is written in order and the next synced commit syncs it too.
+        For writes whose loss only repeats work (a receiver's cursor).
+        """
+        conn = self.connection()
+        level = self._synchronous
+        if not sync and level in ("FULL", "EXTRA"):
+            level = "NORMAL"
+        with wrap_exceptions(self.path):
+            return self.hub.write(conn, work, level, self._synchronous)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside it sees the same committed state."""
+        conn = self.connection()
+        with wrap_exceptions(self.path):
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+
+    def fetch(self, query: str, params: Iterable[Any] = ()) -> list[Any]:
+        """The rows of one read query (its own implicit transaction)."""
+        with wrap_exceptions(self.path):
+            return self.connection().execute(query, tuple(params)).fetchall()

@@ -1,0 +1,192 @@
+"""What the SQLite adapters of one file share within a process: group commit and wake-ups.
+
+**Group commit.** SQLite lets one writer at a time into a file, and with
+``synchronous=FULL`` every commit waits for the disk (a few hundred microseconds). When
+several threads of a node write at once (step consumers of different statuses, a
+trigger, a receiver's ack), committing each alone makes them queue for the disk one by
+one. Instead a writer queues its work; the first writer to find no commit in progress
+becomes the leader, takes every queued work, runs each in a savepoint of one
+``BEGIN IMMEDIATE`` transaction on its own connection, and commits once. A work that
+raises is rolled back to its savepoint and its error handed to its writer; the others
+commit. Writers arriving during a commit are taken by the next leader. With one writer
+this is a plain transaction.
+
+**Wake-ups.** Each key (a topic's events, a workflow's outbox) has a counter bumped
+after every commit that wrote to it. A waiter reads the counter *before* querying and
+waits for it to change, so a commit landing between its query and its wait still
+wakes it. Writes of other processes are not seen here: waiters also poll.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+__all__ = ["Hub", "Work", "hub_for"]
+
+# SQLite's synchronous levels, weakest first.
+_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+Work = Callable[[sqlite3.Connection], Any]
+"""A write: runs inside a transaction, using only the connection it is given.
+
+It returns a plain value, never a cursor: a cursor freed on the writer's thread would
+reset a statement of the leader's connection while the leader uses it.
+"""
+
+
+class _Op:
+    __slots__ = ("done", "error", "level", "result", "work")
+
+    def __init__(self, work: Work, level: str) -> None:
+        self.work = work
+        self.level = level
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
+class Hub:
+    """Group commit and wake-ups for one database file (one per file per process)."""
+
+    def __init__(self) -> None:
+        self.setup_lock = threading.Lock()  # one thread at a time opens and migrates the file
+        # One condition per key, all on one lock: a commit wakes only the waiters of the
+        # keys it wrote (a node has a receiver per topic; waking all costs them GIL time).
+        self._lock = threading.Lock()
+        self._conditions: dict[str, threading.Condition] = {}
+        self._counters: dict[str, int] = {}
+        self._commit = threading.Condition(threading.Lock())
+        self._queue: list[_Op] = []
+        self._leading = False
+
+    # -- group commit ---------------------------------------------------------------------
+
+    def write(self, connection: sqlite3.Connection, work: Work, level: str, synchronous: str) -> Any:
+        """Run ``work`` in a transaction committed with ``level`` durability; its result.
+
+        ``connection`` is the calling thread's (used if it leads the commit), and
+        ``synchronous`` the level that connection is set to between transactions.
+        """
+        op = _Op(work, level)
+        with self._commit:
+            self._queue.append(op)
+            while self._leading and not op.done:
+                self._commit.wait()
+            lead = not op.done
+            if lead:
+                self._leading = True
+                batch, self._queue = self._queue, []
+        if lead:
+            try:
+                _run(connection, batch, synchronous)
+            finally:
+                with self._commit:
+                    self._leading = False
+                    self._commit.notify_all()
+        if op.error is not None:
+            raise op.error
+        return op.result
+
+    # -- wake-ups ---------------------------------------------------------------------------
+
+    def counter(self, key: str) -> int:
+        """The current counter of ``key``."""
+        with self._lock:
+            return self._counters.get(key, 0)
+
+    def bump(self, keys: Iterable[str]) -> None:
+        """Count a commit for each key and wake its waiters."""
+        with self._lock:
+            for key in keys:
+                self._counters[key] = self._counters.get(key, 0) + 1
+                condition = self._conditions.get(key)
+                if condition is not None:
+                    condition.notify_all()
+
+    def wake(self) -> None:
+        """Wake every waiter so it re-checks its stop condition."""
+        with self._lock:
+            for condition in self._conditions.values():
+                condition.notify_all()
+
+    def wait(self, key: str, seen: int, timeout: float, stop: Callable[[], bool] | None = None) -> bool:
+        """Block until ``key``'s counter moves past ``seen``, ``stop()`` is true, or ``timeout``.
+
+        Returns True when the counter moved.
+        """
+        with self._lock:
+            condition = self._conditions.get(key)
+            if condition is None:
+                condition = self._conditions[key] = threading.Condition(self._lock)
+            condition.wait_for(
+                lambda: self._counters.get(key, 0) != seen or (stop is not None and stop()),
+                timeout,
+            )
+            return self._counters.get(key, 0) != seen
+
+
+def _run(conn: sqlite3.Connection, batch: list[_Op], synchronous: str) -> None:
+    """Commit ``batch`` in one transaction (the leader's side of `Hub.write`)."""
+    level = max((op.level for op in batch), key=_LEVELS.index)
+    try:
+        if level != synchronous:
+            conn.execute(f"PRAGMA synchronous = {level}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if len(batch) == 1:
+                    batch[0].result = _plain(batch[0].work(conn))  # alone: an error rolls back everything
+                else:
+                    for op in batch:
+                        _run_in_savepoint(conn, op)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+        finally:
+            if level != synchronous:
+                conn.execute(f"PRAGMA synchronous = {synchronous}")
+    except BaseException as exc:  # noqa: BLE001 - handed to every writer of the batch, each raises it
+        for op in batch:  # nothing of the batch was committed
+            if op.error is None:
+                op.error = exc
+    finally:
+        for op in batch:
+            op.done = True
+
+
+def _run_in_savepoint(conn: sqlite3.Connection, op: _Op) -> None:
+    conn.execute("SAVEPOINT work")
+    try:
+        op.result = _plain(op.work(conn))
+    except Exception as exc:  # noqa: BLE001 - the error belongs to the op's writer, raised there
+        conn.execute("ROLLBACK TO work")
+        op.error = exc
+    conn.execute("RELEASE work")
+
+
+def _plain(result: Any) -> Any:
+    """``result``, unless it is a cursor: that is closed here, on the leader's thread (see `Work`)."""
+    if isinstance(result, sqlite3.Cursor):
+        result.close()
+        return None
+    return result
+
+
+_hubs: dict[str, Hub] = {}
+_hubs_lock = threading.Lock()
+
+
+def hub_for(path: str) -> Hub:
+    """The hub of the database file ``path`` (resolved), made on first use."""
+    with _hubs_lock:
+        hub = _hubs.get(path)
+        if hub is None:
+            hub = _hubs[path] = Hub()
+        return hub

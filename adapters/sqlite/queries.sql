@@ -1,0 +1,164 @@
+-- The SQLite adapters' queries: one named block each, a one-line description under the
+-- name. {record_columns} and {record_placeholders} are filled in when the file is loaded
+-- (adapters/_sql's RECORD_COLUMNS order); {where} and {direction} when the query runs.
+
+-- select_migrations --
+-- The schema versions applied to this database
+SELECT version FROM schema_migrations ORDER BY version;
+
+-- create_migrations_table --
+-- The table that records which schema versions were applied
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+);
+
+-- insert_migration --
+-- Record that a schema version was applied
+INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?);
+
+-- migrations_table_exists --
+-- Whether this file has been migrated at all
+SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations';
+
+-- insert_record --
+-- Create a run at version 1 (the partial unique index refuses a second unfinished run)
+INSERT INTO records ({record_columns}) VALUES ({record_placeholders});
+
+-- update_record --
+-- Store the next version of a run if the stored one is the version before (identity columns never change)
+UPDATE records
+SET run_state = ?, status = ?, object = ?, updated_at = ?, version = ?,
+    run_state_reason = ?, status_description = ?, trace_origin = ?
+WHERE run_id = ? AND version = ?;
+
+-- unfinished_run --
+-- The run of a foreign id that is Initiated, Running or Paused, if any
+SELECT run_id FROM records
+WHERE workflow_name = ? AND foreign_id = ? AND run_state IN (1, 2, 3)
+LIMIT 1;
+
+-- run_exists --
+-- Whether a run id is stored
+SELECT count(*) FROM records WHERE run_id = ?;
+
+-- insert_snapshot --
+-- Keep a stored version of a run
+INSERT INTO snapshots ({record_columns}) VALUES ({record_placeholders});
+
+-- insert_outbox_event --
+-- Write a run's event beside it, for the outbox relay
+INSERT INTO outbox (id, workflow_name, run_id, type, headers, created_at) VALUES (?, ?, ?, ?, ?, ?);
+
+-- insert_event --
+-- Append an event to the log (straight from the record store, or from a sender)
+INSERT INTO events (topic, run_id, type, headers, created_at, shard_hash) VALUES (?, ?, ?, ?, ?, ?);
+
+-- lookup_record --
+-- The current version of a run
+SELECT {record_columns} FROM records WHERE run_id = ?;
+
+-- lookup_records --
+-- The current versions of many runs (their ids given as one JSON array)
+SELECT {record_columns} FROM records WHERE run_id IN (SELECT value FROM json_each(?));
+
+-- latest_record --
+-- The most recently created run of a foreign id
+SELECT {record_columns} FROM records
+WHERE workflow_name = ? AND foreign_id = ?
+ORDER BY created_at DESC, id DESC
+LIMIT 1;
+
+-- list_records --
+-- A page of runs in creation order, filtered
+SELECT {record_columns} FROM records
+WHERE {where}
+ORDER BY created_at {direction}, id {direction}
+LIMIT ? OFFSET ?;
+
+-- select_snapshots --
+-- Every stored version of a run, oldest first
+SELECT {record_columns} FROM snapshots WHERE run_id = ? ORDER BY version;
+
+-- list_outbox_events --
+-- A workflow's outbox events, oldest first
+SELECT id, workflow_name, run_id, type, headers, created_at FROM outbox
+WHERE workflow_name = ?
+ORDER BY seq
+LIMIT ?;
+
+-- has_outbox_events --
+-- Whether a workflow has outbox events waiting
+SELECT EXISTS (SELECT 1 FROM outbox WHERE workflow_name = ?);
+
+-- delete_outbox_event --
+-- Remove a relayed outbox event
+DELETE FROM outbox WHERE id = ?;
+
+-- add_error --
+-- Count one more step error of (process, run) and return the count
+INSERT INTO error_counts (process, run_id, count) VALUES (?, ?, 1)
+ON CONFLICT (process, run_id) DO UPDATE SET count = count + 1
+RETURNING count;
+
+-- clear_errors --
+-- Forget the step errors of (process, run)
+DELETE FROM error_counts WHERE process = ? AND run_id = ?;
+
+-- start_cursor_at_head --
+-- Give a new receiver name a cursor at the topic's last event (stream_from_latest)
+INSERT OR IGNORE INTO cursors (topic, name, position)
+SELECT ?, ?, coalesce(max(id), 0) FROM events WHERE topic = ?;
+
+-- select_cursor --
+-- The last acknowledged event id of a receiver name
+SELECT position FROM cursors WHERE topic = ? AND name = ?;
+
+-- ack_cursor --
+-- Move a receiver's cursor forward (never back: acks are cumulative)
+INSERT INTO cursors (topic, name, position) VALUES (?, ?, ?)
+ON CONFLICT (topic, name) DO UPDATE SET position = max(position, excluded.position);
+
+-- receive_events --
+-- The next events of a topic after a position
+SELECT id, run_id, type, headers, created_at FROM events
+WHERE topic = ? AND id > ?
+ORDER BY id
+LIMIT ?;
+
+-- receive_shard_events --
+-- The next events of one shard of a topic after a position
+SELECT id, run_id, type, headers, created_at FROM events
+WHERE topic = ? AND id > ? AND shard_hash % ? = ?
+ORDER BY id
+LIMIT ?;
+
+-- topic_head --
+-- The id of a topic's last event (0 when it has none)
+SELECT coalesce(max(id), 0) FROM events WHERE topic = ?;
+
+-- insert_timeout --
+-- Store a timeout
+INSERT INTO timeouts (workflow_name, foreign_id, run_id, status, completed, expire_at, created_at)
+VALUES (?, ?, ?, ?, 0, ?, ?);
+
+-- complete_timeout --
+-- Mark a timeout done
+UPDATE timeouts SET completed = 1 WHERE id = ?;
+
+-- delete_timeout --
+-- Remove a timeout
+DELETE FROM timeouts WHERE id = ?;
+
+-- list_timeouts --
+-- A workflow's uncompleted timeouts, by id
+SELECT id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at FROM timeouts
+WHERE workflow_name = ? AND completed = 0
+ORDER BY id;
+
+-- list_valid_timeouts --
+-- A workflow's uncompleted timeouts of a status that expired at or before a time, by id
+SELECT id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at FROM timeouts
+WHERE workflow_name = ? AND status = ? AND completed = 0 AND expire_at <= ?
+ORDER BY id;

@@ -1,0 +1,343 @@
+"""`SqliteRecordStore`: records, their events, every stored version and error counts in one file."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import json
+import os
+import sqlite3
+import time
+import zlib
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from actorflow.errors import CorruptRecord, RecordNotFound, VersionConflict, WorkflowInProgress
+from actorflow.event import Header, OutboxEvent, event_headers, make_outbox_event
+from actorflow.protocols import EventStreamer, Order, RecordFilter
+from actorflow.record import Record
+
+from .._sql import decode_headers, encode_headers, filter_clause, record_from_row, record_params
+from ._db import Database, events_key, from_micros, logger, outbox_key, to_micros
+from .streamer import SqliteEventStreamer
+
+__all__ = ["SqliteRecordStore"]
+
+# How often wait_for_outbox looks at the table for rows written by other processes
+# (writes of this process wake it at once).
+_OUTBOX_POLL = 0.25
+
+
+class SqliteRecordStore:
+    """A record store in one SQLite file: durable, crash-safe, shared by threads and processes.
+
+    Each `store` is one transaction: the version check (``UPDATE ... WHERE version = ?``),
+    the one-unfinished-run-per-foreign-id rule (a unique partial index), the snapshot of
+    the version, and the run's event. When the workflow's event streamer is a
+    `SqliteEventStreamer` on the same file (`publish_directly`), the event goes straight
+    into the event log, so a transition is one commit and no outbox relay runs;
+    otherwise it is an outbox row for the relay. `store_many` commits many records at
+    once (group commit), each as `store` would. Step error counts are kept in the file,
+    so ``pause_after_err_count`` holds across restarts.
+
+    Constructing the store opens nothing; connections open on first use, one per thread.
+
+    Args:
+        path: the database file; its directory must exist. The file and its tables are
+            created on first use.
+        synchronous: SQLite's ``synchronous`` setting. ``"FULL"`` (the default) is
+            crash-safe: a committed transition survives a process crash *and* a power
+            loss or OS crash (the write-ahead log is synced on every commit).
+            ``"NORMAL"`` is several times faster per commit and survives a process
+            crash, but the last commits may be lost (never corrupted) on power loss.
+        busy_timeout: seconds to wait for the write lock held by another process or thread.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL", busy_timeout: float = 5.0) -> None:
+        self._db = Database(path, synchronous=synchronous, busy_timeout=busy_timeout)
+        self._q = self._db.queries
+        self._direct: set[str] = set()
+
+    @property
+    def path(self) -> str:
+        """The database file, resolved to an absolute path."""
+        return self._db.path
+
+    def __repr__(self) -> str:
+        return f"<SqliteRecordStore {self.path!r}>"
+
+    def close(self) -> None:
+        """Close every connection the store opened (it reopens them if used again)."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- capabilities ---------------------------------------------------------------------
+
+    def publish_directly(self, workflow_name: str, event_streamer: EventStreamer) -> bool:
+        """Write ``workflow_name``'s events into the event log of this file, in the record's transaction.
+
+        True when ``event_streamer`` is a `SqliteEventStreamer` on the same file (the
+        paths are compared resolved; nothing is opened).
+        """
+        if isinstance(event_streamer, SqliteEventStreamer) and event_streamer.path == self.path:
+            self._direct.add(workflow_name)
+            return True
+        return False
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def store(self, record: Record) -> None:
+        """Create or update ``record`` with its event, in one transaction."""
+        key: str = self._db.write(lambda conn: self._apply(conn, record))
+        self._db.hub.bump((key,))
+
+    def store_many(self, records: Sequence[Record]) -> builtins.list[Exception | None]:
+        """Store each record as `store` would, in order, in one transaction.
+
+        A record refused with `VersionConflict` or `WorkflowInProgress` is reported in
+        its place and never undoes the others.
+        """
+        if not records:
+            return []
+        results: list[Exception | None] = []
+        keys: set[str] = set()
+
+        def work(conn: sqlite3.Connection) -> None:
+            for record in records:
+                try:
+                    keys.add(self._apply(conn, record))
+                except (VersionConflict, WorkflowInProgress) as exc:
+                    results.append(exc)
+                else:
+                    results.append(None)
+
+        self._db.write(work)
+        self._db.hub.bump(keys)
+        return results
+
+    def _apply(self, conn: sqlite3.Connection, record: Record) -> str:
+        """Write one record, its snapshot and its event; the `Hub` key to bump after commit.
+
+        A refusal is raised before anything is written (the checks come first, and a
+        statement that fails a constraint is undone by SQLite alone), so `store_many`
+        needs no savepoint to keep the other records of its transaction.
+        """
+        q = self._q
+        run_id = record.run_id
+        version = record.meta.version
+        params = record_params(record, to_micros)
+        if version == 1:
+            if record.run_state.finished:
+                # The partial index only sees unfinished rows: check a finished newcomer here.
+                self._refuse_if_in_progress(conn, record)
+            try:
+                conn.execute(q["insert_record"], params)
+            except sqlite3.IntegrityError as exc:
+                raise self._refused(conn, record) from exc
+        else:
+            # Only what a new version changes: leaving the identity columns (workflow,
+            # foreign id, creation time) out of the SET spares SQLite updating their indexes.
+            meta = record.meta
+            changes = (
+                int(record.run_state),
+                int(record.status),
+                bytes(record.object),
+                to_micros(record.updated_at),
+                version,
+                meta.run_state_reason,
+                meta.status_description,
+                meta.trace_origin,
+            )
+            try:
+                updated = conn.execute(q["update_record"], (*changes, run_id, version - 1)).rowcount
+            except sqlite3.IntegrityError as exc:  # it would make a second unfinished run
+                raise self._refused(conn, record) from exc
+            if updated != 1:
+                msg = f"run {run_id} is not at version {version - 1}; cannot store version {version} over it"
+                raise VersionConflict(msg, run_id=run_id)
+        conn.execute(q["insert_snapshot"], params)
+        if record.workflow_name in self._direct:
+            headers = event_headers(record)
+            topic = headers[Header.TOPIC]
+            conn.execute(
+                q["insert_event"],
+                (
+                    topic,
+                    run_id,
+                    int(record.status),
+                    encode_headers(headers),
+                    to_micros(record.updated_at),
+                    zlib.crc32(run_id.encode()),
+                ),
+            )
+            return events_key(topic)
+        event = make_outbox_event(record)
+        conn.execute(
+            q["insert_outbox_event"],
+            (
+                event.id,
+                event.workflow_name,
+                event.run_id,
+                event.type,
+                encode_headers(event.headers),
+                to_micros(event.created_at),
+            ),
+        )
+        return outbox_key(record.workflow_name)
+
+    def _refuse_if_in_progress(self, conn: sqlite3.Connection, record: Record) -> None:
+        row = conn.execute(self._q["unfinished_run"], (record.workflow_name, record.foreign_id)).fetchone()
+        if row is None:
+            return
+        if row[0] == record.run_id:
+            msg = f"run {record.run_id} exists already; a new record must be a new run"
+            raise VersionConflict(msg, run_id=record.run_id)
+        raise WorkflowInProgress(run_id=row[0], foreign_id=record.foreign_id)
+
+    def _refused(self, conn: sqlite3.Connection, record: Record) -> Exception:
+        """Why a write broke a unique constraint: the run exists, or another run is unfinished."""
+        if record.meta.version == 1 and conn.execute(self._q["run_exists"], (record.run_id,)).fetchone()[0]:
+            msg = f"run {record.run_id} exists already; version 1 creates a run, it cannot update one"
+            return VersionConflict(msg, run_id=record.run_id)
+        row = conn.execute(self._q["unfinished_run"], (record.workflow_name, record.foreign_id)).fetchone()
+        return WorkflowInProgress(run_id=row[0] if row else None, foreign_id=record.foreign_id)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def _record(self, row: Sequence[Any], run_id: str) -> Record:
+        try:
+            return record_from_row(row, from_micros)
+        except (ValueError, TypeError) as exc:
+            msg = f"the stored row of run {run_id} in {self.path} is not a record: {exc}"
+            raise CorruptRecord(msg, run_id=run_id) from exc
+
+    def _records(self, rows: Iterable[Sequence[Any]]) -> builtins.list[Record]:
+        out: list[Record] = []
+        for row in rows:
+            try:
+                out.append(self._record(row, row[2]))
+            except CorruptRecord as exc:
+                logger.warning("%s: skipped an unreadable record row: %s", self.path, exc)
+        return out
+
+    def lookup(self, run_id: str) -> Record:
+        """The record of ``run_id``; `CorruptRecord` when its row cannot be read."""
+        rows = self._db.fetch(self._q["lookup_record"], (run_id,))
+        if not rows:
+            raise RecordNotFound(run_id=run_id)
+        return self._record(rows[0], run_id)
+
+    def lookup_many(self, run_ids: Iterable[str]) -> dict[str, Record]:
+        """The records of ``run_ids`` by run id, in one query; unknown and unreadable ones left out.
+
+        An unreadable row is left for `lookup` to report as `CorruptRecord`.
+        """
+        wanted = json.dumps(list(dict.fromkeys(run_ids)))
+        found: dict[str, Record] = {}
+        for row in self._db.fetch(self._q["lookup_records"], (wanted,)):
+            with contextlib.suppress(CorruptRecord):
+                found[row[2]] = self._record(row, row[2])
+        return found
+
+    def latest(self, workflow_name: str, foreign_id: str) -> Record:
+        """The most recently created run of ``foreign_id`` (creation time, then write order)."""
+        rows = self._db.fetch(self._q["latest_record"], (workflow_name, foreign_id))
+        if not rows:
+            raise RecordNotFound(workflow_name=workflow_name, foreign_id=foreign_id)
+        return self._record(rows[0], rows[0][2])
+
+    def list(
+        self,
+        workflow_name: str,
+        *,
+        offset: int = 0,
+        limit: int = 25,
+        order: Order = "asc",
+        filter: RecordFilter | None = None,  # noqa: A002 - the contract's name
+    ) -> builtins.list[Record]:
+        """Records in creation order (``desc``: newest first), filtered, then paged.
+
+        Unreadable rows are logged and left out.
+        """
+        if order not in ("asc", "desc"):
+            msg = f"order must be 'asc' or 'desc', got {order!r}"
+            raise ValueError(msg)
+        where, params = filter_clause(workflow_name, filter, to_micros)
+        query = self._q["list_records"].format(where=where.replace("%s", "?"), direction=order.upper())
+        return self._records(self._db.fetch(query, (*params, limit, offset)))
+
+    def snapshots(self, run_id: str) -> builtins.list[Record]:
+        """Every stored version of the run, oldest first (unreadable ones logged and left out)."""
+        return self._records(self._db.fetch(self._q["select_snapshots"], (run_id,)))
+
+    # -- outbox -----------------------------------------------------------------------------
+
+    def list_outbox_events(self, workflow_name: str, limit: int) -> builtins.list[OutboxEvent]:
+        """Up to ``limit`` outbox events of the workflow, oldest first.
+
+        A row that cannot be read can never be relayed: it is logged and deleted, so it
+        does not hold up the rows behind it.
+        """
+        rows = self._db.fetch(self._q["list_outbox_events"], (workflow_name, limit))
+        out: list[OutboxEvent] = []
+        unreadable: list[str] = []
+        for outbox_id, name, run_id, event_type, headers, created_at in rows:
+            try:
+                if type(event_type) is not int or not isinstance(run_id, str):
+                    msg = f"run id {run_id!r} and type {event_type!r} are not a string and an integer"
+                    raise ValueError(msg)  # noqa: TRY301 - one handler for every malformed field
+                out.append(
+                    OutboxEvent(outbox_id, name, run_id, event_type, decode_headers(headers), from_micros(created_at))
+                )
+            except (ValueError, TypeError) as exc:
+                logger.error("%s: dropped unreadable outbox event %s: %s", self.path, outbox_id, exc)
+                unreadable.append(outbox_id)
+        if unreadable:
+            self.delete_outbox_events(unreadable)
+        return out
+
+    def delete_outbox_event(self, id: str) -> None:  # noqa: A002 - the contract's name
+        """Remove one relayed outbox event (unknown ids are ignored)."""
+        self.delete_outbox_events((id,))
+
+    def delete_outbox_events(self, ids: Iterable[str]) -> None:
+        """Remove relayed outbox events in one transaction (unknown ids are ignored)."""
+        rows = [(outbox_id,) for outbox_id in ids]
+        if rows:
+            self._db.write(lambda conn: conn.executemany(self._q["delete_outbox_event"], rows).close())
+
+    def wait_for_outbox(self, workflow_name: str, timeout: float) -> None:
+        """Block until the workflow has outbox events, or ``timeout`` seconds pass.
+
+        A write of this process wakes it at once; writes of other processes are found by
+        looking at the table every quarter second.
+        """
+        hub = self._db.hub
+        key = outbox_key(workflow_name)
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = hub.counter(key)
+            if self._db.fetch(self._q["has_outbox_events"], (workflow_name,))[0][0]:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or hub.wait(key, seen, min(remaining, _OUTBOX_POLL)):
+                return
+
+    # -- error counts -----------------------------------------------------------------------
+
+    def add_error(self, process: str, run_id: str) -> int:
+        """Count one more step error of (process, run), durably; the count so far."""
+        count: int = self._db.write(lambda conn: conn.execute(self._q["add_error"], (process, run_id)).fetchone()[0])
+        return count
+
+    def clear_errors(self, process: str, run_id: str) -> None:
+        """Forget the step errors of (process, run): the run moved on."""
+        self._db.write(lambda conn: conn.execute(self._q["clear_errors"], (process, run_id)).close())

@@ -1,0 +1,232 @@
+"""`SqliteEventStreamer`: an event log in a SQLite file, with durable cursors and instant wake-ups.
+
+Why no event is ever skipped, although a receiver reads ``id > cursor``: SQLite lets
+one writer at a time into a file (every write here is a ``BEGIN IMMEDIATE``
+transaction), and ``AUTOINCREMENT`` ids are assigned inside that transaction. So ids
+become visible in commit order: when a reader sees id ``n``, every id below ``n`` is
+already committed (or rolled back and never used), and no later commit can add one.
+The naive "id > cursor" read, unsafe on PostgreSQL where transactions commit out of
+id order, is exact here.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from actorflow.clock import Clock, SystemClock
+from actorflow.event import Event
+from actorflow.protocols import ReceiverOptions
+
+from .._sql import decode_headers, encode_headers
+from ._db import Database, events_key, from_micros, to_micros
+
+__all__ = ["SqliteEventStreamer"]
+
+EventRow = tuple[str, str, int, str, int, int]
+
+
+class SqliteEventStreamer:
+    """An event streamer whose topics are rows of one SQLite file.
+
+    Senders buffer and insert their events in one transaction on `flush`. Receivers keep
+    their cursor per (topic, receiver name) in the file, so a receiver re-created under
+    the same name, in this process or after a restart, resumes after its last ack. A
+    receiver with nothing to read waits on the file's in-process wake-up, notified after
+    every commit that wrote events (by senders and by a `SqliteRecordStore` publishing
+    directly), and looks at the table every ``poll_frequency`` for other processes'
+    writes: it returns as soon as an event lands and never busy-polls. A shard reads
+    only its share (``crc32(run_id) % shard_count``), filtered in SQL.
+
+    Constructing the streamer opens nothing; connections open on first use, one per thread.
+
+    Args:
+        path: the database file (shared with `SqliteRecordStore` and
+            `SqliteTimeoutStore`); its directory must exist.
+        clock: stamps ``created_at`` on sent events (pass the workflow's fake clock in tests).
+        synchronous: SQLite's ``synchronous`` setting; ``"FULL"`` (the default) is
+            crash-safe, see `SqliteRecordStore`.
+        busy_timeout: seconds to wait for the write lock held by another process or thread.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        clock: Clock | None = None,
+        synchronous: str = "FULL",
+        busy_timeout: float = 5.0,
+    ) -> None:
+        self._db = Database(path, synchronous=synchronous, busy_timeout=busy_timeout)
+        self._q = self._db.queries
+        self._clock = clock or SystemClock()
+
+    @property
+    def path(self) -> str:
+        """The database file, resolved to an absolute path."""
+        return self._db.path
+
+    def __repr__(self) -> str:
+        return f"<SqliteEventStreamer {self.path!r}>"
+
+    def close(self) -> None:
+        """Close every connection the streamer opened (it reopens them if used again)."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def new_sender(self, topic: str) -> _Sender:
+        """A sender for ``topic``; its events are written on `flush` (or `close`)."""
+        return _Sender(self, topic)
+
+    def new_receiver(self, topic: str, name: str, options: ReceiverOptions | None = None) -> _Receiver:
+        """A receiver of ``topic`` resuming after the last event acknowledged under ``name``."""
+        opts = options or ReceiverOptions()
+        if opts.stream_from_latest:
+            self._db.write(lambda conn: conn.execute(self._q["start_cursor_at_head"], (topic, name, topic)).close())
+        rows = self._db.fetch(self._q["select_cursor"], (topic, name))
+        return _Receiver(self, topic, name, rows[0][0] if rows else 0, opts)
+
+    # -- for senders and receivers ----------------------------------------------------------
+
+    def _row(self, topic: str, run_id: str, event_type: int, headers: Mapping[str, str]) -> EventRow:
+        return (
+            topic,
+            run_id,
+            int(event_type),
+            encode_headers(headers),
+            to_micros(self._clock.now()),
+            zlib.crc32(run_id.encode()),
+        )
+
+    def _insert(self, topic: str, rows: Sequence[EventRow]) -> None:
+        self._db.write(lambda conn: conn.executemany(self._q["insert_event"], rows).close())
+        self._db.hub.bump((events_key(topic),))
+
+    def _ack(self, topic: str, name: str, event_id: int) -> None:
+        # Not synced: a cursor lost to a power cut only delivers events again, which every
+        # consumer absorbs (at-least-once); this halves the syncs of a transition.
+        self._db.write(lambda conn: conn.execute(self._q["ack_cursor"], (topic, name, event_id)).close(), sync=False)
+
+    def _read(self, topic: str, position: int, max_events: int, options: ReceiverOptions) -> tuple[list[Event], int]:
+        """The next events of the receiver's share after ``position``, and the new position.
+
+        A shard's position moves past the other shards' events too: when fewer rows than
+        asked come back, every event of the topic up to its last one (read in the same
+        snapshot) has been looked at.
+        """
+        count = options.shard_count
+        if count > 1:
+            with self._db.snapshot() as conn:
+                rows = conn.execute(
+                    self._q["receive_shard_events"], (topic, position, count, options.shard, max_events)
+                ).fetchall()
+                if len(rows) < max_events:
+                    position = max(position, conn.execute(self._q["topic_head"], (topic,)).fetchone()[0])
+        else:
+            rows = self._db.fetch(self._q["receive_events"], (topic, position, max_events))
+        events: list[Event] = []
+        for row in rows:
+            position = max(position, row[0])
+            events.append(self._event(row))
+        return events, position
+
+    def _event(self, row: Sequence[Any]) -> Event:
+        """The event of a row; an unreadable row becomes a malformed event.
+
+        It is handed over, not dropped: the engine reports and counts it and acknowledges
+        past it (reading it again would fail the same way forever).
+        """
+        event_id, run_id, event_type, headers, created_at = row
+        try:
+            if not isinstance(run_id, str) or type(event_type) is not int:
+                msg = f"run id {run_id!r} and type {event_type!r} are not a string and an integer"
+                raise ValueError(msg)  # noqa: TRY301 - one handler for every malformed field
+            return Event(event_id, run_id, event_type, decode_headers(headers), from_micros(created_at))
+        except (ValueError, TypeError) as exc:
+            try:
+                when = from_micros(created_at)
+            except ValueError:
+                when = self._clock.now()
+            return Event(event_id, str(run_id), 0, {}, when, malformed=f"unreadable row in {self.path}: {exc}")
+
+
+class _Sender:
+    """Buffers sends; `flush` writes them in one transaction and wakes the receivers."""
+
+    def __init__(self, streamer: SqliteEventStreamer, topic: str) -> None:
+        self._streamer = streamer
+        self._topic = topic
+        self._lock = threading.Lock()
+        self._rows: list[EventRow] = []
+
+    def send(self, run_id: str, event_type: int, headers: Mapping[str, str]) -> None:
+        row = self._streamer._row(self._topic, run_id, event_type, headers)  # noqa: SLF001
+        with self._lock:
+            self._rows.append(row)
+
+    def flush(self) -> None:
+        with self._lock:
+            rows, self._rows = self._rows, []
+            if not rows:
+                return
+            try:
+                self._streamer._insert(self._topic, rows)  # noqa: SLF001
+            except BaseException:
+                self._rows[:0] = rows  # kept for the next flush, in order
+                raise
+
+    def close(self) -> None:
+        self.flush()
+
+
+class _Receiver:
+    """Reads one topic (one shard of it) after a position; acks move the durable cursor."""
+
+    def __init__(
+        self, streamer: SqliteEventStreamer, topic: str, name: str, position: int, options: ReceiverOptions
+    ) -> None:
+        self._streamer = streamer
+        self._topic = topic
+        self._name = name
+        self._position = position
+        self._options = options
+        self._closed = False
+
+    def receive(self, max_events: int, timeout: float) -> Sequence[Event]:
+        streamer = self._streamer
+        hub = streamer._db.hub  # noqa: SLF001
+        key = events_key(self._topic)
+        poll = max(self._options.poll_frequency, 0.01)
+        deadline = time.monotonic() + timeout
+        while not self._closed and max_events > 0:
+            seen = hub.counter(key)  # before reading: a commit after the read still wakes us
+            before = self._position
+            events, self._position = streamer._read(self._topic, before, max_events, self._options)  # noqa: SLF001
+            if events:
+                return events
+            if self._position != before:
+                continue  # only other shards' events: look further at once
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            hub.wait(key, seen, min(remaining, poll), lambda: self._closed)
+        return []
+
+    def ack(self, event: Event) -> None:
+        self._streamer._ack(self._topic, self._name, event.id)  # noqa: SLF001
+
+    def close(self) -> None:
+        self._closed = True
+        self._streamer._db.hub.wake()  # noqa: SLF001 - a receive blocked in another thread returns

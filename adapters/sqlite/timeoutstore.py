@@ -1,0 +1,111 @@
+"""`SqliteTimeoutStore`: timeouts in a SQLite file."""
+
+from __future__ import annotations
+
+import builtins
+import os
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+from actorflow.errors import TimeoutNotFound
+from actorflow.protocols import TimeoutRecord
+
+from .._sql import timeout_from_row
+from ._db import Database, from_micros, logger, to_micros
+
+__all__ = ["SqliteTimeoutStore"]
+
+
+class SqliteTimeoutStore:
+    """A timeout store in one SQLite file; ids start at 1 and are never reused.
+
+    Constructing the store opens nothing; connections open on first use, one per thread.
+    A row that cannot be read as a timeout (corrupted or foreign data) is logged and left
+    out of the lists, so it never stops the poller.
+
+    Args:
+        path: the database file (shared with the other SQLite adapters); its directory
+            must exist.
+        synchronous: SQLite's ``synchronous`` setting; ``"FULL"`` (the default) is
+            crash-safe, see `SqliteRecordStore`.
+        busy_timeout: seconds to wait for the write lock held by another process or thread.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL", busy_timeout: float = 5.0) -> None:
+        self._db = Database(path, synchronous=synchronous, busy_timeout=busy_timeout)
+        self._q = self._db.queries
+
+    @property
+    def path(self) -> str:
+        """The database file, resolved to an absolute path."""
+        return self._db.path
+
+    def __repr__(self) -> str:
+        return f"<SqliteTimeoutStore {self.path!r}>"
+
+    def close(self) -> None:
+        """Close every connection the store opened (it reopens them if used again)."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def create(
+        self,
+        workflow_name: str,
+        foreign_id: str,
+        run_id: str,
+        status: int,
+        expire_at: datetime,
+        *,
+        created_at: datetime | None = None,
+    ) -> int:
+        """Store a timeout; returns its id."""
+        created = created_at or datetime.now(UTC)
+        params = (workflow_name, foreign_id, run_id, int(status), to_micros(expire_at), to_micros(created))
+        timeout_id: int | None = self._db.write(lambda conn: conn.execute(self._q["insert_timeout"], params).lastrowid)
+        if timeout_id is None:  # pragma: no cover - an INSERT always sets it
+            msg = "SQLite returned no id for the new timeout"
+            raise RuntimeError(msg)
+        return timeout_id
+
+    def complete(self, id: int) -> None:  # noqa: A002 - the contract's name
+        """Mark a timeout completed; `TimeoutNotFound` for an unknown id."""
+        self._change("complete_timeout", id)
+
+    def cancel(self, id: int) -> None:  # noqa: A002 - the contract's name
+        """Remove a timeout; `TimeoutNotFound` for an unknown id."""
+        self._change("delete_timeout", id)
+
+    def _change(self, query: str, timeout_id: int) -> None:
+        changed: int = self._db.write(lambda conn: conn.execute(self._q[query], (timeout_id,)).rowcount)
+        if changed != 1:
+            raise TimeoutNotFound(id=timeout_id)
+
+    def list(self, workflow_name: str) -> builtins.list[TimeoutRecord]:
+        """Uncompleted timeouts of the workflow, by id."""
+        return self._timeouts(self._db.fetch(self._q["list_timeouts"], (workflow_name,)))
+
+    def list_valid(self, workflow_name: str, status: int, now: datetime) -> builtins.list[TimeoutRecord]:
+        """Uncompleted timeouts of the status that expired at or before ``now``, by id."""
+        rows = self._db.fetch(self._q["list_valid_timeouts"], (workflow_name, int(status), to_micros(now)))
+        return self._timeouts(rows)
+
+    def _timeouts(self, rows: Iterable[Sequence[Any]]) -> builtins.list[TimeoutRecord]:
+        out: list[TimeoutRecord] = []
+        for row in rows:
+            try:
+                if not isinstance(row[3], str) or type(row[4]) is not int:
+                    msg = f"run id {row[3]!r} and status {row[4]!r} are not a string and an integer"
+                    raise ValueError(msg)  # noqa: TRY301 - one handler for every malformed field
+                out.append(timeout_from_row(row, from_micros))
+            except (ValueError, TypeError) as exc:
+                logger.warning("%s: skipped unreadable timeout %r: %s", self.path, row[0], exc)
+        return out

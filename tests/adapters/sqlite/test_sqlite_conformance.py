@@ -1,0 +1,56 @@
+"""The SQLite adapters pass every conformance suite, unchanged, each store on a fresh file."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actorflow.adapters.sqlite import SqliteEventStreamer, SqliteRecordStore, SqliteTimeoutStore
+from actorflow.clock import Clock
+from actorflow.testing.adaptertest import EventStreamerSuite, RecordStoreSuite, TimeoutStoreSuite
+
+
+def _fresh(tmp_path: Path, make: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    """A factory of adapters, each on a new file in ``tmp_path``; every one is closed after the test."""
+    made: list[Any] = []
+    numbers = itertools.count(1)
+
+    def factory(**kwargs: Any) -> Any:
+        adapter = make(tmp_path / f"conformance-{next(numbers)}.db", **kwargs)
+        made.append(adapter)
+        return adapter
+
+    yield factory
+    for adapter in made:
+        adapter.close()
+        assert adapter._db.open_connections() == 0
+
+
+class TestSqliteRecordStore(RecordStoreSuite):
+    @pytest.fixture
+    def make_record_store(self, tmp_path: Path) -> Iterator[Callable[[], SqliteRecordStore]]:
+        yield from _fresh(tmp_path, SqliteRecordStore)
+
+
+class TestSqliteTimeoutStore(TimeoutStoreSuite):
+    @pytest.fixture
+    def make_timeout_store(self, tmp_path: Path) -> Iterator[Callable[[], SqliteTimeoutStore]]:
+        yield from _fresh(tmp_path, SqliteTimeoutStore)
+
+
+class TestSqliteEventStreamer(EventStreamerSuite):
+    @pytest.fixture
+    def make_event_streamer(self, tmp_path: Path) -> Iterator[Callable[..., SqliteEventStreamer]]:
+        fresh = _fresh(tmp_path, SqliteEventStreamer)
+        factory = next(fresh)
+
+        def make(clock: Clock | None = None) -> SqliteEventStreamer:
+            result: SqliteEventStreamer = factory(clock=clock)
+            return result
+
+        yield make
+        next(fresh, None)
