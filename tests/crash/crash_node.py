@@ -1,0 +1,85 @@
+"""A node for the crash test: a 3-step workflow run until killed, or until every run is done.
+
+Usage: python crash_node.py sqlite PATH RUNS [--trigger]
+       python crash_node.py postgres DSN SCHEMA RUNS [--trigger]
+
+With --trigger it first starts RUNS runs (foreign ids run-0 ... run-<RUNS-1>). It then runs
+the workflow and exits 0 once every run is Completed. Progress is read through the record
+store's own API, so the same script serves every backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import sys
+import threading
+from typing import Any
+
+import actorflow as af
+from actorflow.adapters.memory import MemoryRoleScheduler
+
+
+class Status(enum.IntEnum):
+    STARTED = 1
+    FIRST = 2
+    SECOND = 3
+    DONE = 4
+
+
+@dataclasses.dataclass
+class Item:
+    steps: int = 0
+
+
+def _step(to: Status) -> Any:
+    def step(run: af.Run[Item, Status]) -> Status:
+        run.object.steps += 1
+        return to
+
+    return step
+
+
+def adapters(argv: list[str]) -> tuple[Any, Any, int]:
+    """The streamer, the record store and the run count named on the command line."""
+    if argv[0] == "sqlite":
+        from actorflow.adapters.sqlite import SqliteEventStreamer, SqliteRecordStore
+
+        return SqliteEventStreamer(argv[1]), SqliteRecordStore(argv[1]), int(argv[2])
+    from actorflow.adapters.postgres import PostgresEventStreamer, PostgresRecordStore
+
+    dsn, schema = argv[1], argv[2]
+    return PostgresEventStreamer(dsn, schema=schema), PostgresRecordStore(dsn, schema=schema), int(argv[3])
+
+
+def completed(store: Any, runs: int) -> int:
+    """How many runs of the crash workflow are Completed."""
+    done = af.RecordFilter(run_states=(af.RunState.COMPLETED,))
+    return len(store.list("crash", limit=runs + 1, filter=done))
+
+
+def main() -> int:
+    streamer, store, runs = adapters(sys.argv[1:])
+    b = af.Builder("crash", Item, Status)
+    b.add_step(Status.STARTED, _step(Status.FIRST), Status.FIRST)
+    b.add_step(Status.FIRST, _step(Status.SECOND), Status.SECOND).with_options(parallel_count=2)
+    b.add_step(Status.SECOND, _step(Status.DONE), Status.DONE)
+    wf = b.build(streamer, store, MemoryRoleScheduler(), defaults=af.Options(polling_frequency=0.05))
+    if "--trigger" in sys.argv:
+        for i in range(runs):
+            wf.trigger(f"run-{i}")
+    wf.run()
+    print("running", flush=True)
+    finished = threading.Event()
+    while not finished.wait(0.05):
+        if completed(store, runs) >= runs:
+            finished.set()
+    wf.stop()
+    streamer.close()
+    store.close()
+    print("done", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
