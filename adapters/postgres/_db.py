@@ -26,7 +26,7 @@ from actorflow.errors import ActorflowError
 
 from .listener import Listener
 
-__all__ = ["Database", "PostgresError", "migrate"]
+__all__ = ["Database", "PostgresAdapter", "PostgresError", "migrate"]
 
 T = TypeVar("T")
 
@@ -266,3 +266,25 @@ class Database:
             listener.stop()
         if pool is not None:
             pool.close()
+
+
+class PostgresAdapter:
+    """What every PostgreSQL adapter shares: its `Database`, `close`, `attach` and `detach`."""
+
+    def __init__(self, dsn: str, *, schema: str = "public", max_connections: int = 10) -> None:
+        self.db = Database(dsn, check_schema(schema), max_connections=max_connections)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} schema={self.db.schema!r}>"
+
+    def attach(self) -> None:
+        """A supervisor starts using this adapter."""
+        self.db.attach()
+
+    def detach(self) -> None:
+        """A supervisor stopped; the last one to stop releases connections and threads."""
+        self.db.detach()
+
+    def close(self) -> None:
+        """Close the pool and the listener (reopened on next use)."""
+        self.db.close()

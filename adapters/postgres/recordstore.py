@@ -15,7 +15,7 @@ from actorflow.protocols import EventStreamer, Order, RecordFilter
 from actorflow.record import Record
 
 from .._sql import decode_headers, encode_headers, filter_clause, record_from_row, record_params
-from ._db import QUERIES, Database, check_schema
+from ._db import QUERIES, PostgresAdapter
 
 __all__ = ["PostgresRecordStore"]
 
@@ -29,7 +29,7 @@ _INSERT = {direct: _statement("insert_record", "publish_event" if direct else "p
 _UPDATE = {direct: _statement("update_record", "publish_event" if direct else "publish_outbox") for direct in (1, 0)}
 
 
-class PostgresRecordStore:
+class PostgresRecordStore(PostgresAdapter):
     """A record store in PostgreSQL (psycopg 3, pooled connections).
 
     Every `store` is one transaction: the record (insert, or an update conditioned on
@@ -46,20 +46,8 @@ class PostgresRecordStore:
     """
 
     def __init__(self, dsn: str, *, schema: str = "public", max_connections: int = 10) -> None:
-        self.db = Database(dsn, check_schema(schema), max_connections=max_connections)
+        super().__init__(dsn, schema=schema, max_connections=max_connections)
         self._direct: set[str] = set()
-
-    def attach(self) -> None:
-        """A supervisor starts using this adapter."""
-        self.db.attach()
-
-    def detach(self) -> None:
-        """A supervisor stopped; the last one to stop releases connections and threads."""
-        self.db.detach()
-
-    def close(self) -> None:
-        """Close the connection pool (reopened on next use)."""
-        self.db.close()
 
     # -- capabilities -------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from actorflow.event import Event
 from actorflow.protocols import ReceiverOptions
 
 from .._sql import decode_headers, encode_headers
-from ._db import QUERIES, Database, check_schema
+from ._db import QUERIES, PostgresAdapter
 
 __all__ = ["PostgresEventStreamer"]
 
@@ -33,7 +33,7 @@ logger = logging.getLogger("actorflow.postgres")
 _RETENTION_EVERY = 600.0  # seconds between clean-ups of events past the retention
 
 
-class PostgresEventStreamer:
+class PostgresEventStreamer(PostgresAdapter):
     """An event streamer over a PostgreSQL table.
 
     Args:
@@ -54,22 +54,10 @@ class PostgresEventStreamer:
         clock: Clock | None = None,
         max_connections: int = 10,
     ) -> None:
-        self.db = Database(dsn, check_schema(schema), max_connections=max_connections)
+        super().__init__(dsn, schema=schema, max_connections=max_connections)
         self.retention = None if retention is None else to_seconds(retention)
         self._clock = clock or SystemClock()
         self._last_cleanup = 0.0
-
-    def attach(self) -> None:
-        """A supervisor starts using this adapter."""
-        self.db.attach()
-
-    def detach(self) -> None:
-        """A supervisor stopped; the last one to stop releases connections and threads."""
-        self.db.detach()
-
-    def close(self) -> None:
-        """Close the pool and the listener (reopened on next use)."""
-        self.db.close()
 
     def new_sender(self, topic: str) -> _Sender:
         """A sender for ``topic`` (events are written on `flush`)."""

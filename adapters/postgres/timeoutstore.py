@@ -9,12 +9,12 @@ from actorflow.errors import TimeoutNotFound
 from actorflow.protocols import TimeoutRecord
 
 from .._sql import timeout_from_row
-from ._db import QUERIES, Database, check_schema, logger
+from ._db import QUERIES, PostgresAdapter, logger
 
 __all__ = ["PostgresTimeoutStore"]
 
 
-class PostgresTimeoutStore:
+class PostgresTimeoutStore(PostgresAdapter):
     """A timeout store in PostgreSQL.
 
     Args:
@@ -24,19 +24,7 @@ class PostgresTimeoutStore:
     """
 
     def __init__(self, dsn: str, *, schema: str = "public", max_connections: int = 4) -> None:
-        self.db = Database(dsn, check_schema(schema), max_connections=max_connections)
-
-    def attach(self) -> None:
-        """A supervisor starts using this adapter."""
-        self.db.attach()
-
-    def detach(self) -> None:
-        """A supervisor stopped; the last one to stop releases connections and threads."""
-        self.db.detach()
-
-    def close(self) -> None:
-        """Close the connection pool (reopened on next use)."""
-        self.db.close()
+        super().__init__(dsn, schema=schema, max_connections=max_connections)
 
     def create(
         self,

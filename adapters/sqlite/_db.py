@@ -25,7 +25,8 @@ import weakref
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from actorflow.errors import ActorflowError
 
@@ -36,6 +37,7 @@ __all__ = [
     "SYNCHRONOUS",
     "Database",
     "Hub",
+    "SqliteAdapter",
     "SqliteError",
     "events_key",
     "from_micros",
@@ -335,3 +337,31 @@ class Database:
         """The rows of one read query (its own implicit transaction)."""
         with wrap_exceptions(self.path):
             return self.connection().execute(query, tuple(params)).fetchall()
+
+
+class SqliteAdapter:
+    """What every SQLite adapter shares: its file, `close`, and use as a context manager."""
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL", busy_timeout: float = 5.0) -> None:
+        self._db = Database(path, synchronous=synchronous, busy_timeout=busy_timeout)
+        self._q = self._db.queries
+
+    @property
+    def path(self) -> str:
+        """The database file, resolved to an absolute path."""
+        return self._db.path
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path!r}>"
+
+    def close(self) -> None:
+        """Close every connection the adapter opened (it reopens them if used again)."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

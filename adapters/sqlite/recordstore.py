@@ -10,8 +10,7 @@ import sqlite3
 import time
 import zlib
 from collections.abc import Iterable, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from actorflow.errors import CorruptRecord, RecordNotFound, VersionConflict, WorkflowInProgress
 from actorflow.event import Header, OutboxEvent, event_headers, make_outbox_event
@@ -19,7 +18,7 @@ from actorflow.protocols import EventStreamer, Order, RecordFilter
 from actorflow.record import Record
 
 from .._sql import decode_headers, encode_headers, filter_clause, record_from_row, record_params
-from ._db import Database, events_key, from_micros, logger, outbox_key, to_micros
+from ._db import SqliteAdapter, events_key, from_micros, logger, outbox_key, to_micros
 from .streamer import SqliteEventStreamer
 
 __all__ = ["SqliteRecordStore"]
@@ -29,7 +28,7 @@ __all__ = ["SqliteRecordStore"]
 _OUTBOX_POLL = 0.25
 
 
-class SqliteRecordStore:
+class SqliteRecordStore(SqliteAdapter):
     """A record store in one SQLite file: durable, crash-safe, shared by threads and processes.
 
     Each `store` is one transaction: the version check (``UPDATE ... WHERE version = ?``),
@@ -55,29 +54,8 @@ class SqliteRecordStore:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL", busy_timeout: float = 5.0) -> None:
-        self._db = Database(path, synchronous=synchronous, busy_timeout=busy_timeout)
-        self._q = self._db.queries
+        super().__init__(path, synchronous=synchronous, busy_timeout=busy_timeout)
         self._direct: set[str] = set()
-
-    @property
-    def path(self) -> str:
-        """The database file, resolved to an absolute path."""
-        return self._db.path
-
-    def __repr__(self) -> str:
-        return f"<SqliteRecordStore {self.path!r}>"
-
-    def close(self) -> None:
-        """Close every connection the store opened (it reopens them if used again)."""
-        self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # -- capabilities ---------------------------------------------------------------------
 

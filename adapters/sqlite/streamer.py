@@ -16,22 +16,21 @@ import threading
 import time
 import zlib
 from collections.abc import Mapping, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from actorflow.clock import Clock, SystemClock
 from actorflow.event import Event
 from actorflow.protocols import ReceiverOptions
 
 from .._sql import decode_headers, encode_headers
-from ._db import Database, events_key, from_micros, to_micros
+from ._db import SqliteAdapter, events_key, from_micros, to_micros
 
 __all__ = ["SqliteEventStreamer"]
 
 EventRow = tuple[str, str, int, str, int, int]
 
 
-class SqliteEventStreamer:
+class SqliteEventStreamer(SqliteAdapter):
     """An event streamer whose topics are rows of one SQLite file.
 
     Senders buffer and insert their events in one transaction on `flush`. Receivers keep
@@ -62,29 +61,8 @@ class SqliteEventStreamer:
         synchronous: str = "FULL",
         busy_timeout: float = 5.0,
     ) -> None:
-        self._db = Database(path, synchronous=synchronous, busy_timeout=busy_timeout)
-        self._q = self._db.queries
+        super().__init__(path, synchronous=synchronous, busy_timeout=busy_timeout)
         self._clock = clock or SystemClock()
-
-    @property
-    def path(self) -> str:
-        """The database file, resolved to an absolute path."""
-        return self._db.path
-
-    def __repr__(self) -> str:
-        return f"<SqliteEventStreamer {self.path!r}>"
-
-    def close(self) -> None:
-        """Close every connection the streamer opened (it reopens them if used again)."""
-        self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def new_sender(self, topic: str) -> _Sender:
         """A sender for ``topic``; its events are written on `flush` (or `close`)."""

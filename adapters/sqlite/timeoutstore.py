@@ -6,19 +6,18 @@ import builtins
 import os
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from actorflow.errors import TimeoutNotFound
 from actorflow.protocols import TimeoutRecord
 
 from .._sql import timeout_from_row
-from ._db import Database, from_micros, logger, to_micros
+from ._db import SqliteAdapter, from_micros, logger, to_micros
 
 __all__ = ["SqliteTimeoutStore"]
 
 
-class SqliteTimeoutStore:
+class SqliteTimeoutStore(SqliteAdapter):
     """A timeout store in one SQLite file; ids start at 1 and are never reused.
 
     Constructing the store opens nothing; connections open on first use, one per thread.
@@ -34,28 +33,7 @@ class SqliteTimeoutStore:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL", busy_timeout: float = 5.0) -> None:
-        self._db = Database(path, synchronous=synchronous, busy_timeout=busy_timeout)
-        self._q = self._db.queries
-
-    @property
-    def path(self) -> str:
-        """The database file, resolved to an absolute path."""
-        return self._db.path
-
-    def __repr__(self) -> str:
-        return f"<SqliteTimeoutStore {self.path!r}>"
-
-    def close(self) -> None:
-        """Close every connection the store opened (it reopens them if used again)."""
-        self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+        super().__init__(path, synchronous=synchronous, busy_timeout=busy_timeout)
 
     def create(
         self,
