@@ -1,4 +1,4 @@
-"""Named adapter stacks for the command line (``--backend memory|sqlite|postgres``).
+"""Named adapter stacks for the command line (``--backend memory|sqlite|kafka``).
 
 Adapters are imported by name at run time: the core never imports an adapter module
 statically, so it keeps working without the optional extras.
@@ -11,6 +11,7 @@ import dataclasses
 import importlib
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from actorflow.protocols import EventStreamer, RecordStore, RoleScheduler, Timeo
 
 __all__ = ["BACKENDS", "Backend", "make_backend"]
 
-BACKENDS = ("memory", "sqlite")
+BACKENDS = ("memory", "sqlite", "kafka")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +55,50 @@ def _module(name: str) -> Any:
     return importlib.import_module(f"actorflow.adapters.{name}")
 
 
+def _temporary_database(path: str | None) -> tuple[str, Callable[[], None] | None]:
+    """``path``, or a new file in a temporary directory and the cleanup that removes it."""
+    if path is not None:
+        return path, None
+    # A fresh file for a demo or a benchmark; removed on close, or at exit at the latest.
+    folder = tempfile.mkdtemp(prefix="actorflow-")
+
+    def cleanup() -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    atexit.register(cleanup)
+    return str(Path(folder) / "actorflow.db"), cleanup
+
+
+def _kafka(path: str | None, dsn: str | None, bootstrap_servers: str | None, clock: Clock | None) -> Backend:
+    """Events on Kafka; records and timeouts in PostgreSQL when ``dsn`` is given, else in SQLite."""
+    if not bootstrap_servers:
+        msg = "the kafka backend needs --bootstrap-servers (or ACTORFLOW_BOOTSTRAP_SERVERS), e.g. localhost:9092"
+        raise ValueError(msg)
+    kafka = _module("kafka")
+    memory = _module("memory")
+    # Topics of their own: a demo or benchmark never reads an earlier one's events or offsets.
+    streamer = kafka.KafkaEventStreamer(bootstrap_servers, f"actorflow-{uuid.uuid4().hex[:8]}-", clock=clock)
+    if dsn:
+        postgres = _module("postgres")
+        return Backend(
+            streamer,
+            postgres.PostgresRecordStore(dsn),
+            memory.MemoryRoleScheduler(),
+            postgres.PostgresTimeoutStore(dsn),
+            location=f"{bootstrap_servers} + {dsn}",
+        )
+    sqlite = _module("sqlite")
+    path, cleanup = _temporary_database(path)
+    return Backend(
+        streamer,
+        sqlite.SqliteRecordStore(path),
+        memory.MemoryRoleScheduler(),
+        sqlite.SqliteTimeoutStore(path),
+        location=f"{bootstrap_servers} + {path}",
+        cleanup=cleanup,
+    )
+
+
 def _sqlite(path: str | None, clock: Clock | None) -> Backend:
     sqlite = _module("sqlite")
     memory = _module("memory")
@@ -77,11 +122,20 @@ def _sqlite(path: str | None, clock: Clock | None) -> Backend:
     )
 
 
-def make_backend(name: str, *, path: str | None = None, dsn: str | None = None, clock: Clock | None = None) -> Backend:
+def make_backend(
+    name: str,
+    *,
+    path: str | None = None,
+    dsn: str | None = None,
+    clock: Clock | None = None,
+    bootstrap_servers: str | None = None,
+) -> Backend:
     """Fresh adapters of the backend ``name``.
 
     ``sqlite`` uses the database file ``path``, or a new file in a temporary directory
-    (removed by `Backend.close`) when none is given.
+    (removed by `Backend.close`) when none is given. ``kafka`` sends events to the brokers
+    ``bootstrap_servers`` (on topics of its own) and keeps records in PostgreSQL at
+    ``dsn``, or else in SQLite as ``sqlite`` does.
     """
     if name == "memory":
         memory = _module("memory")
@@ -93,5 +147,7 @@ def make_backend(name: str, *, path: str | None = None, dsn: str | None = None, 
         )
     if name == "sqlite":
         return _sqlite(path, clock)
+    if name == "kafka":
+        return _kafka(path, dsn, bootstrap_servers, clock)
     msg = f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)} (path={path!r}, dsn={dsn!r})"
     raise ValueError(msg)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 
 import actorflow as af
-from actorflow.backends import make_backend
+from actorflow.backends import Backend, make_backend
 
 __all__ = ["BenchResult", "run_bench"]
 
@@ -64,45 +64,64 @@ class BenchResult:
     latency_runs: int
     p50_ms: float
     p99_ms: float
+    stores: str = ""  # where events and records were kept, when the backend name does not say
 
 
-def _workflow(name: str, backend: str, dsn: str | None) -> af.Workflow[BenchObject, BenchStatus]:
+def _stores(backend: str, dsn: str | None) -> str:
+    if backend == "kafka":
+        return "events on Kafka; records and timeouts in " + ("PostgreSQL" if dsn else "SQLite (a temporary file)")
+    return ""
+
+
+def _workflow(
+    name: str, backend: str, dsn: str | None, bootstrap_servers: str | None = None
+) -> tuple[af.Workflow[BenchObject, BenchStatus], Backend]:
     b = af.Builder(name, BenchObject, BenchStatus)
     b.add_step(BenchStatus.STARTED, _step(BenchStatus.FIRST), BenchStatus.FIRST)
     b.add_step(BenchStatus.FIRST, _step(BenchStatus.SECOND), BenchStatus.SECOND)
     b.add_step(BenchStatus.SECOND, _step(BenchStatus.DONE), BenchStatus.DONE)
-    adapters = make_backend(backend, dsn=dsn)
-    return b.build(adapters.event_streamer, adapters.record_store, adapters.role_scheduler)
+    adapters = make_backend(backend, dsn=dsn, bootstrap_servers=bootstrap_servers)
+    return b.build(adapters.event_streamer, adapters.record_store, adapters.role_scheduler), adapters
 
 
-def measure_throughput(runs: int, backend: str = "memory", dsn: str | None = None) -> tuple[float, float]:
+def measure_throughput(
+    runs: int, backend: str = "memory", dsn: str | None = None, bootstrap_servers: str | None = None
+) -> tuple[float, float]:
     """Seconds to drain a backlog of ``runs`` runs, and transitions per second."""
-    wf = _workflow("bench-throughput", backend, dsn)
-    ids = [(f"t-{i}", wf.trigger(f"t-{i}", BenchObject(id=str(i)))) for i in range(runs)]
-    started = time.perf_counter()
-    wf.run()
+    wf, adapters = _workflow("bench-throughput", backend, dsn, bootstrap_servers)
     try:
-        for foreign_id, run_id in ids:
-            wf.await_status(foreign_id, run_id, BenchStatus.DONE, timeout=600)
-        elapsed = time.perf_counter() - started
+        ids = [(f"t-{i}", wf.trigger(f"t-{i}", BenchObject(id=str(i)))) for i in range(runs)]
+        started = time.perf_counter()
+        wf.run()
+        try:
+            for foreign_id, run_id in ids:
+                wf.await_status(foreign_id, run_id, BenchStatus.DONE, timeout=600)
+            elapsed = time.perf_counter() - started
+        finally:
+            wf.stop()
     finally:
-        wf.stop()
+        adapters.close()  # connections, client threads, a temporary database
     return elapsed, 3 * runs / elapsed
 
 
-def measure_latency(runs: int, backend: str = "memory", dsn: str | None = None) -> list[float]:
+def measure_latency(
+    runs: int, backend: str = "memory", dsn: str | None = None, bootstrap_servers: str | None = None
+) -> list[float]:
     """Trigger-to-complete seconds of ``runs`` single runs, one after another."""
-    wf = _workflow("bench-latency", backend, dsn)
-    wf.run()
+    wf, adapters = _workflow("bench-latency", backend, dsn, bootstrap_servers)
     samples: list[float] = []
     try:
-        for i in range(runs):
-            started = time.perf_counter()
-            run_id = wf.trigger(f"l-{i}", BenchObject(id=str(i)))
-            wf.await_status(f"l-{i}", run_id, BenchStatus.DONE, timeout=60)
-            samples.append(time.perf_counter() - started)
+        wf.run()
+        try:
+            for i in range(runs):
+                started = time.perf_counter()
+                run_id = wf.trigger(f"l-{i}", BenchObject(id=str(i)))
+                wf.await_status(f"l-{i}", run_id, BenchStatus.DONE, timeout=60)
+                samples.append(time.perf_counter() - started)
+        finally:
+            wf.stop()
     finally:
-        wf.stop()
+        adapters.close()
     return samples
 
 
@@ -117,21 +136,23 @@ def run_bench(
     backend: str = "memory",
     output: str | None = "BENCHMARKS.md",
     dsn: str | None = None,
+    bootstrap_servers: str | None = None,
 ) -> int:
     """Measure, print the figures, and append them to ``output`` (``-`` or None: don't)."""
     out = sys.stdout
-    out.write(f"actorflow bench: backend={backend}, 3-step workflow\n")
+    stores = _stores(backend, dsn)
+    out.write(f"actorflow bench: backend={backend}, 3-step workflow{f' ({stores})' if stores else ''}\n")
     out.write(f"throughput: {runs} runs as a backlog ...\n")
     out.flush()
-    seconds, rate = measure_throughput(runs, backend, dsn)
+    seconds, rate = measure_throughput(runs, backend, dsn, bootstrap_servers)
     out.write(f"  {3 * runs} transitions in {seconds:.2f}s = {rate:,.0f} transitions/s\n")
     out.write(f"latency: {latency_runs} single runs, one after another ...\n")
     out.flush()
-    samples = sorted(measure_latency(latency_runs, backend, dsn))
+    samples = sorted(measure_latency(latency_runs, backend, dsn, bootstrap_servers))
     p50 = statistics.median(samples) * 1000
     p99 = samples[min(len(samples) - 1, int(0.99 * len(samples)))] * 1000
     out.write(f"  trigger-to-complete p50 {p50:.2f} ms, p99 {p99:.2f} ms\n")
-    result = BenchResult(backend, runs, seconds, rate, latency_runs, p50, p99)
+    result = BenchResult(backend, runs, seconds, rate, latency_runs, p50, p99, stores)
     if output and output != "-":
         _append(output, result)
         out.write(f"appended to {output}\n")
@@ -145,10 +166,12 @@ def _append(path: str, result: BenchResult) -> None:
     with open(path, "a", encoding="utf-8") as fh:  # noqa: PTH123
         if new:
             fh.write("# Benchmarks\n\nFigures appended by `actorflow bench` (see benchmarks/README.md).\n")
+        stores = f"- stores: {result.stores}\n" if result.stores else ""
         fh.write(
             f"\n## {when}: {result.backend}\n\n"
             f"- machine: {_machine()}\n"
             f"- command: `{command}`\n"
+            f"{stores}"
             f"- throughput: {3 * result.runs} transitions ({result.runs} runs x 3 steps) in {result.seconds:.2f} s"
             f" = **{result.transitions_per_second:,.0f} transitions/s**\n"
             f"- latency (single runs, trigger to complete): p50 **{result.p50_ms:.2f} ms**,"

@@ -117,6 +117,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         serve=args.serve,
         backend=args.backend,
         path=args.path,
+        bootstrap_servers=args.bootstrap_servers,
     )
 
 
@@ -129,6 +130,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         backend=args.backend,
         output=args.output,
         dsn=args.dsn,
+        bootstrap_servers=args.bootstrap_servers,
     )
 
 
@@ -167,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     _add(demo, "metrics-port", default=0, type=int, help="port for /metrics (0 picks a free one)")
     _add(demo, "backend", default="sqlite", choices=list(BACKENDS), help="where runs are stored")
     _add(demo, "path", default=None, help="SQLite database file (default: a temporary one, removed at the end)")
+    _add(demo, "bootstrap-servers", default=None, help="Kafka brokers for --backend kafka, e.g. localhost:9092")
     demo.add_argument("--serve", action="store_true", help="keep serving the metrics after the runs finish")
     demo.set_defaults(func=_cmd_demo)
 
@@ -181,7 +184,8 @@ def _parser() -> argparse.ArgumentParser:
     _add(bench, "runs", default=10_000, type=int, help="runs in the throughput backlog")
     _add(bench, "latency-runs", default=1000, type=int, help="single runs timed one after another")
     _add(bench, "backend", default="memory", choices=list(BACKENDS), help="adapters to measure")
-    _add(bench, "dsn", default=None, help="database DSN for server backends")
+    _add(bench, "dsn", default=None, help="database DSN for server backends (kafka: records in PostgreSQL)")
+    _add(bench, "bootstrap-servers", default=None, help="Kafka brokers for --backend kafka, e.g. localhost:9092")
     _add(bench, "output", default="BENCHMARKS.md", help="file the figures are appended to ('-' for none)")
     bench.set_defaults(func=_cmd_bench)
     return parser

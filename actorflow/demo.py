@@ -109,6 +109,7 @@ def run_demo(
     serve: bool = False,
     backend: str = "sqlite",
     path: str | None = None,
+    bootstrap_servers: str | None = None,
 ) -> int:
     """Process ``runs`` orders through four steps; exit code 0 when every run completed.
 
@@ -116,7 +117,7 @@ def run_demo(
     temporary file removed at the end when no path is given.
     """
     out = sys.stdout
-    adapters = make_backend(backend, path=path)
+    adapters = make_backend(backend, path=path, bootstrap_servers=bootstrap_servers)
     wf, progress = build_demo_workflow(adapters)
     supervisor = af.Supervisor([wf], metrics_port=metrics_port)
     supervisor.start()

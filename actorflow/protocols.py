@@ -29,6 +29,7 @@ __all__ = [
     "EventReceiver",
     "EventSender",
     "EventStreamer",
+    "InFlightLog",
     "Lease",
     "OutboxWaiter",
     "ReceiverOptions",
@@ -268,6 +269,31 @@ class ErrorCounter(Protocol):
 
     def clear_errors(self, process: str, run_id: str) -> None:
         """Forget the errors of (process, run): the run moved on."""
+        ...
+
+
+@runtime_checkable
+class InFlightLog(Protocol):
+    """A durable note of the runs a consumer is handling, to find runs that kill their node.
+
+    A step that crashes the whole process (a segfault, the OOM killer) raises nothing
+    to count. So before a batch a consumer notes its runs; a node that dies mid-batch
+    leaves the note behind, and the next holder of the role counts one error against
+    each of those runs when it meets them again, one event at a time, pausing a run at
+    ``pause_after_err_count`` instead of running it once more. Used only by processes
+    with ``pause_after_err_count`` set.
+    """
+
+    def begin_batch(self, process: str, run_ids: Sequence[str]) -> None:
+        """Note (durably) that ``process`` is about to handle these runs."""
+        ...
+
+    def unfinished_batch(self, process: str) -> builtins.list[str]:
+        """The runs of the last batch ``process`` noted and did not finish (empty if none)."""
+        ...
+
+    def end_batches(self, process: str) -> None:
+        """``process`` stopped cleanly: nothing of it is in flight."""
         ...
 
 

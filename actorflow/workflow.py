@@ -26,7 +26,15 @@ from actorflow.errors import (
 from actorflow.graph import Graph
 from actorflow.metrics import Metrics, metrics_for
 from actorflow.options import Options, OutboxOptions
-from actorflow.protocols import BatchLookup, BatchStore, DirectPublisher, ErrorCounter, OutboxWaiter, Snapshots
+from actorflow.protocols import (
+    BatchLookup,
+    BatchStore,
+    DirectPublisher,
+    ErrorCounter,
+    InFlightLog,
+    OutboxWaiter,
+    Snapshots,
+)
 from actorflow.record import Record, RecordMeta, Run
 from actorflow.runstate import RunState
 from actorflow.specs import CallbackSpec, ConnectorSpec, HookFunc, ScheduleSpec, StepSpec, TimeoutSpec
@@ -108,6 +116,7 @@ class Workflow(Generic[T, S]):
         self.schedules: list[ScheduleSpec[T]] = []
         self._batch_store: BatchStore | None = record_store if isinstance(record_store, BatchStore) else None
         self._batch_lookup: BatchLookup | None = record_store if isinstance(record_store, BatchLookup) else None
+        self._in_flight: InFlightLog | None = record_store if isinstance(record_store, InFlightLog) else None
         self._snapshots: Snapshots | None = record_store if isinstance(record_store, Snapshots) else None
         self._outbox_waiter: OutboxWaiter | None = record_store if isinstance(record_store, OutboxWaiter) else None
         # Events written in the record's own transaction: no outbox relay is needed.

@@ -51,7 +51,7 @@ def test_wheel_imports_the_adapters_in_a_fresh_venv(wheel: Path, tmp_path: Path)
         "import importlib.util, actorflow, actorflow.adapters.memory as m\n"
         "assert importlib.util.find_spec('adapters') is None\n"
         "import actorflow.adapters.sqlite as s\n"
-        "assert s.migrate('from-wheel.db') == [1], 'the SQL files load from the installed wheel'\n"
+        "assert s.migrate('from-wheel.db') == [1, 2], 'the SQL files load from the installed wheel'\n"
         "print(m.__file__)\n"
     )
     result = subprocess.run(

@@ -18,8 +18,9 @@ from actorflow import transitions
 from actorflow.errors import CorruptRecord, RecordNotFound
 from actorflow.event import Event, Header, shard_of
 from actorflow.processes.base import Process, logger
-from actorflow.protocols import EventReceiver, ReceiverOptions
+from actorflow.protocols import EventReceiver, InFlightLog, ReceiverOptions
 from actorflow.record import Record
+from actorflow.runstate import RunState
 from actorflow.transitions import Write
 
 if TYPE_CHECKING:
@@ -75,6 +76,8 @@ class EventConsumer(Process):
         self._prefetched: dict[str, Record] = {}
         # Runs with step errors counted here, and the key they are counted under.
         self.erroring: dict[str, str] = {}
+        # Runs this role's previous holder was handling when it died (see InFlightLog).
+        self._suspects: set[str] = set()
 
     @abc.abstractmethod
     def handle(self, event: Event) -> Outcome:
@@ -97,6 +100,8 @@ class EventConsumer(Process):
             shard=self.shard,
             shard_count=self.shard_count,
         )
+        log = self._in_flight_log()
+        self._suspects = set(log.unfinished_batch(self.role)) if log is not None else set()
         self._receiver = self.wf.event_streamer.new_receiver(self.topic, self.role, options)
 
     def stop(self) -> None:
@@ -106,6 +111,33 @@ class EventConsumer(Process):
         receiver, self._receiver = self._receiver, None
         if receiver is not None:
             receiver.close()
+            log = self._in_flight_log()
+            if log is not None:
+                try:
+                    log.end_batches(self.role)  # an orderly stop: nothing of ours is in flight
+                except Exception:  # noqa: BLE001 - the note only makes the next holder careful
+                    logger.warning("%s: could not clear its in-flight note", self.name, exc_info=True)
+
+    def _in_flight_log(self) -> InFlightLog | None:
+        """The in-flight log, when this process pauses runs after errors (else no cost)."""
+        return self.wf._in_flight if self.options.pause_after_err_count > 0 else None  # noqa: SLF001
+
+    def suspect_crash(self, record: Record) -> Write | None:
+        """Count one error against a run the previous holder died handling; pause it at the limit.
+
+        Returns the pause to store instead of running the step, or ``None`` to go on.
+        """
+        if record.run_id not in self._suspects:
+            return None
+        self._suspects.discard(record.run_id)
+        key = transitions.error_key(self.name, record)
+        self.erroring[record.run_id] = key
+        if self.wf.error_counter.add_error(key, record.run_id) < self.options.pause_after_err_count:
+            return None
+        logger.error(
+            "%s/%s: run %s was being handled each time a node died; paused", self.wf.name, self.name, record.run_id
+        )
+        return transitions.next_record(self.wf, record, run_state=RunState.PAUSED, reason=transitions.AUTO_PAUSE_REASON)
 
     def tick(self, budget: float) -> None:
         """Handle the next batch of events (or wait, if backing off or lagging)."""
@@ -125,6 +157,14 @@ class EventConsumer(Process):
             self._handle_batch(receiver, events)
 
     def _handle_batch(self, receiver: EventReceiver, events: list[Event]) -> None:
+        rest: list[Event] = []
+        log = self._in_flight_log()
+        if log is not None:
+            if self._suspects and any(event.run_id in self._suspects for event in events):
+                # After a node died: one event at a time, so only a run that kills the node
+                # again is blamed again.
+                events, rest = events[:1], events[1:]
+            log.begin_batch(self.role, [event.run_id for event in events])
         batch_lookup = self.wf._batch_lookup  # noqa: SLF001
         if batch_lookup is not None:
             # One round trip for the batch's records instead of one per event.
@@ -133,6 +173,7 @@ class EventConsumer(Process):
             self._handle_events(receiver, events)
         finally:
             self._prefetched = {}
+            self._pending.extend(rest)
 
     def _handle_events(self, receiver: EventReceiver, events: list[Event]) -> None:
         writes: list[Write] = []

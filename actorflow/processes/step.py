@@ -68,6 +68,9 @@ class StepConsumer(EventConsumer):
         if not isinstance(loaded, Record):
             return loaded
         record = loaded
+        paused = self.suspect_crash(record)
+        if paused is not None:
+            return paused
         try:
             run = transitions.build_run(self.wf, record)
             write = transitions.result_record(self.wf, record, run, self.fn(run), self.destinations)

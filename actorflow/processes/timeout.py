@@ -40,6 +40,9 @@ class TimeoutInserter(EventConsumer):
         if not isinstance(loaded, Record):
             return loaded
         record = loaded
+        paused = self.suspect_crash(record)
+        if paused is not None:
+            return paused
         now = self.wf.clock.now()
         try:
             run = transitions.build_run(self.wf, record)

@@ -15,6 +15,7 @@ __all__ = [
     "RECORD_COLUMNS",
     "TIMEOUT_COLUMNS",
     "decode_headers",
+    "decode_run_ids",
     "encode_headers",
     "filter_clause",
     "record_from_row",
@@ -141,6 +142,15 @@ def filter_clause(
         conditions.append("created_at < %s")
         params.append(time_out(f.created_before))
     return (" AND ".join(conditions) or "TRUE"), params
+
+
+def decode_run_ids(raw: Any) -> list[str]:
+    """The run ids of an in-flight note (a JSON list); an unreadable note is treated as empty."""
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        return []
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
 
 
 def encode_headers(headers: Mapping[str, str]) -> str:

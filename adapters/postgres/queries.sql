@@ -103,6 +103,16 @@ RETURNING count
 -- name: clear_errors
 DELETE FROM workflow_error_counts WHERE process = %s AND run_id = %s
 
+-- name: begin_batch
+INSERT INTO workflow_in_flight (process, run_ids) VALUES (%s, %s)
+ON CONFLICT (process) DO UPDATE SET run_ids = excluded.run_ids
+
+-- name: unfinished_batch
+SELECT run_ids FROM workflow_in_flight WHERE process = %s
+
+-- name: end_batches
+DELETE FROM workflow_in_flight WHERE process = %s
+
 -- name: insert_events
 INSERT INTO workflow_events (topic, run_id, type, headers, created_at, shard_hash) VALUES (%s, %s, %s, %s, %s, %s)
 

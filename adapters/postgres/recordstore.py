@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -14,7 +15,7 @@ from actorflow.event import OutboxEvent, event_headers, event_topic, make_outbox
 from actorflow.protocols import EventStreamer, Order, RecordFilter
 from actorflow.record import Record
 
-from .._sql import decode_headers, encode_headers, filter_clause, record_from_row, record_params
+from .._sql import decode_headers, decode_run_ids, encode_headers, filter_clause, record_from_row, record_params
 from ._db import QUERIES, PostgresAdapter
 
 __all__ = ["PostgresRecordStore"]
@@ -277,3 +278,18 @@ class PostgresRecordStore(PostgresAdapter):
     def clear_errors(self, process: str, run_id: str) -> None:
         """Forget the step errors of (process, run)."""
         self.db.execute("clearing errors", QUERIES["clear_errors"], (process, run_id))
+
+    # -- in-flight log ------------------------------------------------------------------
+
+    def begin_batch(self, process: str, run_ids: Sequence[str]) -> None:
+        """Note (durably) the runs ``process`` is about to handle."""
+        self.db.execute("noting a batch", QUERIES["begin_batch"], (process, json.dumps(list(run_ids))))
+
+    def unfinished_batch(self, process: str) -> builtins.list[str]:
+        """The runs of the last batch ``process`` noted and did not finish."""
+        row = self.db.fetchone("reading the in-flight note", QUERIES["unfinished_batch"], (process,))
+        return decode_run_ids(row[0]) if row else []
+
+    def end_batches(self, process: str) -> None:
+        """``process`` stopped cleanly."""
+        self.db.execute("clearing the in-flight note", QUERIES["end_batches"], (process,))

@@ -106,6 +106,19 @@ RETURNING count;
 -- Forget the step errors of (process, run)
 DELETE FROM error_counts WHERE process = ? AND run_id = ?;
 
+-- begin_batch --
+-- Note the runs a consumer is about to handle (JSON list)
+INSERT INTO in_flight (process, run_ids) VALUES (?, ?)
+ON CONFLICT (process) DO UPDATE SET run_ids = excluded.run_ids;
+
+-- unfinished_batch --
+-- The runs a consumer noted and did not finish
+SELECT run_ids FROM in_flight WHERE process = ?;
+
+-- end_batches --
+-- A consumer stopped cleanly: nothing of it is in flight
+DELETE FROM in_flight WHERE process = ?;
+
 -- start_cursor_at_head --
 -- Give a new receiver name a cursor at the topic's last event (stream_from_latest)
 INSERT OR IGNORE INTO cursors (topic, name, position)

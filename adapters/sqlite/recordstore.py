@@ -17,7 +17,7 @@ from actorflow.event import Header, OutboxEvent, event_headers, make_outbox_even
 from actorflow.protocols import EventStreamer, Order, RecordFilter
 from actorflow.record import Record
 
-from .._sql import decode_headers, encode_headers, filter_clause, record_from_row, record_params
+from .._sql import decode_headers, decode_run_ids, encode_headers, filter_clause, record_from_row, record_params
 from ._db import SqliteAdapter, events_key, from_micros, logger, outbox_key, to_micros
 from .streamer import SqliteEventStreamer
 
@@ -319,3 +319,19 @@ class SqliteRecordStore(SqliteAdapter):
     def clear_errors(self, process: str, run_id: str) -> None:
         """Forget the step errors of (process, run): the run moved on."""
         self._db.write(lambda conn: conn.execute(self._q["clear_errors"], (process, run_id)).close())
+
+    # -- in-flight log ------------------------------------------------------------------
+
+    def begin_batch(self, process: str, run_ids: Sequence[str]) -> None:
+        """Note (durably) the runs ``process`` is about to handle."""
+        noted = json.dumps(list(run_ids))
+        self._db.write(lambda conn: conn.execute(self._q["begin_batch"], (process, noted)).close())
+
+    def unfinished_batch(self, process: str) -> builtins.list[str]:
+        """The runs of the last batch ``process`` noted and did not finish."""
+        rows = self._db.fetch(self._q["unfinished_batch"], (process,))
+        return decode_run_ids(rows[0][0]) if rows else []
+
+    def end_batches(self, process: str) -> None:
+        """``process`` stopped cleanly."""
+        self._db.write(lambda conn: conn.execute(self._q["end_batches"], (process,)).close())

@@ -1,17 +1,19 @@
 """A node for the crash test: a 3-step workflow run until killed, or until every run is done.
 
-Usage: python crash_node.py sqlite PATH RUNS [--trigger]
-       python crash_node.py postgres DSN SCHEMA RUNS [--trigger]
+Usage: python crash_node.py sqlite PATH RUNS [--trigger] [--poison FOREIGN_ID]
+       python crash_node.py postgres DSN SCHEMA RUNS [--trigger] [--poison FOREIGN_ID]
 
 With --trigger it first starts RUNS runs (foreign ids run-0 ... run-<RUNS-1>). It then runs
-the workflow and exits 0 once every run is Completed. Progress is read through the record
-store's own API, so the same script serves every backend.
+the workflow and exits 0 once every run is Completed (or, with --poison, Paused: that run's
+first step kills the whole process, exit code 3, every time it runs). Progress is read
+through the record store's own API, so the same script serves every backend.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import os
 import sys
 import threading
 from typing import Any
@@ -53,15 +55,30 @@ def adapters(argv: list[str]) -> tuple[Any, Any, int]:
 
 
 def completed(store: Any, runs: int) -> int:
-    """How many runs of the crash workflow are Completed."""
-    done = af.RecordFilter(run_states=(af.RunState.COMPLETED,))
+    """How many runs of the crash workflow are Completed (or Paused: given up on)."""
+    done = af.RecordFilter(run_states=(af.RunState.COMPLETED, af.RunState.PAUSED))
     return len(store.list("crash", limit=runs + 1, filter=done))
+
+
+def _poisoned(foreign_id: str) -> Any:
+    first = _step(Status.FIRST)
+
+    def step(run: af.Run[Item, Status]) -> Status:
+        if run.foreign_id == foreign_id:
+            os._exit(3)  # the process dies: no exception for the engine to count
+        return first(run)  # type: ignore[no-any-return, operator]
+
+    return step
 
 
 def main() -> int:
     streamer, store, runs = adapters(sys.argv[1:])
     b = af.Builder("crash", Item, Status)
-    b.add_step(Status.STARTED, _step(Status.FIRST), Status.FIRST)
+    if "--poison" in sys.argv:
+        poison = sys.argv[sys.argv.index("--poison") + 1]
+        b.add_step(Status.STARTED, _poisoned(poison), Status.FIRST).with_options(pause_after_err_count=3)
+    else:
+        b.add_step(Status.STARTED, _step(Status.FIRST), Status.FIRST)
     b.add_step(Status.FIRST, _step(Status.SECOND), Status.SECOND).with_options(parallel_count=2)
     b.add_step(Status.SECOND, _step(Status.DONE), Status.DONE)
     wf = b.build(streamer, store, MemoryRoleScheduler(), defaults=af.Options(polling_frequency=0.05))

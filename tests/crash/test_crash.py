@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from actorflow import RunState
+
 NODE = Path(__file__).with_name("crash_node.py")
 RUNS = 1000
 
@@ -91,3 +93,32 @@ def _safe_completed(completed: Callable[[Any, int], int], store: Any) -> int:
         return completed(store, RUNS)
     except Exception:
         return 0
+
+
+def test_a_run_that_kills_its_node_is_paused_at_the_limit(backend):
+    """A step that takes the whole process down raises nothing to count; the in-flight note
+    lets each restarted node count it, and the third time the run is paused, not run."""
+    from crash_node import completed
+
+    args, make_store = backend
+    args = [*args[:-1], "60"]
+    crashes = 0
+    node = _node(args, "--trigger", "--poison", "run-7")
+    while True:
+        _, err = node.communicate(timeout=120)
+        if node.returncode != 3:
+            break
+        crashes += 1
+        assert crashes <= 5, "the poisoned run was never paused"
+        node = _node(args, "--poison", "run-7")
+    assert node.returncode == 0, err
+    assert crashes == 3  # pause_after_err_count=3
+    store = make_store()
+    try:
+        assert completed(store, 60) == 60
+        records = {r.foreign_id: r for r in store.list("crash", limit=100)}
+        assert records["run-7"].run_state is RunState.PAUSED
+        assert records["run-7"].meta.run_state_reason == "max error retry threshold hit - automatically paused"
+        assert {int(r.run_state) for fid, r in records.items() if fid != "run-7"} == {5}
+    finally:
+        store.close()

@@ -84,10 +84,10 @@ def test_a_bad_schema_name_is_refused():
 
 
 def test_migrate_is_versioned_and_idempotent(pg_dsn, pg_schema):
-    assert migrate(pg_dsn, pg_schema) == [1]
+    assert migrate(pg_dsn, pg_schema) == [1, 2]
     assert migrate(pg_dsn, pg_schema) == []
     with _raw(pg_dsn, pg_schema) as conn:
-        assert conn.execute("SELECT version FROM actorflow_migrations").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM actorflow_migrations ORDER BY 1").fetchall() == [(1,), (2,)]
 
 
 def test_concurrent_migrations_apply_once(pg_dsn, pg_schema):
@@ -97,7 +97,7 @@ def test_concurrent_migrations_apply_once(pg_dsn, pg_schema):
         t.start()
     for t in threads:
         t.join()
-    assert sorted(map(tuple, results)) == [(), (), (), (1,)]
+    assert sorted(map(tuple, results)) == [(), (), (), (1, 2)]
 
 
 def test_error_counts_survive_reopening(pg_dsn, pg_schema):
@@ -209,3 +209,32 @@ def test_timestamps_keep_microseconds_and_the_instant(adapters):
     assert found.id == timeout_id
     assert found.expire_at == when
     assert found.created_at == when
+
+
+def test_the_db_migrate_command(pg_dsn, pg_schema):
+    """`actorflow db migrate --dsn URL --schema S` applies the versions, then nothing."""
+    import subprocess
+    import sys
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "actorflow.cli", "db", "migrate", "--dsn", pg_dsn, "--schema", pg_schema],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    first, second = run(), run()
+    assert first.returncode == 0, first.stderr
+    assert f"schema {pg_schema}: applied migrations 1, 2" in first.stdout
+    assert "none (already up to date)" in second.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "actorflow.cli", "db", "migrate", "--dsn", "postgresql://postgres@127.0.0.1:1/x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode != 0
+    assert "cannot connect to PostgreSQL" in bad.stderr
