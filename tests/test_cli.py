@@ -41,7 +41,9 @@ def flow_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def actorflow(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def actorflow(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "actorflow.cli", *args],
         cwd=cwd,

@@ -67,5 +67,7 @@ def test_editable_install_exposes_adapters_under_actorflow_only(tmp_path: Path):
         "assert importlib.util.find_spec('adapters') is None, 'top-level adapters must not import'\n"
         "print(m.__file__)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert Path(result.stdout.strip()).resolve() == ROOT / "adapters" / "memory" / "__init__.py"

@@ -25,8 +25,14 @@ def test_metrics_endpoint_serves_the_original_names(make_workflow):
         run_id = wf.trigger("x", Item("x"))
         wf.await_status("x", run_id, Status.DONE, timeout=5)
         text = scrape(sup.metrics_port)
-    assert 'workflow_run_state_changes{current_run_state="Completed",previous_run_state="Running",workflow_name="metered"} 1.0' in text
-    assert 'workflow_run_state_changes{current_run_state="Initiated",previous_run_state="Unknown",workflow_name="metered"} 1.0' in text
+    assert (
+        'workflow_run_state_changes{current_run_state="Completed",previous_run_state="Running",workflow_name="metered"} 1.0'
+        in text
+    )
+    assert (
+        'workflow_run_state_changes{current_run_state="Initiated",previous_run_state="Unknown",workflow_name="metered"} 1.0'
+        in text
+    )
     assert 'workflow_process_states{process_name="started-consumer-1-of-1",workflow_name="metered"} 2.0' in text
     assert "workflow_process_latency_seconds_bucket{" in text
     assert "workflow_process_lag_seconds{" in text

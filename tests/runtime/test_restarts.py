@@ -44,7 +44,9 @@ def actor_of(key: str) -> pykka.ActorRef | None:
 
 
 def restarts(registry: CollectorRegistry, wf: str, process: str) -> float:
-    return registry.get_sample_value("actorflow_actor_restarts_total", {"workflow_name": wf, "process_name": process}) or 0
+    return (
+        registry.get_sample_value("actorflow_actor_restarts_total", {"workflow_name": wf, "process_name": process}) or 0
+    )
 
 
 def test_a_killed_actor_is_restarted_and_work_goes_on():

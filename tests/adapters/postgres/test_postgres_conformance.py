@@ -12,7 +12,7 @@ from actorflow.testing.adaptertest import EventStreamerSuite, RecordStoreSuite, 
 
 def _factory(cls_name: str, dsn: str, schema: str) -> Iterator[Callable[..., Any]]:
     """A factory of adapters on one schema (several calls = several processes); closes them after."""
-    import actorflow.adapters.postgres as postgres
+    from actorflow.adapters import postgres
 
     cls = getattr(postgres, cls_name)
     made: list[Any] = []

@@ -202,7 +202,7 @@ def test_every_run_finishes_when_the_server_cuts_every_connection(adapters, pg_d
 
 
 def test_timestamps_keep_microseconds_and_the_instant(adapters):
-    _, store, timeouts = adapters
+    _, _store, timeouts = adapters
     when = datetime(2030, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
     timeout_id = timeouts.create("wf", "fid", "run", 2, when, created_at=when)
     (found,) = timeouts.list("wf")

@@ -66,7 +66,7 @@ def test_many_concurrent_writers_lose_no_event(streamer):
     streamer.new_sender(topic).flush()
 
     def write(w: int) -> None:
-        rng = random.Random(w)
+        rng = random.Random(w)  # noqa: S311 - jitter, not security
         sender = streamer.new_sender(topic)
         for i in range(per_writer):
             sender.send(f"w{w}-{i}", 1, {Header.TOPIC: topic})
@@ -156,10 +156,10 @@ def test_the_engine_skips_a_malformed_event_and_goes_on(pg_dsn, pg_schema):
         B = 2
 
     @dataclasses.dataclass
-    class O:
+    class Obj:
         x: int = 0
 
-    b = af.Builder("malformed", O, S)
+    b = af.Builder("malformed", Obj, S)
     b.add_step(S.A, lambda run: S.B, S.B)
     streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema)
     store = PostgresRecordStore(pg_dsn, schema=pg_schema)
@@ -172,7 +172,7 @@ def test_the_engine_skips_a_malformed_event_and_goes_on(pg_dsn, pg_schema):
                 "INSERT INTO workflow_events (topic, run_id, type, headers, created_at, shard_hash)"
                 " VALUES ('malformed-1', 'garbage', 1, 'not json', now(), 0)"
             )
-        run_id = wf.trigger("after", O())
+        run_id = wf.trigger("after", Obj())
         with af.Supervisor([wf], registry=registry):
             wf.await_status("after", run_id, S.B, timeout=10)
         labels = {"workflow_name": "malformed", "process_name": "a-consumer-1-of-1"}

@@ -122,7 +122,10 @@ def test_migrate_applies_each_version_once(tmp_path):
     assert migrate(path) == [m.version for m in migrations()] == [1, 2]
     assert migrate(path) == []
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version, name FROM schema_migrations").fetchall() == [(1, "initial"), (2, "in_flight")]
+        assert conn.execute("SELECT version, name FROM schema_migrations").fetchall() == [
+            (1, "initial"),
+            (2, "in_flight"),
+        ]
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"records", "snapshots", "outbox", "events", "cursors", "error_counts", "timeouts", "in_flight"} <= tables
 

@@ -1,0 +1,98 @@
+"""A node for the Kafka restart tests: a 3-step workflow, events on Kafka, records in PostgreSQL.
+
+Usage: python kafka_node.py SERVERS PREFIX DSN SCHEMA RUNS LOG [--trigger]
+
+With --trigger it first starts RUNS runs (foreign ids run-0 ... run-<RUNS-1>). It then runs the
+workflow and exits 0 once every run is Completed. Every event its receivers deliver is logged
+to LOG as "<group> <topic> <partition> <offset>", so a test can see where a restarted node resumed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import sys
+import threading
+from typing import Any
+
+import psycopg
+
+import actorflow as af
+from actorflow.adapters.kafka import KafkaEventStreamer
+from actorflow.adapters.kafka.streamer import event_position
+from actorflow.adapters.memory import MemoryRoleScheduler
+from actorflow.adapters.postgres import PostgresRecordStore
+
+
+class Status(enum.IntEnum):
+    STARTED = 1
+    FIRST = 2
+    SECOND = 3
+    DONE = 4
+
+
+@dataclasses.dataclass
+class Item:
+    steps: int = 0
+
+
+def _step(to: Status) -> Any:
+    def step(run: af.Run[Item, Status]) -> Status:
+        run.object.steps += 1
+        return to
+
+    return step
+
+
+class LoggingStreamer(KafkaEventStreamer):
+    """Logs the position of every event a receiver delivers."""
+
+    log_path = ""
+
+    def new_receiver(self, topic: str, name: str, options: Any = None) -> Any:
+        receiver = super().new_receiver(topic, name, options)
+        receive = receiver.receive
+
+        def logged(max_events: int, timeout: float) -> Any:
+            events = receive(max_events, timeout)
+            if events:
+                where = f"{name} {self.kafka_topic(topic)}"
+                lines = [f"{where} {' '.join(map(str, event_position(e.id)))}\n" for e in events]
+                with open(self.log_path, "a", encoding="utf-8") as log:  # noqa: PTH123
+                    log.writelines(lines)
+            return events
+
+        receiver.receive = logged
+        return receiver
+
+
+def main() -> int:
+    servers, prefix, dsn, schema, runs, log = sys.argv[1:7]
+    b = af.Builder("restart", Item, Status)
+    b.add_step(Status.STARTED, _step(Status.FIRST), Status.FIRST)
+    b.add_step(Status.FIRST, _step(Status.SECOND), Status.SECOND).with_options(parallel_count=2)
+    b.add_step(Status.SECOND, _step(Status.DONE), Status.DONE)
+    streamer = LoggingStreamer(servers, prefix, partitions=4)
+    streamer.log_path = log
+    store = PostgresRecordStore(dsn, schema=schema)
+    wf = b.build(streamer, store, MemoryRoleScheduler(), defaults=af.Options(polling_frequency=0.05))
+    if "--trigger" in sys.argv:
+        for i in range(int(runs)):
+            wf.trigger(f"run-{i}")
+    wf.run()
+    print("running", flush=True)
+    finished = threading.Event()
+    with psycopg.connect(dsn, autocommit=True) as check:
+        while not finished.wait(0.05):
+            (done,) = check.execute(f'SELECT count(*) FROM "{schema}".workflow_records WHERE run_state = 5').fetchone()
+            if done >= int(runs):
+                finished.set()
+    wf.stop()
+    streamer.close()
+    store.close()
+    print("done", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

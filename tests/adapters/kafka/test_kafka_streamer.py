@@ -1,0 +1,260 @@
+"""What is particular to the Kafka streamer: the wire format, partitions, shards, offsets, lifecycle."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from kafka_fixtures import raw_producer, read_all
+
+import actorflow as af
+from actorflow.event import Header, shard_of
+from actorflow.protocols import ReceiverOptions
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+def make(kafka_broker: str, kafka_prefix: str) -> Iterator[Any]:
+    """``make(**kwargs)``: a KafkaEventStreamer on the test's prefix; every one is closed after."""
+    from actorflow.adapters.kafka import KafkaEventStreamer
+
+    made: list[KafkaEventStreamer] = []
+
+    def _make(**kwargs: Any) -> KafkaEventStreamer:
+        streamer = KafkaEventStreamer(kafka_broker, kafka_prefix, **kwargs)
+        made.append(streamer)
+        return streamer
+
+    yield _make
+    for streamer in made:
+        streamer.close()
+
+
+@pytest.fixture
+def receivers() -> Iterator[list[Any]]:
+    """Receivers a test opens; closed after it (kafka-python consumers must always be closed)."""
+    opened: list[Any] = []
+    yield opened
+    for receiver in opened:
+        receiver.close()
+
+
+def collect(receiver: Any, count: int, timeout: float = 5.0) -> list[Any]:
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < count and time.monotonic() < deadline:
+        out.extend(receiver.receive(count - len(out), max(0.0, deadline - time.monotonic())))
+    return out
+
+
+def send(streamer: Any, topic: str, run_ids: list[str], event_type: int = 3) -> None:
+    sender = streamer.new_sender(topic)
+    for run_id in run_ids:
+        sender.send(run_id, event_type, {Header.TOPIC: topic, Header.RUN_ID: run_id})
+    sender.flush()
+
+
+def test_messages_are_written_in_the_original_wire_format(make, kafka_broker, kafka_prefix):
+    """Key = run id, value = the status as a decimal string, headers = the event headers, on the prefixed topic."""
+    clock = af.FakeClock(datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC))
+    streamer = make(partitions=4, clock=clock)
+    headers = {Header.WORKFLOW_NAME: "orders", Header.TOPIC: "orders-12", Header.RECORD_VERSION: "2"}
+    sender = streamer.new_sender("orders-12")
+    sender.send("run-1", 12, headers)
+    sender.flush()
+
+    (message,) = read_all(kafka_broker, f"{kafka_prefix}orders-12", 4)
+    assert message.key == b"run-1"
+    assert message.value == b"12"
+    assert dict(message.headers) == {k: v.encode() for k, v in headers.items()}
+    assert message.partition == zlib.crc32(b"run-1") % 4
+    assert message.timestamp == int(clock.now().timestamp() * 1000)
+
+
+def test_topics_are_created_with_the_configured_partition_count(make, kafka_broker, kafka_prefix):
+    """A topic is created up front with `partitions` partitions; a run's events all land on one of them."""
+    streamer = make(partitions=6)
+    run_ids = [f"run-{i}" for i in range(40)]
+    send(streamer, "spread", run_ids)
+    send(streamer, "spread", run_ids, event_type=4)
+
+    messages = read_all(kafka_broker, f"{kafka_prefix}spread", 6)
+    assert streamer.ensure_topic("spread") == 6
+    by_run: dict[bytes, set[int]] = {}
+    for message in messages:
+        by_run.setdefault(message.key, set()).add(message.partition)
+    assert all(len(parts) == 1 for parts in by_run.values())
+    assert len({m.partition for m in messages}) == 6
+
+
+def test_an_existing_topic_keeps_its_partition_count(make, kafka_broker, kafka_prefix, caplog):
+    """A topic made elsewhere with another count is used as it is (with a warning), senders and receivers alike."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_broker)
+    try:
+        admin.create_topics({f"{kafka_prefix}legacy": {"num_partitions": 3, "replication_factor": 1}})
+    finally:
+        admin.close()
+    with caplog.at_level(logging.WARNING, logger="actorflow.kafka"):
+        streamer = make(partitions=12)
+        assert streamer.ensure_topic("legacy") == 3
+    assert "has 3 partitions" in caplog.text
+    send(streamer, "legacy", ["a", "b", "c"])
+    assert {m.partition for m in read_all(kafka_broker, f"{kafka_prefix}legacy", 3)} <= {0, 1, 2}
+
+
+def test_a_shard_reads_only_its_partitions_when_they_divide_evenly(make, receivers):
+    """With 12 partitions and 4 shards, shard i gets exactly the runs with shard_of(run_id, 4) == i."""
+    streamer = make(partitions=12)
+    run_ids = [f"run-{i}" for i in range(60)]
+    send(streamer, "shards", run_ids)
+    for shard in range(4):
+        receiver = streamer.new_receiver("shards", f"shard-{shard}", ReceiverOptions(shard=shard, shard_count=4))
+        receivers.append(receiver)
+        want = sorted(r for r in run_ids if shard_of(r, 4) == shard)
+        got = collect(receiver, len(want))
+        assert sorted(e.run_id for e in got) == want
+        assert {event_partition(e) % 4 for e in got} == {shard}
+        assert receiver.receive(100, 0.2) == []
+
+
+def event_partition(event: Any) -> int:
+    from actorflow.adapters.kafka.streamer import event_position
+
+    return event_position(event.id)[0]
+
+
+def test_shards_that_do_not_divide_the_partitions_filter_and_warn_once(make, receivers, caplog):
+    """With 12 partitions and 5 shards every shard reads everything, keeps its share, and one warning says why."""
+    streamer = make(partitions=12)
+    run_ids = [f"run-{i}" for i in range(40)]
+    send(streamer, "odd", run_ids)
+    with caplog.at_level(logging.WARNING, logger="actorflow.kafka"):
+        for shard in range(5):
+            receiver = streamer.new_receiver("odd", f"odd-{shard}", ReceiverOptions(shard=shard, shard_count=5))
+            receivers.append(receiver)
+            want = sorted(r for r in run_ids if shard_of(r, 5) == shard)
+            assert sorted(e.run_id for e in collect(receiver, len(want))) == want
+            assert receiver.receive(100, 0.2) == []
+    assert caplog.text.count("not a multiple of 5 shards") == 1
+
+
+def test_filtered_events_are_committed_with_the_next_ack(make, receivers):
+    """Other shards' events a filtering receiver skipped are not read again after an ack past them."""
+    streamer = make(partitions=1)
+    run_ids = [f"run-{i}" for i in range(30)]
+    send(streamer, "skip", run_ids)
+    options = ReceiverOptions(shard=0, shard_count=2)
+    first = streamer.new_receiver("skip", "skipper", options)
+    got = collect(first, sum(1 for r in run_ids if shard_of(r, 2) == 0))
+    first.ack(got[-1])
+    first.close()
+    again = streamer.new_receiver("skip", "skipper", options)
+    receivers.append(again)
+    assert again.receive(100, 0.3) == []
+
+
+def test_acks_commit_every_partition_once_per_call(make, receivers, kafka_broker, kafka_prefix):
+    """One ack commits, for each partition, the offset after the last event delivered before it."""
+    from kafka import KafkaAdminClient, TopicPartition
+
+    streamer = make(partitions=4)
+    run_ids = [f"run-{i}" for i in range(20)]
+    send(streamer, "commits", run_ids)
+    receiver = streamer.new_receiver("commits", "committer")
+    receivers.append(receiver)
+    events = collect(receiver, 20)
+    receiver.ack(events[-1])
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_broker)
+    try:
+        tps = [TopicPartition(f"{kafka_prefix}commits", p) for p in range(4)]
+        committed = admin.list_group_offsets({"committer": tps})["committer"]
+    finally:
+        admin.close()
+    counts = [sum(1 for r in run_ids if zlib.crc32(r.encode()) % 4 == p) for p in range(4)]
+    assert [committed[tp].offset for tp in tps] == counts
+
+
+def test_stream_from_latest_skips_a_whole_batch_sent_before(make, receivers):
+    """Starting at the head works even where end_offsets() stops at the last batch's start (Tansu)."""
+    streamer = make(partitions=2)
+    send(streamer, "latest", [f"old-{i}" for i in range(200)])  # one flush: large batches
+    receiver = streamer.new_receiver("latest", "late-comer", ReceiverOptions(stream_from_latest=True))
+    receivers.append(receiver)
+    send(streamer, "latest", ["new-1", "new-2"])
+    got = collect(receiver, 2)
+    assert sorted(e.run_id for e in got) == ["new-1", "new-2"]
+    assert receiver.receive(100, 0.3) == []
+
+
+def test_created_at_is_the_message_timestamp(make, receivers):
+    """Event.created_at is the message's timestamp (the streamer's clock when sent), in UTC."""
+    when = datetime(2023, 4, 9, 8, 30, 0, 250000, tzinfo=UTC)
+    streamer = make(partitions=1, clock=af.FakeClock(when))
+    send(streamer, "stamped", ["r"])
+    receiver = streamer.new_receiver("stamped", "reader")
+    receivers.append(receiver)
+    (event,) = collect(receiver, 1)
+    assert event.created_at == when
+    assert event.created_at.tzinfo is UTC
+
+
+def test_event_ids_stand_for_partition_and_offset():
+    """An Event.id encodes (partition, offset) and grows with the offset within a partition."""
+    from actorflow.adapters.kafka.streamer import event_id, event_position
+
+    assert event_position(event_id(7, 123456789)) == (7, 123456789)
+    assert event_id(3, 10) < event_id(3, 11)
+
+
+def test_constructing_connects_nothing_and_starts_no_thread():
+    """A streamer for an unreachable broker can be built: nothing connects before it is used."""
+    from actorflow.adapters.kafka import KafkaEventStreamer
+
+    before = set(threading.enumerate())
+    streamer = KafkaEventStreamer("127.0.0.1:1", "p-", client_options={"security_protocol": "SSL"})
+    assert set(threading.enumerate()) == before
+    streamer.close()
+
+
+def test_client_options_reach_the_clients_and_unknown_ones_are_refused():
+    """Security settings are passed to every client; a key no kafka-python client takes is a ValueError."""
+    import kafka
+
+    from actorflow.adapters.kafka import KafkaEventStreamer
+
+    options = {"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_plain_username": "u"}
+    streamer = KafkaEventStreamer("broker:9093", client_options=options)
+    for cls in (kafka.KafkaConsumer, kafka.KafkaProducer, kafka.KafkaAdminClient):
+        config = streamer.clients.config(cls, {})
+        assert {k: config[k] for k in options} == options
+        assert config["bootstrap_servers"] == ["broker:9093"]
+    with pytest.raises(ValueError, match="no option sasl_typo"):
+        KafkaEventStreamer("broker:9093", client_options={"sasl_typo": "x"})
+
+
+def test_detach_releases_the_shared_clients(make):
+    """After the last supervisor detaches, the producer's and admin's threads are gone; use reopens them."""
+    streamer = make(partitions=1)
+    before = set(threading.enumerate())
+    streamer.attach()
+    streamer.attach()
+    send(streamer, "life", ["a"])
+    assert set(threading.enumerate()) - before
+    streamer.detach()
+    assert set(threading.enumerate()) - before, "one supervisor is still attached"
+    streamer.detach()
+    deadline = time.monotonic() + 5
+    while set(threading.enumerate()) - before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not set(threading.enumerate()) - before
+    send(streamer, "life", ["b"])  # reopened on use
