@@ -19,6 +19,7 @@ suite                  fixture                  the fixture returns
 `RecordStoreSuite`     ``make_record_store``    ``() -> RecordStore`` (fresh and empty)
 `TimeoutStoreSuite`    ``make_timeout_store``   ``() -> TimeoutStore`` (fresh and empty)
 `RoleSchedulerSuite`   ``make_role_scheduler``  ``(n) -> n RoleSchedulers`` (one backing)
+`ExpiringLeaseSuite`   ``make_role_scheduler``  the same, for leases with a ttl
 `EventStreamerSuite`   ``make_event_streamer``  ``(clock=None) -> EventStreamer``
 `ConnectorSuite`       ``make_connector``       ``(events) -> ConnectorConstructor``
 =====================  =======================  ============================================
@@ -48,6 +49,7 @@ from actorflow.testing.adaptertest.connector import ConnectorFactory, ConnectorS
 from actorflow.testing.adaptertest.eventstreamer import EventStreamerFactory, EventStreamerSuite  # noqa: E402
 from actorflow.testing.adaptertest.recordstore import RecordStoreFactory, RecordStoreSuite  # noqa: E402
 from actorflow.testing.adaptertest.rolescheduler import (  # noqa: E402
+    ExpiringLeaseSuite,
     RoleSchedulerFactory,
     RoleSchedulerSuite,
     await_role,
@@ -59,6 +61,7 @@ __all__ = [
     "ConnectorSuite",
     "EventStreamerFactory",
     "EventStreamerSuite",
+    "ExpiringLeaseSuite",
     "RecordStoreFactory",
     "RecordStoreSuite",
     "RoleSchedulerFactory",

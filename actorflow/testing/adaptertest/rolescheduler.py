@@ -12,7 +12,7 @@ import pytest
 
 from actorflow.protocols import Lease, RoleScheduler
 
-__all__ = ["RoleSchedulerFactory", "RoleSchedulerSuite", "await_role"]
+__all__ = ["ExpiringLeaseSuite", "RoleSchedulerFactory", "RoleSchedulerSuite", "await_role"]
 
 RoleSchedulerFactory = Callable[[int], Sequence[RoleScheduler]]
 """Makes ``n`` schedulers sharing one backing: ``n`` nodes competing for the same roles."""
@@ -212,15 +212,21 @@ class RoleSchedulerSuite:
         assert second.acquire("leader-releasing", "node-1") is None, "the holder keeps the role"
         first.release("leader-releasing", "node-0")
 
+
+class ExpiringLeaseSuite(RoleSchedulerSuite):
+    """Every `RoleSchedulerSuite` case, plus those of leases that run out (``Lease.ttl`` set).
+
+    Run it instead of `RoleSchedulerSuite` for a scheduler whose leases expire unless
+    renewed (the failover mode), with the same ``make_role_scheduler`` fixture.
+    """
+
     def test_lease_runs_out_after_its_ttl(self, make_role_scheduler: RoleSchedulerFactory) -> None:
         """A lease that is not renewed lets another node take the role, never before its ttl."""
         first, second = make_role_scheduler(2)
         started = time.monotonic()
         lease = first.acquire("leader-expiring", "node-0")
         assert lease is not None
-        if lease.ttl is None:
-            first.release("leader-expiring", "node-0")
-            pytest.skip("this scheduler's leases last until released (ttl is None)")
+        assert lease.ttl is not None, "ExpiringLeaseSuite is for schedulers whose leases have a ttl"
 
         waiter = _Waiter(second, "leader-expiring", "node-1", timeout=lease.ttl + 5)
         try:
@@ -238,9 +244,7 @@ class RoleSchedulerSuite:
         first, second = make_role_scheduler(2)
         lease = first.acquire("leader-renewed", "node-0")
         assert lease is not None
-        if lease.ttl is None:
-            first.release("leader-renewed", "node-0")
-            pytest.skip("this scheduler's leases last until released (ttl is None)")
+        assert lease.ttl is not None, "ExpiringLeaseSuite is for schedulers whose leases have a ttl"
 
         pace = threading.Event()  # never set: only paces the renewals
         end = time.monotonic() + 2 * lease.ttl

@@ -16,6 +16,7 @@ from actorflow.adapters.memory import (
 from actorflow.testing.adaptertest import (
     ConnectorSuite,
     EventStreamerSuite,
+    ExpiringLeaseSuite,
     RecordStoreSuite,
     RoleSchedulerSuite,
     TimeoutStoreSuite,
@@ -50,7 +51,7 @@ class TestMemoryRoleScheduler(RoleSchedulerSuite):
         return _shared(MemoryRoleScheduler)
 
 
-class TestMemoryRoleSchedulerWithTtl(RoleSchedulerSuite):
+class TestMemoryRoleSchedulerWithTtl(ExpiringLeaseSuite):
     """Leases that run out (the failover mode): the ttl cases run here."""
 
     @pytest.fixture
