@@ -21,6 +21,8 @@ from actorflow.adapters.memory import (
 
 REQUIRE_SERVICES = os.environ.get("ACTORFLOW_REQUIRE_SERVICES") == "1"
 
+pytest_plugins = ["pg_fixtures", "kafka_fixtures"]
+
 
 def service_unavailable(reason: str) -> None:
     """Skip a test that needs a server, unless CI demands the servers (then fail)."""
@@ -60,7 +62,9 @@ class Stack:
         self.made.append(adapters)
         return adapters
 
-    def build(self, builder: af.Builder[Any, Any], *, clock: af.Clock | None = None, **kwargs: Any) -> af.Workflow[Any, Any]:
+    def build(
+        self, builder: af.Builder[Any, Any], *, clock: af.Clock | None = None, **kwargs: Any
+    ) -> af.Workflow[Any, Any]:
         """Build ``builder`` on fresh adapters of this stack."""
         clock = clock or af.SystemClock()
         adapters = self.make(clock)
@@ -84,7 +88,60 @@ def _memory(clock: af.Clock, _request: pytest.FixtureRequest) -> Adapters:
     return Adapters(MemoryEventStreamer(clock=clock), MemoryRecordStore(), MemoryRoleScheduler(), MemoryTimeoutStore())
 
 
-STACKS: dict[str, StackFactory] = {"memory": _memory}
+def _sqlite(clock: af.Clock, request: pytest.FixtureRequest) -> Adapters:
+    """SQLite adapters on the test's own file; every call in one test shares it (one node's roles in memory)."""
+    from actorflow.adapters.sqlite import SqliteEventStreamer, SqliteRecordStore, SqliteTimeoutStore
+
+    path = request.getfixturevalue("tmp_path") / "actorflow.db"
+    return Adapters(
+        SqliteEventStreamer(path, clock=clock),
+        SqliteRecordStore(path),
+        MemoryRoleScheduler(),
+        SqliteTimeoutStore(path),
+    )
+
+
+def _postgres(clock: af.Clock, request: pytest.FixtureRequest) -> Adapters:
+    from actorflow.adapters.postgres import PostgresEventStreamer, PostgresRecordStore, PostgresTimeoutStore
+
+    dsn = request.getfixturevalue("pg_dsn")
+    schema = request.getfixturevalue("pg_schema")
+    return Adapters(
+        PostgresEventStreamer(dsn, schema=schema, clock=clock),
+        PostgresRecordStore(dsn, schema=schema),
+        MemoryRoleScheduler(),
+        PostgresTimeoutStore(dsn, schema=schema),
+    )
+
+
+def _kafka(clock: af.Clock, request: pytest.FixtureRequest) -> Adapters:
+    """Kafka (the session's Tansu broker, a topic prefix per test) for events; PostgreSQL for records and timeouts.
+
+    One partition per topic: some feature tests rely on one delivery order across runs
+    (a run triggered later is "behind" an earlier one), which Kafka keeps only within a
+    partition. Partition-assigned shards are tested end to end in tests/adapters/kafka.
+    """
+    from actorflow.adapters.kafka import KafkaEventStreamer
+    from actorflow.adapters.postgres import PostgresRecordStore, PostgresTimeoutStore
+
+    servers = request.getfixturevalue("kafka_broker")
+    prefix = request.getfixturevalue("kafka_prefix")
+    dsn = request.getfixturevalue("pg_dsn")
+    schema = request.getfixturevalue("pg_schema")
+    return Adapters(
+        KafkaEventStreamer(servers, prefix, partitions=1, clock=clock),
+        PostgresRecordStore(dsn, schema=schema),
+        MemoryRoleScheduler(),
+        PostgresTimeoutStore(dsn, schema=schema),
+    )
+
+
+STACKS: dict[str, StackFactory] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+    "postgres": _postgres,
+    "kafka": _kafka,
+}
 
 
 @pytest.fixture(params=sorted(STACKS))

@@ -82,9 +82,9 @@ def main() -> int:
     wf.run()
     print("running", flush=True)
     finished = threading.Event()
-    with psycopg.connect(dsn, autocommit=True) as check:
+    with psycopg.connect(dsn, autocommit=True, options=f"-c search_path={schema}") as check:
         while not finished.wait(0.05):
-            (done,) = check.execute(f'SELECT count(*) FROM "{schema}".workflow_records WHERE run_state = 5').fetchone()
+            (done,) = check.execute("SELECT count(*) FROM workflow_records WHERE run_state = 5").fetchone()
             if done >= int(runs):
                 finished.set()
     wf.stop()

@@ -24,7 +24,7 @@ class S(enum.IntEnum):
 
 
 @dataclasses.dataclass
-class O:
+class Obj:
     x: int = 0
 
 
@@ -85,7 +85,7 @@ def test_the_engine_counts_and_skips_malformed_messages_and_later_runs_complete(
     from actorflow.adapters.kafka import KafkaEventStreamer
     from actorflow.adapters.postgres import PostgresRecordStore
 
-    b = af.Builder("malformed", O, S)
+    b = af.Builder("malformed", Obj, S)
     b.add_step(S.A, lambda run: S.B, S.B)
     streamer = KafkaEventStreamer(kafka_broker, kafka_prefix, partitions=2)
     store = PostgresRecordStore(pg_dsn, schema=pg_schema)
@@ -94,7 +94,7 @@ def test_the_engine_counts_and_skips_malformed_messages_and_later_runs_complete(
         wf = b.build(streamer, store, MemoryRoleScheduler(), timeout_store=MemoryTimeoutStore())
         streamer.ensure_topic("malformed-1")
         produce_bad(kafka_broker, f"{kafka_prefix}malformed-1", 2)
-        runs = {f"after-{i}": wf.trigger(f"after-{i}", O()) for i in range(6)}
+        runs = {f"after-{i}": wf.trigger(f"after-{i}", Obj()) for i in range(6)}
         with af.Supervisor([wf], registry=registry):
             for foreign_id, run_id in runs.items():
                 wf.await_status(foreign_id, run_id, S.B, timeout=15)

@@ -141,7 +141,9 @@ class TestKafkaConnector(ConnectorSuite):
             try:
                 admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}})
                 for event in events:
-                    producer.send(topic, key=event.foreign_id.encode(), value=b"{}", headers=[("id", event.id.encode())])
+                    producer.send(
+                        topic, key=event.foreign_id.encode(), value=b"{}", headers=[("id", event.id.encode())]
+                    )
                 producer.flush()
             finally:
                 producer.close()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import gc
 import logging
-import enum
 import signal
 import subprocess
 import sys
@@ -26,10 +26,14 @@ NODE = Path(__file__).with_name("kafka_node.py")
 RUNS = 600
 
 
+def connect(dsn: str, schema: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(dsn, autocommit=True, options=f"-c search_path={schema}")
+
+
 def completed(dsn: str, schema: str) -> int:
     try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            row = conn.execute(f'SELECT count(*) FROM "{schema}".workflow_records WHERE run_state = 5').fetchone()
+        with connect(dsn, schema) as conn:
+            row = conn.execute("SELECT count(*) FROM workflow_records WHERE run_state = 5").fetchone()
     except psycopg.errors.UndefinedTable:  # the node has not created the tables yet
         return 0
     assert row is not None
@@ -50,7 +54,7 @@ def delivered(log: Path) -> dict[tuple[str, str, int], list[int]]:
     out: dict[tuple[str, str, int], list[int]] = {}
     for line in log.read_text().splitlines():
         parts = line.split()
-        if len(parts) == 4 and parts[2].isdigit() and parts[3].isdigit():  # noqa: PLR2004
+        if len(parts) == 4 and parts[2].isdigit() and parts[3].isdigit():
             out.setdefault((parts[0], parts[1], int(parts[2])), []).append(int(parts[3]))
     return out
 
@@ -71,19 +75,17 @@ def committed_offsets(servers: str, keys: Any) -> dict[tuple[str, str, int], int
 
 
 def assert_every_run_stored_each_transition_once(dsn: str, schema: str, runs: int) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with connect(dsn, schema) as conn:
         rows = conn.execute(
-            f'SELECT count(*), min(version), max(version) FROM "{schema}".workflow_records'
-            " WHERE run_state = 5 AND status = 4"
+            "SELECT count(*), min(version), max(version) FROM workflow_records WHERE run_state = 5 AND status = 4"
         ).fetchone()
         assert rows == (runs, 4, 4)
         per_run = conn.execute(
-            f'SELECT string_agg(version::text, \',\' ORDER BY version) FROM "{schema}".workflow_record_snapshots'
-            " GROUP BY run_id"
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM workflow_record_snapshots GROUP BY run_id"
         ).fetchall()
         assert len(per_run) == runs
         assert {row[0] for row in per_run} == {"1,2,3,4"}
-        objects = conn.execute(f'SELECT DISTINCT convert_from(object, \'UTF8\') FROM "{schema}".workflow_records')
+        objects = conn.execute("SELECT DISTINCT convert_from(object, 'UTF8') FROM workflow_records")
         assert [row[0].replace(" ", "") for row in objects.fetchall()] == ['{"steps":3}']
 
 
@@ -167,7 +169,7 @@ def run_through_a_broker_crash(broker: TansuBroker, dsn: str, schema: str) -> tu
             wf.await_status(foreign_id, run_id, S.DONE, timeout=30)
         runs |= {f"in-flight-{i}": wf.trigger(f"in-flight-{i}") for i in range(100)}
         deadline = time.monotonic() + 30
-        while completed(dsn, schema) < 120 and time.monotonic() < deadline:  # noqa: PLR2004
+        while completed(dsn, schema) < 120 and time.monotonic() < deadline:
             time.sleep(0.001)
         broker.stop(kill=True)
         runs |= {f"outage-{i}": wf.trigger(f"outage-{i}") for i in range(50)}

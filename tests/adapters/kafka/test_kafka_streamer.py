@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from kafka_fixtures import raw_producer, read_all
+from kafka_fixtures import read_all
 
 import actorflow as af
 from actorflow.event import Header, shard_of

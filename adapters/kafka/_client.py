@@ -1,0 +1,281 @@
+"""The kafka-python clients one adapter shares: settings, the admin and producer, errors.
+
+kafka-python 3 runs each client's network I/O on a thread of its own, so clients are
+opened lazily (constructing an adapter connects nothing and starts no thread), shared
+where the client is thread-safe (the admin and the producer), and closed when the last
+supervisor detaches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import kafka
+import kafka.errors
+from kafka.structs import TopicPartition
+
+from actorflow.errors import ActorflowError
+
+__all__ = ["Clients", "KafkaError", "wrap_exceptions"]
+
+logger = logging.getLogger("actorflow.kafka")
+
+T = TypeVar("T")
+
+# Settings every client gets unless ``client_options`` says otherwise.
+_COMMON: dict[str, Any] = {
+    "client_id": "actorflow",
+    # An unreachable broker is reported within seconds instead of kafka-python's 30 s.
+    "bootstrap_timeout_ms": 5000,
+    # After a broker restart, reconnect within about 2 s rather than backing off to 30 s.
+    "reconnect_backoff_max_ms": 2000,
+}
+_CONSUMER: dict[str, Any] = {
+    "enable_auto_commit": False,  # offsets are committed by ack(), after the effect is stored
+    "auto_offset_reset": "earliest",
+    "session_timeout_ms": 6000,
+    "heartbeat_interval_ms": 1000,
+}
+_PRODUCER: dict[str, Any] = {
+    "acks": "all",
+    # Not idempotent: delivery is at least once by design (a duplicate is absorbed by the
+    # record's version, and a run's next event is only sent after its last one was read),
+    # and with it on, Tansu 0.6 acknowledged and then dropped messages sent after it restarted.
+    "enable_idempotence": False,
+    "linger_ms": 5,  # batch what a tick sends; flush() sends at once anyway
+    "max_block_ms": 10_000,  # send() waits this long at most for metadata or buffer space
+    "request_timeout_ms": 10_000,
+    "delivery_timeout_ms": 30_000,  # kafka-python wants it above linger_ms + request_timeout_ms
+}
+_ADMIN_ATTEMPTS = 3
+_CLASSES = (kafka.KafkaAdminClient, kafka.KafkaProducer, kafka.KafkaConsumer)
+
+
+class KafkaError(ActorflowError):
+    """A Kafka operation failed (kafka-python's error is the cause)."""
+
+
+KafkaError.__module__ = "actorflow.adapters.kafka"  # where users import it from
+
+
+@contextlib.contextmanager
+def wrap_exceptions(what: str, servers: str) -> Iterator[None]:
+    """Turn kafka-python errors into `KafkaError` naming the brokers, keeping the cause."""
+    try:
+        yield
+    except ActorflowError:
+        raise
+    except kafka.errors.KafkaError as exc:
+        msg = f"{what} on Kafka at {servers}: {type(exc).__name__}: {exc}"
+        raise KafkaError(msg, servers=servers) from exc
+
+
+def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``client_options`` as a dict, refusing keys that no kafka-python client takes."""
+    known = set().union(*(cls.DEFAULT_CONFIG for cls in _CLASSES))
+    unknown = sorted(set(options) - known)
+    if unknown:
+        msg = f"client_options: kafka-python takes no option {', '.join(unknown)} (see KafkaConsumer/KafkaProducer)"
+        raise ValueError(msg)
+    if "bootstrap_servers" in options:
+        msg = "client_options: give bootstrap_servers as the first argument, not as an option"
+        raise ValueError(msg)
+    return dict(options)
+
+
+def _construct(cls: Any, config: dict[str, Any]) -> Any:
+    """``cls(**config)``, releasing its network client when the constructor fails.
+
+    kafka-python builds its network client (sockets, and for some clients an I/O
+    thread) before bootstrapping; when the bootstrap or a setting check fails, the
+    half-built client is unreachable and keeps them. Its ``kafka_client`` factory is
+    wrapped so that what it built can be closed on the way out.
+    """
+    made: list[Any] = []
+    factory = cls.DEFAULT_CONFIG["kafka_client"]
+
+    def build(**kwargs: Any) -> Any:
+        made.append(factory(**kwargs))
+        return made[-1]
+
+    try:
+        return cls(**config, kafka_client=build)
+    except BaseException:
+        for net in made:
+            with contextlib.suppress(Exception):
+                net.close()
+        raise
+
+
+def _address(server: str) -> tuple[str, int]:
+    host, sep, port = server.strip().rpartition(":")
+    if not sep or not port.isdigit():
+        return server.strip().strip("[]"), 9092
+    return host.strip("[]"), int(port)
+
+
+def probe(servers: str, timeout: float) -> None:
+    """Raise `KafkaError` unless a TCP connection to one of ``servers`` opens within ``timeout``.
+
+    kafka-python retries an unreachable bootstrap server until its timeout and leaves a
+    socket behind per attempt; this check answers "nothing listens there" at once.
+    """
+    errors: list[str] = []
+    for server in servers.split(","):
+        try:
+            with socket.create_connection(_address(server), timeout=timeout):
+                return
+        except OSError as exc:
+            errors.append(f"{server.strip()}: {exc}")
+    msg = f"no Kafka broker reachable at {servers} ({'; '.join(errors)})"
+    raise KafkaError(msg, servers=servers)
+
+
+def _track_topic(producer: Any, topic: str) -> None:
+    """Have the producer keep ``topic`` in every metadata refresh.
+
+    kafka-python 3.0.12 adds a topic to the set it refreshes only when it sends to a topic
+    whose partitions it does not know yet. A topic it learnt from a refresh that listed
+    every topic is left out of the set, so the next refresh for another topic forgets
+    its leaders; the sender thread then spins at full CPU asking for metadata that never
+    names it. Registering each topic we send to, through the sender's own thread-safe
+    queue, avoids that.
+    """
+    sender = getattr(producer, "_sender", None)
+    add_topic = getattr(sender, "add_topic", None)
+    if callable(add_topic):
+        add_topic(topic)
+
+
+class Clients:
+    """Settings and the shared clients of one adapter (one set of brokers)."""
+
+    def __init__(self, bootstrap_servers: str | list[str], options: Mapping[str, Any]) -> None:
+        self.servers = bootstrap_servers if isinstance(bootstrap_servers, str) else ",".join(bootstrap_servers)
+        if not self.servers.strip():
+            msg = "bootstrap_servers must name at least one broker, e.g. 'localhost:9092'"
+            raise ValueError(msg)
+        self.options = check_options(options)
+        # Built in __init__ so that every thread sees one lock (nothing is connected yet).
+        self._lock = threading.Lock()
+        self._admin_lock = threading.RLock()
+        self._admin: Any = None
+        self._producer: Any = None
+        self._producer_topics: set[str] = set()
+        self._users = 0
+        self._reached = False
+
+    def _check_reachable(self) -> None:
+        if not self._reached:
+            timeout = self.config(kafka.KafkaConsumer, {})["bootstrap_timeout_ms"] / 1000
+            probe(self.servers, timeout)
+            self._reached = True
+
+    def config(self, cls: Any, defaults: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
+        """The settings of one client: our defaults, then overrides, then the user's options."""
+        merged = {**_COMMON, **defaults, **overrides, **self.options}
+        merged["bootstrap_servers"] = self.servers.split(",")
+        return {key: value for key, value in merged.items() if key in cls.DEFAULT_CONFIG}
+
+    def admin(self) -> Any:
+        """The shared admin client (opened on first use)."""
+        with self._lock:
+            if self._admin is None:
+                self._check_reachable()
+                with wrap_exceptions("connecting the admin client", self.servers):
+                    self._admin = _construct(kafka.KafkaAdminClient, self.config(kafka.KafkaAdminClient, {}))
+            return self._admin
+
+    def producer(self, topic: str) -> Any:
+        """The shared producer (thread-safe; opened on first use), ready to send to ``topic``."""
+        with self._lock:
+            if self._producer is None:
+                self._check_reachable()
+                with wrap_exceptions("connecting the producer", self.servers):
+                    self._producer = _construct(kafka.KafkaProducer, self.config(kafka.KafkaProducer, _PRODUCER))
+                self._producer_topics = set()
+            producer = self._producer
+            if topic not in self._producer_topics:
+                self._producer_topics.add(topic)
+                _track_topic(producer, topic)
+            return producer
+
+    def consumer(self, **overrides: Any) -> Any:
+        """A new consumer (one per reader: kafka-python consumers are not thread-safe)."""
+        self._check_reachable()
+        with wrap_exceptions("connecting a consumer", self.servers):
+            return _construct(kafka.KafkaConsumer, self.config(kafka.KafkaConsumer, _CONSUMER, **overrides))
+
+    def _admin_call(self, what: str, call: Callable[[Any], T]) -> T:
+        """``call(admin)``, one admin request at a time, retried twice on a transient error.
+
+        kafka-python 3's admin client fails requests made from several threads at once
+        ("No node_id provided"), and admin requests are rare (a topic or a reader being
+        set up), so they are serialised.
+        """
+        with self._admin_lock, wrap_exceptions(what, self.servers):
+            for attempt in range(_ADMIN_ATTEMPTS):
+                try:
+                    return call(self.admin())
+                except kafka.errors.KafkaError as exc:
+                    if not exc.retriable or attempt == _ADMIN_ATTEMPTS - 1:
+                        raise
+                    time.sleep(0.1 * (attempt + 1))  # back off before the retry
+            raise AssertionError  # pragma: no cover - the loop returns or raises
+
+    def partition_count(self, topic: str) -> int | None:
+        """How many partitions ``topic`` has; None when it does not exist."""
+        (found,) = self._admin_call(f"describing topic {topic}", lambda admin: admin.describe_topics([topic]))
+        if found["error_code"] != 0 or not found["partitions"]:
+            return None
+        return len(found["partitions"])
+
+    def create_topic(self, topic: str, partitions: int, replication_factor: int) -> None:
+        """Create ``topic`` unless it exists."""
+        spec = {topic: {"num_partitions": partitions, "replication_factor": replication_factor}}
+
+        def create(admin: Any) -> None:
+            with contextlib.suppress(kafka.errors.TopicAlreadyExistsError):  # another node created it first
+                admin.create_topics(spec)
+
+        self._admin_call(f"creating topic {topic}", create)
+
+    def committed(self, group: str, partitions: list[TopicPartition]) -> dict[int, int]:
+        """The offsets ``group`` committed, by partition (partitions without one left out)."""
+        found = self._admin_call(
+            f"reading the offsets of group {group}",
+            lambda admin: admin.list_group_offsets({group: partitions}).get(group, {}),
+        )
+        return {tp.partition: meta.offset for tp, meta in found.items() if meta.offset is not None and meta.offset >= 0}
+
+    def attach(self) -> None:
+        """One more supervisor uses these clients."""
+        with self._lock:
+            self._users += 1
+
+    def detach(self) -> None:
+        """One supervisor fewer; at none, flush and close the shared clients."""
+        with self._lock:
+            self._users = max(0, self._users - 1)
+            idle = self._users == 0
+        if idle:
+            self.close()
+
+    def close(self) -> None:
+        """Flush and close the producer and close the admin (both reopen on next use)."""
+        with self._lock:
+            producer, self._producer = self._producer, None
+            admin, self._admin = self._admin, None
+            self._reached = False
+        if producer is not None:
+            with wrap_exceptions("closing the producer", self.servers):
+                producer.close(timeout=5)
+        if admin is not None:
+            with wrap_exceptions("closing the admin client", self.servers):
+                admin.close()

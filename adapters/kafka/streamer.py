@@ -1,0 +1,264 @@
+"""`KafkaEventStreamer`: workflow events on Kafka topics, in the original's wire format.
+
+A message is what luno/workflow's ``kafkastreamer`` writes: key = run id, value = the
+status as a decimal string, headers = the event headers (UTF-8). So a Go service and a
+Python one can read each other's events.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import zlib
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from actorflow.clock import Clock, SystemClock
+from actorflow.event import Event, Header, shard_of
+from actorflow.protocols import ReceiverOptions
+
+from ._client import Clients, KafkaError, wrap_exceptions
+from ._reader import PartitionReader, shard_partitions
+
+__all__ = ["KafkaEventStreamer", "event_id", "event_position"]
+
+logger = logging.getLogger("actorflow.kafka")
+
+_PARTITION_BITS = 16  # Event.id = offset << 16 | partition: ack() finds (partition, offset) in it
+_MAX_PARTITIONS = 1 << _PARTITION_BITS
+_DECIMAL = re.compile(rb"-?[0-9]+")
+_REQUIRED_HEADERS = (Header.TOPIC,)  # every event the core publishes carries these
+
+
+def event_id(partition: int, offset: int) -> int:
+    """The `Event.id` of the message at (partition, offset): increasing within a partition."""
+    return offset << _PARTITION_BITS | partition
+
+
+def event_position(id_: int) -> tuple[int, int]:
+    """The (partition, offset) an `Event.id` stands for."""
+    return id_ & (_MAX_PARTITIONS - 1), id_ >> _PARTITION_BITS
+
+
+def _millis(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+class KafkaEventStreamer:
+    """An event streamer over Kafka (kafka-python), one topic per actorflow topic.
+
+    Topics are ``topic_prefix + name`` and are created (with ``partitions`` partitions)
+    the first time a sender or receiver is made for them. A run's events all go to
+    partition ``zlib.crc32(run_id) % partitions``, so they stay in order. Receivers read
+    assigned partitions and commit their offsets under a consumer group named after the
+    receiver (the role). See the package docstring for sharding and security options.
+
+    Args:
+        bootstrap_servers: ``"host:port"``, comma-separated hosts, or a list of them.
+        topic_prefix: prepended to every topic name (e.g. ``"staging."``).
+        partitions: partitions of the topics this streamer creates; at least the largest
+            ``parallel_count`` of the workflows, and best a multiple of each (see the
+            package docstring). Existing topics keep the count they have.
+        replication_factor: replicas of the topics this streamer creates.
+        client_options: kafka-python settings passed to every client that takes them
+            (``security_protocol``, ``sasl_mechanism``, ``ssl_cafile``, ...).
+        clock: stamps messages (their timestamp becomes `Event.created_at`); pass the
+            workflow's clock so that consume lag works with a fake clock.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | list[str],
+        topic_prefix: str = "",
+        *,
+        partitions: int = 12,
+        replication_factor: int = 1,
+        client_options: Mapping[str, Any] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if not 1 <= partitions < _MAX_PARTITIONS:
+            msg = f"partitions must be between 1 and {_MAX_PARTITIONS - 1}, got {partitions}"
+            raise ValueError(msg)
+        if replication_factor < 1:
+            msg = f"replication_factor must be at least 1, got {replication_factor}"
+            raise ValueError(msg)
+        self.clients = Clients(bootstrap_servers, client_options or {})
+        self.topic_prefix = topic_prefix
+        self.partitions = partitions
+        self.replication_factor = replication_factor
+        self._clock = clock or SystemClock()
+        self._lock = threading.Lock()
+        self._topics: dict[str, int] = {}  # Kafka topic -> its partition count
+        self._warned: set[tuple[str, int]] = set()
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The brokers, comma-separated."""
+        return self.clients.servers
+
+    def kafka_topic(self, topic: str) -> str:
+        """The Kafka topic an actorflow topic is kept in (the prefix, then the name)."""
+        return self.topic_prefix + topic
+
+    def ensure_topic(self, topic: str) -> int:
+        """Create the Kafka topic of ``topic`` if missing; its partition count."""
+        name = self.kafka_topic(topic)
+        with self._lock:
+            known = self._topics.get(name)
+        if known is not None:
+            return known
+        count = self.clients.partition_count(name)
+        if count is None:
+            self.clients.create_topic(name, self.partitions, self.replication_factor)
+            count = self.clients.partition_count(name)
+        if count is None:
+            msg = f"topic {name} was created but the brokers at {self.bootstrap_servers} do not list it"
+            raise KafkaError(msg, topic=name)
+        if count >= _MAX_PARTITIONS:
+            msg = f"topic {name} has {count} partitions; actorflow supports fewer than {_MAX_PARTITIONS}"
+            raise KafkaError(msg, topic=name)
+        if count != self.partitions:
+            logger.warning("topic %s has %d partitions (this streamer creates %d)", name, count, self.partitions)
+        with self._lock:
+            self._topics[name] = count
+        return count
+
+    def new_sender(self, topic: str) -> _Sender:
+        """A sender for ``topic`` (creates the topic if missing)."""
+        return _Sender(self, self.kafka_topic(topic), self.ensure_topic(topic))
+
+    def new_receiver(self, topic: str, name: str, options: ReceiverOptions | None = None) -> _Receiver:
+        """A receiver of ``topic`` whose offsets are committed under group ``name``.
+
+        Connects at once (to read the committed offsets, or the head for
+        ``stream_from_latest``), so an unreachable broker is reported here.
+        """
+        opts = options or ReceiverOptions()
+        count = self.ensure_topic(topic)
+        kafka_topic = self.kafka_topic(topic)
+        assigned = shard_partitions(count, opts.shard, opts.shard_count)
+        shard_filter: tuple[int, int] | None = None
+        if assigned is None:
+            key = (kafka_topic, opts.shard_count)
+            if key not in self._warned:
+                self._warned.add(key)
+                logger.warning(
+                    "topic %s has %d partitions, not a multiple of %d shards: every shard reads every "
+                    "partition and filters (make partitions a multiple of parallel_count)",
+                    kafka_topic,
+                    count,
+                    opts.shard_count,
+                )
+            assigned = list(range(count))
+            shard_filter = (opts.shard, opts.shard_count)
+        reader = PartitionReader(
+            self.clients,
+            kafka_topic,
+            name,
+            assigned,
+            from_latest=opts.stream_from_latest,
+            max_wait=opts.poll_frequency,
+        )
+        return _Receiver(reader, shard_filter, self._clock)
+
+    def attach(self) -> None:
+        """A supervisor starts using this streamer."""
+        self.clients.attach()
+
+    def detach(self) -> None:
+        """A supervisor stopped; the last one to stop flushes and closes the shared clients."""
+        self.clients.detach()
+
+    def close(self) -> None:
+        """Flush and close the shared producer and admin client (reopened on next use)."""
+        self.clients.close()
+
+
+class _Sender:
+    def __init__(self, streamer: KafkaEventStreamer, topic: str, partitions: int) -> None:
+        self._clients = streamer.clients
+        self._clock = streamer._clock  # noqa: SLF001 - the streamer's own sender
+        self._topic = topic
+        self._partitions = partitions
+        self._futures: list[Any] = []
+
+    def send(self, run_id: str, event_type: int, headers: Mapping[str, str]) -> None:
+        key = run_id.encode()
+        with wrap_exceptions(f"sending to {self._topic}", self._clients.servers):
+            future = self._clients.producer(self._topic).send(
+                self._topic,
+                key=key,
+                value=str(int(event_type)).encode(),
+                headers=[(name, value.encode()) for name, value in headers.items()],
+                # Our own partitioner (not kafka's murmur2): receivers shard by crc32 too.
+                partition=zlib.crc32(key) % self._partitions,
+                timestamp_ms=_millis(self._clock.now()),
+            )
+        self._futures.append(future)
+
+    def flush(self) -> None:
+        """Wait until every message sent so far is acknowledged by the brokers; raise if one failed."""
+        futures, self._futures = self._futures, []
+        if not futures:
+            return
+        with wrap_exceptions(f"flushing messages to {self._topic}", self._clients.servers):
+            self._clients.producer(self._topic).flush(timeout=30)
+            for future in futures:
+                future.get(timeout=30)  # done by now; raises the send's error if it failed
+
+    def close(self) -> None:
+        self.flush()
+
+
+class _Receiver:
+    def __init__(self, reader: PartitionReader, shard_filter: tuple[int, int] | None, clock: Clock) -> None:
+        self._reader = reader
+        self._shard_filter = shard_filter
+        self._clock = clock
+
+    def receive(self, max_events: int, timeout: float) -> Sequence[Event]:
+        events: list[Event] = []
+        for record in self._reader.poll(max_events, timeout):
+            event = self._event(record)
+            if self._shard_filter is not None:
+                shard, count = self._shard_filter
+                if shard_of(event.run_id, count) != shard:
+                    continue  # another shard's; acknowledged with the next event handed out
+            events.append(event)
+        return events
+
+    def _event(self, record: Any) -> Event:
+        """The event a message carries, or a malformed event saying why it cannot be read."""
+        id_ = event_id(record.partition, record.offset)
+        if record.timestamp is not None and record.timestamp >= 0:
+            created_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+        else:
+            created_at = self._clock.now()
+        key = record.key
+        try:
+            run_id = key.decode() if key else ""
+        except UnicodeDecodeError:
+            run_id = key.decode(errors="replace")
+            return Event(id_, run_id, 0, {}, created_at, malformed="the key (run id) is not UTF-8")
+        if not run_id:
+            return Event(id_, run_id, 0, {}, created_at, malformed="no key (run id)")
+        value = record.value or b""
+        if not _DECIMAL.fullmatch(value):
+            return Event(id_, run_id, 0, {}, created_at, malformed=f"the value {value[:40]!r} is not a decimal status")
+        try:
+            headers = {name: (raw or b"").decode() for name, raw in record.headers or ()}
+        except UnicodeDecodeError:
+            return Event(id_, run_id, int(value), {}, created_at, malformed="a header value is not UTF-8")
+        missing = [name for name in _REQUIRED_HEADERS if name not in headers]
+        if missing:
+            why = f"missing header(s) {', '.join(missing)}"
+            return Event(id_, run_id, int(value), headers, created_at, malformed=why)
+        return Event(id_, run_id, int(value), headers, created_at)
+
+    def ack(self, event: Event) -> None:
+        self._reader.ack(*event_position(event.id))
+
+    def close(self) -> None:
+        self._reader.close()
