@@ -1,4 +1,4 @@
-"""Named adapter stacks for the command line (``--backend memory|sqlite|kafka``).
+"""Named adapter stacks for the command line (``--backend memory|sqlite|postgres|kafka``).
 
 Adapters are imported by name at run time: the core never imports an adapter module
 statically, so it keeps working without the optional extras.
@@ -21,7 +21,7 @@ from actorflow.protocols import EventStreamer, RecordStore, RoleScheduler, Timeo
 
 __all__ = ["BACKENDS", "Backend", "make_backend"]
 
-BACKENDS = ("memory", "sqlite", "kafka")
+BACKENDS = ("memory", "sqlite", "postgres", "kafka")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +69,34 @@ def _temporary_database(path: str | None) -> tuple[str, Callable[[], None] | Non
     return str(Path(folder) / "actorflow.db"), cleanup
 
 
+def _postgres_schema(dsn: str | None) -> tuple[str, str, Callable[[], None]]:
+    """A DSN, a fresh schema for this demo or benchmark, and the cleanup that drops it."""
+    if not dsn:
+        msg = "the postgres backend needs --dsn (or ACTORFLOW_DSN), e.g. postgresql://user@localhost:5432/db"
+        raise ValueError(msg)
+    postgres = _module("postgres")
+    schema = f"actorflow_{uuid.uuid4().hex[:10]}"
+
+    def cleanup() -> None:
+        postgres.drop_schema(dsn, schema)
+
+    return dsn, schema, cleanup
+
+
+def _postgres(dsn: str | None, clock: Clock | None) -> Backend:
+    """Everything in PostgreSQL, in a schema of its own: one commit per transition."""
+    dsn, schema, cleanup = _postgres_schema(dsn)
+    postgres = _module("postgres")
+    return Backend(
+        postgres.PostgresEventStreamer(dsn, schema=schema, clock=clock),
+        postgres.PostgresRecordStore(dsn, schema=schema),
+        _module("memory").MemoryRoleScheduler(),  # one node: roles in memory
+        postgres.PostgresTimeoutStore(dsn, schema=schema),
+        location=f"{dsn} (schema {schema}, dropped at the end)",
+        cleanup=cleanup,
+    )
+
+
 def _kafka(path: str | None, dsn: str | None, bootstrap_servers: str | None, clock: Clock | None) -> Backend:
     """Events on Kafka; records and timeouts in PostgreSQL when ``dsn`` is given, else in SQLite."""
     if not bootstrap_servers:
@@ -79,43 +107,35 @@ def _kafka(path: str | None, dsn: str | None, bootstrap_servers: str | None, clo
     # Topics of their own: a demo or benchmark never reads an earlier one's events or offsets.
     streamer = kafka.KafkaEventStreamer(bootstrap_servers, f"actorflow-{uuid.uuid4().hex[:8]}-", clock=clock)
     if dsn:
+        dsn, schema, cleanup = _postgres_schema(dsn)
         postgres = _module("postgres")
         return Backend(
             streamer,
-            postgres.PostgresRecordStore(dsn),
+            postgres.PostgresRecordStore(dsn, schema=schema),
             memory.MemoryRoleScheduler(),
-            postgres.PostgresTimeoutStore(dsn),
-            location=f"{bootstrap_servers} + {dsn}",
+            postgres.PostgresTimeoutStore(dsn, schema=schema),
+            location=f"{bootstrap_servers} + {dsn} (schema {schema}, dropped at the end)",
+            cleanup=cleanup,
         )
     sqlite = _module("sqlite")
-    path, cleanup = _temporary_database(path)
+    path, file_cleanup = _temporary_database(path)
     return Backend(
         streamer,
         sqlite.SqliteRecordStore(path),
         memory.MemoryRoleScheduler(),
         sqlite.SqliteTimeoutStore(path),
         location=f"{bootstrap_servers} + {path}",
-        cleanup=cleanup,
+        cleanup=file_cleanup,
     )
 
 
 def _sqlite(path: str | None, clock: Clock | None) -> Backend:
     sqlite = _module("sqlite")
-    memory = _module("memory")
-    cleanup: Callable[[], None] | None = None
-    if path is None:
-        # A fresh file for a demo or a benchmark; removed on close, or at exit at the latest.
-        folder = tempfile.mkdtemp(prefix="actorflow-")
-        path = str(Path(folder) / "actorflow.db")
-
-        def cleanup() -> None:
-            shutil.rmtree(folder, ignore_errors=True)
-
-        atexit.register(cleanup)
+    path, cleanup = _temporary_database(path)
     return Backend(
         sqlite.SqliteEventStreamer(path, clock=clock),
         sqlite.SqliteRecordStore(path),
-        memory.MemoryRoleScheduler(),  # one node: roles in memory
+        _module("memory").MemoryRoleScheduler(),  # one node: roles in memory
         sqlite.SqliteTimeoutStore(path),
         location=path,
         cleanup=cleanup,
@@ -133,9 +153,10 @@ def make_backend(
     """Fresh adapters of the backend ``name``.
 
     ``sqlite`` uses the database file ``path``, or a new file in a temporary directory
-    (removed by `Backend.close`) when none is given. ``kafka`` sends events to the brokers
-    ``bootstrap_servers`` (on topics of its own) and keeps records in PostgreSQL at
-    ``dsn``, or else in SQLite as ``sqlite`` does.
+    (removed by `Backend.close`) when none is given. ``postgres`` keeps everything at
+    ``dsn`` in a schema of its own (dropped by `Backend.close`). ``kafka`` sends events to
+    the brokers ``bootstrap_servers`` (on topics of its own) and keeps records in
+    PostgreSQL at ``dsn`` as ``postgres`` does, or else in SQLite as ``sqlite`` does.
     """
     if name == "memory":
         memory = _module("memory")
@@ -147,6 +168,8 @@ def make_backend(
         )
     if name == "sqlite":
         return _sqlite(path, clock)
+    if name == "postgres":
+        return _postgres(dsn, clock)
     if name == "kafka":
         return _kafka(path, dsn, bootstrap_servers, clock)
     msg = f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)} (path={path!r}, dsn={dsn!r})"

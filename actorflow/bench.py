@@ -65,11 +65,16 @@ class BenchResult:
     p50_ms: float
     p99_ms: float
     stores: str = ""  # where events and records were kept, when the backend name does not say
+    flags: str = ""  # the server flags of the command, with their values left out
 
 
 def _stores(backend: str, dsn: str | None) -> str:
     if backend == "kafka":
         return "events on Kafka; records and timeouts in " + ("PostgreSQL" if dsn else "SQLite (a temporary file)")
+    if backend == "postgres":
+        return "records, events and timeouts in one PostgreSQL schema: one commit per transition"
+    if backend == "sqlite":
+        return "records, events and timeouts in one SQLite file (WAL, synchronous=FULL)"
     return ""
 
 
@@ -152,7 +157,9 @@ def run_bench(
     p50 = statistics.median(samples) * 1000
     p99 = samples[min(len(samples) - 1, int(0.99 * len(samples)))] * 1000
     out.write(f"  trigger-to-complete p50 {p50:.2f} ms, p99 {p99:.2f} ms\n")
-    result = BenchResult(backend, runs, seconds, rate, latency_runs, p50, p99, stores)
+    # Server addresses (and any password in a DSN) stay out of the file: only the flags.
+    flags = (" --dsn DSN" if dsn else "") + (" --bootstrap-servers HOST:PORT" if bootstrap_servers else "")
+    result = BenchResult(backend, runs, seconds, rate, latency_runs, p50, p99, stores, flags)
     if output and output != "-":
         _append(output, result)
         out.write(f"appended to {output}\n")
@@ -161,7 +168,10 @@ def run_bench(
 
 def _append(path: str, result: BenchResult) -> None:
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    command = f"actorflow bench --backend {result.backend} --runs {result.runs} --latency-runs {result.latency_runs}"
+    command = (
+        f"actorflow bench --backend {result.backend} --runs {result.runs} --latency-runs {result.latency_runs}"
+        f"{result.flags}"
+    )
     new = not os.path.exists(path)  # noqa: PTH110 - a plain existence check
     with open(path, "a", encoding="utf-8") as fh:  # noqa: PTH123
         if new:

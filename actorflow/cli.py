@@ -117,6 +117,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         serve=args.serve,
         backend=args.backend,
         path=args.path,
+        dsn=args.dsn,
         bootstrap_servers=args.bootstrap_servers,
     )
 
@@ -169,6 +170,7 @@ def _parser() -> argparse.ArgumentParser:
     _add(demo, "metrics-port", default=0, type=int, help="port for /metrics (0 picks a free one)")
     _add(demo, "backend", default="sqlite", choices=list(BACKENDS), help="where runs are stored")
     _add(demo, "path", default=None, help="SQLite database file (default: a temporary one, removed at the end)")
+    _add(demo, "dsn", default=None, help="PostgreSQL DSN for --backend postgres (or kafka with records in PostgreSQL)")
     _add(demo, "bootstrap-servers", default=None, help="Kafka brokers for --backend kafka, e.g. localhost:9092")
     demo.add_argument("--serve", action="store_true", help="keep serving the metrics after the runs finish")
     demo.set_defaults(func=_cmd_demo)

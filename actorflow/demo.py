@@ -109,6 +109,7 @@ def run_demo(
     serve: bool = False,
     backend: str = "sqlite",
     path: str | None = None,
+    dsn: str | None = None,
     bootstrap_servers: str | None = None,
 ) -> int:
     """Process ``runs`` orders through four steps; exit code 0 when every run completed.
@@ -117,15 +118,15 @@ def run_demo(
     temporary file removed at the end when no path is given.
     """
     out = sys.stdout
-    adapters = make_backend(backend, path=path, bootstrap_servers=bootstrap_servers)
+    adapters = make_backend(backend, path=path, dsn=dsn, bootstrap_servers=bootstrap_servers)
     wf, progress = build_demo_workflow(adapters)
     supervisor = af.Supervisor([wf], metrics_port=metrics_port)
     supervisor.start()
     try:
         out.write(f"actorflow demo: {runs} orders through 4 steps on the {backend} backend\n")
         if adapters.location:
-            kept = "kept" if path else "a temporary file, removed at the end (--path keeps one)"
-            out.write(f"database: {adapters.location} ({kept})\n")
+            kept = "" if path or backend != "sqlite" else " (temporary: removed at the end; --path keeps one)"
+            out.write(f"database: {adapters.location}{kept}\n")
         out.write(f"metrics: http://127.0.0.1:{supervisor.metrics_port}/metrics (health: /healthz)\n")
         started = time.perf_counter()
         for i in range(runs):

@@ -15,7 +15,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     msg = 'actorflow.adapters.postgres needs psycopg 3: pip install "actorflow[postgres]"'
     raise ImportError(msg) from exc
 
-from ._db import PostgresError, migrate
+from ._db import PostgresError, drop_schema, migrate
 from .recordstore import PostgresRecordStore
 from .streamer import PostgresEventStreamer
 from .timeoutstore import PostgresTimeoutStore
@@ -25,5 +25,6 @@ __all__ = [
     "PostgresEventStreamer",
     "PostgresRecordStore",
     "PostgresTimeoutStore",
+    "drop_schema",
     "migrate",
 ]

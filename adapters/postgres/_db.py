@@ -26,7 +26,7 @@ from actorflow.errors import ActorflowError
 
 from .listener import Listener
 
-__all__ = ["Database", "PostgresAdapter", "PostgresError", "migrate"]
+__all__ = ["Database", "PostgresAdapter", "PostgresError", "drop_schema", "migrate"]
 
 T = TypeVar("T")
 
@@ -125,6 +125,19 @@ def migrate(dsn: str, schema: str = "public") -> list[int]:
     conninfo = _conninfo(dsn, schema)
     with _connect_once(conninfo, dsn) as conn, wrap_exceptions("migration"):
         return _migrate(conn, schema)
+
+
+def drop_schema(dsn: str, schema: str) -> None:
+    """Drop ``schema`` and everything in it, cutting this library's sessions on it first."""
+    check_schema(schema)
+    conninfo = _conninfo(dsn, schema)
+    with _connect_once(conninfo, dsn) as conn, wrap_exceptions("dropping a schema"):
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (f"actorflow-{schema}"[:63],),
+        )
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def _migrate(conn: psycopg.Connection[Any], schema: str) -> list[int]:

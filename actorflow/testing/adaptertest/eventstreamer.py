@@ -166,22 +166,26 @@ class EventStreamerSuite:
     def test_receiver_resumes_after_the_last_acked_event(
         self, make_event_streamer: EventStreamerFactory, streams: _Streams
     ) -> None:
-        """A receiver re-created under the same name starts after the last ack; the rest come again."""
+        """A receiver re-created under the same name starts after the last ack; the rest come again.
+
+        Only one run's events are promised in order: across runs (partitions), the
+        delivery order is the adapter's, and acks follow it.
+        """
         streamer = make_streamer(make_event_streamer)
         sender = streams.sender(streamer, "resume")
         _send(sender, "resume", [f"run-{i}" for i in range(5)])
 
         receiver = streams.receiver(streamer, "resume", "resumer")
         events = _collect(receiver, 5)
-        assert [e.run_id for e in events] == [f"run-{i}" for i in range(5)]
+        assert sorted(e.run_id for e in events) == [f"run-{i}" for i in range(5)]
         receiver.ack(events[0])
         receiver.ack(events[1])
         streams.close(receiver)
 
         again = streams.receiver(streamer, "resume", "resumer")
         redelivered = _collect(again, 3)
-        assert [e.run_id for e in redelivered] == ["run-2", "run-3", "run-4"]
-        assert [e.id for e in redelivered] == [e.id for e in events[2:]]
+        assert sorted((e.id, e.run_id) for e in redelivered) == sorted((e.id, e.run_id) for e in events[2:])
+        assert again.receive(10, 0.2) == []
 
     def test_ack_is_cumulative(self, make_event_streamer: EventStreamerFactory, streams: _Streams) -> None:
         """Acking an event commits every event delivered before it too."""
@@ -196,7 +200,7 @@ class EventStreamerSuite:
         streams.close(receiver)
 
         again = streams.receiver(streamer, "cumulative", "acker")
-        assert [e.run_id for e in _collect(again, 1)] == ["run-4"]
+        assert [(e.id, e.run_id) for e in _collect(again, 1)] == [(events[4].id, events[4].run_id)]
         assert again.receive(10, 0.2) == []
 
     def test_receivers_with_different_names_each_get_every_event(
@@ -212,7 +216,7 @@ class EventStreamerSuite:
 
         for receiver in (first, second):
             events = _collect(receiver, 10)
-            assert [e.run_id for e in events] == run_ids
+            assert sorted(e.run_id for e in events) == sorted(run_ids)
             receiver.ack(events[-1])
 
     def test_a_receiver_reads_only_its_topic(

@@ -46,76 +46,11 @@ def _streamers(servers: str, prefix: str, partitions: int) -> Iterator[Callable[
 
 
 class TestKafkaEventStreamer(EventStreamerSuite):
-    """Every case, unchanged, on one-partition topics.
-
-    Several cases expect one order across runs (``run-0`` .. ``run-4`` as sent), which
-    Kafka gives within a partition only. Shards then read the one partition and filter.
-    """
-
-    @pytest.fixture
-    def make_event_streamer(self, kafka_broker: str, kafka_prefix: str) -> Iterator[Callable[..., Any]]:
-        yield from _streamers(kafka_broker, kafka_prefix, partitions=1)
-
-
-class TestKafkaEventStreamerPartitioned(EventStreamerSuite):
-    """Every case on 12-partition topics (the default); shards read only their partitions.
-
-    The three cases that expect one order across runs are restated here with what Kafka
-    promises instead: order per run (per partition), the same events, the same ids.
-    """
+    """Every case, unchanged, on 12-partition topics (the default): shards read only their partitions."""
 
     @pytest.fixture
     def make_event_streamer(self, kafka_broker: str, kafka_prefix: str) -> Iterator[Callable[..., Any]]:
         yield from _streamers(kafka_broker, kafka_prefix, partitions=12)
-
-    def test_receiver_resumes_after_the_last_acked_event(self, make_event_streamer, streams):
-        """A receiver re-created under the same name gets again exactly the events after the last ack."""
-        streamer = make_event_streamer()
-        sender = streams.sender(streamer, "resume")
-        _send(sender, "resume", [f"run-{i}" for i in range(5)])
-
-        receiver = streams.receiver(streamer, "resume", "resumer")
-        events = _collect(receiver, 5)
-        assert sorted(e.run_id for e in events) == [f"run-{i}" for i in range(5)]
-        receiver.ack(events[0])
-        receiver.ack(events[1])
-        streams.close(receiver)
-
-        again = streams.receiver(streamer, "resume", "resumer")
-        redelivered = _collect(again, 3)
-        assert sorted((e.id, e.run_id) for e in redelivered) == sorted((e.id, e.run_id) for e in events[2:])
-        assert again.receive(10, 0.2) == []
-
-    def test_ack_is_cumulative(self, make_event_streamer, streams):
-        """Acking an event commits, on every partition, the events delivered before it."""
-        streamer = make_event_streamer()
-        sender = streams.sender(streamer, "cumulative")
-        _send(sender, "cumulative", [f"run-{i}" for i in range(5)])
-
-        receiver = streams.receiver(streamer, "cumulative", "acker")
-        events = _collect(receiver, 5)
-        assert len(events) == 5
-        receiver.ack(events[3])
-        streams.close(receiver)
-
-        again = streams.receiver(streamer, "cumulative", "acker")
-        assert [e.id for e in _collect(again, 1)] == [events[4].id]
-        assert again.receive(10, 0.2) == []
-
-    def test_receivers_with_different_names_each_get_every_event(self, make_event_streamer, streams):
-        """Cursors are per name: two names each receive the whole topic, spread over partitions."""
-        streamer = make_event_streamer()
-        first = streams.receiver(streamer, "fan-out", "first")
-        second = streams.receiver(streamer, "fan-out", "second")
-        sender = streams.sender(streamer, "fan-out")
-        run_ids = [f"run-{i}" for i in range(10)]
-        _send(sender, "fan-out", run_ids)
-
-        for receiver in (first, second):
-            events = _collect(receiver, 10)
-            assert sorted(e.run_id for e in events) == sorted(run_ids)
-            assert len({e.id % 65536 for e in events}) > 1, "the runs should spread over partitions"
-            receiver.ack(events[-1])
 
 
 def _translate(message: Any) -> ConnectorEvent:
