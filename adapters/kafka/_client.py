@@ -22,6 +22,8 @@ from kafka.structs import TopicPartition
 
 from actorflow.errors import ActorflowError
 
+from .._lifecycle import Shared
+
 __all__ = ["Clients", "KafkaError", "wrap_exceptions"]
 
 logger = logging.getLogger("actorflow.kafka")
@@ -153,10 +155,11 @@ def _track_topic(producer: Any, topic: str) -> None:
         add_topic(topic)
 
 
-class Clients:
+class Clients(Shared):
     """Settings and the shared clients of one adapter (one set of brokers)."""
 
     def __init__(self, bootstrap_servers: str | list[str], options: Mapping[str, Any]) -> None:
+        super().__init__()
         self.servers = bootstrap_servers if isinstance(bootstrap_servers, str) else ",".join(bootstrap_servers)
         if not self.servers.strip():
             msg = "bootstrap_servers must name at least one broker, e.g. 'localhost:9092'"
@@ -168,7 +171,6 @@ class Clients:
         self._admin: Any = None
         self._producer: Any = None
         self._producer_topics: set[str] = set()
-        self._users = 0
         self._reached = False
 
     def _check_reachable(self) -> None:
@@ -253,19 +255,6 @@ class Clients:
             lambda admin: admin.list_group_offsets({group: partitions}).get(group, {}),
         )
         return {tp.partition: meta.offset for tp, meta in found.items() if meta.offset is not None and meta.offset >= 0}
-
-    def attach(self) -> None:
-        """One more supervisor uses these clients."""
-        with self._lock:
-            self._users += 1
-
-    def detach(self) -> None:
-        """One supervisor fewer; at none, flush and close the shared clients."""
-        with self._lock:
-            self._users = max(0, self._users - 1)
-            idle = self._users == 0
-        if idle:
-            self.close()
 
     def close(self) -> None:
         """Flush and close the producer and close the admin (both reopen on next use)."""

@@ -24,6 +24,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from actorflow.errors import ActorflowError
 
+from .._lifecycle import Shared
 from .listener import Listener
 
 __all__ = ["Database", "PostgresAdapter", "PostgresError", "drop_schema", "migrate"]
@@ -162,10 +163,11 @@ def _migrate(conn: psycopg.Connection[Any], schema: str) -> list[int]:
     return applied
 
 
-class Database:
+class Database(Shared):
     """One schema of one PostgreSQL server, shared by the adapters made for it."""
 
     def __init__(self, dsn: str, schema: str, *, max_connections: int = 10) -> None:
+        super().__init__()
         self.dsn = dsn
         self.schema = check_schema(schema)
         self.conninfo = _conninfo(dsn, schema)
@@ -174,7 +176,6 @@ class Database:
         self._lock = threading.Lock()
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
         self._listener: Listener | None = None
-        self._users = 0
 
     @property
     def identity(self) -> tuple[str, str, str]:
@@ -256,19 +257,6 @@ class Database:
         items = payloads() if callable(payloads) else payloads
         for payload in dict.fromkeys(items):
             conn.execute("SELECT pg_notify(%s, %s)", (self.channel, payload))
-
-    def attach(self) -> None:
-        """One more supervisor uses this database."""
-        with self._lock:
-            self._users += 1
-
-    def detach(self) -> None:
-        """One supervisor fewer; at none, close the pool and stop the listener."""
-        with self._lock:
-            self._users = max(0, self._users - 1)
-            idle = self._users == 0
-        if idle:
-            self.close()
 
     def close(self) -> None:
         """Close the pool and stop the listener; the adapters can be opened again later."""

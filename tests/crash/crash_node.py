@@ -11,35 +11,17 @@ through the record store's own API, so the same script serves every backend.
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import os
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryRoleScheduler
 
-
-class Status(enum.IntEnum):
-    STARTED = 1
-    FIRST = 2
-    SECOND = 3
-    DONE = 4
-
-
-@dataclasses.dataclass
-class Item:
-    steps: int = 0
-
-
-def _step(to: Status) -> Any:
-    def step(run: af.Run[Item, Status]) -> Status:
-        run.object.steps += 1
-        return to
-
-    return step
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for three_steps
+from three_steps import Item, Status, counting_step, three_steps
 
 
 def adapters(argv: list[str]) -> tuple[Any, Any, int]:
@@ -61,7 +43,7 @@ def completed(store: Any, runs: int) -> int:
 
 
 def _poisoned(foreign_id: str) -> Any:
-    first = _step(Status.FIRST)
+    first = counting_step(Status.FIRST)
 
     def step(run: af.Run[Item, Status]) -> Status:
         if run.foreign_id == foreign_id:
@@ -73,14 +55,11 @@ def _poisoned(foreign_id: str) -> Any:
 
 def main() -> int:
     streamer, store, runs = adapters(sys.argv[1:])
-    b = af.Builder("crash", Item, Status)
     if "--poison" in sys.argv:
-        poison = sys.argv[sys.argv.index("--poison") + 1]
-        b.add_step(Status.STARTED, _poisoned(poison), Status.FIRST).with_options(pause_after_err_count=3)
+        poisoned = _poisoned(sys.argv[sys.argv.index("--poison") + 1])
+        b = three_steps("crash", parallel=2, first=poisoned, first_pause_after=3)
     else:
-        b.add_step(Status.STARTED, _step(Status.FIRST), Status.FIRST)
-    b.add_step(Status.FIRST, _step(Status.SECOND), Status.SECOND).with_options(parallel_count=2)
-    b.add_step(Status.SECOND, _step(Status.DONE), Status.DONE)
+        b = three_steps("crash", parallel=2)
     wf = b.build(streamer, store, MemoryRoleScheduler(), defaults=af.Options(polling_frequency=0.05))
     if "--trigger" in sys.argv:
         for i in range(runs):

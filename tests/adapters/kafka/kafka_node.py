@@ -9,10 +9,9 @@ to LOG as "<group> <topic> <partition> <offset>", so a test can see where a rest
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -23,25 +22,8 @@ from actorflow.adapters.kafka.streamer import event_position
 from actorflow.adapters.memory import MemoryRoleScheduler
 from actorflow.adapters.postgres import PostgresRecordStore
 
-
-class Status(enum.IntEnum):
-    STARTED = 1
-    FIRST = 2
-    SECOND = 3
-    DONE = 4
-
-
-@dataclasses.dataclass
-class Item:
-    steps: int = 0
-
-
-def _step(to: Status) -> Any:
-    def step(run: af.Run[Item, Status]) -> Status:
-        run.object.steps += 1
-        return to
-
-    return step
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/, for three_steps
+from three_steps import three_steps
 
 
 class LoggingStreamer(KafkaEventStreamer):
@@ -68,10 +50,7 @@ class LoggingStreamer(KafkaEventStreamer):
 
 def main() -> int:
     servers, prefix, dsn, schema, runs, log = sys.argv[1:7]
-    b = af.Builder("restart", Item, Status)
-    b.add_step(Status.STARTED, _step(Status.FIRST), Status.FIRST)
-    b.add_step(Status.FIRST, _step(Status.SECOND), Status.SECOND).with_options(parallel_count=2)
-    b.add_step(Status.SECOND, _step(Status.DONE), Status.DONE)
+    b = three_steps("restart", parallel=2)
     streamer = LoggingStreamer(servers, prefix, partitions=4)
     streamer.log_path = log
     store = PostgresRecordStore(dsn, schema=schema)

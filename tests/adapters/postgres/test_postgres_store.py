@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import threading
 import time
 from datetime import UTC, datetime
 
 import psycopg
 import pytest
+from three_steps import Item, Status, three_steps
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryRoleScheduler
@@ -20,31 +19,6 @@ from actorflow.adapters.postgres import (
     PostgresTimeoutStore,
     migrate,
 )
-
-
-class Status(enum.IntEnum):
-    STARTED = 1
-    FIRST = 2
-    SECOND = 3
-    DONE = 4
-
-
-@dataclasses.dataclass
-class Item:
-    id: str = ""
-    steps: int = 0
-
-
-def three_steps(name: str = "pg") -> af.Builder[Item, Status]:
-    b = af.Builder(name, Item, Status)
-    for frm, to in ((Status.STARTED, Status.FIRST), (Status.FIRST, Status.SECOND), (Status.SECOND, Status.DONE)):
-
-        def step(run: af.Run[Item, Status], to: Status = to) -> Status:
-            run.object.steps += 1
-            return to
-
-        b.add_step(frm, step, to)
-    return b
 
 
 @pytest.fixture
@@ -116,7 +90,7 @@ def test_error_counts_survive_reopening(pg_dsn, pg_schema):
 
 def test_direct_publishing_needs_no_outbox_relay(adapters):
     streamer, store, _ = adapters
-    wf = three_steps().build(streamer, store, MemoryRoleScheduler())
+    wf = three_steps("pg").build(streamer, store, MemoryRoleScheduler())
     assert wf.publishes_directly
     wf.run()
     try:
@@ -132,7 +106,7 @@ def test_another_databases_streamer_goes_through_the_outbox(pg_dsn, pg_schema, m
     store = PostgresRecordStore(pg_dsn, schema=pg_schema)
     streamer = PostgresEventStreamer(pg_dsn, schema=make_pg_schema())
     try:
-        wf = three_steps().build(streamer, store, MemoryRoleScheduler())
+        wf = three_steps("pg").build(streamer, store, MemoryRoleScheduler())
         assert not wf.publishes_directly
         wf.run()
         try:
@@ -149,7 +123,7 @@ def test_another_databases_streamer_goes_through_the_outbox(pg_dsn, pg_schema, m
 def test_an_unreadable_record_is_reported_and_skipped(adapters, pg_dsn, pg_schema):
     """A foreign row (run_state 99) makes lookup raise CorruptRecord; the engine skips its event."""
     streamer, store, _ = adapters
-    wf = three_steps().build(streamer, store, MemoryRoleScheduler())
+    wf = three_steps("pg").build(streamer, store, MemoryRoleScheduler())
     good = wf.trigger("good", Item("good"))
     bad = wf.trigger("bad", Item("bad"))
     with _raw(pg_dsn, pg_schema) as conn:
@@ -167,7 +141,7 @@ def test_an_unreadable_record_is_reported_and_skipped(adapters, pg_dsn, pg_schem
 def test_every_run_finishes_when_the_server_cuts_every_connection(adapters, pg_dsn, pg_schema):
     """pg_terminate_backend on all of the node's sessions, three times, while runs are in flight."""
     streamer, store, _ = adapters
-    wf = three_steps().build(streamer, store, MemoryRoleScheduler())
+    wf = three_steps("pg").build(streamer, store, MemoryRoleScheduler())
     registry = __import__("prometheus_client").CollectorRegistry()
     policy = af.RestartPolicy(initial=0.05, maximum=0.5, jitter=0.05)
     runs = [(f"r{i}", wf.trigger(f"r{i}", Item(f"r{i}"))) for i in range(300)]
