@@ -13,6 +13,8 @@ class Shared(abc.ABC):
 
     `Supervisor.start` attaches and `Supervisor.stop` detaches; when the last user
     detaches, `close` releases everything (the holder reopens lazily if used again).
+    Attaching also checks the server can be reached (`open`), so a wrong address
+    fails the supervisor's start with the reason instead of surfacing later as crashes.
     """
 
     def __init__(self) -> None:
@@ -20,7 +22,8 @@ class Shared(abc.ABC):
         self._users_lock = threading.Lock()
 
     def attach(self) -> None:
-        """One more supervisor uses this."""
+        """One more supervisor uses this; raises when the server cannot be reached."""
+        self.open()
         with self._users_lock:
             self._users += 1
 
@@ -31,6 +34,10 @@ class Shared(abc.ABC):
             idle = self._users == 0
         if idle:
             self.close()
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Connect now (idempotent), raising the adapter's error when it cannot."""
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -115,3 +115,35 @@ def test_bench_appends_its_figures(tmp_path: Path):
     assert "## " in text
     assert "transitions/s" in text
     assert "p50" in text
+
+
+def test_demo_serve_keeps_the_metrics_up_until_interrupted(tmp_path: Path):
+    """`actorflow demo --serve` finishes the runs, keeps /metrics up, and stops cleanly on Ctrl-C."""
+    import re
+    import urllib.request
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actorflow.cli", "demo", "--runs", "50", "--serve"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = None
+        for line in proc.stdout:
+            found = re.search(r"http://127\.0\.0\.1:(\d+)/metrics", line)
+            if found:
+                port = int(found.group(1))
+            if "serving metrics" in line:
+                break
+        assert port is not None
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        assert 'workflow_run_state_changes{current_run_state="Completed"' in text
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err

@@ -238,13 +238,18 @@ class Supervisor:
         self._detach()
 
     def _attach(self) -> None:
+        """Attach to every adapter that holds resources; a server that is away fails the start."""
         seen: set[int] = set()
-        for wf in self.workflows:
-            for adapter in (wf.event_streamer, wf.record_store, wf.role_scheduler, wf.timeout_store):
-                if isinstance(adapter, Attachable) and id(adapter) not in seen:
-                    seen.add(id(adapter))
-                    adapter.attach()
-                    self._attached.append(adapter)
+        try:
+            for wf in self.workflows:
+                for adapter in (wf.event_streamer, wf.record_store, wf.role_scheduler, wf.timeout_store):
+                    if isinstance(adapter, Attachable) and id(adapter) not in seen:
+                        seen.add(id(adapter))
+                        adapter.attach()
+                        self._attached.append(adapter)
+        except BaseException:
+            self._detach()
+            raise
 
     def _detach(self) -> None:
         attached, self._attached = self._attached, []

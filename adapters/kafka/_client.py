@@ -173,6 +173,10 @@ class Clients(Shared):
         self._producer_topics: set[str] = set()
         self._reached = False
 
+    def open(self) -> None:
+        """Check now that a broker answers: an unreachable one fails here, with its address."""
+        self._check_reachable()
+
     def _check_reachable(self) -> None:
         if not self._reached:
             timeout = self.config(kafka.KafkaConsumer, {})["bootstrap_timeout_ms"] / 1000

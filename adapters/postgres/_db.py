@@ -212,6 +212,10 @@ class Database(Shared):
                 self._pool = pool
             return self._pool
 
+    def open(self) -> None:
+        """Connect (and migrate) now: a wrong DSN or an unreachable server fails here."""
+        self.pool()
+
     def run(self, what: str, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
         """``fn(conn)`` on a pooled connection (autocommit), errors wrapped as `PostgresError`.
 

@@ -136,3 +136,23 @@ def test_a_broker_that_does_not_speak_kafka_is_an_error_within_the_bootstrap_tim
             streamer.new_sender("orders-1")
         assert time.monotonic() - started < 5
         streamer.close()
+
+
+def test_a_supervisor_on_an_unreachable_broker_fails_to_start_with_the_address(tmp_path):
+    """start() checks the broker (Attachable.attach): the error names the address; nothing keeps running."""
+    from three_steps import three_steps
+
+    from actorflow.adapters.kafka import KafkaError, KafkaEventStreamer
+    from actorflow.adapters.sqlite import SqliteRecordStore
+
+    store = SqliteRecordStore(tmp_path / "away.db")
+    wf = three_steps("away").build(KafkaEventStreamer("127.0.0.1:1"), store, MemoryRoleScheduler())
+    sup = af.Supervisor([wf])
+    started = time.monotonic()
+    try:
+        with pytest.raises(KafkaError, match="127.0.0.1:1"):
+            sup.start()
+        assert time.monotonic() - started < 15
+        assert not sup.running
+    finally:
+        store.close()

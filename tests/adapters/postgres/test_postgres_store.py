@@ -212,3 +212,16 @@ def test_the_db_migrate_command(pg_dsn, pg_schema):
     )
     assert bad.returncode != 0
     assert "cannot connect to PostgreSQL" in bad.stderr
+
+
+def test_a_supervisor_on_an_unreachable_server_fails_to_start_with_the_reason():
+    """No hang and no crash loop: start() raises the connection failure and leaves nothing running."""
+    dsn = "postgresql://postgres@127.0.0.1:1/test"
+    wf = three_steps("away").build(PostgresEventStreamer(dsn), PostgresRecordStore(dsn), MemoryRoleScheduler())
+    sup = af.Supervisor([wf])
+    started = time.monotonic()
+    with pytest.raises(PostgresError, match="cannot connect to PostgreSQL"):
+        sup.start()
+    assert time.monotonic() - started < 15
+    assert not sup.running
+    assert wf.states() == {}
