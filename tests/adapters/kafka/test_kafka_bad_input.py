@@ -150,7 +150,7 @@ def test_a_supervisor_on_an_unreachable_broker_fails_to_start_with_the_address(t
     sup = af.Supervisor([wf])
     started = time.monotonic()
     try:
-        with pytest.raises(KafkaError, match="127.0.0.1:1"):
+        with pytest.raises(KafkaError, match=r"127\.0\.0\.1:1"):
             sup.start()
         assert time.monotonic() - started < 15
         assert not sup.running
