@@ -45,7 +45,7 @@ from actorflow.runstate import RunState
 from actorflow.runtime.restart import RestartPolicy
 from actorflow.runtime.state import ProcessState
 from actorflow.runtime.supervisor import Supervisor
-from actorflow.specs import duration_timer, time_timer
+from actorflow.specs import TimerFunc, duration_timer, time_timer
 from actorflow.visualise import mermaid
 from actorflow.workflow import Workflow
 
@@ -94,6 +94,7 @@ __all__ = [
     "TimeoutNotFound",
     "TimeoutRecord",
     "TimeoutStore",
+    "TimerFunc",
     "TypedRecord",
     "UnknownStatus",
     "VersionConflict",

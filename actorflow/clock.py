@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "FakeClock", "SystemClock", "to_seconds"]
+__all__ = ["AdapterClock", "Clock", "FakeClock", "SystemClock", "to_seconds"]
 
 
 @runtime_checkable
@@ -86,6 +86,35 @@ class FakeClock:
                 if remaining <= 0:
                     return
                 self._cond.wait(remaining)
+
+
+class AdapterClock:
+    """The clock an adapter stamps times with: its own if given, else its first workflow's.
+
+    Event times must come from the workflow's clock (the lag and paused-run retry compare
+    them with it), so a fake clock works with every adapter even when the user passes it
+    only to ``build()``: the workflow lends its clock (`lend`) to the adapters it is built
+    on, and an adapter made without a clock of its own takes the first one lent. Until
+    then, and when made with a clock, the adapter keeps its own.
+    """
+
+    def __init__(self, own: Clock | None = None) -> None:
+        self._clock: Clock = own if own is not None else SystemClock()
+        self._settled = own is not None
+
+    def lend(self, clock: Clock) -> None:
+        """Use ``clock`` from now on, unless a clock was given or lent before."""
+        if not self._settled:
+            self._clock = clock
+            self._settled = True
+
+    def now(self) -> datetime:
+        """The time by the adapter's clock."""
+        return self._clock.now()
+
+    def wait_until(self, deadline: datetime, *, timeout: float) -> None:
+        """Wait on the adapter's clock."""
+        self._clock.wait_until(deadline, timeout=timeout)
 
 
 def to_seconds(value: float | timedelta) -> float:

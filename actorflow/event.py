@@ -59,13 +59,19 @@ class Event:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ConnectorEvent:
-    """An event from an external stream, handed to a connector function."""
+    """An event from an external stream, handed to a connector function.
+
+    ``malformed`` says why the adapter could not read the message ("" when it could):
+    the connector process then reports and counts it (``actorflow_malformed_events``)
+    and moves past it instead of calling the connector function.
+    """
 
     id: str
     foreign_id: str
     type: str = ""
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
     created_at: datetime | None = None
+    malformed: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -40,7 +40,8 @@ class Options:
         polling_frequency: idle poll interval for adapters that cannot push (seconds).
         err_backoff: wait after a step error before retrying the event (seconds).
         lag: handle an event only once it is at least this old (seconds).
-        lag_alert: raise ``workflow_process_lag_alert`` past this lag; 0 disables it.
+        lag_alert: raise ``workflow_process_lag_alert`` past this lag; 0 disables it
+            (unset with a ``lag``: 30 minutes plus the lag, as the original).
         pause_after_err_count: pause a run after this many step errors; 0 never pauses.
     """
 
@@ -93,8 +94,15 @@ class Options:
         return merged
 
     def resolve(self) -> ResolvedOptions:
-        """Every value decided: given ones, else the original's defaults."""
-        return dataclasses.replace(_DEFAULTS, **self._set)
+        """Every value decided: given ones, else the original's defaults.
+
+        As the original's ``ConsumeLag``: a lag given without a lag alert moves the alert
+        to the default alert plus the lag, so a step that waits as told does not alert.
+        """
+        values = dict(self._set)
+        if values.get("lag") and "lag_alert" not in values:
+            values["lag_alert"] = _DEFAULTS.lag_alert + values["lag"]
+        return dataclasses.replace(_DEFAULTS, **values)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name not in ResolvedOptions.__dataclass_fields__:

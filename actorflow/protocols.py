@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
+from actorflow.clock import Clock
 from actorflow.event import ConnectorEvent, Event, OutboxEvent
 from actorflow.record import Record
 from actorflow.runstate import RunState
@@ -22,6 +23,7 @@ __all__ = [
     "Attachable",
     "BatchLookup",
     "BatchStore",
+    "ClockBorrower",
     "ConnectorConstructor",
     "ConnectorConsumer",
     "DirectPublisher",
@@ -32,6 +34,7 @@ __all__ = [
     "InFlightLog",
     "Lease",
     "OutboxWaiter",
+    "PartitionedReceiver",
     "ReceiverOptions",
     "RecordFilter",
     "RecordStore",
@@ -52,7 +55,8 @@ class ReceiverOptions:
         poll_frequency: how often to poll when the adapter cannot be woken (seconds).
         stream_from_latest: start at the head if the receiver name has no cursor yet.
         shard: the 0-based shard this receiver serves; an adapter that can should
-            deliver only events with ``shard_of(event.run_id, shard_count) == shard``.
+            deliver only events with ``shard_of(event.run_id, shard_count) == shard``
+            (or, as a `PartitionedReceiver`, the share its own partitions make).
         shard_count: how many shards share the topic (1 = no sharding).
     """
 
@@ -97,6 +101,23 @@ class EventReceiver(Protocol):
 
     def close(self) -> None:
         """Release the receiver; unacknowledged events are delivered again next time."""
+        ...
+
+
+@runtime_checkable
+class PartitionedReceiver(Protocol):
+    """A receiver (or connector consumer) whose shard's share is the adapter's own partitions (Kafka's).
+
+    Shard i of n reading only its partitions covers every event with the other shards,
+    whichever producer placed it (a Go service's partitioner included). The consumer
+    then handles every event it is given instead of re-filtering by
+    ``shard_of(run_id)``, which would drop the events another producer's partitioner
+    put on this shard's partitions. One run's events still meet one shard as long as
+    one producer places them; the version check keeps transitions exactly-once if not.
+    """
+
+    def partitioned(self) -> bool:
+        """True when this receiver delivers exactly its partitions' events (no re-filter)."""
         ...
 
 
@@ -252,7 +273,12 @@ class Attachable(Protocol):
 
 @runtime_checkable
 class Snapshots(Protocol):
-    """A record store that keeps every stored version of a run (for await and tests)."""
+    """A record store that keeps every stored version of a run (for await and tests).
+
+    Without it, `Workflow.await_status` sees only the versions it reads while it waits
+    (and those this process wrote): a status the run passed through, on another node,
+    before the wait began is missed. Every store shipped with actorflow has it.
+    """
 
     def snapshots(self, run_id: str) -> builtins.list[Record]:
         """Every stored version of the run, oldest first (empty when unknown)."""
@@ -260,8 +286,26 @@ class Snapshots(Protocol):
 
 
 @runtime_checkable
+class ClockBorrower(Protocol):
+    """An adapter that stamps times itself (an event's ``created_at``).
+
+    A workflow lends it the workflow's clock when it is built on it, so that a fake
+    clock given to ``build()`` moves event times too (see `actorflow.clock.AdapterClock`).
+    """
+
+    def use_clock(self, clock: Clock) -> None:
+        """Stamp times with ``clock``, unless the adapter was given or lent one before."""
+        ...
+
+
+@runtime_checkable
 class ErrorCounter(Protocol):
-    """Counts step errors per (process, run), toward ``pause_after_err_count``."""
+    """Counts step errors per (process, run), toward ``pause_after_err_count``.
+
+    A record store that is one must also forget a run's counts when it stores a new
+    version of the run (every earlier count is then stale: the engine counts per visit),
+    so that counts left by a node that died do not stay forever.
+    """
 
     def add_error(self, process: str, run_id: str) -> int:
         """Count one more error; returns the count so far."""

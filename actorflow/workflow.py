@@ -29,6 +29,7 @@ from actorflow.options import Options, OutboxOptions
 from actorflow.protocols import (
     BatchLookup,
     BatchStore,
+    ClockBorrower,
     DirectPublisher,
     ErrorCounter,
     InFlightLog,
@@ -113,6 +114,8 @@ class Workflow(Generic[T, S]):
         self.record_store = record_store
         self.role_scheduler = role_scheduler
         self.timeout_store = timeout_store
+        if isinstance(event_streamer, ClockBorrower):
+            event_streamer.use_clock(config.clock)  # event times by the workflow's clock
         self.schedules: list[ScheduleSpec[T]] = []
         self._batch_store: BatchStore | None = record_store if isinstance(record_store, BatchStore) else None
         self._batch_lookup: BatchLookup | None = record_store if isinstance(record_store, BatchLookup) else None
@@ -205,7 +208,8 @@ class Workflow(Generic[T, S]):
 
         Returns the run as it was at that status. A pause, cancel or other run-state
         change never satisfies the wait. Raises `AwaitTimeout` (a `TimeoutError`) after
-        ``timeout`` seconds.
+        ``timeout`` seconds. "Has been" needs a store with `Snapshots` (every shipped
+        store); over a store without them only the versions seen while waiting count.
         """
         self.graph.require(int(status))
         target = int(status)
@@ -250,7 +254,11 @@ class Workflow(Generic[T, S]):
         """
         self.graph.require(int(status))
         data = b"" if payload is None else payload
-        for spec in self.config.callbacks.get(int(status), ()):
+        specs = self.config.callbacks.get(int(status), ())
+        if not specs:
+            self.record_store.latest(self.name, foreign_id)  # an unknown foreign id still raises
+            return
+        for spec in specs:
             record = self.record_store.latest(self.name, foreign_id)
             if record.status != int(status) or record.run_state.stopped:
                 return

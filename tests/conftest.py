@@ -53,12 +53,16 @@ class Stack:
     """A named way to make adapters; the adapters it made are closed after the test."""
 
     name: str
-    factory: Callable[[af.Clock], Adapters]
+    factory: Callable[[af.Clock | None], Adapters]
     made: list[Adapters] = dataclasses.field(default_factory=list)
 
     def make(self, clock: af.Clock | None = None) -> Adapters:
-        """Fresh adapters of this stack (sharing one database when the stack has one)."""
-        adapters = self.factory(clock or af.SystemClock())
+        """Fresh adapters of this stack (sharing one database when the stack has one).
+
+        Without ``clock`` the event streamer gets none: it stamps events with the clock
+        of the first workflow built on it (so the suite proves the workflow lends it).
+        """
+        adapters = self.factory(clock)
         self.made.append(adapters)
         return adapters
 
@@ -67,7 +71,7 @@ class Stack:
     ) -> af.Workflow[Any, Any]:
         """Build ``builder`` on fresh adapters of this stack."""
         clock = clock or af.SystemClock()
-        adapters = self.make(clock)
+        adapters = self.make()
         kwargs.setdefault("timeout_store", adapters.timeout_store)
         return builder.build(
             adapters.event_streamer,
@@ -81,14 +85,14 @@ class Stack:
 # Each stack: a function of (clock, request) making adapters. Within one test every call
 # shares one database (like several processes on one server); server stacks skip, or
 # fail when ACTORFLOW_REQUIRE_SERVICES=1, when their server is missing.
-StackFactory = Callable[[af.Clock, pytest.FixtureRequest], Adapters]
+StackFactory = Callable[[af.Clock | None, pytest.FixtureRequest], Adapters]
 
 
-def _memory(clock: af.Clock, _request: pytest.FixtureRequest) -> Adapters:
+def _memory(clock: af.Clock | None, _request: pytest.FixtureRequest) -> Adapters:
     return Adapters(MemoryEventStreamer(clock=clock), MemoryRecordStore(), MemoryRoleScheduler(), MemoryTimeoutStore())
 
 
-def _sqlite(clock: af.Clock, request: pytest.FixtureRequest) -> Adapters:
+def _sqlite(clock: af.Clock | None, request: pytest.FixtureRequest) -> Adapters:
     """SQLite adapters on the test's own file; every call in one test shares it (one node's roles in memory)."""
     from actorflow.adapters.sqlite import SqliteEventStreamer, SqliteRecordStore, SqliteTimeoutStore
 
@@ -101,7 +105,7 @@ def _sqlite(clock: af.Clock, request: pytest.FixtureRequest) -> Adapters:
     )
 
 
-def _postgres(clock: af.Clock, request: pytest.FixtureRequest) -> Adapters:
+def _postgres(clock: af.Clock | None, request: pytest.FixtureRequest) -> Adapters:
     from actorflow.adapters.postgres import PostgresEventStreamer, PostgresRecordStore, PostgresTimeoutStore
 
     dsn = request.getfixturevalue("pg_dsn")
@@ -114,7 +118,7 @@ def _postgres(clock: af.Clock, request: pytest.FixtureRequest) -> Adapters:
     )
 
 
-def _kafka(clock: af.Clock, request: pytest.FixtureRequest) -> Adapters:
+def _kafka(clock: af.Clock | None, request: pytest.FixtureRequest) -> Adapters:
     """Kafka (the session's Tansu broker, a topic prefix per test) for events; PostgreSQL for records and timeouts.
 
     One partition per topic: some feature tests rely on one delivery order across runs

@@ -59,6 +59,12 @@ class Process(abc.ABC):
     def stop(self) -> None:  # noqa: B027 - optional hook
         """The role was lost or the node stops: release everything (idempotent)."""
 
+    def observe_lag(self, age: float) -> None:
+        """Report how old the event being handled is (seconds), and whether that is past the alert."""
+        self.metrics.lag.set(age)
+        if self.options.lag_alert > 0:
+            self.metrics.lag_alert.set(1 if age > self.options.lag_alert else 0)
+
     def back_off(self, seconds: float) -> None:
         """Pause this process's work for ``seconds`` (a failed event waits, holding its place)."""
         self._retry_at = time.monotonic() + seconds

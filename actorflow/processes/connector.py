@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from actorflow.event import ConnectorEvent, shard_of
 from actorflow.processes.base import Process, logger
 from actorflow.processes.consumer import BATCH_SIZE
-from actorflow.protocols import ConnectorConsumer, ReceiverOptions
+from actorflow.protocols import ConnectorConsumer, PartitionedReceiver, ReceiverOptions
 
 if TYPE_CHECKING:
     from actorflow.specs import ConnectorSpec
@@ -36,13 +36,17 @@ class ConnectorProcess(Process):
         self.shard_count = shard_count
         self._consumer: ConnectorConsumer | None = None
         self._pending: list[ConnectorEvent] = []
+        self._refilter = True
 
     def start(self) -> None:
         """Make the consumer for this shard."""
         options = ReceiverOptions(
             poll_frequency=self.options.polling_frequency, shard=self.shard, shard_count=self.shard_count
         )
-        self._consumer = self.spec.constructor.make(self.role, options)
+        consumer = self.spec.constructor.make(self.role, options)
+        # A partitioned consumer's share is its partitions (see `PartitionedReceiver`).
+        self._refilter = not (isinstance(consumer, PartitionedReceiver) and consumer.partitioned())
+        self._consumer = consumer
 
     def stop(self) -> None:
         """Close the consumer."""
@@ -64,6 +68,7 @@ class ConnectorProcess(Process):
         lag = timedelta(seconds=self.options.lag)
         for index, event in enumerate(events):
             if not self.holding():
+                self._pending = events  # nothing acknowledged: redo them if the lease comes back
                 return
             if lag and event.created_at is not None and event.created_at + lag > self.wf.clock.now():
                 self._pending = events[index:]
@@ -78,11 +83,16 @@ class ConnectorProcess(Process):
             consumer.ack(done)
 
     def _handle(self, event: ConnectorEvent) -> bool:
-        if self.shard_count > 1 and shard_of(connector_key(event), self.shard_count) != self.shard:
+        if event.malformed:
+            self.metrics.malformed.inc()
+            self.metrics.skipped("malformed event")
+            logger.error("%s: malformed connector event %s skipped: %s", self.name, event.id, event.malformed)
+            return True
+        if self.shard_count > 1 and self._refilter and shard_of(connector_key(event), self.shard_count) != self.shard:
             self.metrics.skipped("filtered out")
             return True
         if event.created_at is not None:
-            self.metrics.lag.set((self.wf.clock.now() - event.created_at).total_seconds())
+            self.observe_lag((self.wf.clock.now() - event.created_at).total_seconds())
         started = time.perf_counter()
         try:
             self.spec.fn(self.wf, event)

@@ -18,7 +18,7 @@ from actorflow import transitions
 from actorflow.errors import CorruptRecord, RecordNotFound
 from actorflow.event import Event, Header, shard_of
 from actorflow.processes.base import Process, logger
-from actorflow.protocols import EventReceiver, InFlightLog, ReceiverOptions
+from actorflow.protocols import EventReceiver, InFlightLog, PartitionedReceiver, ReceiverOptions
 from actorflow.record import Record
 from actorflow.runstate import RunState
 from actorflow.transitions import Write
@@ -78,6 +78,7 @@ class EventConsumer(Process):
         self.erroring: dict[str, str] = {}
         # Runs this role's previous holder was handling when it died (see InFlightLog).
         self._suspects: set[str] = set()
+        self._refilter = True
 
     @abc.abstractmethod
     def handle(self, event: Event) -> Outcome:
@@ -102,7 +103,10 @@ class EventConsumer(Process):
         )
         log = self._in_flight_log()
         self._suspects = set(log.unfinished_batch(self.role)) if log is not None else set()
-        self._receiver = self.wf.event_streamer.new_receiver(self.topic, self.role, options)
+        receiver = self.wf.event_streamer.new_receiver(self.topic, self.role, options)
+        # A partitioned receiver's share is its partitions, whoever placed the events there.
+        self._refilter = not (isinstance(receiver, PartitionedReceiver) and receiver.partitioned())
+        self._receiver = receiver
 
     def stop(self) -> None:
         """Close the receiver; events not yet acknowledged are delivered again."""
@@ -181,13 +185,18 @@ class EventConsumer(Process):
         lag = self.options.lag
         for index, event in enumerate(events):
             if not self.holding():
-                return  # nothing committed or acknowledged: the new holder redoes them
+                # Nothing committed or acknowledged. Keep the batch: the receiver's position
+                # is past it, so dropping it would let a later ack skip it if the lease is
+                # renewed; if the role is lost instead, stop() drops it and the next holder
+                # reads it again from the durable cursor.
+                self._pending = events
+                return
             now = self.wf.clock.now()
             if lag and event.created_at + timedelta(seconds=lag) > now:
                 self._pending = events[index:]
                 self._lag_until = event.created_at + timedelta(seconds=lag)
                 break
-            self._observe_lag(now, event)
+            self.observe_lag((now - event.created_at).total_seconds())
             started = time.perf_counter()
             outcome = self._filter(event) or self.handle(event)
             self.metrics.latency.observe(time.perf_counter() - started)
@@ -204,7 +213,7 @@ class EventConsumer(Process):
             done = event
         if writes:
             if not self.holding():
-                self._pending = []
+                self._pending = events  # as above: redo the whole batch if the lease comes back
                 return
             for write, error in zip(writes, transitions.commit(self.wf, writes), strict=True):
                 if error is None:
@@ -215,18 +224,12 @@ class EventConsumer(Process):
         if done is not None:
             receiver.ack(done)
 
-    def _observe_lag(self, now: Any, event: Event) -> None:
-        age = (now - event.created_at).total_seconds()
-        self.metrics.lag.set(age)
-        if self.options.lag_alert > 0:
-            self.metrics.lag_alert.set(1 if age > self.options.lag_alert else 0)
-
     def _filter(self, event: Event) -> Skipped | None:
         if event.malformed:
             self.metrics.malformed.inc()
             logger.error("%s: malformed event %s on %s skipped: %s", self.name, event.id, self.topic, event.malformed)
             return Skipped("malformed event")
-        if self.shard_count > 1 and shard_of(event.run_id, self.shard_count) != self.shard:
+        if self.shard_count > 1 and self._refilter and shard_of(event.run_id, self.shard_count) != self.shard:
             return Skipped("filtered out")
         if self.run_state_filter is not None:
             state = event.headers.get(Header.RUN_STATE)

@@ -9,11 +9,14 @@ rows, which consumers absorb by version. A store that can wake the relay
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from actorflow.processes.base import Process
+from actorflow.errors import ActorflowError
+from actorflow.processes.base import Process, logger
 
 if TYPE_CHECKING:
+    from actorflow.event import OutboxEvent
     from actorflow.metrics import ProcessMetrics
     from actorflow.options import OutboxOptions, ResolvedOptions
     from actorflow.protocols import EventSender
@@ -44,6 +47,15 @@ class OutboxRelay(Process):
         for sender in senders.values():
             sender.close()
 
+    def _drop_senders(self) -> None:
+        """Forget the senders after a failure (they may hold unsent events; the rows stay)."""
+        senders, self._senders = self._senders, {}
+        for sender in senders.values():
+            try:
+                sender.close()
+            except Exception:  # noqa: BLE001 - already failing; the rows are relayed again
+                logger.debug("%s: closing a sender after a failure failed", self.name, exc_info=True)
+
     def tick(self, budget: float) -> None:
         """Relay one batch, or wait for one."""
         if self.backing_off(budget):
@@ -58,6 +70,27 @@ class OutboxRelay(Process):
                 time.sleep(min(budget, self.outbox.polling_frequency))
             return
         started = time.perf_counter()
+        try:
+            self._relay(rows)
+        except ActorflowError as exc:
+            # The streamer or the store is unreachable (an adapter error): as the original,
+            # wait the outbox's err_backoff and relay the same rows again; nothing was
+            # deleted that was not acknowledged. Other errors crash the actor (restarted).
+            logger.warning("%s/%s: relaying the outbox failed: %s", self.wf.name, self.name, exc)
+            self.metrics.error()
+            self._drop_senders()
+            self.back_off(self.outbox.err_backoff)
+            return
+        now = self.wf.clock.now()
+        age = (now - rows[0].created_at).total_seconds()
+        self.metrics.lag.set(age)
+        if self.outbox.lag_alert > 0:
+            self.metrics.lag_alert.set(1 if age > self.outbox.lag_alert else 0)
+        self.metrics.latency.observe((time.perf_counter() - started) / len(rows))
+
+    def _relay(self, rows: Sequence[OutboxEvent]) -> None:
+        """Send ``rows``, wait until every one is acknowledged, then delete them."""
+        store = self.wf.record_store
         used: dict[str, EventSender] = {}
         for row in rows:
             sender = self._senders.get(row.topic)
@@ -74,9 +107,3 @@ class OutboxRelay(Process):
         else:
             for row in rows:
                 store.delete_outbox_event(row.id)
-        now = self.wf.clock.now()
-        age = (now - rows[0].created_at).total_seconds()
-        self.metrics.lag.set(age)
-        if self.outbox.lag_alert > 0:
-            self.metrics.lag_alert.set(1 if age > self.outbox.lag_alert else 0)
-        self.metrics.latency.observe((time.perf_counter() - started) / len(rows))

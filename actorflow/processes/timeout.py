@@ -72,27 +72,32 @@ class TimeoutPoller(Process):
         for timeout in self.store.list_valid(self.wf.name, int(self.spec.status), now):
             if not self.holding():
                 return
-            self._fire(timeout, now)
+            if not self._fire(timeout, now):
+                # As the original: a failing timeout function backs the poller off for
+                # err_backoff, then this timeout (still valid) is tried first again.
+                self.back_off(self.options.err_backoff)
+                return
         clock.wait_until(now + timedelta(seconds=self.options.polling_frequency), timeout=budget)
 
-    def _fire(self, timeout: TimeoutRecord, now: Any) -> None:
+    def _fire(self, timeout: TimeoutRecord, now: Any) -> bool:
+        """Fire (or drop) one expired timeout; False when the user's function failed."""
         try:
             record = self.wf.record_store.lookup(timeout.run_id)
         except RecordNotFound:
             self._cancel(timeout)
-            return
+            return True
         except CorruptRecord as exc:
             self.metrics.malformed.inc()
             logger.error(
                 "%s: run %s cannot be read; timeout %s dropped: %s", self.name, timeout.run_id, timeout.id, exc
             )
             self.store.complete(timeout.id)
-            return
+            return True
         if record.status != timeout.status or record.run_state.finished:
             self._cancel(timeout)
-            return
+            return True
         if record.run_state.stopped:
-            return  # paused: the timeout fires once the run is resumed
+            return True  # paused: the timeout fires once the run is resumed
         for pair in self.spec.pairs:
             try:
                 run = transitions.build_run(self.wf, record)
@@ -102,19 +107,20 @@ class TimeoutPoller(Process):
                 self.metrics.error()
                 with contextlib.suppress(VersionConflict):  # the run moved meanwhile
                     self.wf._step_failed(self.name, record, self.options.pause_after_err_count)  # noqa: SLF001
-                return  # the timeout stays valid and is tried again next poll
+                return False  # the timeout stays valid and is tried again after the back-off
             if write is None:
                 continue
             try:
                 transitions.store(self.wf, write)
             except VersionConflict:
-                return  # the run moved meanwhile; the next poll sees where it is
+                return True  # the run moved meanwhile; the next poll sees where it is
             self.wf.error_counter.clear_errors(transitions.error_key(self.name, record), record.run_id)
             break
         else:
             self.metrics.skipped("next value specified skip")
         # Fired, or every function skipped: either way it must not fire again.
         self.store.complete(timeout.id)
+        return True
 
     def _cancel(self, timeout: TimeoutRecord) -> None:
         with contextlib.suppress(TimeoutNotFound):

@@ -1,12 +1,22 @@
-"""Rows <-> records and timeouts, filter clauses, header encoding, for both SQL adapters."""
+"""Rows <-> records, timeouts, outbox rows and events, filter clauses, header encoding.
+
+Both SQL adapters read their rows through these functions, so a row one of them can
+not read is treated the same way by the other: an unreadable record is `CorruptRecord`
+for a lookup and skipped (with a warning) in a list, an unreadable timeout is skipped,
+an unreadable outbox row is reported for deletion, an unreadable event is handed over
+as malformed.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from actorflow.errors import CorruptRecord
+from actorflow.event import Event, OutboxEvent
 from actorflow.protocols import RecordFilter, TimeoutRecord
 from actorflow.record import Record, RecordMeta
 from actorflow.runstate import RunState
@@ -17,9 +27,15 @@ __all__ = [
     "decode_headers",
     "decode_run_ids",
     "encode_headers",
+    "event_from_row",
     "filter_clause",
+    "outbox_from_rows",
+    "read_record",
+    "readable_records",
+    "readable_timeouts",
     "record_from_row",
     "record_params",
+    "records_by_run",
     "timeout_from_row",
 ]
 
@@ -45,8 +61,11 @@ TimeIn = Callable[[Any], datetime]
 
 
 def _same(value: Any) -> datetime:
-    result: datetime = value
-    return result
+    """``value`` if the driver read it as a time (PostgreSQL), else ValueError."""
+    if not isinstance(value, datetime):
+        msg = f"a stored time must be a timestamp, got {value!r}"
+        raise TypeError(msg)
+    return value
 
 
 def record_params(record: Record, time_out: Callable[[datetime], Any] = _same) -> tuple[Any, ...]:
@@ -103,8 +122,11 @@ def record_from_row(row: Sequence[Any], time_in: TimeIn = _same) -> Record:
 
 
 def timeout_from_row(row: Sequence[Any], time_in: TimeIn = _same) -> TimeoutRecord:
-    """A `TimeoutRecord` from a row in `TIMEOUT_COLUMNS` order."""
+    """A `TimeoutRecord` from a row in `TIMEOUT_COLUMNS` order; ValueError when the row is not one."""
     timeout_id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at = row
+    if not isinstance(run_id, str) or type(status) is not int:
+        msg = f"run id {run_id!r} and status {status!r} are not a string and an integer"
+        raise ValueError(msg)
     return TimeoutRecord(
         id=int(timeout_id),
         workflow_name=workflow_name,
@@ -165,3 +187,98 @@ def decode_headers(raw: Any) -> dict[str, str]:
         msg = f"event headers must be a JSON object of strings, got {raw!r}"
         raise ValueError(msg)
     return value
+
+
+# -- reading many rows: what to do with one that cannot be read ----------------------------
+
+
+def read_record(row: Sequence[Any], time_in: TimeIn = _same, *, where: str) -> Record:
+    """The record of ``row``; `CorruptRecord` naming the run (and ``where``) when it is not one."""
+    try:
+        return record_from_row(row, time_in)
+    except (ValueError, TypeError) as exc:
+        run_id = row[2] if len(row) > 2 else None  # noqa: PLR2004 - run_id's place in RECORD_COLUMNS
+        msg = f"the stored row of run {run_id} in {where} is not a record: {exc}"
+        raise CorruptRecord(msg, run_id=run_id) from exc
+
+
+def readable_records(
+    rows: Iterable[Sequence[Any]], time_in: TimeIn = _same, *, where: str, log: logging.Logger
+) -> list[Record]:
+    """The records of ``rows``; an unreadable row is logged and left out (lists never fail on one)."""
+    out: list[Record] = []
+    for row in rows:
+        try:
+            out.append(read_record(row, time_in, where=where))
+        except CorruptRecord as exc:
+            log.warning("%s: skipped an unreadable record row: %s", where, exc)
+    return out
+
+
+def records_by_run(rows: Iterable[Sequence[Any]], time_in: TimeIn = _same, *, where: str) -> dict[str, Record]:
+    """The records of ``rows`` by run id; unreadable ones left out silently (a lookup reports them)."""
+    found: dict[str, Record] = {}
+    for row in rows:
+        try:
+            record = read_record(row, time_in, where=where)
+        except CorruptRecord:
+            continue
+        found[record.run_id] = record
+    return found
+
+
+def readable_timeouts(
+    rows: Iterable[Sequence[Any]], time_in: TimeIn = _same, *, where: str, log: logging.Logger
+) -> list[TimeoutRecord]:
+    """The timeouts of ``rows``; an unreadable row is logged and left out, so it never stops the poller."""
+    out: list[TimeoutRecord] = []
+    for row in rows:
+        try:
+            out.append(timeout_from_row(row, time_in))
+        except (ValueError, TypeError) as exc:
+            log.warning("%s: skipped unreadable timeout %r: %s", where, row[0] if row else None, exc)
+    return out
+
+
+def outbox_from_rows(
+    rows: Iterable[Sequence[Any]], time_in: TimeIn = _same, *, where: str, log: logging.Logger
+) -> tuple[list[OutboxEvent], list[Any]]:
+    """The outbox events of ``rows``, and the ids of the rows that cannot be read.
+
+    The rows are (id, workflow, run id, type, headers, created_at). A row that cannot be
+    read can never be relayed: the caller deletes it (it is logged here as an error), so
+    it does not hold up the rows behind it forever.
+    """
+    out: list[OutboxEvent] = []
+    unreadable: list[Any] = []
+    for outbox_id, name, run_id, event_type, headers, created_at in rows:
+        try:
+            if type(event_type) is not int or not isinstance(run_id, str):
+                msg = f"run id {run_id!r} and type {event_type!r} are not a string and an integer"
+                raise ValueError(msg)  # noqa: TRY301 - one handler for every malformed field
+            out.append(OutboxEvent(outbox_id, name, run_id, event_type, decode_headers(headers), time_in(created_at)))
+        except (ValueError, TypeError) as exc:
+            log.error("%s: dropped unreadable outbox event %s: %s", where, outbox_id, exc)  # noqa: TRY400
+            unreadable.append(outbox_id)
+    return out, unreadable
+
+
+def event_from_row(row: Sequence[Any], time_in: TimeIn = _same, *, now: Callable[[], datetime], where: str) -> Event:
+    """The event of a row (id, run id, type, headers, created_at); an unreadable row becomes a malformed event.
+
+    It is handed over, not dropped: the engine reports and counts it and acknowledges
+    past it (reading it again would fail the same way forever). ``now`` stamps it when
+    even its time cannot be read.
+    """
+    event_id, run_id, event_type, headers, created_at = row
+    try:
+        if not isinstance(run_id, str) or type(event_type) is not int:
+            msg = f"run id {run_id!r} and type {event_type!r} are not a string and an integer"
+            raise ValueError(msg)  # noqa: TRY301 - one handler for every malformed field
+        return Event(event_id, run_id, event_type, decode_headers(headers), time_in(created_at))
+    except (ValueError, TypeError) as exc:
+        try:
+            when = time_in(created_at)
+        except (ValueError, TypeError):
+            when = now()
+        return Event(event_id, str(run_id), 0, {}, when, malformed=f"unreadable row in {where}: {exc}")

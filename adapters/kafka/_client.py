@@ -30,13 +30,27 @@ logger = logging.getLogger("actorflow.kafka")
 
 T = TypeVar("T")
 
+# No call the adapter makes from a process's actor blocks for longer than about this
+# (seconds): a supervisor's stop() has 5 s to end every actor, even while the brokers
+# are away. A call that runs out of time raises `KafkaError`; what it was doing is
+# redone later (the outbox keeps its rows, the offsets stay where they were).
+BLOCK_TIMEOUT = 2.0
+_BLOCK_MS = int(BLOCK_TIMEOUT * 1000)
+# A producer's close waits this long (seconds) for what it still holds, then drops it.
+_CLOSE_TIMEOUT = 1.0
+
 # Settings every client gets unless ``client_options`` says otherwise.
 _COMMON: dict[str, Any] = {
     "client_id": "actorflow",
     # An unreachable broker is reported within seconds instead of kafka-python's 30 s.
-    "bootstrap_timeout_ms": 5000,
+    "bootstrap_timeout_ms": _BLOCK_MS,
     # After a broker restart, reconnect within about 2 s rather than backing off to 30 s.
     "reconnect_backoff_max_ms": 2000,
+}
+_ADMIN: dict[str, Any] = {
+    # Each admin request (describe, create a topic, read a group's offsets) waits this
+    # long at most; kafka-python's default is 30 s.
+    "request_timeout_ms": _BLOCK_MS,
 }
 _CONSUMER: dict[str, Any] = {
     "enable_auto_commit": False,  # offsets are committed by ack(), after the effect is stored
@@ -50,8 +64,8 @@ _PRODUCER: dict[str, Any] = {
     # record's version, and a run's next event is only sent after its last one was read),
     # and with it on, Tansu 0.6 acknowledged and then dropped messages sent after it restarted.
     "enable_idempotence": False,
-    "linger_ms": 5,  # batch what a tick sends; flush() sends at once anyway
-    "max_block_ms": 10_000,  # send() waits this long at most for metadata or buffer space
+    "linger_ms": 5,  # batch what a tick sends (flush() waits for the acknowledgements)
+    "max_block_ms": 1000,  # send() waits this long at most for metadata or buffer space
     "request_timeout_ms": 10_000,
     "delivery_timeout_ms": 30_000,  # kafka-python wants it above linger_ms + request_timeout_ms
 }
@@ -78,16 +92,45 @@ def wrap_exceptions(what: str, servers: str) -> Iterator[None]:
         raise KafkaError(msg, servers=servers) from exc
 
 
+# Settings the adapter depends on, which ``client_options`` may not change: why, by key.
+_RESERVED: dict[str, str] = {
+    "bootstrap_servers": "give the brokers as the first argument",
+    "group_id": "a receiver commits its offsets under its own name (the role's), which is the group id",
+    "enable_auto_commit": "offsets are committed by ack(), once the events' effects are stored (at least once)",
+    "key_serializer": "messages are in the original's wire format (key = the run id's bytes)",
+    "value_serializer": "messages are in the original's wire format (value = the status as a decimal string)",
+    "key_deserializer": "receivers and translators read the raw key bytes",
+    "value_deserializer": "receivers and translators read the raw value bytes (a translator may decode them)",
+    "partitioner": "a run's events go to partition crc32(run id) % partitions, which sharding depends on",
+    "transactional_id": "sends are acknowledged by flush(), outside transactions",
+    "kafka_client": "the adapter builds the network clients itself",
+}
+# Settings whose value the adapter depends on: the values allowed, and why.
+_FIXED: dict[str, tuple[tuple[Any, ...], str]] = {
+    "acks": (("all", -1), "the outbox rows are deleted once every replica acknowledged their messages"),
+    "auto_offset_reset": (
+        ("earliest",),
+        "an offset the brokers no longer hold must resume at the oldest message, not skip to the head",
+    ),
+}
+
+
 def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """``client_options`` as a dict, refusing keys that no kafka-python client takes."""
+    """``client_options`` as a dict, refusing unknown keys and settings the adapter depends on."""
     known = set().union(*(cls.DEFAULT_CONFIG for cls in _CLASSES))
-    unknown = sorted(set(options) - known)
+    unknown = sorted(set(options) - known - set(_RESERVED))
     if unknown:
         msg = f"client_options: kafka-python takes no option {', '.join(unknown)} (see KafkaConsumer/KafkaProducer)"
         raise ValueError(msg)
-    if "bootstrap_servers" in options:
-        msg = "client_options: give bootstrap_servers as the first argument, not as an option"
+    reserved = sorted(set(options) & set(_RESERVED))
+    if reserved:
+        why = "; ".join(f"{key}: {_RESERVED[key]}" for key in reserved)
+        msg = f"client_options may not set {', '.join(reserved)} ({why})"
         raise ValueError(msg)
+    for key, (allowed, why) in _FIXED.items():
+        if key in options and options[key] not in allowed:
+            msg = f"client_options: {key} must be {' or '.join(map(repr, allowed))}, not {options[key]!r} ({why})"
+            raise ValueError(msg)
     return dict(options)
 
 
@@ -155,6 +198,27 @@ def _track_topic(producer: Any, topic: str) -> None:
         add_topic(topic)
 
 
+def _close_producer(producer: Any) -> None:
+    """Close ``producer`` within about 2 x `_CLOSE_TIMEOUT`, dropping what the brokers did not acknowledge.
+
+    kafka-python's ``close(timeout)`` flushes first and raises when that times out (the
+    brokers are away), leaving its I/O thread running. Whatever it still holds was sent
+    by an outbox relay that has not deleted those rows (it deletes only what a flush saw
+    acknowledged), so it is dropped: the I/O thread is closed forcefully, and joined.
+    """
+    try:
+        producer.close(timeout=_CLOSE_TIMEOUT)
+    except kafka.errors.KafkaTimeoutError:
+        logger.warning("closing the Kafka producer: messages not acknowledged in time are dropped (resent later)")
+    else:
+        return
+    sender = getattr(producer, "_sender", None)
+    if sender is not None:
+        sender.force_close()
+        sender.join(_CLOSE_TIMEOUT)
+    producer.close(timeout=0)
+
+
 class Clients(Shared):
     """Settings and the shared clients of one adapter (one set of brokers)."""
 
@@ -171,17 +235,18 @@ class Clients(Shared):
         self._admin: Any = None
         self._producer: Any = None
         self._producer_topics: set[str] = set()
-        self._reached = False
 
     def open(self) -> None:
         """Check now that a broker answers: an unreachable one fails here, with its address."""
         self._check_reachable()
 
     def _check_reachable(self) -> None:
-        if not self._reached:
-            timeout = self.config(kafka.KafkaConsumer, {})["bootstrap_timeout_ms"] / 1000
-            probe(self.servers, timeout)
-            self._reached = True
+        """Raise at once when nothing listens at the brokers' addresses (a client is about to be built).
+
+        kafka-python would retry for ``bootstrap_timeout_ms`` before failing.
+        """
+        timeout = self.config(kafka.KafkaConsumer, {})["bootstrap_timeout_ms"] / 1000
+        probe(self.servers, timeout)
 
     def config(self, cls: Any, defaults: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
         """The settings of one client: our defaults, then overrides, then the user's options."""
@@ -195,7 +260,7 @@ class Clients(Shared):
             if self._admin is None:
                 self._check_reachable()
                 with wrap_exceptions("connecting the admin client", self.servers):
-                    self._admin = _construct(kafka.KafkaAdminClient, self.config(kafka.KafkaAdminClient, {}))
+                    self._admin = _construct(kafka.KafkaAdminClient, self.config(kafka.KafkaAdminClient, _ADMIN))
             return self._admin
 
     def producer(self, topic: str) -> Any:
@@ -219,18 +284,21 @@ class Clients(Shared):
             return _construct(kafka.KafkaConsumer, self.config(kafka.KafkaConsumer, _CONSUMER, **overrides))
 
     def _admin_call(self, what: str, call: Callable[[Any], T]) -> T:
-        """``call(admin)``, one admin request at a time, retried twice on a transient error.
+        """``call(admin)``, one admin request at a time, retried twice on a quick transient error.
 
         kafka-python 3's admin client fails requests made from several threads at once
         ("No node_id provided"), and admin requests are rare (a topic or a reader being
-        set up), so they are serialised.
+        set up), so they are serialised. A retry starts only within `BLOCK_TIMEOUT` of the
+        first attempt, so that an unanswered request is not waited for three times.
         """
+        started = time.monotonic()
         with self._admin_lock, wrap_exceptions(what, self.servers):
             for attempt in range(_ADMIN_ATTEMPTS):
                 try:
                     return call(self.admin())
                 except kafka.errors.KafkaError as exc:
-                    if not exc.retriable or attempt == _ADMIN_ATTEMPTS - 1:
+                    late = time.monotonic() - started >= BLOCK_TIMEOUT / 2
+                    if not exc.retriable or late or attempt == _ADMIN_ATTEMPTS - 1:
                         raise
                     time.sleep(0.1 * (attempt + 1))  # back off before the retry
             raise AssertionError  # pragma: no cover - the loop returns or raises
@@ -265,10 +333,9 @@ class Clients(Shared):
         with self._lock:
             producer, self._producer = self._producer, None
             admin, self._admin = self._admin, None
-            self._reached = False
         if producer is not None:
             with wrap_exceptions("closing the producer", self.servers):
-                producer.close(timeout=5)
+                _close_producer(producer)
         if admin is not None:
             with wrap_exceptions("closing the admin client", self.servers):
                 admin.close()

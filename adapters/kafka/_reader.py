@@ -15,14 +15,18 @@ from typing import Any
 
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from ._client import Clients, wrap_exceptions
+from ._client import BLOCK_TIMEOUT, Clients, wrap_exceptions
 
 __all__ = ["PartitionReader", "shard_partitions"]
 
 logger = logging.getLogger("actorflow.kafka")
 
-_HEAD_TIMEOUT = 5.0  # seconds to find where each partition ends, for stream_from_latest
-_COMMIT_TIMEOUT_MS = 10_000
+# Each blocking call is bounded (see BLOCK_TIMEOUT): one that runs out of time raises, and
+# what was not committed is read again.
+_BLOCK_MS = int(BLOCK_TIMEOUT * 1000)
+_HEAD_TIMEOUT = BLOCK_TIMEOUT  # seconds to find where each partition ends, for stream_from_latest
+_COMMIT_TIMEOUT_MS = _BLOCK_MS
+_CLOSE_TIMEOUT_MS = 1000
 _MAX_FETCH_WAIT_MS = 100
 
 
@@ -110,7 +114,7 @@ class PartitionReader:
         end (which returns at once when the partition has data) and read it.
         """
         consumer = self._consumer
-        ends = consumer.end_offsets(tps)
+        ends = consumer.end_offsets(tps, timeout_ms=_BLOCK_MS)
         for tp in tps:
             consumer.seek(tp, max(ends.get(tp, 0) - 1, 0))
         deadline = time.monotonic() + _HEAD_TIMEOUT
@@ -142,16 +146,24 @@ class PartitionReader:
         return records
 
     def ack(self, partition: int, offset: int) -> None:
-        """Commit past (partition, offset) and every record handed out before it, one commit."""
+        """Commit past (partition, offset) and every record handed out before it, one commit.
+
+        A commit that fails (or runs out of time: the brokers are away) raises `KafkaError`
+        and the records stay unacknowledged: acknowledging again retries, and a reader made
+        again reads them from the last committed offset.
+        """
         if (partition, offset) not in self._delivered:
             return  # already acknowledged, or never handed out by this reader
         upto: dict[int, int] = {}
-        while self._delivered:
-            done = self._delivered.popleft()
+        count = 0
+        for done in self._delivered:
+            count += 1
             upto[done[0]] = max(upto.get(done[0], 0), done[1] + 1)
             if done == (partition, offset):
                 break
         self._commit(upto)
+        for _ in range(count):
+            self._delivered.popleft()
 
     def _commit(self, offsets: dict[int, int]) -> None:
         moved = {p: o for p, o in offsets.items() if o > self._committed.get(p, -1)}
@@ -166,4 +178,4 @@ class PartitionReader:
         """Close the consumer; what was handed out and not acknowledged comes again next time."""
         self._delivered.clear()
         with wrap_exceptions(f"closing the consumer of {self._tps_text()}", self._servers):
-            self._consumer.close(autocommit=False, timeout_ms=2000)
+            self._consumer.close(autocommit=False, timeout_ms=_CLOSE_TIMEOUT_MS)

@@ -65,17 +65,20 @@ class KafkaConnector:
 
     Each connector shard commits its offsets under its own name (a consumer group id)
     and resumes from them. The core gives a connector event to shard
-    ``shard_of(foreign_id or id, n)``; a shard normally reads every partition and the
-    core drops the other shards' events. When the topic's producer put each message
-    on partition ``zlib.crc32(key) % partitions`` (as `KafkaEventStreamer` does) and
-    the translator keeps the key as the foreign id, say so with ``crc32_partitioned``:
-    a shard then reads only its own partitions (if their count is a multiple of n).
+    ``shard_of(foreign_id or id, n)`` (the original hashes the event id with FNV; the
+    foreign id keeps one entity's events in order on one shard); a shard normally reads
+    every partition and the core drops the other shards' events. When the topic's
+    producer put each message on partition ``zlib.crc32(key) % partitions`` (as
+    `KafkaEventStreamer` does), say so with ``crc32_partitioned``: a shard then reads
+    only its own partitions (if their count is a multiple of n) and handles every event
+    on them.
 
     Args:
         bootstrap_servers: ``"host:port"``, comma-separated hosts, or a list of them.
         topic: the external topic (not prefixed, not created: it must exist).
         translate: ``message -> ConnectorEvent`` (None skips the message); default
-            `default_translate`. A message it raises on is logged and skipped.
+            `default_translate`. A message it raises on is logged, counted as a
+            malformed event and skipped.
         client_options: kafka-python settings for every client (security options...).
         crc32_partitioned: the topic is partitioned by ``crc32(key)``, see above.
     """
@@ -122,13 +125,14 @@ class KafkaConnector:
             )
         finally:
             clients.close()
-        return _Consumer(reader, self.translate)
+        return _Consumer(reader, self.translate, partitioned=self.crc32_partitioned and len(assigned) < count)
 
 
 class _Consumer:
-    def __init__(self, reader: PartitionReader, translate: Translate) -> None:
+    def __init__(self, reader: PartitionReader, translate: Translate, *, partitioned: bool) -> None:
         self._reader = reader
         self._translate = translate
+        self._partitioned = partitioned
         # Events handed out, with their message's position, in delivery order.
         self._delivered: collections.deque[tuple[ConnectorEvent, int, int]] = collections.deque()
 
@@ -137,19 +141,27 @@ class _Consumer:
         for message in self._reader.poll(max_events, timeout):
             try:
                 event = self._translate(message)
-            except Exception:
+            except Exception as exc:
                 logger.exception(
                     "connector topic %s: message at partition %d offset %d cannot be translated; skipped",
                     message.topic,
                     message.partition,
                     message.offset,
                 )
-                continue
+                # Handed over as malformed: the connector process counts it and moves past it.
+                key = message.key.decode(errors="replace") if message.key else ""
+                event = ConnectorEvent(
+                    id=f"{message.partition}-{message.offset}", foreign_id=key, malformed=f"{type(exc).__name__}: {exc}"
+                )
             if event is None:
                 continue
             self._delivered.append((event, message.partition, message.offset))
             events.append(event)
         return events
+
+    def partitioned(self) -> bool:
+        """True when this shard reads only its own partitions (the core must not re-filter)."""
+        return self._partitioned
 
     def ack(self, event: ConnectorEvent) -> None:
         # Identity, not equality: a translator may give two messages equal events.

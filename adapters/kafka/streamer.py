@@ -10,16 +10,19 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 import zlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from actorflow.clock import Clock, SystemClock
+import kafka.errors
+
+from actorflow.clock import AdapterClock, Clock
 from actorflow.event import Event, Header, shard_of
 from actorflow.protocols import ReceiverOptions
 
-from ._client import Clients, KafkaError, wrap_exceptions
+from ._client import BLOCK_TIMEOUT, Clients, KafkaError, wrap_exceptions
 from ._reader import PartitionReader, shard_partitions
 
 __all__ = ["KafkaEventStreamer", "event_id", "event_position"]
@@ -30,6 +33,8 @@ _PARTITION_BITS = 16  # Event.id = offset << 16 | partition: ack() finds (partit
 _MAX_PARTITIONS = 1 << _PARTITION_BITS
 _DECIMAL = re.compile(rb"-?[0-9]+")
 _REQUIRED_HEADERS = (Header.TOPIC,)  # every event the core publishes carries these
+_FLUSH_TIMEOUT = BLOCK_TIMEOUT  # seconds flush() waits for the brokers' acknowledgements
+_CLOSE_TIMEOUT = 1.0  # seconds close() waits for them, unless a flush just found the brokers away
 
 
 def event_id(partition: int, offset: int) -> int:
@@ -64,8 +69,8 @@ class KafkaEventStreamer:
         replication_factor: replicas of the topics this streamer creates.
         client_options: kafka-python settings passed to every client that takes them
             (``security_protocol``, ``sasl_mechanism``, ``ssl_cafile``, ...).
-        clock: stamps messages (their timestamp becomes `Event.created_at`); pass the
-            workflow's clock so that consume lag works with a fake clock.
+        clock: stamps messages (their timestamp becomes `Event.created_at`); by default
+            the clock of the first workflow built on this streamer.
     """
 
     def __init__(
@@ -88,10 +93,13 @@ class KafkaEventStreamer:
         self.topic_prefix = topic_prefix
         self.partitions = partitions
         self.replication_factor = replication_factor
-        self._clock = clock or SystemClock()
+        self._clock = AdapterClock(clock)
         self._lock = threading.Lock()
         self._topics: dict[str, int] = {}  # Kafka topic -> its partition count
         self._warned: set[tuple[str, int]] = set()
+        # Set when a flush ran out of time, cleared by one that did not: the senders' close()
+        # then waits for nothing more (what they hold is in the outbox still).
+        self._undelivered = threading.Event()
 
     @property
     def bootstrap_servers(self) -> str:
@@ -124,6 +132,10 @@ class KafkaEventStreamer:
         with self._lock:
             self._topics[name] = count
         return count
+
+    def use_clock(self, clock: Clock) -> None:
+        """Stamp messages with the clock of the workflow built on this streamer (unless given one)."""
+        self._clock.lend(clock)
 
     def new_sender(self, topic: str) -> _Sender:
         """A sender for ``topic`` (creates the topic if missing)."""
@@ -179,6 +191,7 @@ class KafkaEventStreamer:
 class _Sender:
     def __init__(self, streamer: KafkaEventStreamer, topic: str, partitions: int) -> None:
         self._clients = streamer.clients
+        self._undelivered = streamer._undelivered  # noqa: SLF001 - the streamer's own sender
         self._clock = streamer._clock  # noqa: SLF001 - the streamer's own sender
         self._topic = topic
         self._partitions = partitions
@@ -199,17 +212,43 @@ class _Sender:
         self._futures.append(future)
 
     def flush(self) -> None:
-        """Wait until every message sent so far is acknowledged by the brokers; raise if one failed."""
+        """Wait until every message sent so far is acknowledged by the brokers; raise if one failed.
+
+        Waits `_FLUSH_TIMEOUT` (2 s) at most: then it raises `KafkaError`, and the outbox
+        relay, which deletes its rows only after a flush that returned, sends them again later.
+        """
+        self._wait(_FLUSH_TIMEOUT)
+
+    def _wait(self, timeout: float) -> None:
         futures, self._futures = self._futures, []
         if not futures:
             return
+        deadline = time.monotonic() + timeout
         with wrap_exceptions(f"flushing messages to {self._topic}", self._clients.servers):
-            self._clients.producer(self._topic).flush(timeout=30)
-            for future in futures:
-                future.get(timeout=30)  # done by now; raises the send's error if it failed
+            try:
+                if timeout > 0:  # send what lingers at once, and wait for it (all of it, or timeout)
+                    self._clients.producer(self._topic).flush(timeout=timeout)
+                for future in futures:  # done by now, unless the wait ran out
+                    future.get(timeout=max(0.0, deadline - time.monotonic()))  # raises the send's error
+            except kafka.errors.KafkaTimeoutError:
+                self._undelivered.set()
+                raise
+        self._undelivered.clear()
 
     def close(self) -> None:
-        self.flush()
+        """Wait (1 s at most) for what was sent and not flushed; what is not acknowledged is dropped.
+
+        Only messages whose outbox rows were not deleted can be left (the relay deletes
+        rows after a flush), so dropping them loses nothing: they are sent again. When a
+        flush just ran out of time, close does not wait at all.
+        """
+        timeout = 0.0 if self._undelivered.is_set() else _CLOSE_TIMEOUT
+        try:
+            self._wait(timeout)
+        except KafkaError as exc:
+            logger.warning(
+                "%s: closed with messages not acknowledged (the outbox sends them again): %s", self._topic, exc
+            )
 
 
 class _Receiver:
@@ -217,6 +256,10 @@ class _Receiver:
         self._reader = reader
         self._shard_filter = shard_filter
         self._clock = clock
+
+    def partitioned(self) -> bool:
+        """True when this shard reads only its own partitions (the consumer must not re-filter)."""
+        return self._shard_filter is None
 
     def receive(self, max_events: int, timeout: float) -> Sequence[Event]:
         events: list[Event] = []

@@ -19,7 +19,8 @@ class MemoryRecordStore:
 
     Each `store` checks the version and the one-unfinished-run-per-foreign-id rule and
     writes the outbox event under one lock, so it is atomic like a transaction. It keeps
-    every stored version (`snapshots`) and wakes the outbox relay when it writes.
+    every stored version (`snapshots`), wakes the outbox relay when it writes, and counts
+    step errors per run (`ErrorCounter`), forgetting a run's counts when it moves on.
     """
 
     def __init__(self) -> None:
@@ -30,6 +31,7 @@ class MemoryRecordStore:
         self._unfinished: dict[tuple[str, str], str] = {}
         self._snapshots: dict[str, list[Record]] = {}
         self._outbox: dict[str, dict[str, OutboxEvent]] = {}
+        self._errors: dict[str, dict[str, int]] = {}  # run id -> process key -> count
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -77,8 +79,27 @@ class MemoryRecordStore:
         else:
             self._unfinished[key] = run_id
         self._snapshots.setdefault(run_id, []).append(record)
+        self._errors.pop(run_id, None)  # counted per visit: the new version makes them stale
         event = make_outbox_event(record)
         self._outbox.setdefault(record.workflow_name, {})[event.id] = event
+
+    # -- error counts -----------------------------------------------------------------------
+
+    def add_error(self, process: str, run_id: str) -> int:
+        """Count one more step error of (process, run); the count so far."""
+        with self._cond:
+            counts = self._errors.setdefault(run_id, {})
+            counts[process] = counts.get(process, 0) + 1
+            return counts[process]
+
+    def clear_errors(self, process: str, run_id: str) -> None:
+        """Forget the step errors of (process, run)."""
+        with self._cond:
+            counts = self._errors.get(run_id)
+            if counts is not None:
+                counts.pop(process, None)
+                if not counts:
+                    del self._errors[run_id]
 
     # -- reads --------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import time
 import zlib
 from collections.abc import Mapping, Sequence
 
-from actorflow.clock import Clock, SystemClock
+from actorflow.clock import AdapterClock, Clock
 from actorflow.event import Event
 from actorflow.protocols import ReceiverOptions
 
@@ -32,11 +32,12 @@ class MemoryEventStreamer:
     as soon as an event is appended (no busy polling). Shard options are honoured.
 
     Args:
-        clock: stamps ``created_at`` on events (pass the workflow's fake clock in tests).
+        clock: stamps ``created_at`` on events; by default the clock of the first workflow
+            built on this streamer.
     """
 
     def __init__(self, *, clock: Clock | None = None) -> None:
-        self._clock = clock or SystemClock()
+        self._clock = AdapterClock(clock)
         self._lock = threading.Lock()
         self._topics: dict[str, _Topic] = {}
         self._cursors: dict[tuple[str, str], int] = {}
@@ -47,6 +48,10 @@ class MemoryEventStreamer:
             if found is None:
                 found = self._topics[name] = _Topic()
             return found
+
+    def use_clock(self, clock: Clock) -> None:
+        """Stamp events with the clock of the workflow built on this streamer (unless given one)."""
+        self._clock.lend(clock)
 
     def new_sender(self, topic: str) -> _Sender:
         """A sender for ``topic``."""

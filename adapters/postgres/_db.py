@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import logging
 import re
+import select
 import threading
 from collections.abc import Callable, Iterator
 from importlib import resources
@@ -19,8 +20,10 @@ from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
-from psycopg import sql
+from psycopg import pq, sql
+from psycopg.adapt import Buffer, Transformer
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types.datetime import TimestamptzLoader
 
 from actorflow.errors import ActorflowError
 
@@ -75,6 +78,63 @@ def _load_queries() -> dict[str, str]:
 
 
 QUERIES = _load_queries()
+
+
+class _LenientTimestamptzLoader(TimestamptzLoader):
+    """Reads a time Python cannot hold (``infinity``, past year 9999) as its text, not an error.
+
+    The row holding it is then unreadable on its own (see `actorflow.adapters._sql`), instead
+    of the whole result failing to load.
+    """
+
+    def load(self, data: Buffer) -> Any:
+        try:
+            return super().load(data)
+        except psycopg.DataError:
+            return bytes(data).decode("utf-8", "replace")
+
+
+def rows_of(cur: psycopg.Cursor[Any]) -> list[Any]:
+    """Every row of ``cur``'s result; a value the driver cannot load comes back as its text.
+
+    A time at ``-infinity`` (or past year 9999) then makes only its row unreadable,
+    never a whole list; nothing is sent again (the result received is loaded again).
+    """
+    try:
+        return cur.fetchall()
+    except psycopg.DataError:
+        result = cur.pgresult
+        if result is None:
+            raise
+        lenient = cur.connection.cursor()
+        lenient.adapters.register_loader("timestamptz", _LenientTimestamptzLoader)
+        loader = Transformer(lenient)
+        loader.set_pgresult(result)
+        return loader.load_rows(0, result.ntuples, tuple)
+
+
+def _cut(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the server already closed this idle pooled connection (a restart, ``pg_terminate_backend``).
+
+    A local check, no round trip: an idle connection's socket has nothing to read unless
+    the server said goodbye (its last message, then end of file). Nothing has been sent
+    on it yet, so taking another connection is safe for any work.
+    """
+    pgconn = conn.pgconn
+    try:
+        for _ in range(3):  # the goodbye message, then the end of the stream
+            if pgconn.status != pq.ConnStatus.OK:
+                return True
+            if not select.select([pgconn.socket], [], [], 0)[0]:
+                return False
+            pgconn.consume_input()
+    except (psycopg.OperationalError, OSError, ValueError):  # ValueError: a socket past select()'s limit
+        return pgconn.status != pq.ConnStatus.OK
+    return pgconn.status != pq.ConnStatus.OK
+
+
+class _Cut(Exception):
+    """A pooled connection was found closed by the server before anything was sent on it."""
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -154,7 +214,15 @@ def _migrate(conn: psycopg.Connection[Any], schema: str) -> list[int]:
             ).format(sql.Identifier(schema))
         )
         done = {row[0] for row in conn.execute("SELECT version FROM actorflow_migrations")}
-        for version, name, text in _migrations():
+        known = _migrations()
+        newest = max(version for version, _, _ in known)
+        if done and max(done) > newest:
+            msg = (
+                f"the PostgreSQL schema {schema} has schema version {max(done)}, newer than this "
+                f"actorflow knows ({newest}): upgrade actorflow"
+            )
+            raise PostgresError(msg)
+        for version, name, text in known:
             if version in done:
                 continue
             conn.execute(text.encode())
@@ -176,6 +244,7 @@ class Database(Shared):
         self._lock = threading.Lock()
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
         self._listener: Listener | None = None
+        self._on_close: list[Callable[[], None]] = []
 
     @property
     def identity(self) -> tuple[str, str, str]:
@@ -216,38 +285,67 @@ class Database(Shared):
         """Connect (and migrate) now: a wrong DSN or an unreachable server fails here."""
         self.pool()
 
-    def run(self, what: str, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+    def run(self, what: str, fn: Callable[[psycopg.Connection[Any]], T], *, resend: bool = True) -> T:
         """``fn(conn)`` on a pooled connection (autocommit), errors wrapped as `PostgresError`.
 
-        A connection the server cut (a restart, ``pg_terminate_backend``) fails its first
-        query: the pool's other idle connections are checked at once, and ``fn`` is run
-        once more on a fresh one. ``fn`` must be safe to repeat: reads are, and writes
-        are conditioned on versions (see `PostgresRecordStore.store_many`).
+        A pooled connection the server cut while it sat idle (a restart,
+        ``pg_terminate_backend``) is noticed before anything is sent on it (`_cut`, no
+        round trip): it is dropped, the pool's other idle connections are checked, and
+        ``fn`` runs on another. That is safe for any work.
+
+        A connection lost *while* ``fn`` runs leaves its outcome unknown: the last
+        statement (its commit) may or may not have been applied. With ``resend`` (the
+        default) ``fn`` is run once more on a fresh connection, so it must be safe to
+        repeat: reads are, and writes are idempotent or conditioned on versions (see
+        `PostgresRecordStore.store_many`). Work that is not (counting an error, creating
+        a timeout) passes ``resend=False`` and the loss is raised.
         """
         with wrap_exceptions(what):
             pool = self.pool()
-            for attempt in (1, 2):
+            failures = 0
+            for _ in range(self._max + 2):  # each cut connection found is dropped from the pool
                 try:
                     with pool.connection() as conn:
+                        if _cut(conn):
+                            raise _Cut  # noqa: TRY301 - the pool drops the broken connection on the way out
                         return fn(conn)
+                except _Cut:
+                    self._check(pool)
                 except psycopg.OperationalError:
-                    with contextlib.suppress(psycopg.Error, psycopg_pool.PoolClosed):
-                        pool.check()
-                    if attempt == 2:  # noqa: PLR2004 - the retry failed too
+                    self._check(pool)
+                    failures += 1
+                    if not resend or failures > 1:
                         raise
-            raise AssertionError  # pragma: no cover - the loop returns or raises
+            msg = f"{what}: every pooled connection had been closed by the server"
+            raise PostgresError(msg)
 
-    def fetchone(self, what: str, query: str, params: Any = ()) -> Any:
+    @staticmethod
+    def _check(pool: psycopg_pool.ConnectionPool[Any]) -> None:
+        """Drop the pool's idle connections the server closed (after one was found closed)."""
+        with contextlib.suppress(psycopg.Error, psycopg_pool.PoolClosed):
+            pool.check()
+
+    def fetchone(self, what: str, query: str, params: Any = (), *, resend: bool = True) -> Any:
         """The first row of ``query`` (``None`` when there is none)."""
-        return self.run(what, lambda conn: conn.execute(query, params).fetchone())
+
+        def fetch(conn: psycopg.Connection[Any]) -> Any:
+            rows = rows_of(conn.execute(query, params))
+            return rows[0] if rows else None
+
+        return self.run(what, fetch, resend=resend)
 
     def fetchall(self, what: str, query: str, params: Any = ()) -> list[Any]:
-        """Every row of ``query``."""
-        return self.run(what, lambda conn: conn.execute(query, params).fetchall())
+        """Every row of ``query`` (a value the driver cannot load comes back as text: see `rows_of`)."""
+        return self.run(what, lambda conn: rows_of(conn.execute(query, params)))
 
-    def execute(self, what: str, query: str, params: Any = ()) -> int:
+    def execute(self, what: str, query: str, params: Any = (), *, resend: bool = True) -> int:
         """Run ``query``; returns the rows it changed."""
-        return self.run(what, lambda conn: conn.execute(query, params).rowcount)
+        return self.run(what, lambda conn: conn.execute(query, params).rowcount, resend=resend)
+
+    def on_close(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` first when the database is closed (to stop a thread that uses the pool)."""
+        with self._lock:
+            self._on_close.append(fn)
 
     def listener(self) -> Listener:
         """The LISTEN thread of this database's channel (started on first use)."""
@@ -264,6 +362,10 @@ class Database(Shared):
 
     def close(self) -> None:
         """Close the pool and stop the listener; the adapters can be opened again later."""
+        with self._lock:
+            closers = list(self._on_close)
+        for closer in closers:
+            closer()
         with self._lock:
             pool, self._pool = self._pool, None
             listener, self._listener = self._listener, None

@@ -30,26 +30,33 @@ class Listener:
         self._channel = channel
         self._cond = threading.Condition()
         self._versions: dict[str, int] = {}
+        self._epoch = 0  # bumped on every (re)connection: a notification may have been missed
         self._stop = threading.Event()
         self.connected = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"actorflow-listen-{channel}", daemon=True)
         self._thread.start()
 
     def version(self, key: str) -> int:
-        """How many notifications ``key`` has had (take it before querying)."""
+        """How many notifications ``key`` has had, plus the (re)connections (take it before querying).
+
+        Both only grow, so the sum changes whenever either does: a reconnection wakes the
+        waiters of every key, also of keys never notified before.
+        """
         with self._cond:
-            return self._versions.get(key, 0)
+            return self._version(key)
+
+    def _version(self, key: str) -> int:
+        return self._epoch + self._versions.get(key, 0)
 
     def wait(self, key: str, seen: int, timeout: float) -> None:
         """Block until ``key`` is notified after ``seen`` was taken, or ``timeout`` seconds."""
         with self._cond:
-            self._cond.wait_for(lambda: self._versions.get(key, 0) != seen or self._stop.is_set(), timeout)
+            self._cond.wait_for(lambda: self._version(key) != seen or self._stop.is_set(), timeout)
 
     def _bump(self, key: str | None) -> None:
         with self._cond:
-            if key is None:  # reconnected: something may have been missed; wake everyone
-                for name in self._versions:
-                    self._versions[name] += 1
+            if key is None:  # (re)connected: something may have been missed; wake everyone
+                self._epoch += 1
             else:
                 self._versions[key] = self._versions.get(key, 0) + 1
             self._cond.notify_all()

@@ -29,6 +29,9 @@ SELECT count(*) FROM ins
 
 -- name: update_record
 -- The next version of a run, only over the version the writer read; returns 1 row when stored.
+-- Errors are counted per visit (process@version), so a stored version makes every error
+-- count of the run stale, whoever counted it: they go in the same statement (one probe
+-- of workflow_error_counts_by_run).
 WITH upd AS (
     UPDATE workflow_records
     SET run_state = %s, status = %s, object = %s, updated_at = %s, version = %s,
@@ -40,6 +43,8 @@ WITH upd AS (
                                            updated_at, version, run_state_reason, status_description, trace_origin)
     SELECT workflow_name, foreign_id, run_id, run_state, status, object, created_at,
            updated_at, version, run_state_reason, status_description, trace_origin FROM upd
+), clr AS (
+    DELETE FROM workflow_error_counts WHERE run_id = (SELECT run_id FROM upd)
 ), {publish}
 SELECT count(*) FROM upd
 
@@ -117,26 +122,54 @@ DELETE FROM workflow_in_flight WHERE process = %s
 INSERT INTO workflow_events (topic, run_id, type, headers, created_at, shard_hash) VALUES (%s, %s, %s, %s, %s, %s)
 
 -- name: read_events
--- Only below the oldest running transaction: everything there is committed or gone.
--- The xid goes out as text under another name: ORDER BY must sort the xid8 column, and
--- an output column named "xid" would make it sort text ("100000" < "99999").
-SELECT e.id, e.xid::text AS cursor_xid, e.run_id, e.type, e.headers, e.created_at
-FROM workflow_events e
-WHERE e.topic = %(topic)s
-  AND (e.xid, e.id) > (%(xid)s::xid8, %(id)s::bigint)
-  AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
-  AND (%(count)s <= 1 OR e.shard_hash %% %(count)s = %(shard)s)
-ORDER BY e.xid, e.id
-LIMIT %(limit)s
+-- Only below the oldest running transaction (the xmin cut): everything there is committed
+-- or gone. The xid goes out as text under another name: ORDER BY must sort the xid8
+-- column, and an output column named "xid" would make it sort text ("100000" < "99999").
+-- After the events comes at most one marker row (run_id NULL): the first committed event
+-- of the share beyond the cut, if there is one, i.e. an older transaction that is still
+-- open holds it back (its end may notify nobody, so the reader looks again soon).
+WITH cut AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+SELECT r.id, r.cursor_xid, r.run_id, r.type, r.headers, r.created_at
+FROM (
+    (SELECT e.xid AS sort_xid, e.id, e.xid::text AS cursor_xid, e.run_id, e.type, e.headers, e.created_at
+     FROM workflow_events e
+     WHERE e.topic = %(topic)s
+       AND (e.xid, e.id) > (%(xid)s::xid8, %(id)s::bigint)
+       AND e.xid < (SELECT xmin FROM cut)
+       AND (%(count)s <= 1 OR e.shard_hash %% %(count)s = %(shard)s)
+     ORDER BY e.xid, e.id
+     LIMIT %(limit)s)
+    UNION ALL
+    -- Its index scan starts at the cut (or the cursor, if later): never across a backlog.
+    (SELECT e.xid, e.id, e.xid::text, NULL, NULL, NULL, NULL
+     FROM workflow_events e
+     WHERE e.topic = %(topic)s
+       AND e.xid >= greatest((SELECT xmin FROM cut), %(xid)s::xid8)
+       AND NOT (e.xid = %(xid)s::xid8 AND e.id <= %(id)s::bigint)
+       AND (%(count)s <= 1 OR e.shard_hash %% %(count)s = %(shard)s)
+     ORDER BY e.xid, e.id
+     LIMIT 1)
+) r
+ORDER BY r.sort_xid, r.id
+
+-- name: oldest_transaction
+-- The session whose open transaction is the oldest on the cluster (what holds the xmin cut).
+SELECT pid, state, xact_start, query_start, application_name, datname
+FROM pg_stat_activity
+WHERE backend_xid IS NOT NULL
+ORDER BY age(backend_xid) DESC
+LIMIT 1
 
 -- name: read_cursor
 SELECT xid::text AS cursor_xid, id FROM workflow_cursors WHERE topic = %s AND name = %s
 
 -- name: head_cursor
--- Where a stream-from-latest receiver starts: after every event visible now.
+-- Where a stream-from-latest receiver starts: after every event committed now, including
+-- those above the xmin cut (events of transactions still open now may be skipped: they
+-- were sent before the receiver was made). (max xid, max id) is after every such row.
 SELECT coalesce(max(e.xid)::text, '0') AS cursor_xid, coalesce(max(e.id), 0) AS cursor_id
 FROM workflow_events e
-WHERE e.topic = %s AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
+WHERE e.topic = %s
 
 -- name: save_cursor
 INSERT INTO workflow_cursors (topic, name, xid, id) VALUES (%s, %s, %s::xid8, %s::bigint)
@@ -144,7 +177,11 @@ ON CONFLICT (topic, name) DO UPDATE SET xid = excluded.xid, id = excluded.id
 WHERE (workflow_cursors.xid, workflow_cursors.id) < (excluded.xid, excluded.id)
 
 -- name: delete_old_events
-DELETE FROM workflow_events WHERE created_at < %s
+-- At most a batch of the events created before a time (oldest first); nodes cleaning up
+-- at once skip each other's rows instead of waiting on them.
+DELETE FROM workflow_events WHERE id IN (
+    SELECT id FROM workflow_events WHERE created_at < %s ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED
+)
 
 -- name: create_timeout
 INSERT INTO workflow_timeouts (workflow_name, foreign_id, run_id, status, expire_at, created_at)

@@ -10,13 +10,22 @@ from typing import Any
 
 import psycopg
 
-from actorflow.errors import CorruptRecord, RecordNotFound, VersionConflict, WorkflowInProgress
+from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
 from actorflow.event import OutboxEvent, event_headers, event_topic, make_outbox_event
 from actorflow.protocols import EventStreamer, Order, RecordFilter
 from actorflow.record import Record
 
-from .._sql import decode_headers, decode_run_ids, encode_headers, filter_clause, record_from_row, record_params
-from ._db import QUERIES, PostgresAdapter
+from .._sql import (
+    decode_run_ids,
+    encode_headers,
+    filter_clause,
+    outbox_from_rows,
+    read_record,
+    readable_records,
+    record_params,
+    records_by_run,
+)
+from ._db import QUERIES, PostgresAdapter, logger, rows_of
 
 __all__ = ["PostgresRecordStore"]
 
@@ -38,7 +47,9 @@ class PostgresRecordStore(PostgresAdapter):
     streamer is a `PostgresEventStreamer` on the same database and schema, the event
     goes straight into the event log (`publish_directly`): one commit per transition,
     and no outbox relay. Otherwise it goes to the outbox for the relay. `store_many`
-    commits a batch in one transaction, each record checked on its own.
+    commits a batch in one transaction, each record checked on its own. Step errors are
+    counted durably (`add_error`); storing a new version of a run forgets all of that
+    run's counts in the same statement, since they are counted per visit.
 
     Args:
         dsn: a libpq connection string or URL.
@@ -150,8 +161,8 @@ class PostgresRecordStore(PostgresAdapter):
         return self.db.run("storing records", store)
 
     def _is_stored(self, conn: psycopg.Connection[Any], record: Record) -> bool:
-        row = conn.execute(QUERIES["lookup"], (record.run_id,)).fetchone()
-        return row is not None and self._record(row) == record
+        found = records_by_run(rows_of(conn.execute(QUERIES["lookup"], (record.run_id,))), where=self._where)
+        return found.get(record.run_id) == record
 
     def _store_batch(self, conn: psycopg.Connection[Any], records: Sequence[Record]) -> list[int]:
         """Rows written per record (0: its check failed), in one pipelined round trip.
@@ -181,12 +192,12 @@ class PostgresRecordStore(PostgresAdapter):
 
     # -- reads --------------------------------------------------------------------------
 
+    @property
+    def _where(self) -> str:
+        return f"schema {self.db.schema}"
+
     def _record(self, row: Sequence[Any]) -> Record:
-        try:
-            return record_from_row(row)
-        except (ValueError, TypeError) as exc:
-            msg = f"run {row[2] if len(row) > 2 else '?'}: unreadable record row: {exc}"  # noqa: PLR2004
-            raise CorruptRecord(msg) from exc
+        return read_record(row, where=self._where)
 
     def lookup(self, run_id: str) -> Record:
         """The record of ``run_id``."""
@@ -199,13 +210,7 @@ class PostgresRecordStore(PostgresAdapter):
         """The records of many runs in one query (missing ones are left out)."""
         ids = list(dict.fromkeys(run_ids))
         rows = self.db.fetchall("looking up records", QUERIES["lookup_many"], (ids,))
-        found: dict[str, Record] = {}
-        for row in rows:
-            try:
-                found[row[2]] = self._record(row)
-            except CorruptRecord:
-                continue  # left out: lookup() of that run reports it
-        return found
+        return records_by_run(rows, where=self._where)  # an unreadable one: lookup() of that run reports it
 
     def latest(self, workflow_name: str, foreign_id: str) -> Record:
         """The most recently created run of ``foreign_id``."""
@@ -223,34 +228,36 @@ class PostgresRecordStore(PostgresAdapter):
         order: Order = "asc",
         filter: RecordFilter | None = None,  # noqa: A002 - the contract's name
     ) -> builtins.list[Record]:
-        """Records by creation time (``desc``: newest first), filtered, then paged."""
+        """Records by creation time (``desc``: newest first), filtered, then paged.
+
+        Unreadable rows are logged and left out.
+        """
+        if order not in ("asc", "desc"):
+            msg = f"order must be 'asc' or 'desc', got {order!r}"
+            raise ValueError(msg)
         where, params = filter_clause(workflow_name, filter)
-        direction = "DESC" if order == "desc" else "ASC"
-        query = QUERIES["list_records"].format(where=where, direction=direction)
+        query = QUERIES["list_records"].format(where=where, direction=order.upper())
         rows = self.db.fetchall("listing records", query, [*params, limit, offset])
-        return [self._record(row) for row in rows]
+        return readable_records(rows, where=self._where, log=logger)
 
     def snapshots(self, run_id: str) -> builtins.list[Record]:
-        """Every stored version of the run, oldest first."""
+        """Every stored version of the run, oldest first (unreadable ones logged and left out)."""
         rows = self.db.fetchall("reading snapshots", QUERIES["snapshots"], (run_id,))
-        return [self._record(row) for row in rows]
+        return readable_records(rows, where=self._where, log=logger)
 
     # -- outbox -------------------------------------------------------------------------
 
     def list_outbox_events(self, workflow_name: str, limit: int) -> builtins.list[OutboxEvent]:
-        """Up to ``limit`` outbox events of the workflow, oldest first."""
+        """Up to ``limit`` outbox events of the workflow, oldest first.
+
+        A row that cannot be read can never be relayed: it is logged and deleted, so it
+        does not hold up the rows behind it (the relay would otherwise fail on it forever).
+        """
         rows = self.db.fetchall("listing the outbox", QUERIES["list_outbox"], (workflow_name, limit))
-        return [
-            OutboxEvent(
-                id=row[0],
-                workflow_name=row[1],
-                run_id=row[2],
-                type=row[3],
-                headers=decode_headers(row[4]),
-                created_at=row[5],
-            )
-            for row in rows
-        ]
+        events, unreadable = outbox_from_rows(rows, where=self._where, log=logger)
+        if unreadable:
+            self.delete_outbox_events(unreadable)
+        return events
 
     def delete_outbox_event(self, id: str) -> None:  # noqa: A002 - the contract's name
         """Remove one relayed outbox event."""
@@ -271,8 +278,13 @@ class PostgresRecordStore(PostgresAdapter):
     # -- error counts ---------------------------------------------------------------------
 
     def add_error(self, process: str, run_id: str) -> int:
-        """Count one step error of (process, run), durably."""
-        row = self.db.fetchone("counting an error", QUERIES["add_error"], (process, run_id))
+        """Count one step error of (process, run), durably; the count so far.
+
+        Never sent twice: if the connection is lost while the count is being written, its
+        outcome is unknown and `PostgresError` is raised (the step runs again and counts
+        then) rather than risking one error being counted twice.
+        """
+        row = self.db.fetchone("counting an error", QUERIES["add_error"], (process, run_id), resend=False)
         return int(row[0]) if row else 1
 
     def clear_errors(self, process: str, run_id: str) -> None:

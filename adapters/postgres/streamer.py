@@ -5,6 +5,14 @@ event is read only once every transaction older than the oldest one still runnin
 ended (``xid < pg_snapshot_xmin(pg_current_snapshot())``), and cursors are ordered by
 (xid, id). Receivers are woken by LISTEN/NOTIFY and poll only as the fallback; a shard
 reads only its own share (``shard_hash % n``); cursors are durable per receiver name.
+
+The cost of that order: a transaction left open anywhere on the cluster (with a
+transaction id, i.e. one that wrote something) holds back every event committed after
+it began, until it ends. Its end notifies nobody, so a reader that finds committed
+events held back this way looks again after 10 ms, then at growing intervals up to its
+``poll_frequency``; after 10 s it logs a warning (once a minute) naming the oldest open
+transaction's session. Guard the cluster with ``idle_in_transaction_session_timeout``
+(and short transactions) when other applications share it.
 """
 
 from __future__ import annotations
@@ -14,34 +22,43 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 
-from actorflow.clock import Clock, SystemClock, to_seconds
+from actorflow.clock import AdapterClock, Clock, to_seconds
 from actorflow.event import Event
 from actorflow.protocols import ReceiverOptions
 
-from .._sql import decode_headers, encode_headers
-from ._db import QUERIES, PostgresAdapter
+from .._sql import DEFAULT_RETENTION, Retention, encode_headers, event_from_row
+from ._db import QUERIES, PostgresAdapter, PostgresError
 
 __all__ = ["PostgresEventStreamer"]
 
 logger = logging.getLogger("actorflow.postgres")
 
-_RETENTION_EVERY = 600.0  # seconds between clean-ups of events past the retention
+_HELD_FIRST_RETRY = 0.01  # seconds before looking again when older transactions hold events back
+_HELD_WARN_AFTER = 10.0  # seconds of held-back delivery before a warning
+_HELD_WARN_EVERY = 60.0  # at most one such warning per receiver this often
 
 
 class PostgresEventStreamer(PostgresAdapter):
     """An event streamer over a PostgreSQL table.
 
+    Events are delivered in commit-visibility order, so a transaction left open on the
+    cluster delays delivery until it ends (see the module's notes): set
+    ``idle_in_transaction_session_timeout`` on a cluster other applications share.
+
     Args:
         dsn: a libpq connection string or URL.
         schema: the schema the tables live in (created if missing).
         retention: events older than this are deleted (as Kafka's retention: whether or
-            not every receiver read them); ``None`` keeps everything.
-        clock: stamps events sent through a sender (records' events carry their own time).
+            not every receiver read them); ``None`` keeps everything. A background
+            thread does it every ten minutes, a bounded batch per transaction, whether
+            the receivers are busy or idle.
+        clock: stamps events sent through a sender (records' events carry their own time);
+            by default the clock of the first workflow built on this streamer.
         max_connections: the pool's size.
     """
 
@@ -50,14 +67,25 @@ class PostgresEventStreamer(PostgresAdapter):
         dsn: str,
         *,
         schema: str = "public",
-        retention: timedelta | float | None = timedelta(days=7),
+        retention: timedelta | float | None = DEFAULT_RETENTION,
         clock: Clock | None = None,
         max_connections: int = 10,
     ) -> None:
         super().__init__(dsn, schema=schema, max_connections=max_connections)
         self.retention = None if retention is None else to_seconds(retention)
-        self._clock = clock or SystemClock()
-        self._last_cleanup = 0.0
+        self._clock = AdapterClock(clock)
+        self._retention = Retention(
+            self.retention,
+            now=self._clock.now,
+            delete_batch=self._delete_old_events,
+            name=f"postgres-{self.db.schema}",
+            log=logger,
+        )
+        self.db.on_close(self._retention.stop)
+
+    def use_clock(self, clock: Clock) -> None:
+        """Stamp events with the clock of the workflow built on this streamer (unless given one)."""
+        self._clock.lend(clock)
 
     def new_sender(self, topic: str) -> _Sender:
         """A sender for ``topic`` (events are written on `flush`)."""
@@ -68,17 +96,11 @@ class PostgresEventStreamer(PostgresAdapter):
         return _Receiver(self, topic, name, options or ReceiverOptions())
 
     def cleanup(self) -> int:
-        """Delete events older than the retention now; returns how many."""
-        if self.retention is None:
-            return 0
-        cutoff = self._clock.now() - timedelta(seconds=self.retention)
-        return self.db.execute("deleting old events", QUERIES["delete_old_events"], (cutoff,))
+        """Delete the events older than the retention now (in batches); how many."""
+        return self._retention.run()
 
-    def _maybe_cleanup(self) -> None:
-        now = time.monotonic()
-        if self.retention is not None and now - self._last_cleanup >= _RETENTION_EVERY:
-            self._last_cleanup = now
-            self.cleanup()
+    def _delete_old_events(self, cutoff: datetime, limit: int) -> int:
+        return self.db.execute("deleting old events", QUERIES["delete_old_events"], (cutoff, limit))
 
 
 class _Sender:
@@ -100,6 +122,7 @@ class _Sender:
         )
 
     def flush(self) -> None:
+        self._streamer._retention.poke()  # noqa: SLF001 - a clock read, unless a clean-up is due
         if not self._pending:
             return
         rows, self._pending = self._pending, []
@@ -126,6 +149,10 @@ class _Receiver:
         self._cursor: tuple[str, int] | None = None
         self._delivered: deque[tuple[int, str]] = deque()
         self._key = f"e:{topic}"
+        self._where = f"schema {self._db.schema}"
+        self._held_since: float | None = None  # since when committed events wait behind the xmin cut
+        self._held_retry = _HELD_FIRST_RETRY
+        self._held_warned = float("-inf")
         if options.stream_from_latest:
             # "Latest" is the head when the receiver is made, not when it first reads.
             self._cursor = self._start()
@@ -143,6 +170,7 @@ class _Receiver:
 
     def receive(self, max_events: int, timeout: float) -> Sequence[Event]:
         deadline = time.monotonic() + timeout
+        self._streamer._retention.poke()  # noqa: SLF001 - a clock read, unless a clean-up is due
         listener = self._db.listener()
         if self._cursor is None:
             self._cursor = self._start()
@@ -150,16 +178,59 @@ class _Receiver:
         poll = max(0.01, self._options.poll_frequency)
         while True:
             seen = listener.version(self._key)
-            events = self._read(max_events)
+            events, held = self._read(max_events)
+            if events or not held:
+                self._held_since = None
             if events:
                 return events
+            wait = self._held(poll) if held else poll
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                self._streamer._maybe_cleanup()  # noqa: SLF001 - idle time is clean-up time
                 return []
-            listener.wait(self._key, seen, min(remaining, poll))
+            listener.wait(self._key, seen, min(remaining, wait))
 
-    def _read(self, max_events: int) -> list[Event]:
+    def _held(self, poll: float) -> float:
+        """Committed events wait behind an older open transaction: how long until looking again.
+
+        Its end sends no notification (unless it wrote events of this topic), so waiting
+        for one would mean waiting a whole ``poll``: look again after 10 ms, then at
+        doubling intervals up to ``poll`` while it stays open.
+        """
+        now = time.monotonic()
+        if self._held_since is None:
+            self._held_since, self._held_retry = now, _HELD_FIRST_RETRY
+        else:
+            self._held_retry = min(self._held_retry * 2, poll)
+        if now - self._held_since >= _HELD_WARN_AFTER and now - self._held_warned >= _HELD_WARN_EVERY:
+            self._held_warned = now
+            self._warn_held(now - self._held_since)
+        return min(self._held_retry, poll)
+
+    def _warn_held(self, seconds: float) -> None:
+        """Say what holds delivery back (best effort: the session may be gone, or not visible to us)."""
+        try:
+            row = self._db.fetchone("finding the oldest open transaction", QUERIES["oldest_transaction"])
+        except PostgresError:
+            row = None
+        if row is None:
+            blocker = "no session found (a prepared transaction? see pg_prepared_xacts)"
+        else:
+            pid, state, xact_start, query_start, application, database = row
+            blocker = (
+                f"the oldest is pid {pid} ({state or 'state unknown'}, application {application!r}, "
+                f"database {database!r}, transaction started {xact_start}, query started {query_start})"
+            )
+        logger.warning(
+            "%s: events of topic %r have waited %.0fs behind transactions still open on the server; %s. "
+            "Delivery resumes when it ends: keep transactions short, or set idle_in_transaction_session_timeout",
+            self._name,
+            self._topic,
+            seconds,
+            blocker,
+        )
+
+    def _read(self, max_events: int) -> tuple[list[Event], bool]:
+        """The next events of the share, and whether committed events wait behind the xmin cut."""
         assert self._cursor is not None  # noqa: S101 - set by receive()
         xid, last_id = self._cursor
         params = {
@@ -172,15 +243,19 @@ class _Receiver:
         }
         rows = self._db.fetchall("reading events", QUERIES["read_events"], params)
         events: list[Event] = []
+        held = False
+        now = self._streamer._clock.now  # noqa: SLF001
         for event_id, event_xid, run_id, event_type, headers, created_at in rows:
+            if run_id is None:  # the marker: the first committed event beyond the cut
+                held = True
+                continue
             self._cursor = (event_xid, event_id)
             self._delivered.append((event_id, event_xid))
-            try:
-                events.append(Event(event_id, run_id, int(event_type), decode_headers(headers), created_at))
-            except (ValueError, TypeError) as exc:
-                # Handed over as malformed: the engine reports, counts and acknowledges it.
-                events.append(Event(event_id, str(run_id), 0, {}, created_at, malformed=f"unreadable row: {exc}"))
-        return events
+            # An unreadable row is handed over as malformed: the engine reports, counts and acknowledges it.
+            events.append(
+                event_from_row((event_id, run_id, event_type, headers, created_at), now=now, where=self._where)
+            )
+        return events, held
 
     def ack(self, event: Event) -> None:
         position = None

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import builtins
 from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
 
 from actorflow.errors import TimeoutNotFound
 from actorflow.protocols import TimeoutRecord
 
-from .._sql import timeout_from_row
+from .._sql import readable_timeouts
 from ._db import QUERIES, PostgresAdapter, logger
 
 __all__ = ["PostgresTimeoutStore"]
@@ -36,9 +39,13 @@ class PostgresTimeoutStore(PostgresAdapter):
         *,
         created_at: datetime | None = None,
     ) -> int:
-        """Store a timeout; returns its id."""
+        """Store a timeout; returns its id.
+
+        Never sent twice (a second send after a lost connection could store it twice):
+        a connection lost while it is written raises `PostgresError`.
+        """
         params = (workflow_name, foreign_id, run_id, int(status), expire_at, created_at or datetime.now(UTC))
-        row = self.db.fetchone("creating a timeout", QUERIES["create_timeout"], params)
+        row = self.db.fetchone("creating a timeout", QUERIES["create_timeout"], params, resend=False)
         return int(row[0]) if row else 0
 
     def complete(self, id: int) -> None:  # noqa: A002 - the contract's name
@@ -47,8 +54,16 @@ class PostgresTimeoutStore(PostgresAdapter):
             raise TimeoutNotFound(id=id)
 
     def cancel(self, id: int) -> None:  # noqa: A002 - the contract's name
-        """Remove a timeout."""
-        if self.db.execute("cancelling a timeout", QUERIES["cancel_timeout"], (id,)) == 0:
+        """Remove a timeout; `TimeoutNotFound` for an unknown id."""
+        attempts = 0
+
+        def delete(conn: psycopg.Connection[Any]) -> int:
+            nonlocal attempts
+            attempts += 1
+            return conn.execute(QUERIES["cancel_timeout"], (id,)).rowcount
+
+        # Sent again after a lost connection, nothing to delete means the first send did it.
+        if self.db.run("cancelling a timeout", delete) == 0 and attempts == 1:
             raise TimeoutNotFound(id=id)
 
     def list(self, workflow_name: str) -> builtins.list[TimeoutRecord]:
@@ -63,12 +78,5 @@ class PostgresTimeoutStore(PostgresAdapter):
         )
         return self._timeouts(rows)
 
-    @staticmethod
-    def _timeouts(rows: builtins.list[tuple[object, ...]]) -> builtins.list[TimeoutRecord]:
-        found = []
-        for row in rows:
-            try:
-                found.append(timeout_from_row(row))
-            except (ValueError, TypeError) as exc:
-                logger.warning("timeout row %r is unreadable and skipped: %s", row[0] if row else None, exc)
-        return found
+    def _timeouts(self, rows: builtins.list[tuple[object, ...]]) -> builtins.list[TimeoutRecord]:
+        return readable_timeouts(rows, where=f"schema {self.db.schema}", log=logger)

@@ -106,6 +106,10 @@ RETURNING count;
 -- Forget the step errors of (process, run)
 DELETE FROM error_counts WHERE process = ? AND run_id = ?;
 
+-- clear_run_errors --
+-- Forget every step error of a run (a new version of it was stored: all its counts are stale)
+DELETE FROM error_counts WHERE run_id = ?;
+
 -- begin_batch --
 -- Note the runs a consumer is about to handle (JSON list)
 INSERT INTO in_flight (process, run_ids) VALUES (?, ?)
@@ -150,6 +154,10 @@ LIMIT ?;
 -- topic_head --
 -- The id of a topic's last event (0 when it has none)
 SELECT coalesce(max(id), 0) FROM events WHERE topic = ?;
+
+-- delete_old_events --
+-- Delete, of the oldest events (by id: write order), those created before a time
+DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?) AND created_at < ?;
 
 -- insert_timeout --
 -- Store a timeout

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import contextlib
 import json
 import os
 import sqlite3
@@ -12,12 +11,21 @@ import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from actorflow.errors import CorruptRecord, RecordNotFound, VersionConflict, WorkflowInProgress
+from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
 from actorflow.event import Header, OutboxEvent, event_headers, make_outbox_event
 from actorflow.protocols import EventStreamer, Order, RecordFilter
 from actorflow.record import Record
 
-from .._sql import decode_headers, decode_run_ids, encode_headers, filter_clause, record_from_row, record_params
+from .._sql import (
+    decode_run_ids,
+    encode_headers,
+    filter_clause,
+    outbox_from_rows,
+    read_record,
+    readable_records,
+    record_params,
+    records_by_run,
+)
 from ._db import SqliteAdapter, events_key, from_micros, logger, outbox_key, to_micros
 from .streamer import SqliteEventStreamer
 
@@ -38,7 +46,9 @@ class SqliteRecordStore(SqliteAdapter):
     into the event log, so a transition is one commit and no outbox relay runs;
     otherwise it is an outbox row for the relay. `store_many` commits many records at
     once (group commit), each as `store` would. Step error counts are kept in the file,
-    so ``pause_after_err_count`` holds across restarts.
+    so ``pause_after_err_count`` holds across restarts; storing a new version of a run
+    forgets all of that run's counts in the same transaction, since they are counted per
+    visit.
 
     Constructing the store opens nothing; connections open on first use, one per thread.
 
@@ -141,6 +151,9 @@ class SqliteRecordStore(SqliteAdapter):
             if updated != 1:
                 msg = f"run {run_id} is not at version {version - 1}; cannot store version {version} over it"
                 raise VersionConflict(msg, run_id=run_id)
+            # Errors are counted per visit (process@version): a new version makes every
+            # count of the run stale, whoever counted it (one index probe, same transaction).
+            conn.execute(q["clear_run_errors"], (run_id,))
         conn.execute(q["insert_snapshot"], params)
         if record.workflow_name in self._direct:
             headers = event_headers(record)
@@ -190,28 +203,18 @@ class SqliteRecordStore(SqliteAdapter):
 
     # -- reads ----------------------------------------------------------------------------
 
-    def _record(self, row: Sequence[Any], run_id: str) -> Record:
-        try:
-            return record_from_row(row, from_micros)
-        except (ValueError, TypeError) as exc:
-            msg = f"the stored row of run {run_id} in {self.path} is not a record: {exc}"
-            raise CorruptRecord(msg, run_id=run_id) from exc
+    def _record(self, row: Sequence[Any]) -> Record:
+        return read_record(row, from_micros, where=self.path)
 
     def _records(self, rows: Iterable[Sequence[Any]]) -> builtins.list[Record]:
-        out: list[Record] = []
-        for row in rows:
-            try:
-                out.append(self._record(row, row[2]))
-            except CorruptRecord as exc:
-                logger.warning("%s: skipped an unreadable record row: %s", self.path, exc)
-        return out
+        return readable_records(rows, from_micros, where=self.path, log=logger)
 
     def lookup(self, run_id: str) -> Record:
         """The record of ``run_id``; `CorruptRecord` when its row cannot be read."""
         rows = self._db.fetch(self._q["lookup_record"], (run_id,))
         if not rows:
             raise RecordNotFound(run_id=run_id)
-        return self._record(rows[0], run_id)
+        return self._record(rows[0])
 
     def lookup_many(self, run_ids: Iterable[str]) -> dict[str, Record]:
         """The records of ``run_ids`` by run id, in one query; unknown and unreadable ones left out.
@@ -219,18 +222,14 @@ class SqliteRecordStore(SqliteAdapter):
         An unreadable row is left for `lookup` to report as `CorruptRecord`.
         """
         wanted = json.dumps(list(dict.fromkeys(run_ids)))
-        found: dict[str, Record] = {}
-        for row in self._db.fetch(self._q["lookup_records"], (wanted,)):
-            with contextlib.suppress(CorruptRecord):
-                found[row[2]] = self._record(row, row[2])
-        return found
+        return records_by_run(self._db.fetch(self._q["lookup_records"], (wanted,)), from_micros, where=self.path)
 
     def latest(self, workflow_name: str, foreign_id: str) -> Record:
         """The most recently created run of ``foreign_id`` (creation time, then write order)."""
         rows = self._db.fetch(self._q["latest_record"], (workflow_name, foreign_id))
         if not rows:
             raise RecordNotFound(workflow_name=workflow_name, foreign_id=foreign_id)
-        return self._record(rows[0], rows[0][2])
+        return self._record(rows[0])
 
     def list(
         self,
@@ -265,22 +264,10 @@ class SqliteRecordStore(SqliteAdapter):
         does not hold up the rows behind it.
         """
         rows = self._db.fetch(self._q["list_outbox_events"], (workflow_name, limit))
-        out: list[OutboxEvent] = []
-        unreadable: list[str] = []
-        for outbox_id, name, run_id, event_type, headers, created_at in rows:
-            try:
-                if type(event_type) is not int or not isinstance(run_id, str):
-                    msg = f"run id {run_id!r} and type {event_type!r} are not a string and an integer"
-                    raise ValueError(msg)  # noqa: TRY301 - one handler for every malformed field
-                out.append(
-                    OutboxEvent(outbox_id, name, run_id, event_type, decode_headers(headers), from_micros(created_at))
-                )
-            except (ValueError, TypeError) as exc:
-                logger.error("%s: dropped unreadable outbox event %s: %s", self.path, outbox_id, exc)
-                unreadable.append(outbox_id)
+        events, unreadable = outbox_from_rows(rows, from_micros, where=self.path, log=logger)
         if unreadable:
             self.delete_outbox_events(unreadable)
-        return out
+        return events
 
     def delete_outbox_event(self, id: str) -> None:  # noqa: A002 - the contract's name
         """Remove one relayed outbox event (unknown ids are ignored)."""

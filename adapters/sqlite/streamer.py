@@ -7,23 +7,29 @@ become visible in commit order: when a reader sees id ``n``, every id below ``n`
 already committed (or rolled back and never used), and no later commit can add one.
 The naive "id > cursor" read, unsafe on PostgreSQL where transactions commit out of
 id order, is exact here.
+
+Events older than the retention are deleted (as Kafka's retention, whether or not every
+receiver read them) by a background thread that the streamer's traffic starts every ten
+minutes, a bounded batch per transaction (see `actorflow.adapters._sql.Retention`).
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 import zlib
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from actorflow.clock import Clock, SystemClock
+from actorflow.clock import AdapterClock, Clock, to_seconds
 from actorflow.event import Event
 from actorflow.protocols import ReceiverOptions
 
-from .._sql import decode_headers, encode_headers
-from ._db import SqliteAdapter, events_key, from_micros, to_micros
+from .._sql import DEFAULT_RETENTION, Retention, encode_headers, event_from_row
+from ._db import SqliteAdapter, events_key, from_micros, logger, to_micros
 
 __all__ = ["SqliteEventStreamer"]
 
@@ -47,7 +53,10 @@ class SqliteEventStreamer(SqliteAdapter):
     Args:
         path: the database file (shared with `SqliteRecordStore` and
             `SqliteTimeoutStore`); its directory must exist.
-        clock: stamps ``created_at`` on sent events (pass the workflow's fake clock in tests).
+        clock: stamps ``created_at`` on sent events; by default the clock of the first
+            workflow built on this streamer.
+        retention: events older than this (by their ``created_at``) are deleted, whether
+            or not every receiver read them; ``None`` keeps everything.
         synchronous: SQLite's ``synchronous`` setting; ``"FULL"`` (the default) is
             crash-safe, see `SqliteRecordStore`.
         busy_timeout: seconds to wait for the write lock held by another process or thread.
@@ -58,11 +67,42 @@ class SqliteEventStreamer(SqliteAdapter):
         path: str | os.PathLike[str],
         *,
         clock: Clock | None = None,
+        retention: timedelta | float | None = DEFAULT_RETENTION,
         synchronous: str = "FULL",
         busy_timeout: float = 5.0,
     ) -> None:
         super().__init__(path, synchronous=synchronous, busy_timeout=busy_timeout)
-        self._clock = clock or SystemClock()
+        self._clock = AdapterClock(clock)
+        self.retention = None if retention is None else to_seconds(retention)
+        self._retention = Retention(
+            self.retention,
+            now=self._clock.now,
+            delete_batch=self._delete_old_events,
+            name=self.path,
+            log=logger,
+        )
+
+    def cleanup(self) -> int:
+        """Delete the events older than the retention now (in batches); how many."""
+        return self._retention.run()
+
+    def close(self) -> None:
+        """Stop a running clean-up, then close every connection (reopened if used again)."""
+        self._retention.stop()
+        super().close()
+
+    def _delete_old_events(self, cutoff: datetime, limit: int) -> int:
+        query, before = self._q["delete_old_events"], to_micros(cutoff)
+
+        def work(conn: sqlite3.Connection) -> int:
+            return conn.execute(query, (limit, before)).rowcount
+
+        deleted: int = self._db.write(work)
+        return deleted
+
+    def use_clock(self, clock: Clock) -> None:
+        """Stamp events with the clock of the workflow built on this streamer (unless given one)."""
+        self._clock.lend(clock)
 
     def new_sender(self, topic: str) -> _Sender:
         """A sender for ``topic``; its events are written on `flush` (or `close`)."""
@@ -121,23 +161,8 @@ class SqliteEventStreamer(SqliteAdapter):
         return events, position
 
     def _event(self, row: Sequence[Any]) -> Event:
-        """The event of a row; an unreadable row becomes a malformed event.
-
-        It is handed over, not dropped: the engine reports and counts it and acknowledges
-        past it (reading it again would fail the same way forever).
-        """
-        event_id, run_id, event_type, headers, created_at = row
-        try:
-            if not isinstance(run_id, str) or type(event_type) is not int:
-                msg = f"run id {run_id!r} and type {event_type!r} are not a string and an integer"
-                raise ValueError(msg)  # noqa: TRY301 - one handler for every malformed field
-            return Event(event_id, run_id, event_type, decode_headers(headers), from_micros(created_at))
-        except (ValueError, TypeError) as exc:
-            try:
-                when = from_micros(created_at)
-            except ValueError:
-                when = self._clock.now()
-            return Event(event_id, str(run_id), 0, {}, when, malformed=f"unreadable row in {self.path}: {exc}")
+        """The event of a row; an unreadable row becomes a malformed event (see `event_from_row`)."""
+        return event_from_row(row, from_micros, now=self._clock.now, where=self.path)
 
 
 class _Sender:
@@ -155,6 +180,7 @@ class _Sender:
             self._rows.append(row)
 
     def flush(self) -> None:
+        self._streamer._retention.poke()  # noqa: SLF001
         with self._lock:
             rows, self._rows = self._rows, []
             if not rows:
@@ -188,6 +214,7 @@ class _Receiver:
         key = events_key(self._topic)
         poll = max(self._options.poll_frequency, 0.01)
         deadline = time.monotonic() + timeout
+        streamer._retention.poke()  # noqa: SLF001 - a clock read, unless a clean-up is due (run in the background)
         while not self._closed and max_events > 0:
             seen = hub.counter(key)  # before reading: a commit after the read still wakes us
             before = self._position

@@ -11,7 +11,7 @@ from typing import Any
 from actorflow.errors import TimeoutNotFound
 from actorflow.protocols import TimeoutRecord
 
-from .._sql import timeout_from_row
+from .._sql import readable_timeouts
 from ._db import SqliteAdapter, from_micros, logger, to_micros
 
 __all__ = ["SqliteTimeoutStore"]
@@ -77,13 +77,4 @@ class SqliteTimeoutStore(SqliteAdapter):
         return self._timeouts(rows)
 
     def _timeouts(self, rows: Iterable[Sequence[Any]]) -> builtins.list[TimeoutRecord]:
-        out: list[TimeoutRecord] = []
-        for row in rows:
-            try:
-                if not isinstance(row[3], str) or type(row[4]) is not int:
-                    msg = f"run id {row[3]!r} and status {row[4]!r} are not a string and an integer"
-                    raise ValueError(msg)  # noqa: TRY301 - one handler for every malformed field
-                out.append(timeout_from_row(row, from_micros))
-            except (ValueError, TypeError) as exc:
-                logger.warning("%s: skipped unreadable timeout %r: %s", self.path, row[0], exc)
-        return out
+        return readable_timeouts(rows, from_micros, where=self.path, log=logger)

@@ -101,6 +101,16 @@ def test_a_callback_for_an_unknown_foreign_id_raises_record_not_found(build, app
         wf.callback("nobody", Status.AWAITING, b'{"approved": true}')
 
 
+def test_a_callback_to_a_status_without_callbacks_still_checks_the_foreign_id(build, approvals):
+    """RecordNotFound for an unknown foreign id even when ``status`` has no callback; else nothing."""
+    wf = build(approvals())
+    with pytest.raises(af.RecordNotFound):
+        wf.callback("nobody", Status.STARTED, b"{}")
+    run_id = wf.trigger("a-1")
+    assert wf.callback("a-1", Status.STARTED, b"{}") is None
+    assert wf.record_store.lookup(run_id).meta.version == 1
+
+
 def test_a_callback_that_raises_is_a_step_error_and_stores_nothing(build, approvals):
     """A payload the function rejects raises StepError (cause chained); the run is unchanged."""
     wf = build(approvals())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -199,6 +201,29 @@ def test_a_raising_timeout_function_pauses_the_run_at_the_error_limit(start, clo
     assert record.status == Status.AWAITING
     assert record.meta.run_state_reason == "max error retry threshold hit - automatically paused"
     assert calls.count("expire", run_id) == 2
+
+
+def test_a_raising_timeout_function_is_retried_after_err_backoff(start, clock, expiring, poll_until):
+    """As a step: after a timeout function raises, the poller waits ``err_backoff`` before trying again."""
+    backoff = 0.3
+    tries: list[float] = []
+
+    def expire(run: af.Run[Order, Status], now: datetime) -> Status:
+        tries.append(time.monotonic())
+        if len(tries) < 3:
+            msg = "not yet"
+            raise RuntimeError(msg)
+        return Status.EXPIRED
+
+    options = af.Options(err_backoff=backoff, polling_frequency=0.02)
+    wf = start(expiring(fn=expire, options=options), pause_retry=None)
+    run_id = wf.trigger("e-1")
+    await_timeout_insert(wf, "e-1", run_id, Status.AWAITING)
+    clock.advance(HALF_HOUR)
+    wf.await_status("e-1", run_id, Status.EXPIRED, timeout=10)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(tries)]
+    assert len(tries) == 3
+    assert all(gap >= backoff * 0.9 for gap in gaps), f"tried again before err_backoff: {gaps}"
 
 
 def test_a_timeout_result_outside_its_destinations_stores_nothing(start, clock, expiring, poll_until, run_state_of):

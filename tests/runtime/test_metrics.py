@@ -6,11 +6,14 @@ import json
 import subprocess
 import sys
 import urllib.request
+from datetime import UTC, datetime, timedelta
 
-from prometheus_client import CollectorRegistry
-from runtime_flows import Item, Status
+from prometheus_client import CollectorRegistry, generate_latest
+from runtime_flows import Item, Status, eventually
 
 import actorflow as af
+from actorflow.adapters.memory import MemoryEventStreamer, MemoryRecordStore, MemoryRoleScheduler
+from actorflow.topics import topic
 
 
 def scrape(port: int, path: str = "/metrics") -> str:
@@ -70,3 +73,113 @@ def test_importing_actorflow_registers_no_metric():
         "assert not any(n.startswith(('workflow_', 'actorflow_')) for n in names), names\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# -- the original's process metrics, after the events that produce them ----------------------
+#
+# workflow_process_error_count, workflow_process_skipped_events_count and
+# workflow_run_state_changes are counters in the original; here they are exposed under their
+# exact names with the "untyped" TYPE line (prometheus_client would rename a "counter"
+# family to <name>_total). The tests pin the sample names and labels, not the TYPE line.
+
+STARTED_CONSUMER = "started-consumer-1-of-1"
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def test_a_failing_step_counts_workflow_process_error_count():
+    """Each step error adds 1 to workflow_process_error_count{workflow_name, process_name}."""
+    registry = CollectorRegistry()
+    b = af.Builder("erring", Item, Status)
+    failures: list[int] = []
+
+    def counting(run: af.Run[Item, Status]) -> Status:
+        failures.append(1)
+        if len(failures) <= 2:
+            msg = f"flaky ({len(failures)})"
+            raise RuntimeError(msg)
+        return Status.MIDDLE
+
+    b.add_step(Status.STARTED, counting, Status.MIDDLE).with_options(err_backoff=0.01)
+    b.add_step(Status.MIDDLE, lambda run: Status.DONE, Status.DONE)
+    wf = b.build(MemoryEventStreamer(), MemoryRecordStore(), MemoryRoleScheduler())
+    with af.Supervisor([wf], registry=registry):
+        run_id = wf.trigger("x", Item("x"))
+        wf.await_status("x", run_id, Status.DONE, timeout=5)
+        text = generate_latest(registry).decode()
+    assert 'workflow_process_error_count{process_name="started-consumer-1-of-1",workflow_name="erring"} 2.0' in text
+    assert "# HELP workflow_process_error_count " in text
+    assert "workflow_process_error_count_total" not in text
+    # The step that never failed has no errors counted.
+    assert registry.get_sample_value(
+        "workflow_process_error_count", {"workflow_name": "erring", "process_name": "middle-consumer-1-of-1"}
+    ) in (None, 0.0)
+
+
+def test_skipped_events_are_counted_by_reason():
+    """workflow_process_skipped_events_count{workflow_name, process_name, reason}: a skip, then an old event."""
+    registry = CollectorRegistry()
+    b = af.Builder("skipping", Item, Status)
+    b.add_step(Status.STARTED, lambda run: run.skip() if run.foreign_id == "skip-me" else Status.MIDDLE, Status.MIDDLE)
+    b.add_step(Status.MIDDLE, lambda run: Status.DONE, Status.DONE)
+    streamer = MemoryEventStreamer()
+    wf = b.build(streamer, MemoryRecordStore(), MemoryRoleScheduler())
+
+    def skipped(reason: str) -> float | None:
+        labels = {"workflow_name": "skipping", "process_name": STARTED_CONSUMER, "reason": reason}
+        return registry.get_sample_value("workflow_process_skipped_events_count", labels)
+
+    with af.Supervisor([wf], registry=registry):
+        wf.trigger("skip-me", Item("skip-me"))
+        behind = wf.trigger("behind", Item("behind"))
+        wf.await_status("behind", behind, Status.DONE, timeout=5)  # handled after the skipped run's event
+        assert skipped("next value specified skip") == 1
+
+        # The run's first event again: older than its record now.
+        (old,) = [e for e in streamer.events(topic("skipping", Status.STARTED)) if e.run_id == behind]
+        sender = streamer.new_sender(topic("skipping", Status.STARTED))
+        sender.send(old.run_id, old.type, old.headers)
+        eventually(lambda: skipped("event record version lower than latest record version") == 1, message="the skip")
+        text = generate_latest(registry).decode()
+    assert (
+        'workflow_process_skipped_events_count{process_name="started-consumer-1-of-1",'
+        'reason="next value specified skip",workflow_name="skipping"} 1.0'
+    ) in text
+    assert "workflow_process_skipped_events_count_total" not in text
+
+
+def test_the_lag_alert_gauge_follows_the_age_of_the_event_handled():
+    """workflow_process_lag_alert is 1 while the handled event is older than lag_alert, else 0.
+
+    The step waits ``lag`` (60 s) before handling an event and alerts past 600 s. The fake
+    clock moves only when told: the first event is handled 2 h after it was published, the
+    second 120 s after.
+    """
+    registry = CollectorRegistry()
+    clock = af.FakeClock(T0)
+    b = af.Builder("lagging", Item, Status)
+    b.add_step(Status.STARTED, lambda run: Status.MIDDLE, Status.MIDDLE).with_options(lag=60, lag_alert=600)
+    b.add_step(Status.MIDDLE, lambda run: Status.DONE, Status.DONE)
+    streamer = MemoryEventStreamer(clock=clock)
+    wf = b.build(streamer, MemoryRecordStore(), MemoryRoleScheduler(), clock=clock)
+    labels = {"workflow_name": "lagging", "process_name": STARTED_CONSUMER}
+    started_topic = topic("lagging", Status.STARTED)
+
+    with af.Supervisor([wf], registry=registry):
+        old = wf.trigger("old", Item("old"))
+        eventually(lambda: len(streamer.events(started_topic)) == 1, message="the first event published")
+        clock.advance(timedelta(hours=2))
+        wf.await_status("old", old, Status.MIDDLE, timeout=5)
+        assert registry.get_sample_value("workflow_process_lag_seconds", labels) == 7200
+        assert registry.get_sample_value("workflow_process_lag_alert", labels) == 1
+        text = generate_latest(registry).decode()
+
+        new = wf.trigger("new", Item("new"))
+        eventually(lambda: len(streamer.events(started_topic)) == 2, message="the second event published")
+        clock.advance(timedelta(seconds=120))
+        wf.await_status("new", new, Status.MIDDLE, timeout=5)
+        assert registry.get_sample_value("workflow_process_lag_seconds", labels) == 120
+        assert registry.get_sample_value("workflow_process_lag_alert", labels) == 0
+    assert 'workflow_process_lag_alert{process_name="started-consumer-1-of-1",workflow_name="lagging"} 1.0' in text
+    # A process without a lag alert of its own keeps the default (30 min): never raised here.
+    middle = {"workflow_name": "lagging", "process_name": "middle-consumer-1-of-1"}
+    assert registry.get_sample_value("workflow_process_lag_alert", middle) == 0

@@ -69,6 +69,13 @@ def test_options_merge_only_what_was_given():
     assert resolved.lag_alert == 1800.0
 
 
+def test_a_consume_lag_without_a_lag_alert_moves_the_alert_past_the_lag():
+    """As the original's ConsumeLag: the alert becomes 30 minutes plus the lag, unless given."""
+    assert af.Options(lag=timedelta(hours=1)).resolve().lag_alert == 1800.0 + 3600.0
+    assert af.Options(lag=3600, lag_alert=60).resolve().lag_alert == 60.0
+    assert af.Options(lag=3600).over(af.Options(lag_alert=120)).resolve().lag_alert == 120.0
+
+
 @pytest.mark.parametrize(
     "kwargs", [{"parallel_count": -1}, {"parallel_count": 1.5}, {"err_backoff": -1}, {"polling_frequency": 0}]
 )
@@ -169,3 +176,37 @@ def test_fake_clock_moves_only_forward_and_wakes_waiters():
     assert clock.now() == datetime(2024, 1, 1, 2, tzinfo=UTC)
     with pytest.raises(ValueError, match="back in time"):
         clock.set(datetime(2023, 1, 1, tzinfo=UTC))
+
+
+def test_an_adapter_clock_is_its_own_else_the_first_lent():
+    """Streamers made without a clock stamp events by the first workflow's (fake) clock."""
+    from actorflow.clock import AdapterClock
+
+    mine, lent, later = af.FakeClock(), af.FakeClock(T0_LENT), af.FakeClock(T0_LATER)
+    own = AdapterClock(mine)
+    own.lend(lent)
+    assert own.now() == mine.now()
+    borrowed = AdapterClock()
+    borrowed.lend(lent)
+    borrowed.lend(later)
+    assert borrowed.now() == T0_LENT
+
+
+def test_a_workflow_lends_its_clock_to_a_streamer_made_without_one():
+    from actorflow.adapters.memory import MemoryEventStreamer, MemoryRecordStore, MemoryRoleScheduler
+
+    class S(enum.IntEnum):
+        A = 1
+        B = 2
+
+    clock = af.FakeClock(T0_LENT)
+    streamer = MemoryEventStreamer()
+    b = af.Builder("lent-clock", Inner, S)
+    b.add_step(S.A, lambda run: S.B, S.B)
+    b.build(streamer, MemoryRecordStore(), MemoryRoleScheduler(), clock=clock)
+    streamer.new_sender("t").send("run-1", 1, {})
+    assert streamer.events("t")[0].created_at == T0_LENT
+
+
+T0_LENT = datetime(2030, 1, 1, tzinfo=UTC)
+T0_LATER = datetime(2031, 1, 1, tzinfo=UTC)

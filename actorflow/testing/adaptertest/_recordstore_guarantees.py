@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
-from actorflow.protocols import BatchStore, OutboxWaiter, RecordStore, Snapshots
+from actorflow.protocols import BatchStore, ErrorCounter, OutboxWaiter, RecordStore, Snapshots
 from actorflow.runstate import RunState
 from actorflow.testing.adaptertest._records import (
     FOREIGN_ID,
@@ -268,6 +268,43 @@ class GuaranteeCases:
         for got, want in zip(snapshots, (v1, v2, v3), strict=True):
             assert_same_record(got, want)
         assert store.snapshots("no-such-run") == []
+
+    def test_storing_the_next_version_forgets_the_runs_error_counts(
+        self, make_record_store: RecordStoreFactory
+    ) -> None:
+        """ErrorCounter: a stored version makes every count of the run stale, whoever counted it."""
+        store = make_record_store()
+        if not isinstance(store, ErrorCounter):
+            pytest.skip("the store counts no errors (ErrorCounter is optional)")
+        v1, other = dummy_record(), dummy_record(foreign_id="other")
+        store.store(v1)
+        store.store(other)
+        assert [store.add_error("a@v1", v1.run_id) for _ in range(2)] == [1, 2]
+        assert store.add_error("b@v1", v1.run_id) == 1
+        assert store.add_error("a@v1", other.run_id) == 1
+
+        with pytest.raises(VersionConflict):  # a refused version forgets nothing
+            store.store(next_version(next_version(v1)))
+        assert store.add_error("a@v1", v1.run_id) == 3
+
+        store.store(next_version(v1))
+        assert store.add_error("a@v1", v1.run_id) == 1
+        assert store.add_error("b@v1", v1.run_id) == 1
+        assert store.add_error("a@v1", other.run_id) == 2  # other runs keep theirs
+        store.clear_errors("a@v1", v1.run_id)
+        assert store.add_error("a@v1", v1.run_id) == 1
+
+    def test_a_batch_forgets_the_error_counts_of_each_run_it_moves(self, make_record_store: RecordStoreFactory) -> None:
+        """ErrorCounter with BatchStore: store_many clears the counts of each run it stores."""
+        store = make_record_store()
+        if not isinstance(store, ErrorCounter) or not isinstance(store, BatchStore):
+            pytest.skip("the store has no error counts or no store_many (both optional)")
+        runs = [dummy_record(foreign_id=f"f{i}") for i in range(3)]
+        assert store.store_many(runs) == [None, None, None]
+        for run in runs:
+            store.add_error("p@v1", run.run_id)
+        assert store.store_many([next_version(runs[0]), next_version(runs[2])]) == [None, None]
+        assert [store.add_error("p@v1", run.run_id) for run in runs] == [1, 2, 1]
 
     def test_wait_for_outbox_wakes_when_an_event_is_written(self, make_record_store: RecordStoreFactory) -> None:
         """OutboxWaiter.wait_for_outbox returns as soon as another thread stores a record."""

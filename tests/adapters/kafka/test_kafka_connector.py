@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 import json
 import logging
 import threading
@@ -132,6 +133,36 @@ def test_messages_on_an_external_topic_start_runs_each_handled_once(kafka_broker
     assert len(ids) == len(signups) == len(set(ids))
 
 
+def test_a_partitioned_shard_handles_its_partitions_whatever_foreign_id_the_translator_gives(kafka_broker, external):
+    """crc32_partitioned: events whose foreign id is not the key are not dropped by the core's re-filter."""
+    from actorflow.adapters.kafka import KafkaConnector
+
+    def account(customer: str) -> str:
+        # Not a CRC-affine renaming (a fixed prefix would keep crc32's low bits related).
+        return "account-" + hashlib.sha256(customer.encode()).hexdigest()[:12]
+
+    def renamed(message: Any) -> af.ConnectorEvent:
+        event = with_plan(message)
+        return dataclasses.replace(event, foreign_id=account(event.foreign_id))
+
+    topic = external(4)
+    signups = [(f"customer-{i}", "gold") for i in range(24)]
+    moved = [c for c, _ in signups if shard_of(account(c), 2) != zlib.crc32(c.encode()) % 4 % 2]
+    assert len(moved) >= 4, "the test needs events whose foreign id belongs to the other shard"
+    produce(kafka_broker, topic, signups, crc32_partitions=4)
+    handled = Handled()
+    wf = workflow(KafkaConnector(kafka_broker, topic, renamed, crc32_partitioned=True), handled, parallel_count=2)
+    wf.run()
+    try:
+        for customer, plan in signups:
+            name = account(customer)
+            require(wf, name, Status.DONE, Signup(customer=name, plan=plan), timeout=10)
+    finally:
+        wf.stop()
+    ids = handled.snapshot()
+    assert len(ids) == len(signups) == len(set(ids))
+
+
 def test_a_crc32_partitioned_topic_gives_each_shard_only_its_partitions(kafka_broker, external):
     """With crc32_partitioned, shard i of 2 reads partitions p % 2 == i: exactly the core's share."""
     from actorflow.adapters.kafka import KafkaConnector
@@ -197,7 +228,7 @@ def test_a_connector_resumes_from_its_committed_offsets(kafka_broker, external):
 
 
 def test_messages_the_translator_rejects_are_logged_and_skipped(kafka_broker, external, caplog):
-    """A translator that raises or returns None skips that message; the ones after it still come."""
+    """A translator returning None skips a message; one that raises hands it over as malformed."""
     from actorflow.adapters.kafka import KafkaConnector, default_translate
 
     def picky(message: Any) -> af.ConnectorEvent | None:
@@ -216,10 +247,45 @@ def test_messages_the_translator_rejects_are_logged_and_skipped(kafka_broker, ex
             got = consumer.receive(10, 5.0)
             while not got:
                 got = consumer.receive(10, 5.0)
-        assert [e.foreign_id for e in got] == ["customer-1"]
+        while len(got) < 2:
+            got.extend(consumer.receive(10, 5.0))
+        assert [(e.foreign_id, e.malformed) for e in got] == [
+            ("broken", "ValueError: cannot read this one"),
+            ("customer-1", ""),
+        ]
+        assert got[0].id == "0-1"
         assert "offset 1 cannot be translated" in caplog.text
     finally:
         consumer.close()
+
+
+def test_a_malformed_connector_message_is_counted_and_the_next_ones_handled(kafka_broker, external):
+    """Through the engine: the untranslatable message is counted and skipped, the runs after it complete."""
+    from prometheus_client import CollectorRegistry
+
+    from actorflow.adapters.kafka import KafkaConnector
+
+    def strict(message: Any) -> af.ConnectorEvent:
+        if message.key == b"broken":
+            msg = "cannot read this one"
+            raise ValueError(msg)
+        return with_plan(message)
+
+    topic = external(1)
+    produce(kafka_broker, topic, [("broken", "x"), ("customer-1", "gold"), ("customer-2", "basic")])
+    handled = Handled()
+    wf = workflow(KafkaConnector(kafka_broker, topic, strict), handled)
+    registry = CollectorRegistry()
+    with af.Supervisor([wf], registry=registry):
+        require(wf, "customer-1", Status.DONE, Signup(customer="customer-1", plan="gold"), timeout=10)
+        require(wf, "customer-2", Status.DONE, Signup(customer="customer-2", plan="basic"), timeout=10)
+    labels = {"workflow_name": wf.name, "process_name": "crm-connector-to-signups-consumer-1-of-1"}
+    assert registry.get_sample_value("actorflow_malformed_events_total", labels) == 1
+    skipped = registry.get_sample_value(
+        "workflow_process_skipped_events_count", {**labels, "reason": "malformed event"}
+    )
+    assert skipped == 1
+    assert sorted(handled.snapshot()) == ["0-1", "0-2"]
 
 
 def test_a_missing_topic_is_a_clear_error(kafka_broker, kafka_prefix):

@@ -7,6 +7,7 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -128,35 +129,160 @@ def test_a_node_killed_mid_stream_resumes_from_its_committed_offsets(
             assert resumed[key][0] == offset, f"{key} resumed at {resumed[key][0]}, committed {offset}"
 
 
-def run_through_a_broker_crash(broker: TansuBroker, dsn: str, schema: str) -> tuple[dict[str, str], set[str]]:
-    """Runs before, during and after a SIGKILL of the broker; the runs, and the run ids on topic 1 at the end."""
+Position = tuple[str, str, int]  # (group, Kafka topic, partition)
+
+
+def record_deliveries(streamer: Any, delivered: list[tuple[Position, int]]) -> None:
+    """Have every receiver of ``streamer`` append ((group, topic, partition), offset) of each event it delivers."""
+    from actorflow.adapters.kafka.streamer import event_position
+
+    new_receiver = streamer.new_receiver
+
+    def recording(topic: str, name: str, options: Any = None) -> Any:
+        receiver = new_receiver(topic, name, options)
+        receive = receiver.receive
+
+        def logged(max_events: int, timeout: float) -> Any:
+            events = receive(max_events, timeout)
+            for event in events:
+                partition, offset = event_position(event.id)
+                delivered.append(((name, streamer.kafka_topic(topic), partition), offset))
+            return events
+
+        receiver.receive = logged
+        return receiver
+
+    streamer.new_receiver = recording
+
+
+class Crash:
+    """What a broker crash test saw: the runs, every delivery, and the readers' offsets around the crashes."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, str] = {}
+        self.delivered: list[tuple[Position, int]] = []  # in delivery order
+        self.first_kill = 0  # deliveries before the first kill (the workflow ran through it)
+        self.committed_at_first_kill: dict[Position, int] = {}  # read just before that kill
+        self.second_run = 0  # deliveries before the workflow ran again after the second crash
+        self.committed_at_second_run: dict[Position, int] = {}  # read just before it ran again
+        self.on_topic: set[str] = set()  # the run ids on topic 1 at the end
+        self.offsets: dict[tuple[str, int], list[int]] = {}  # the offsets on each partition read, at the end
+
+
+def wait_completed(dsn: str, schema: str, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while (done := completed(dsn, schema)) < count:
+        assert time.monotonic() < deadline, f"only {done} runs completed in 30 s, waiting for {count}"
+        time.sleep(0.001)
+
+
+def run_through_a_broker_crash(broker: TansuBroker, dsn: str, schema: str) -> Crash:
+    """Two SIGKILLs of the broker with runs in flight.
+
+    The workflow runs through the first (runs triggered during the outage too); it is
+    stopped during the second and run again after the broker restarted, so that every
+    reader starts again from the offsets the broker kept.
+    """
     from actorflow.adapters.kafka import KafkaEventStreamer
     from actorflow.adapters.postgres import PostgresRecordStore
 
+    crash = Crash()
     b = three_steps("survive", parallel=2)
     streamer = KafkaEventStreamer(broker.address, "s3-", partitions=4)
+    record_deliveries(streamer, crash.delivered)
     store = PostgresRecordStore(dsn, schema=schema)
     wf = b.build(streamer, store, MemoryRoleScheduler(), defaults=af.Options(polling_frequency=0.05))
-    runs: dict[str, str] = {}
+    runs = crash.runs
+
+    def keys() -> set[Position]:
+        return {key for key, _ in list(crash.delivered)}
+
     try:
         wf.run()
         runs |= {f"before-{i}": wf.trigger(f"before-{i}") for i in range(100)}
         for foreign_id, run_id in runs.items():
             wf.await_status(foreign_id, run_id, Status.DONE, timeout=30)
         runs |= {f"in-flight-{i}": wf.trigger(f"in-flight-{i}") for i in range(100)}
-        deadline = time.monotonic() + 30
-        while completed(dsn, schema) < 120 and time.monotonic() < deadline:
-            time.sleep(0.001)
+        wait_completed(dsn, schema, 120)
+        crash.committed_at_first_kill = committed_offsets(broker.address, keys())
+        crash.first_kill = len(crash.delivered)
         broker.stop(kill=True)
         runs |= {f"outage-{i}": wf.trigger(f"outage-{i}") for i in range(50)}
         broker.start()
+        for foreign_id, run_id in runs.items():
+            wf.await_status(foreign_id, run_id, Status.DONE, timeout=60)
+
+        runs |= {f"second-{i}": wf.trigger(f"second-{i}") for i in range(100)}
+        wait_completed(dsn, schema, len(runs) - 80)
+        broker.stop(kill=True)
+        wf.stop()  # during the outage: nothing more can be committed
+        broker.start()
+        crash.committed_at_second_run = committed_offsets(broker.address, keys())
+        crash.second_run = len(crash.delivered)
+        wf.run()
         for foreign_id, run_id in runs.items():
             wf.await_status(foreign_id, run_id, Status.DONE, timeout=60)
     finally:
         wf.stop()
         streamer.close()
         store.close()
-    return runs, {m.key.decode() for m in read_all(broker.address, "s3-survive-1", 4)}
+    crash.on_topic = {m.key.decode() for m in read_all(broker.address, "s3-survive-1", 4)}
+    for topic in sorted({topic for _, topic, _ in keys()}):
+        for message in read_all(broker.address, topic, 4):
+            crash.offsets.setdefault((topic, message.partition), []).append(message.offset)
+    return crash
+
+
+def last_offsets(deliveries: list[tuple[Position, int]]) -> dict[Position, int]:
+    out: dict[Position, int] = {}
+    for key, offset in deliveries:
+        out[key] = max(out.get(key, -1), offset)
+    return out
+
+
+def first_offsets(deliveries: list[tuple[Position, int]]) -> dict[Position, int]:
+    out: dict[Position, int] = {}
+    for key, offset in deliveries:
+        out.setdefault(key, offset)
+    return out
+
+
+def assert_readers_resumed_from_their_committed_offsets(crash: Crash) -> None:
+    """No reader started again from the beginning of a partition.
+
+    Run again after the second crash, every reader's first message is the first at or
+    after the offset its group had committed (as the restarted broker reports it; Tansu
+    may leave gaps in the offsets across a crash), and several of those offsets are past 0.
+    Through the first crash each reader went on from its committed offset or further (a
+    reader that kept its position); what came twice is at most one batch (the consumer's
+    100 events) per group.
+    """
+    from actorflow.processes.consumer import BATCH_SIZE
+
+    # Second crash: stopped, run again, every reader made anew from the broker's offsets.
+    before = last_offsets(crash.delivered[: crash.second_run])
+    after = first_offsets(crash.delivered[crash.second_run :])
+    assert after, "nothing was read after the second restart: the test proves nothing"
+    assert sum(1 for key in after if crash.committed_at_second_run.get(key, 0) > 0) >= 3
+    for key, first in after.items():
+        committed = crash.committed_at_second_run.get(key, 0)
+        expected = min(o for o in crash.offsets[key[1:]] if o >= committed)
+        assert first == expected, f"{key}: read from {first} after the restart, committed {committed}"
+        assert committed <= before.get(key, -1) + 1, f"{key}: committed {committed} past what was read"
+
+    # First crash: the workflow ran through it.
+    before = last_offsets(crash.delivered[: crash.first_kill])
+    after = first_offsets(crash.delivered[crash.first_kill : crash.second_run])
+    resumed = [key for key in before if key in after]
+    assert resumed, "no reader read after the first restart what it had read before: the test proves nothing"
+    for key in resumed:
+        committed = crash.committed_at_first_kill.get(key, 0)
+        assert committed <= after[key], f"{key}: resumed at {after[key]}, committed {committed}"
+    again: dict[str, int] = {}
+    for key, offset in crash.delivered[crash.first_kill : crash.second_run]:
+        if offset <= before.get(key, -1):
+            again[key[0]] = again.get(key[0], 0) + 1
+    assert all(count <= BATCH_SIZE for count in again.values()), again
 
 
 # kafka-python 3.0.12 does not close a socket whose connect() is refused (kafka/net/inet.py), so
@@ -165,17 +291,109 @@ def run_through_a_broker_crash(broker: TansuBroker, dsn: str, schema: str) -> tu
 # records of the (expected) connection errors would keep them alive in pytest's log capture.
 @pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_broker_restarted_on_s3_storage_loses_no_event(moto_s3, tmp_path, pg_dsn, pg_schema):
-    """The broker is SIGKILLed with runs in flight and started again on its S3 data: every run completes once."""
+    """The broker is SIGKILLed with runs in flight and started again on its S3 data: every run completes once.
+
+    And the readers go on from their committed offsets: a reader made after the restart
+    reads first the offset its group committed, not offset 0.
+    """
     broker = TansuBroker(require_kafka(), tmp_path / "tansu.log", storage="s3://tansu/", env=s3_env(moto_s3))
     broker.start()
     logging.disable(logging.CRITICAL)
     try:
-        runs, on_topic = run_through_a_broker_crash(broker, pg_dsn, pg_schema)
+        crash = run_through_a_broker_crash(broker, pg_dsn, pg_schema)
     finally:
         logging.disable(logging.NOTSET)
         broker.stop()
     for _ in range(5):  # as pytest does: finalisers can free more on the next pass
         gc.collect()  # the sockets kafka-python left behind during the outage
-    assert_every_run_stored_each_transition_once(pg_dsn, pg_schema, len(runs))
+    assert_every_run_stored_each_transition_once(pg_dsn, pg_schema, len(crash.runs))
     # The first events of runs sent before the crash are still on the broker, as are the later ones.
-    assert on_topic == set(runs.values())
+    assert crash.on_topic == set(crash.runs.values())
+    # And the readers did not start again from the beginning of their partitions.
+    assert_readers_resumed_from_their_committed_offsets(crash)
+
+
+def process_errors(registry: Any, workflow: str, process: str) -> float:
+    labels = {"workflow_name": workflow, "process_name": process}
+    return registry.get_sample_value("workflow_process_error_count", labels) or 0.0
+
+
+def flag_relaying(streamer: Any) -> threading.Event:
+    """An event set whenever a sender of ``streamer`` starts a send or a flush."""
+    relaying = threading.Event()
+    new_sender = streamer.new_sender
+
+    def flagged_sender(topic: str) -> Any:
+        sender = new_sender(topic)
+        send, flush = sender.send, sender.flush
+
+        def flagged_send(*args: Any) -> None:
+            relaying.set()
+            send(*args)
+
+        def flagged_flush() -> None:
+            relaying.set()
+            flush()
+
+        sender.send, sender.flush = flagged_send, flagged_flush
+        return sender
+
+    streamer.new_sender = flagged_sender
+    return relaying
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_stop_during_a_broker_outage_returns_in_time_and_leaves_no_thread(tmp_path):
+    """With the broker killed and events waiting to be sent, Supervisor.stop() returns within 5 s, every thread gone.
+
+    Each blocking Kafka call is bounded (a send's wait for metadata, a flush, a commit, a
+    consumer's bootstrap, a close), so no actor is left in one after stop() returned.
+    """
+    from prometheus_client import CollectorRegistry
+
+    from actorflow.adapters.kafka import KafkaEventStreamer
+    from actorflow.adapters.memory import MemoryRecordStore
+
+    broker = TansuBroker(require_kafka(), tmp_path / "tansu.log")
+    broker.start()
+    streamer = KafkaEventStreamer(broker.address, "outage-", partitions=4)
+    relaying = flag_relaying(streamer)
+    wf = three_steps("outage", parallel=2).build(
+        streamer, MemoryRecordStore(), MemoryRoleScheduler(), defaults=af.Options(polling_frequency=0.05)
+    )
+    registry = CollectorRegistry()
+    before = set(threading.enumerate())
+    supervisor = af.Supervisor([wf], registry=registry)
+    logging.disable(logging.CRITICAL)  # the expected connection errors (see the test above)
+    try:
+        supervisor.start()
+        runs = {f"before-{i}": wf.trigger(f"before-{i}") for i in range(20)}
+        for foreign_id, run_id in runs.items():
+            wf.await_status(foreign_id, run_id, Status.DONE, timeout=30)
+        for i in range(50):
+            wf.trigger(f"in-flight-{i}")
+        broker.stop(kill=True)
+        relaying.clear()
+        for i in range(20):
+            wf.trigger(f"outage-{i}")
+        # The outage reached the actors: a send or flush ran out of time (an error, then a back-off)...
+        deadline = time.monotonic() + 30
+        while process_errors(registry, "outage", "outbox-consumer") < 1:
+            assert time.monotonic() < deadline, "the outbox relay never noticed the broker was gone"
+            time.sleep(0.01)
+        # ...and stop() comes while the relay waits in the next one.
+        relaying.clear()
+        assert relaying.wait(30), "the outbox relay did not try again"
+        started = time.monotonic()
+        supervisor.stop()
+        took = time.monotonic() - started
+        left = [t.name for t in threading.enumerate() if t not in before]
+    finally:
+        supervisor.stop()
+        logging.disable(logging.NOTSET)
+        streamer.close()
+        broker.stop()
+    for _ in range(5):
+        gc.collect()  # the sockets kafka-python left behind during the outage
+    assert took < 5, f"stop() took {took:.1f} s"
+    assert left == [], f"threads left running after stop(): {left}"

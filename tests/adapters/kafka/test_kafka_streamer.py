@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from kafka_fixtures import read_all
+from three_steps import Status as ThreeStatus
+from three_steps import three_steps
 
 import actorflow as af
 from actorflow.event import Header, shard_of
@@ -258,3 +260,131 @@ def test_detach_releases_the_shared_clients(make):
         time.sleep(0.01)
     assert not set(threading.enumerate()) - before
     send(streamer, "life", ["b"])  # reopened on use
+
+
+RESERVED_OPTIONS = {
+    "group_id": "mine",
+    "enable_auto_commit": True,
+    "key_serializer": str.encode,
+    "value_serializer": str.encode,
+    "key_deserializer": bytes.decode,
+    "value_deserializer": bytes.decode,
+    "partitioner": lambda key, all_partitions, available: all_partitions[0],
+    "transactional_id": "tx",
+    "kafka_client": object,
+    "bootstrap_servers": "elsewhere:9092",
+    "acks": 1,
+    "auto_offset_reset": "latest",
+}
+
+
+@pytest.mark.parametrize("key", sorted(RESERVED_OPTIONS))
+def test_client_options_may_not_change_what_the_adapter_depends_on(kafka_broker, kafka_prefix, key):
+    """Options that would break the wire format, sharding or at-least-once are refused; nothing is created."""
+    from kafka import KafkaAdminClient
+
+    from actorflow.adapters.kafka import KafkaConnector, KafkaEventStreamer
+
+    before = set(threading.enumerate())
+    options = {key: RESERVED_OPTIONS[key]}
+    with pytest.raises(ValueError, match=f"client_options.*{key}"):
+        KafkaEventStreamer(kafka_broker, kafka_prefix, client_options=options)
+    with pytest.raises(ValueError, match=f"client_options.*{key}"):
+        KafkaConnector(kafka_broker, f"{kafka_prefix}external", client_options=options)
+    assert set(threading.enumerate()) == before
+    admin = KafkaAdminClient(bootstrap_servers=kafka_broker)
+    try:
+        assert not [t for t in admin.list_topics() if t.startswith(kafka_prefix)]
+    finally:
+        admin.close()
+
+
+def test_the_values_the_adapter_uses_itself_are_accepted():
+    """acks="all" and auto_offset_reset="earliest" are our settings: giving them again is fine."""
+    from actorflow.adapters.kafka import KafkaEventStreamer
+
+    for options in ({"acks": "all"}, {"acks": -1}, {"auto_offset_reset": "earliest"}):
+        KafkaEventStreamer("broker:9092", client_options=options).close()
+
+
+def test_the_consumer_commits_once_per_batch(make, kafka_prefix, monkeypatch):
+    """A workflow's consumer commits its offsets once per batch it handled, not once per event.
+
+    Fifty runs' first events are on the topic before the workflow starts, so the first
+    consumer reads them in batches of several; each KafkaConsumer.commit call is counted.
+    """
+    import kafka
+
+    from actorflow.adapters.kafka.streamer import event_position
+    from actorflow.adapters.memory import MemoryRecordStore, MemoryRoleScheduler
+
+    commits: list[tuple[str, dict[Any, Any]]] = []
+    commit = kafka.KafkaConsumer.commit
+
+    def counted(self: Any, offsets: Any = None, timeout_ms: Any = None) -> Any:
+        commits.append((self.config["group_id"], dict(offsets)))
+        return commit(self, offsets, timeout_ms=timeout_ms)
+
+    monkeypatch.setattr(kafka.KafkaConsumer, "commit", counted)
+
+    streamer = make(partitions=4)
+    batches: list[tuple[str, str, list[tuple[int, int]]]] = []  # (group, topic, positions)
+    new_receiver = streamer.new_receiver
+
+    def spied(topic: str, name: str, options: Any = None) -> Any:
+        receiver = new_receiver(topic, name, options)
+        receive = receiver.receive
+
+        def logged(max_events: int, timeout: float) -> Any:
+            events = receive(max_events, timeout)
+            if events:
+                batches.append((name, topic, [event_position(e.id) for e in events]))
+            return events
+
+        receiver.receive = logged
+        return receiver
+
+    streamer.new_receiver = spied
+    store = MemoryRecordStore()
+    wf = three_steps("batches").build(
+        streamer, store, MemoryRoleScheduler(), defaults=af.Options(polling_frequency=0.05)
+    )
+    runs = {f"run-{i}": wf.trigger(f"run-{i}") for i in range(50)}
+    # Publish the outbox as the relay would, before any consumer reads the topic.
+    rows = store.list_outbox_events(wf.name, 1000)
+    sender = streamer.new_sender(rows[0].topic)
+    for row in rows:
+        sender.send(row.run_id, row.type, row.headers)
+    sender.flush()
+    for row in rows:
+        store.delete_outbox_event(row.id)
+
+    wf.run()
+    try:
+        for foreign_id, run_id in runs.items():
+            wf.await_status(foreign_id, run_id, ThreeStatus.DONE, timeout=20)
+    finally:
+        wf.stop()
+
+    first = f"{wf.name}-{int(ThreeStatus.STARTED)}"
+    (first_group,) = {name for name, topic, _ in batches if topic == first}
+    first_batches = [events for name, _, events in batches if name == first_group]
+    assert sum(len(events) for events in first_batches) == 50
+    assert max(len(events) for events in first_batches) > 1, "every batch had one event: the test proves nothing"
+    for group in {name for name, _, _ in batches}:  # never more than one commit per batch
+        handled = [events for name, _, events in batches if name == group]
+        assert len([1 for name, _ in commits if name == group]) <= len(handled), group
+    # The first step's consumer committed each batch once (not each of the 50 events)...
+    first_commits = [offsets for name, offsets in commits if name == first_group]
+    assert len(first_commits) == len(first_batches) < 50
+    # ...covering, partition by partition, the offset after the batch's last event.
+    by_partition: dict[int, int] = {}
+    for offsets in first_commits:
+        for tp, meta in offsets.items():
+            assert tp.topic == f"{kafka_prefix}{first}"
+            by_partition[tp.partition] = max(by_partition.get(tp.partition, 0), meta.offset)
+    delivered: dict[int, int] = {}
+    for events in first_batches:
+        for partition, offset in events:
+            delivered[partition] = max(delivered.get(partition, -1), offset)
+    assert by_partition == {p: o + 1 for p, o in delivered.items()}

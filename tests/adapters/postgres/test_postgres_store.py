@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import UTC, datetime
 
 import psycopg
 import pytest
+from prometheus_client import CollectorRegistry
 from three_steps import Item, Status, three_steps
 
 import actorflow as af
@@ -19,6 +21,7 @@ from actorflow.adapters.postgres import (
     PostgresTimeoutStore,
     migrate,
 )
+from actorflow.testing.adaptertest._records import dummy_record
 
 
 @pytest.fixture
@@ -58,10 +61,14 @@ def test_a_bad_schema_name_is_refused():
 
 
 def test_migrate_is_versioned_and_idempotent(pg_dsn, pg_schema):
-    assert migrate(pg_dsn, pg_schema) == [1, 2]
+    assert migrate(pg_dsn, pg_schema) == [1, 2, 3]
     assert migrate(pg_dsn, pg_schema) == []
     with _raw(pg_dsn, pg_schema) as conn:
-        assert conn.execute("SELECT version FROM actorflow_migrations ORDER BY 1").fetchall() == [(1,), (2,)]
+        assert conn.execute("SELECT version FROM actorflow_migrations ORDER BY 1").fetchall() == [(1,), (2,), (3,)]
+        indexes = {
+            name for (name,) in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s", (pg_schema,))
+        }
+    assert "workflow_error_counts_by_run" in indexes
 
 
 def test_concurrent_migrations_apply_once(pg_dsn, pg_schema):
@@ -71,7 +78,7 @@ def test_concurrent_migrations_apply_once(pg_dsn, pg_schema):
         t.start()
     for t in threads:
         t.join()
-    assert sorted(map(tuple, results)) == [(), (), (), (1, 2)]
+    assert sorted(map(tuple, results)) == [(), (), (), (1, 2, 3)]
 
 
 def test_error_counts_survive_reopening(pg_dsn, pg_schema):
@@ -201,7 +208,7 @@ def test_the_db_migrate_command(pg_dsn, pg_schema):
 
     first, second = run(), run()
     assert first.returncode == 0, first.stderr
-    assert f"schema {pg_schema}: applied migrations 1, 2" in first.stdout
+    assert f"schema {pg_schema}: applied migrations 1, 2, 3" in first.stdout
     assert "none (already up to date)" in second.stdout
     bad = subprocess.run(
         [sys.executable, "-m", "actorflow.cli", "db", "migrate", "--dsn", "postgresql://postgres@127.0.0.1:1/x"],
@@ -225,3 +232,185 @@ def test_a_supervisor_on_an_unreachable_server_fails_to_start_with_the_reason():
     assert time.monotonic() - started < 15
     assert not sup.running
     assert wf.states() == {}
+
+
+# -- unreadable rows ------------------------------------------------------------------------------
+
+
+def _outbox_store(pg_dsn: str, pg_schema: str) -> PostgresRecordStore:
+    """A store whose events go to its outbox (no streamer in its schema)."""
+    return PostgresRecordStore(pg_dsn, schema=pg_schema)
+
+
+def test_an_unreadable_outbox_row_is_dropped_and_the_rest_relayed(pg_dsn, pg_schema, caplog):
+    """An outbox row that can never be relayed is logged and deleted, so it cannot hold up the rows behind it."""
+    store = _outbox_store(pg_dsn, pg_schema)
+    try:
+        first, second = dummy_record(foreign_id="first"), dummy_record(foreign_id="second")
+        store.store(first)
+        store.store(second)
+        with _raw(pg_dsn, pg_schema) as conn:
+            conn.execute("UPDATE workflow_outbox SET headers = 'garbage' WHERE run_id = %s", (first.run_id,))
+
+        with caplog.at_level(logging.ERROR, logger="actorflow.postgres"):
+            assert [e.run_id for e in store.list_outbox_events(first.workflow_name, 10)] == [second.run_id]
+        assert "dropped unreadable outbox event" in caplog.text
+        with _raw(pg_dsn, pg_schema) as conn:
+            assert conn.execute("SELECT run_id FROM workflow_outbox").fetchall() == [(second.run_id,)]
+    finally:
+        store.close()
+
+
+def test_the_outbox_relay_goes_on_past_an_unreadable_row(pg_dsn, pg_schema, make_pg_schema):
+    """A garbage outbox row ahead of the runs' rows: the relay drops it and every run finishes."""
+    store = PostgresRecordStore(pg_dsn, schema=pg_schema)
+    streamer = PostgresEventStreamer(pg_dsn, schema=make_pg_schema())
+    try:
+        wf = three_steps("pg").build(streamer, store, MemoryRoleScheduler())
+        assert not wf.publishes_directly
+        migrate(pg_dsn, pg_schema)
+        with _raw(pg_dsn, pg_schema) as conn:
+            conn.execute(
+                "INSERT INTO workflow_outbox (id, workflow_name, run_id, type, headers, created_at)"
+                " VALUES ('garbage', %s, 'nobody', 1, 'not json', now())",
+                (wf.name,),
+            )
+        run_ids = [(f"r{i}", wf.trigger(f"r{i}", Item(f"r{i}"))) for i in range(3)]
+        with af.Supervisor([wf], registry=CollectorRegistry()):
+            for foreign_id, run_id in run_ids:
+                assert wf.await_status(foreign_id, run_id, Status.DONE, timeout=20).object.steps == 3
+            assert wf.states()["outbox-consumer"] is af.ProcessState.RUNNING
+        with _raw(pg_dsn, pg_schema) as conn:
+            assert conn.execute("SELECT count(*) FROM workflow_outbox").fetchone() == (0,)
+    finally:
+        store.close()
+        streamer.close()
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("run_state", "99"), ("created_at", "'-infinity'"), ("updated_at", "'infinity'")],
+    ids=["run state", "created at -infinity", "updated at infinity"],
+)
+def test_an_unreadable_record_row_is_skipped_by_list_with_a_warning(adapters, pg_dsn, pg_schema, caplog, column, value):
+    """A foreign row makes lookup/latest raise CorruptRecord; list and snapshots leave it out with a warning."""
+    _, store, _ = adapters
+    good, bad = dummy_record(foreign_id="good"), dummy_record(foreign_id="bad")
+    store.store(good)
+    store.store(bad)
+    with _raw(pg_dsn, pg_schema) as conn:
+        for table in ("workflow_records", "workflow_record_snapshots"):
+            conn.execute(f"UPDATE {table} SET {column} = {value} WHERE run_id = %s", (bad.run_id,))  # noqa: S608
+
+    with pytest.raises(af.CorruptRecord) as caught:
+        store.lookup(bad.run_id)
+    assert caught.value.run_id == bad.run_id
+    with pytest.raises(af.CorruptRecord):
+        store.latest(bad.workflow_name, "bad")
+    with caplog.at_level(logging.WARNING, logger="actorflow.postgres"):
+        assert [r.run_id for r in store.list(good.workflow_name)] == [good.run_id]
+        assert [r.run_id for r in store.list(good.workflow_name, order="desc")] == [good.run_id]
+        assert store.snapshots(bad.run_id) == []
+    assert "skipped an unreadable record row" in caplog.text
+    assert bad.run_id in caplog.text
+    assert store.lookup_many([good.run_id, bad.run_id]) == {good.run_id: good}
+
+
+def test_an_unreadable_timeout_row_is_skipped_with_a_warning(adapters, pg_dsn, pg_schema, caplog):
+    """A timeout expiring at -infinity (Python has no such time) is logged and left out; the poller goes on."""
+    _, _, timeouts = adapters
+    now = datetime.now(UTC)
+    good = timeouts.create("w", "f", "run-good", 1, now)
+    bad = timeouts.create("w", "f", "run-bad", 1, now)
+    with _raw(pg_dsn, pg_schema) as conn:
+        conn.execute("UPDATE workflow_timeouts SET expire_at = '-infinity' WHERE id = %s", (bad,))
+    with caplog.at_level(logging.WARNING, logger="actorflow.postgres"):
+        assert [t.id for t in timeouts.list("w")] == [good]
+        assert [t.id for t in timeouts.list_valid("w", 1, now)] == [good]
+    assert f"skipped unreadable timeout {bad}" in caplog.text
+
+
+# -- migrations ---------------------------------------------------------------------------------
+
+
+def test_a_newer_schema_is_refused(pg_dsn, pg_schema):
+    """A schema migrated by a newer actorflow is not used: PostgresError says to upgrade, nothing is applied."""
+    migrate(pg_dsn, pg_schema)
+    with _raw(pg_dsn, pg_schema) as conn:
+        conn.execute("INSERT INTO actorflow_migrations (version, name) VALUES (99, 'future')")
+        conn.execute("DELETE FROM actorflow_migrations WHERE version = 3")
+    with pytest.raises(PostgresError, match=r"schema version 99, newer than this actorflow knows \(3\): upgrade"):
+        migrate(pg_dsn, pg_schema)
+    store = PostgresRecordStore(pg_dsn, schema=pg_schema)
+    try:
+        with pytest.raises(PostgresError, match="upgrade actorflow"):
+            store.list("w")
+    finally:
+        store.close()
+    with _raw(pg_dsn, pg_schema) as conn:  # the missing version 3 was not applied behind the newer one
+        assert conn.execute("SELECT version FROM actorflow_migrations ORDER BY 1").fetchall() == [(1,), (2,), (99,)]
+
+
+# -- connections the server cut -----------------------------------------------------------------
+
+
+def _cut_sessions(pg_dsn: str, schema: str) -> int:
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+            (f"actorflow-{schema}",),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _wait_for_no_sessions(pg_dsn: str, schema: str) -> None:
+    deadline = time.monotonic() + 10
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        while admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (f"actorflow-{schema}",)
+        ).fetchone() != (0,):
+            assert time.monotonic() < deadline, "the sessions did not end"
+            threading.Event().wait(0.01)
+
+
+def test_a_connection_cut_while_idle_is_replaced_before_anything_is_sent(adapters, pg_dsn, pg_schema):
+    """Every pooled connection cut by the server: the next operation runs once, on a fresh connection."""
+    _, store, _ = adapters
+    assert store.add_error("p", "run") == 1
+    store.db.pool().wait(timeout=10)  # the pool's connections are open (and about to be cut)
+    assert _cut_sessions(pg_dsn, pg_schema) > 0
+    _wait_for_no_sessions(pg_dsn, pg_schema)
+    calls = []
+
+    def count(conn: psycopg.Connection) -> int:
+        calls.append(conn.info.backend_pid)
+        row = conn.execute("SELECT count FROM workflow_error_counts WHERE process = 'p'").fetchone()
+        return int(row[0]) if row else 0
+
+    assert store.db.run("reading", count, resend=False) == 1
+    assert len(calls) == 1, "a connection found cut before use is dropped unused, not tried and resent"
+    assert store.add_error("p", "run") == 2  # not resent, and needed no resend
+
+
+def test_work_whose_outcome_is_unknown_is_resent_only_when_allowed(adapters, pg_dsn, pg_schema):
+    """A connection lost after a commit: resendable work runs again, work that must not (add_error) raises."""
+    _, store, _ = adapters
+    migrate(pg_dsn, pg_schema)
+    with _raw(pg_dsn, pg_schema) as conn:
+        conn.execute("CREATE TABLE attempts (n serial)")
+
+    def commit_then_lose_the_connection(conn: psycopg.Connection) -> None:
+        conn.execute("INSERT INTO attempts DEFAULT VALUES")  # autocommit: committed
+        conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # the reply never comes
+
+    def attempts() -> int:
+        with _raw(pg_dsn, pg_schema) as conn:
+            row = conn.execute("SELECT count(*) FROM attempts").fetchone()
+        return int(row[0]) if row else 0
+
+    with pytest.raises(PostgresError):
+        store.db.run("once", commit_then_lose_the_connection, resend=False)
+    assert attempts() == 1
+    with pytest.raises(PostgresError):
+        store.db.run("twice", commit_then_lose_the_connection)
+    assert attempts() == 3

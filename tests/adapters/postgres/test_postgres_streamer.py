@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import random
+import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -103,24 +105,173 @@ def test_a_shard_reads_only_its_share(streamer):
         assert got == want
 
 
-def test_a_waiting_receiver_wakes_on_notify(streamer):
-    """receive() returns as soon as another thread commits, long before its timeout."""
-    receiver = streamer.new_receiver("wake", "reader")
-    assert receiver.receive(1, 0.2) == []
+SLOW_POLL = ReceiverOptions(poll_frequency=30.0)  # polling cannot explain a quick return
 
-    def later() -> None:
-        time.sleep(0.2)
-        sender = streamer.new_sender("wake")
-        sender.send("x", 1, {Header.TOPIC: "wake"})
+
+def _send_from_another_connection(pg_dsn: str, schema: str, topic: str, run_id: str) -> float:
+    """Commit one event through a streamer of its own (its own pool); when the commit returned."""
+    other = PostgresEventStreamer(pg_dsn, schema=schema)
+    try:
+        sender = other.new_sender(topic)
+        sender.send(run_id, 1, {Header.TOPIC: topic})
         sender.flush()
+        return time.monotonic()
+    finally:
+        other.close()
 
-    thread = threading.Thread(target=later)
+
+def _timed_receive(receiver, write, timeout: float = 10.0) -> tuple[list, float]:
+    """receive() while ``write()`` (returning when its commit did) runs in another thread.
+
+    Returns the events and the seconds from that commit to receive() returning.
+    """
+    committed: list[float] = []
+    thread = threading.Thread(target=lambda: committed.append(write()))
     thread.start()
-    started = time.monotonic()
-    got = receiver.receive(1, 10)
-    thread.join()
+    got = list(receiver.receive(10, timeout))
+    returned = time.monotonic()
+    thread.join(timeout=30)
+    assert committed, "the write did not complete"
+    return got, returned - committed[0]
+
+
+def test_a_waiting_receiver_wakes_on_notify(streamer, pg_dsn, pg_schema):
+    """receive() returns as soon as another connection commits: NOTIFY, not polling (every 30 s here)."""
+    receiver = streamer.new_receiver("wake", "reader", SLOW_POLL)
+    assert receiver.receive(1, 0.2) == []  # the listener is connected
+    started = threading.Event()
+
+    def write() -> float:
+        started.wait(10)
+        return _send_from_another_connection(pg_dsn, pg_schema, "wake", "x")
+
+    threading.Timer(0.2, started.set).start()
+    got, after_commit = _timed_receive(receiver, write)
     assert [e.run_id for e in got] == ["x"]
-    assert time.monotonic() - started < 3
+    assert after_commit < 2.0, f"receive returned {after_commit:.2f}s after the commit"
+
+
+def _listener_pids(pg_dsn: str, schema: str) -> set[int]:
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND query LIKE 'LISTEN %%'",
+            (f"actorflow-{schema}",),
+        ).fetchall()
+    return {pid for (pid,) in rows}
+
+
+def _until(condition, timeout: float = 10.0, what: str = "the condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not hold within {timeout}s"
+        threading.Event().wait(0.01)
+
+
+def test_receivers_get_events_after_the_listen_connection_is_cut(streamer, pg_dsn, pg_schema):
+    """The server cuts the LISTEN session while a receiver waits: an event committed then still
+    arrives at once (the reconnection wakes every waiter), and so do later ones (LISTEN again)."""
+    receiver = streamer.new_receiver("cut", "reader", SLOW_POLL)
+    assert receiver.receive(1, 0.2) == []
+    (listen_pid,) = _listener_pids(pg_dsn, pg_schema)
+
+    def cut_then_write() -> float:
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (listen_pid,))
+        return _send_from_another_connection(pg_dsn, pg_schema, "cut", "during")
+
+    got, after_commit = _timed_receive(receiver, cut_then_write)
+    assert [e.run_id for e in got] == ["during"]
+    assert after_commit < 3.0, f"receive returned {after_commit:.2f}s after the commit"
+    receiver.ack(got[0])
+
+    _until(lambda: _listener_pids(pg_dsn, pg_schema) - {listen_pid}, what="a new LISTEN session")
+    got, after_commit = _timed_receive(
+        receiver, lambda: _send_from_another_connection(pg_dsn, pg_schema, "cut", "after")
+    )
+    assert [e.run_id for e in got] == ["after"]
+    assert after_commit < 2.0
+
+
+def _open_write_transaction(pg_dsn: str) -> tuple[psycopg.Connection, int, int]:
+    """A session holding a transaction with a transaction id; (connection, its pid, its xid)."""
+    conn = psycopg.connect(pg_dsn)  # not autocommit: the transaction stays open
+    row = conn.execute("SELECT pg_backend_pid(), pg_current_xact_id()::text::bigint").fetchone()
+    assert row is not None
+    return conn, int(row[0]), int(row[1])
+
+
+def test_events_held_back_by_an_open_transaction_arrive_promptly_when_it_ends(streamer, pg_dsn, pg_schema):
+    """An older transaction that writes no event holds committed events back; its end notifies nobody,
+    yet the receiver gets them at once (it looks again soon), not after its 30 s poll."""
+    receiver = streamer.new_receiver("held", "reader", SLOW_POLL)
+    assert receiver.receive(1, 0.2) == []
+    blocker, _, _ = _open_write_transaction(pg_dsn)
+    try:
+        _send_from_another_connection(pg_dsn, pg_schema, "held", "a")
+        _send_from_another_connection(pg_dsn, pg_schema, "held", "b")
+        assert receiver.receive(10, 0.5) == []  # committed, but behind the open transaction
+        ended: list[float] = []
+        threading.Timer(0.3, lambda: (blocker.rollback(), ended.append(time.monotonic()))).start()
+        got = list(receiver.receive(10, 10))
+        returned = time.monotonic()
+    finally:
+        _until(lambda: bool(ended), what="the blocking transaction's end")
+        blocker.close()
+    assert [e.run_id for e in got] == ["a", "b"]
+    assert returned - ended[0] < 2.0, f"received {returned - ended[0]:.2f}s after the blocker ended"
+
+
+def test_delivery_held_back_for_long_is_logged_with_the_blocking_session(
+    streamer, pg_dsn, pg_schema, caplog, monkeypatch
+):
+    """Past the threshold (10 s; 0.2 s here) a warning names the oldest open transaction's session."""
+    import actorflow.adapters.postgres.streamer as module
+
+    monkeypatch.setattr(module, "_HELD_WARN_AFTER", 0.2)
+    receiver = streamer.new_receiver("long", "reader", ReceiverOptions(poll_frequency=0.05))
+    assert receiver.receive(1, 0.2) == []
+    blocker, pid, xid = _open_write_transaction(pg_dsn)
+    try:
+        _send_from_another_connection(pg_dsn, pg_schema, "long", "a")
+        with caplog.at_level(logging.WARNING, logger="actorflow.postgres"):
+            assert receiver.receive(10, 1.0) == []
+            assert receiver.receive(10, 0.5) == []  # rate-limited: no second warning
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:  # sessions older than ours may be named instead
+            older = {
+                row[0]
+                for row in admin.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE backend_xid IS NOT NULL"
+                    " AND backend_xid::text::bigint <= %s",
+                    (xid,),
+                )
+            }
+    finally:
+        blocker.close()
+    warnings = [r.getMessage() for r in caplog.records if "still open on the server" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "idle_in_transaction_session_timeout" in warnings[0]
+    named = re.search(r"pid (\d+) \(", warnings[0])
+    assert named is not None, warnings[0]
+    assert int(named.group(1)) in older | {pid}
+    assert [e.run_id for e in collect(receiver, 1)] == ["a"]
+
+
+def test_stream_from_latest_starts_after_committed_events_held_back_by_an_open_transaction(streamer, pg_dsn, pg_schema):
+    """ "Latest" means after every committed event, also those an older open transaction still holds back."""
+    sender = streamer.new_sender("latest")
+    sender.send("warm-up", 1, {Header.TOPIC: "latest"})
+    sender.flush()
+    blocker, _, _ = _open_write_transaction(pg_dsn)
+    try:
+        sender.send("old", 1, {Header.TOPIC: "latest"})
+        sender.flush()
+        receiver = streamer.new_receiver("latest", "late", ReceiverOptions(stream_from_latest=True))
+    finally:
+        blocker.close()
+    sender.send("new", 1, {Header.TOPIC: "latest"})
+    sender.flush()
+    assert [e.run_id for e in collect(receiver, 1)] == ["new"]
+    assert receiver.receive(10, 0.2) == []
 
 
 def test_a_malformed_event_row_is_handed_over_as_malformed(streamer, pg_dsn, pg_schema):
@@ -208,14 +359,22 @@ def test_retention_deletes_old_events(pg_dsn, pg_schema):
 
 
 def test_events_are_read_in_numeric_xid_order(streamer, pg_dsn, pg_schema):
-    """Transaction ids are compared as numbers: 100000 comes after 99999 (not as text)."""
+    """Transaction ids are compared as numbers: 10000 comes after 9999 (not as text).
+
+    The ids straddle a power of ten below the server's current xid (below the xmin cut, so readable).
+    """
     migrate(pg_dsn, pg_schema)
     with _raw(pg_dsn, pg_schema) as conn:
-        for xid, run_id in (("99999", "first"), ("100000", "second"), ("100001", "third")):
+        row = conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()
+        assert row is not None
+        power = 10 ** (len(str(int(row[0]) - 2)) - 1)
+        if power < 10:
+            pytest.skip("the server's transaction ids are too young")
+        for xid, run_id in ((power - 1, "first"), (power, "second"), (power + 1, "third")):
             conn.execute(
                 "INSERT INTO workflow_events (xid, topic, run_id, type, headers, created_at, shard_hash)"
-                " VALUES (%s::xid8, 'order', %s, 1, '{}', now(), 0)",
-                (xid, run_id),
+                " VALUES (%s::text::xid8, 'order', %s, 1, '{}', now(), 0)",
+                (str(xid), run_id),
             )
     receiver = streamer.new_receiver("order", "reader")
     first = collect(receiver, 1)
@@ -224,3 +383,72 @@ def test_events_are_read_in_numeric_xid_order(streamer, pg_dsn, pg_schema):
     receiver.close()
     again = streamer.new_receiver("order", "reader")  # resumes from the durable (xid, id) cursor
     assert [e.run_id for e in collect(again, 2)] == ["second", "third"]
+
+
+# -- retention ------------------------------------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self, now: datetime) -> None:
+        self.value = now
+
+    def now(self) -> datetime:
+        return self.value
+
+    def wait_until(self, deadline: datetime, *, timeout: float) -> None:
+        return None
+
+
+def _count(pg_dsn: str, schema: str, where: str = "TRUE") -> int:
+    with _raw(pg_dsn, schema) as conn:
+        row = conn.execute(f"SELECT count(*) FROM workflow_events WHERE {where}").fetchone()  # noqa: S608
+    return int(row[0]) if row else 0
+
+
+def test_cleanup_deletes_in_bounded_batches(pg_dsn, pg_schema):
+    """Each delete takes at most a batch; cleanup() goes on until none is left."""
+    clock = _Clock(datetime(2030, 1, 1, tzinfo=UTC))
+    streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema, retention=timedelta(days=1), clock=clock)
+    try:
+        sender = streamer.new_sender("old")
+        for i in range(5):
+            sender.send(f"old-{i}", 1, {Header.TOPIC: "old"})
+        sender.flush()
+        clock.value += timedelta(days=2)
+        sender.send("new", 1, {Header.TOPIC: "old"})
+        sender.flush()
+        cutoff = clock.value - timedelta(days=1)
+        assert streamer._delete_old_events(cutoff, 2) == 2
+        assert _count(pg_dsn, pg_schema) == 4
+        streamer._retention.batch = 2
+        assert streamer.cleanup() == 3
+        assert _count(pg_dsn, pg_schema) == 1
+    finally:
+        streamer.close()
+
+
+def test_retention_runs_on_a_timer_while_receivers_are_busy(pg_dsn, pg_schema):
+    """A receiver that always has events to read (never idle) still gets old events deleted."""
+    clock = _Clock(datetime(2030, 1, 1, tzinfo=UTC))
+    streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema, retention=timedelta(days=1), clock=clock)
+    try:
+        streamer._retention.every = 0.05
+        sender = streamer.new_sender("busy")
+        for i in range(20):
+            sender.send(f"old-{i}", 1, {Header.TOPIC: "busy"})
+        sender.flush()
+        clock.value += timedelta(days=2)
+        receiver = streamer.new_receiver("busy", "reader")
+        deadline = time.monotonic() + 15
+        received = 0
+        while _count(pg_dsn, pg_schema, "run_id LIKE 'old-%'"):
+            assert time.monotonic() < deadline, "the old events were not deleted"
+            sender.send("new", 1, {Header.TOPIC: "busy"})
+            sender.flush()
+            got = receiver.receive(1, 5)  # one at a time: never comes back empty
+            assert got
+            received += len(got)
+            receiver.ack(got[-1])
+        assert received > 0
+    finally:
+        streamer.close()

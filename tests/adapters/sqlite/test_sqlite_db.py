@@ -119,15 +119,18 @@ def test_a_thread_that_ends_closes_its_connection(tmp_path):
 def test_migrate_applies_each_version_once(tmp_path):
     """migrate() creates the tables and records each version; a second call applies nothing."""
     path = tmp_path / "migrated.db"
-    assert migrate(path) == [m.version for m in migrations()] == [1, 2]
+    assert migrate(path) == [m.version for m in migrations()] == [1, 2, 3]
     assert migrate(path) == []
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT version, name FROM schema_migrations").fetchall() == [
             (1, "initial"),
             (2, "in_flight"),
+            (3, "error_counts_by_run"),
         ]
+        indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"records", "snapshots", "outbox", "events", "cursors", "error_counts", "timeouts", "in_flight"} <= tables
+    assert "error_counts_by_run" in indexes
 
 
 def test_adapters_migrate_the_file_on_first_use(tmp_path):
@@ -153,7 +156,7 @@ def test_processes_opening_a_new_file_at_once_migrate_it_once(tmp_path):
     ]
     outputs = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
-    assert sorted(out.strip() for out, _ in outputs) == ["[1, 2]", "[]", "[]", "[]"]
+    assert sorted(out.strip() for out, _ in outputs) == ["[1, 2, 3]", "[]", "[]", "[]"]
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (len(migrations()),)
 

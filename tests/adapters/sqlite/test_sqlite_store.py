@@ -312,3 +312,11 @@ def test_an_unreadable_outbox_row_is_dropped_and_the_rest_relayed(db, opened, ca
         assert [e.run_id for e in store.list_outbox_events(first.workflow_name, 10)] == [second.run_id]
     assert "dropped unreadable outbox event" in caplog.text
     assert _rows(db, "SELECT run_id FROM outbox") == [(second.run_id,)]
+
+
+def test_clearing_a_runs_error_counts_is_one_index_probe(db, opened):
+    """The delete that comes with every stored version searches error_counts by its run_id index."""
+    store = opened(SqliteRecordStore(db))
+    store.list("w")  # migrated
+    plan = _rows(db, "EXPLAIN QUERY PLAN " + store._q["clear_run_errors"], "run")
+    assert any(detail.startswith("SEARCH") and "INDEX error_counts_by_run" in detail for *_, detail in plan), plan

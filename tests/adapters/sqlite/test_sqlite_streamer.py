@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +255,69 @@ def test_stream_from_latest_stores_the_cursor_at_the_head(db, opened):
     sender.flush()
     resumed = opened(opened(SqliteEventStreamer(db)).new_receiver("latest", "late"))
     assert [e.run_id for e in _collect(resumed, 1)] == ["new"]
+
+
+# -- retention ----------------------------------------------------------------------------------------
+
+
+def _event_count(db: Path, where: str = "1") -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM events WHERE {where}").fetchone()[0])  # noqa: S608
+
+
+def test_retention_defaults_to_seven_days_and_can_be_turned_off(db, opened):
+    """Like PostgreSQL's: events older than a week are deleted unless retention=None."""
+    assert opened(SqliteEventStreamer(db)).retention == timedelta(days=7).total_seconds()
+    assert opened(SqliteEventStreamer(db, retention=None)).retention is None
+    assert opened(SqliteEventStreamer(db, retention=60)).retention == 60.0
+    with pytest.raises(ValueError, match="retention"):
+        SqliteEventStreamer(db, retention=0)
+
+
+def test_cleanup_deletes_old_events_in_bounded_batches(db, opened):
+    """Each delete takes at most a batch of the oldest events; cleanup() goes on until none is old."""
+    clock = af.FakeClock(datetime(2030, 1, 1, tzinfo=UTC))
+    streamer = opened(SqliteEventStreamer(db, clock=clock, retention=timedelta(days=1)))
+    sender = opened(streamer.new_sender("topic"))
+    for i in range(5):
+        sender.send(f"old-{i}", 1, {})
+    sender.flush()
+    clock.advance(timedelta(days=2))
+    sender.send("new", 1, {})
+    sender.flush()
+    assert streamer._delete_old_events(clock.now() - timedelta(days=1), 2) == 2
+    assert _event_count(db) == 4
+    streamer._retention.batch = 2
+    assert streamer.cleanup() == 3
+    assert _event_count(db) == 1
+    assert opened(SqliteEventStreamer(db, retention=None)).cleanup() == 0
+
+
+def test_retention_runs_in_the_background_while_receivers_are_busy(db, opened):
+    """A receiver that always has events (never idle) still gets old events deleted, by another thread."""
+    clock = af.FakeClock(datetime(2030, 1, 1, tzinfo=UTC))
+    streamer = opened(SqliteEventStreamer(db, clock=clock, retention=timedelta(days=1)))
+    streamer._retention.every = 0.05
+    sender = opened(streamer.new_sender("busy"))
+    for i in range(20):
+        sender.send(f"old-{i}", 1, {})
+    sender.flush()
+    clock.advance(timedelta(days=2))
+    receiver = opened(streamer.new_receiver("busy", "reader"))
+    deleted_by: set[str] = set()
+    original = streamer._delete_old_events
+
+    def delete(cutoff: datetime, limit: int) -> int:
+        deleted_by.add(threading.current_thread().name)
+        return original(cutoff, limit)
+
+    streamer._retention._delete_batch = delete
+    deadline = time.monotonic() + 15
+    while _event_count(db, "run_id LIKE 'old-%'"):
+        assert time.monotonic() < deadline, "the old events were not deleted"
+        sender.send("new", 1, {})
+        sender.flush()
+        got = receiver.receive(1, 5)  # one at a time: never comes back empty
+        assert got
+        receiver.ack(got[-1])
+    assert deleted_by and threading.current_thread().name not in deleted_by

@@ -1,0 +1,218 @@
+"""Group commit: a step consumer stores the transitions of one batch of events together.
+
+A step error stops the batch at its event: the transitions before it are committed (and
+acknowledged), the failing event is retried after err_backoff, and the events behind it
+wait for it, in order. A version conflict on one transition of a group commit is that
+transition's alone: the others in the same commit are stored.
+
+To put several runs in one batch, they are triggered before the workflow runs, and their
+events published before it runs (by the store itself on stacks that write events in the
+record's transaction, else by relaying the outbox here as the relay would) and readable,
+so the step consumer's first receive returns them all. The record store's ``store_many`` is wrapped
+to see what each group commit held.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+import actorflow as af
+from actorflow import transitions
+from actorflow.topics import topic
+
+from .model import Order, Status
+
+PROCESS = "started-consumer-1-of-1"
+CONFLICT = "record version conflict"
+FAILS = 2  # C's step fails this many times, then succeeds
+
+
+class _Log:
+    """The foreign ids a step was called for, in call order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[str] = []
+
+    def add(self, item: str) -> int:
+        with self._lock:
+            self._items.append(item)
+            return self._items.count(item)
+
+    def items(self) -> list[str]:
+        with self._lock:
+            return list(self._items)
+
+
+def _builder(charge: Any) -> af.Builder[Order, Status]:
+    """STARTED --charge--> CHARGED --finish--> DONE."""
+    b = af.Builder("batches", Order, Status)
+    b.add_step(Status.STARTED, charge, Status.CHARGED)
+    b.add_step(Status.CHARGED, lambda run: Status.DONE, Status.DONE)
+    return b
+
+
+def _publish_outbox(wf: af.Workflow[Any, Any]) -> None:
+    """Relay the outbox now, as the outbox relay would (nothing to do when the store publishes itself)."""
+    if wf.publishes_directly:
+        return
+    rows = wf.record_store.list_outbox_events(wf.name, 1000)
+    senders: dict[str, af.EventSender] = {}
+    for row in rows:
+        if row.topic not in senders:
+            senders[row.topic] = wf.event_streamer.new_sender(row.topic)
+        senders[row.topic].send(row.run_id, row.type, row.headers)
+    for sender in senders.values():
+        sender.flush()
+        sender.close()
+    for row in rows:
+        wf.record_store.delete_outbox_event(row.id)
+
+
+def _await_readable(wf: af.Workflow[Any, Any], count: int, timeout: float = 10.0) -> None:
+    """Wait until a reader of the STARTED topic sees ``count`` events (e.g. PostgreSQL delays
+    events behind a transaction still open elsewhere), so the step consumer's first receive
+    gets them all."""
+    receiver = wf.event_streamer.new_receiver(topic(wf.name, Status.STARTED), f"probe-{uuid.uuid4().hex[:8]}")
+    seen = 0
+    deadline = time.monotonic() + timeout
+    try:
+        while seen < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                pytest.fail(f"only {seen} of {count} events were readable within {timeout}s")
+            seen += len(receiver.receive(100, min(remaining, 0.5)))
+    finally:
+        receiver.close()
+
+
+def _spy_commits(
+    monkeypatch: pytest.MonkeyPatch, wf: af.Workflow[Any, Any]
+) -> list[list[tuple[af.Record, Exception | None]]]:
+    """Each ``store_many`` call's records with their results, in call order."""
+    store = wf.record_store
+    original = store.store_many
+    commits: list[list[tuple[af.Record, Exception | None]]] = []
+
+    def store_many(records: Any) -> list[Exception | None]:
+        records = list(records)
+        results = original(records)
+        commits.append(list(zip(records, results, strict=True)))
+        return results
+
+    monkeypatch.setattr(store, "store_many", store_many)
+    return commits
+
+
+def _charged_commits(
+    commits: list[list[tuple[af.Record, Exception | None]]], names: dict[str, str]
+) -> list[list[tuple[str, str]]]:
+    """The group commits of the charge step: (foreign id, "ok" or the error's class name) per record."""
+    by_run = {run_id: foreign_id for foreign_id, run_id in names.items()}
+    return [
+        [(by_run[r.run_id], "ok" if e is None else type(e).__name__) for r, e in commit]
+        for commit in list(commits)
+        if any(r.status == Status.CHARGED for r, _ in commit)
+    ]
+
+
+def test_a_step_error_mid_batch_commits_the_runs_before_it_and_holds_the_runs_after_it(build, monkeypatch):
+    """Batch A, B, C, D with C failing twice: A and B commit together before C's retry; D waits for C."""
+    log = _Log()
+    ids: dict[str, str] = {}
+    seen_at_first_retry: dict[str, int] = {}
+    holder: dict[str, af.Workflow[Any, Any]] = {}
+
+    def charge(run: af.Run[Order, Status]) -> Status:
+        n = log.add(run.foreign_id)
+        if run.foreign_id == "C" and n <= FAILS:
+            if n == 2:  # the first retry: what the store holds by now
+                store = holder["wf"].record_store
+                seen_at_first_retry.update({fid: store.lookup(ids[fid]).status for fid in "ABD"})
+            msg = f"C fails (attempt {n})"
+            raise RuntimeError(msg)
+        run.object.amount += 1
+        return Status.CHARGED
+
+    wf = build(_builder(charge))
+    holder["wf"] = wf
+    ids.update({fid: wf.trigger(fid, Order(id=fid)) for fid in "ABCD"})
+    _publish_outbox(wf)
+    _await_readable(wf, 4)
+    commits = _spy_commits(monkeypatch, wf)
+    wf.run()
+
+    runs = {fid: wf.await_status(fid, ids[fid], Status.DONE, timeout=10) for fid in "ABCD"}
+    assert {fid: (run.object.amount, run.meta.version) for fid, run in runs.items()} == dict.fromkeys("ABCD", (1, 3))
+    # Each run's step ran once, C's after its failures, and D's only after C succeeded.
+    assert log.items() == ["A", "B", "C", "C", "C", "D"]
+    # When C was first retried, A and B had been stored past STARTED; D had not been stepped.
+    assert seen_at_first_retry["A"] != Status.STARTED
+    assert seen_at_first_retry["B"] != Status.STARTED
+    assert seen_at_first_retry["D"] == Status.STARTED
+    # One group commit for A and B (the batch stopped at C), then C with D behind it.
+    assert _charged_commits(commits, ids) == [[("A", "ok"), ("B", "ok")], [("C", "ok"), ("D", "ok")]], (
+        "expected the four events in one batch (triggered and published before the workflow ran)"
+    )
+
+
+def test_a_version_conflict_in_a_group_commit_does_not_undo_the_other_transitions(build, monkeypatch, poll_until):
+    """Batch A, X, B where X's record is moved on by another writer mid-step: A and B commit, X conflicts.
+
+    X's step stores a newer version of X itself (as another process would) before
+    returning, so X's transition no longer fits the stored version. In the one commit of
+    A, X and B only X is refused ("record version conflict"); the other writer's version
+    of X is kept, and its own event steps X on from there.
+    """
+    log = _Log()
+    holder: dict[str, af.Workflow[Any, Any]] = {}
+
+    def charge(run: af.Run[Order, Status]) -> Status:
+        n = log.add(run.foreign_id)
+        if run.foreign_id == "X" and n == 1:
+            wf = holder["wf"]
+            record = wf.record_store.lookup(run.run_id)
+            moved = transitions.next_record(
+                wf, record, run_state=af.RunState.RUNNING, data=wf.codec.encode(Order(id="X", amount=100))
+            )
+            wf.record_store.store(moved.record)  # another writer: X is now at version 2
+        run.object.amount += 1
+        return Status.CHARGED
+
+    wf = build(_builder(charge))
+    holder["wf"] = wf
+    ids = {fid: wf.trigger(fid, Order(id=fid)) for fid in "AXB"}
+    _publish_outbox(wf)
+    _await_readable(wf, 3)
+    commits = _spy_commits(monkeypatch, wf)
+    conflicts_before = wf.metrics.skipped_events.value(wf.name, PROCESS, CONFLICT)
+    wf.run()
+
+    runs = {fid: wf.await_status(fid, ids[fid], Status.DONE, timeout=10) for fid in "AXB"}
+    # A and B: their own transitions. X: the other writer's object (100), stepped on from it.
+    assert {fid: (run.object.amount, run.meta.version) for fid, run in runs.items()} == {
+        "A": (1, 3),
+        "B": (1, 3),
+        "X": (101, 4),
+    }
+    assert log.items() == ["A", "X", "B", "X"]
+    # (X's later transition is a single write: some stores take it through store(), unseen here.)
+    assert _charged_commits(commits, ids)[0] == [("A", "ok"), ("X", "VersionConflict"), ("B", "ok")], (
+        "expected A, X and B in one batch (triggered and published before the workflow ran)"
+    )
+    poll_until(
+        lambda: wf.metrics.skipped_events.value(wf.name, PROCESS, CONFLICT) == conflicts_before + 1,
+        what="the conflict being counted",
+    )
+    snapshots = [(r.status, r.meta.version) for r in wf.record_store.snapshots(ids["X"])]
+    assert snapshots == [
+        (Status.STARTED, 1),
+        (Status.STARTED, 2),  # the other writer's version
+        (Status.CHARGED, 3),
+        (Status.DONE, 4),
+    ]
