@@ -53,7 +53,10 @@ class ReceiverOptions:
 
     Attributes:
         poll_frequency: how often to poll when the adapter cannot be woken (seconds).
-        stream_from_latest: start at the head if the receiver name has no cursor yet.
+        stream_from_latest: start at the head if the receiver name has no cursor yet:
+            after every event sent before the receiver was made (on PostgreSQL, an event
+            whose transaction was still open at that moment counts as sent before). The
+            engine's own receivers never use it.
         shard: the 0-based shard this receiver serves; an adapter that can should
             deliver only events with ``shard_of(event.run_id, shard_count) == shard``
             (or, as a `PartitionedReceiver`, the share its own partitions make).

@@ -100,11 +100,19 @@ class Retention:
             if deleted:
                 self._log.info("%s: deleted %d events past the retention", self._name, deleted)
 
-    def stop(self) -> None:
-        """Stop a running clean-up after its current batch and wait for it (the next due poke starts another)."""
+    def halt(self) -> None:
+        """Tell a running clean-up to stop after its current batch (does not wait)."""
         with self._lock:
-            thread, stopping = self._thread, self._stopping
-            self._thread = None
-        stopping.set()
+            self._stopping.set()
+
+    def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for a running clean-up to end (the next due poke starts another)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
-            thread.join(10.0)
+            thread.join(timeout)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """`halt`, then `join`."""
+        self.halt()
+        self.join(timeout)

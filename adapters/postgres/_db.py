@@ -245,6 +245,7 @@ class Database(Shared):
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
         self._listener: Listener | None = None
         self._on_close: list[Callable[[], None]] = []
+        self._on_closed: list[Callable[[], None]] = []
 
     @property
     def identity(self) -> tuple[str, str, str]:
@@ -295,10 +296,11 @@ class Database(Shared):
 
         A connection lost *while* ``fn`` runs leaves its outcome unknown: the last
         statement (its commit) may or may not have been applied. With ``resend`` (the
-        default) ``fn`` is run once more on a fresh connection, so it must be safe to
-        repeat: reads are, and writes are idempotent or conditioned on versions (see
-        `PostgresRecordStore.store_many`). Work that is not (counting an error, creating
-        a timeout) passes ``resend=False`` and the loss is raised.
+        default) ``fn`` is run once more on a fresh connection, so repeating it must be
+        harmless: reads are; writes are idempotent, conditioned on versions (see
+        `PostgresRecordStore.store_many`), or duplicates the engine absorbs (an event
+        sent twice, a timeout created twice). Work that is not (counting an error: one
+        failure would count twice) passes ``resend=False`` and the loss is raised.
         """
         with wrap_exceptions(what):
             pool = self.pool()
@@ -342,10 +344,17 @@ class Database(Shared):
         """Run ``query``; returns the rows it changed."""
         return self.run(what, lambda conn: conn.execute(query, params).rowcount, resend=resend)
 
-    def on_close(self, fn: Callable[[], None]) -> None:
-        """Call ``fn`` first when the database is closed (to stop a thread that uses the pool)."""
+    def on_close(self, fn: Callable[[], None], *, then: Callable[[], None] | None = None) -> None:
+        """Call ``fn`` first on close, and ``then`` once the pool is closed.
+
+        ``fn`` tells a thread using the pool to stop; ``then`` joins it: closing the pool
+        fails a thread still waiting for a connection, so the join does not wait out an
+        outage.
+        """
         with self._lock:
             self._on_close.append(fn)
+            if then is not None:
+                self._on_closed.append(then)
 
     def listener(self) -> Listener:
         """The LISTEN thread of this database's channel (started on first use)."""
@@ -373,6 +382,10 @@ class Database(Shared):
             listener.stop()
         if pool is not None:
             pool.close()
+        with self._lock:
+            after = list(self._on_closed)
+        for fn in after:
+            fn()
 
 
 class PostgresAdapter:

@@ -126,8 +126,10 @@ INSERT INTO workflow_events (topic, run_id, type, headers, created_at, shard_has
 -- or gone. The xid goes out as text under another name: ORDER BY must sort the xid8
 -- column, and an output column named "xid" would make it sort text ("100000" < "99999").
 -- After the events comes at most one marker row (run_id NULL): the first committed event
--- of the share beyond the cut, if there is one, i.e. an older transaction that is still
--- open holds it back (its end may notify nobody, so the reader looks again soon).
+-- of the topic beyond the cut, if there is one, i.e. an older transaction that is still
+-- open holds it back (its end may notify nobody, so the reader looks again soon). Not
+-- filtered by shard: a shard with nothing of its own there would scan the whole held-back
+-- region on every read; another shard's event only costs a cheap early re-poll.
 WITH cut AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
 SELECT r.id, r.cursor_xid, r.run_id, r.type, r.headers, r.created_at
 FROM (
@@ -146,7 +148,6 @@ FROM (
      WHERE e.topic = %(topic)s
        AND e.xid >= greatest((SELECT xmin FROM cut), %(xid)s::xid8)
        AND NOT (e.xid = %(xid)s::xid8 AND e.id <= %(id)s::bigint)
-       AND (%(count)s <= 1 OR e.shard_hash %% %(count)s = %(shard)s)
      ORDER BY e.xid, e.id
      LIMIT 1)
 ) r

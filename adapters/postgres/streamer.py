@@ -81,7 +81,7 @@ class PostgresEventStreamer(PostgresAdapter):
             name=f"postgres-{self.db.schema}",
             log=logger,
         )
-        self.db.on_close(self._retention.stop)
+        self.db.on_close(self._retention.halt, then=lambda: self._retention.join(2.0))
 
     def use_clock(self, clock: Clock) -> None:
         """Stamp events with the clock of the workflow built on this streamer (unless given one)."""
@@ -100,7 +100,14 @@ class PostgresEventStreamer(PostgresAdapter):
         return self._retention.run()
 
     def _delete_old_events(self, cutoff: datetime, limit: int) -> int:
-        return self.db.execute("deleting old events", QUERIES["delete_old_events"], (cutoff, limit))
+        def work(conn: psycopg.Connection[Any]) -> int:
+            with conn.transaction():
+                # Never queue behind a table lock (a migration, VACUUM FULL) for long: the
+                # clean-up must end soon when the streamer closes; the next one tries again.
+                conn.execute("SET LOCAL lock_timeout = '2s'")
+                return conn.execute(QUERIES["delete_old_events"], (cutoff, limit)).rowcount
+
+        return self.db.run("deleting old events", work)
 
 
 class _Sender:

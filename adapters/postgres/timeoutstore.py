@@ -41,11 +41,12 @@ class PostgresTimeoutStore(PostgresAdapter):
     ) -> int:
         """Store a timeout; returns its id.
 
-        Never sent twice (a second send after a lost connection could store it twice):
-        a connection lost while it is written raises `PostgresError`.
+        Sent again after a connection lost mid-write, like everything the inserter does
+        (its event is handled again after a failure anyway): a timeout stored twice is
+        harmless, the second one is cancelled when it expires, as its run moved on.
         """
         params = (workflow_name, foreign_id, run_id, int(status), expire_at, created_at or datetime.now(UTC))
-        row = self.db.fetchone("creating a timeout", QUERIES["create_timeout"], params, resend=False)
+        row = self.db.fetchone("creating a timeout", QUERIES["create_timeout"], params)
         return int(row[0]) if row else 0
 
     def complete(self, id: int) -> None:  # noqa: A002 - the contract's name

@@ -156,8 +156,9 @@ LIMIT ?;
 SELECT coalesce(max(id), 0) FROM events WHERE topic = ?;
 
 -- delete_old_events --
--- Delete, of the oldest events (by id: write order), those created before a time
-DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?) AND created_at < ?;
+-- Delete a batch of the events created before a time, oldest (by id: write order) first.
+-- Scanning by id stops at the batch's last match: the old events are the first ones.
+DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at < ? ORDER BY id LIMIT ?);
 
 -- insert_timeout --
 -- Store a timeout

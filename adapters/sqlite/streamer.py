@@ -91,11 +91,18 @@ class SqliteEventStreamer(SqliteAdapter):
         self._retention.stop()
         super().close()
 
+    def attach(self) -> None:
+        """A supervisor starts using this streamer (the file is opened on first use)."""
+
+    def detach(self) -> None:
+        """A supervisor stopped: end a running clean-up, so no thread of ours outlives it."""
+        self._retention.stop()
+
     def _delete_old_events(self, cutoff: datetime, limit: int) -> int:
         query, before = self._q["delete_old_events"], to_micros(cutoff)
 
         def work(conn: sqlite3.Connection) -> int:
-            return conn.execute(query, (limit, before)).rowcount
+            return conn.execute(query, (before, limit)).rowcount
 
         deleted: int = self._db.write(work)
         return deleted

@@ -452,3 +452,26 @@ def test_retention_runs_on_a_timer_while_receivers_are_busy(pg_dsn, pg_schema):
         assert received > 0
     finally:
         streamer.close()
+
+
+def test_closing_ends_a_running_cleanup(pg_dsn, pg_schema):
+    """close() (the last Supervisor.stop) stops the clean-up thread after its batch; no thread is left."""
+    streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema, retention=timedelta(days=1))
+    started, release = threading.Event(), threading.Event()
+    batches: list[int] = []
+
+    def slow_batch(cutoff: datetime, limit: int) -> int:
+        started.set()
+        release.wait(5)
+        batches.append(limit)
+        return limit  # a full batch: it would go on forever unless told to stop
+
+    streamer._retention._delete_batch = slow_batch
+    try:
+        streamer._retention.poke()
+        assert started.wait(5)
+        threading.Timer(0.05, release.set).start()
+    finally:
+        streamer.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("actorflow-retention")]
+    assert len(batches) == 1

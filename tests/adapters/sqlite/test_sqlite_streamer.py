@@ -190,11 +190,12 @@ def test_closing_a_receiver_wakes_a_receive_blocked_in_another_thread(db, opened
 
 def _insert_bad_rows(db: Path, topic: str) -> None:
     """Rows no sender would write: headers not JSON, a text type, headers not strings, a text time."""
+    now = int(time.time() * 1_000_000)  # recent: the streamer's retention must not take them
     with sqlite3.connect(db) as conn:
         for headers, event_type, created_at in (
-            ("not json", 1, 0),
-            ("{}", "one", 0),
-            ('{"k": 1}', 1, 0),
+            ("not json", 1, now),
+            ("{}", "one", now),
+            ('{"k": 1}', 1, now),
             ("{}", 1, "x"),
         ):
             conn.execute(
@@ -321,3 +322,42 @@ def test_retention_runs_in_the_background_while_receivers_are_busy(db, opened):
         assert got
         receiver.ack(got[-1])
     assert deleted_by and threading.current_thread().name not in deleted_by
+
+
+def test_cleanup_finds_old_events_behind_younger_ones(db, opened):
+    """Events stamped by clocks that disagree (another process's, a clock set back): the old ones are still deleted."""
+    clock = af.FakeClock(datetime(2030, 1, 3, tzinfo=UTC))
+    streamer = opened(SqliteEventStreamer(db, clock=clock, retention=timedelta(days=1)))
+    sender = opened(streamer.new_sender("skewed"))
+    sender.send("young-first", 1, {})  # the oldest ids, but stamped now
+    sender.send("young-second", 1, {})
+    sender.flush()
+    with sqlite3.connect(db) as conn:  # later ids, stamped two days earlier by another clock
+        conn.executemany(
+            "INSERT INTO events (topic, run_id, type, headers, created_at, shard_hash) VALUES (?, ?, 1, '{}', ?, 0)",
+            [("skewed", f"old-{i}", int(datetime(2030, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)) for i in range(3)],
+        )
+    streamer._retention.batch = 2
+    assert streamer.cleanup() == 3
+    assert _event_count(db) == 2
+
+
+def test_a_supervisor_stop_ends_a_running_cleanup(db, opened):
+    """detach() (Supervisor.stop) stops the clean-up thread after its batch, so no thread outlives the node."""
+    streamer = opened(SqliteEventStreamer(db, retention=timedelta(days=1)))
+    started, release = threading.Event(), threading.Event()
+    batches: list[int] = []
+
+    def slow_batch(cutoff: datetime, limit: int) -> int:
+        started.set()
+        release.wait(5)
+        batches.append(limit)
+        return limit  # a full batch: it would go on forever unless told to stop
+
+    streamer._retention._delete_batch = slow_batch
+    streamer._retention.poke()
+    assert started.wait(5)
+    threading.Timer(0.05, release.set).start()
+    streamer.detach()
+    assert not [t for t in threading.enumerate() if t.name.startswith("actorflow-retention")]
+    assert len(batches) == 1
