@@ -38,6 +38,11 @@ logger = logging.getLogger("actorflow.postgres")
 
 _SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _CONNECT_TIMEOUT = 10
+# A checkout that waits longer than this makes the pool check the server is there at all
+# (a direct connection, ``_PROBE_TIMEOUT`` at most): an outage fails the caller in about a
+# second with the reason, instead of after the pool timeout (twice, if resent).
+_BUSY_WAIT = 1.0
+_PROBE_TIMEOUT = 2
 
 
 class PostgresError(ActorflowError):
@@ -168,9 +173,9 @@ def _conninfo(dsn: str, schema: str) -> str:
     return make_conninfo("", **params)
 
 
-def _connect_once(conninfo: str, dsn: str) -> psycopg.Connection[Any]:
+def _connect_once(conninfo: str, dsn: str, **overrides: Any) -> psycopg.Connection[Any]:
     try:
-        return psycopg.connect(conninfo, autocommit=True)
+        return psycopg.connect(conninfo, autocommit=True, **overrides)
     except psycopg.Error as exc:
         host = conninfo_to_dict(conninfo).get("host", "localhost")
         msg = f"cannot connect to PostgreSQL at {host!r} ({dsn!r}): {exc}".strip()
@@ -307,12 +312,14 @@ class Database(Shared):
             failures = 0
             for _ in range(self._max + 2):  # each cut connection found is dropped from the pool
                 try:
-                    with pool.connection() as conn:
+                    with self._checkout(pool) as conn:
                         if _cut(conn):
                             raise _Cut  # noqa: TRY301 - the pool drops the broken connection on the way out
                         return fn(conn)
                 except _Cut:
                     self._check(pool)
+                except psycopg_pool.PoolTimeout:
+                    raise  # nothing was sent: no resend (an OperationalError subclass, caught next)
                 except psycopg.OperationalError:
                     self._check(pool)
                     failures += 1
@@ -320,6 +327,32 @@ class Database(Shared):
                         raise
             msg = f"{what}: every pooled connection had been closed by the server"
             raise PostgresError(msg)
+
+    @contextlib.contextmanager
+    def _checkout(self, pool: psycopg_pool.ConnectionPool[Any]) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection, as ``pool.connection()``, failing fast when the server is away.
+
+        The pool reconnects in the background with a growing back-off; a caller waiting
+        on it during an outage would only learn of it at the pool timeout.
+        """
+        try:
+            conn = pool.getconn(timeout=_BUSY_WAIT)
+        except psycopg_pool.PoolTimeout:
+            # Is the server there? PostgresError now, with the driver's reason, if not.
+            direct = _connect_once(self.conninfo, self.dsn, connect_timeout=_PROBE_TIMEOUT)
+            if pool.get_stats().get("pool_size", 0) == 0:
+                # Back after an outage, the pool still sleeps between reconnects (its
+                # back-off grows with the outage): work on this connection meanwhile.
+                with direct:  # closed at the end (it is not the pool's)
+                    yield direct
+                return
+            direct.close()
+            conn = pool.getconn()  # the server is there and the pool busy: wait for it
+        try:
+            with conn:  # commit or roll back, as pool.connection() does (a pooled one stays open)
+                yield conn
+        finally:
+            pool.putconn(conn)
 
     @staticmethod
     def _check(pool: psycopg_pool.ConnectionPool[Any]) -> None:
