@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from retention_checks import assert_stopping_ends_a_running_cleanup
 
 from actorflow import Header, ReceiverOptions, shard_of
 from actorflow.adapters.postgres import PostgresEventStreamer, migrate
@@ -457,21 +458,4 @@ def test_retention_runs_on_a_timer_while_receivers_are_busy(pg_dsn, pg_schema):
 def test_closing_ends_a_running_cleanup(pg_dsn, pg_schema):
     """close() (the last Supervisor.stop) stops the clean-up thread after its batch; no thread is left."""
     streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema, retention=timedelta(days=1))
-    started, release = threading.Event(), threading.Event()
-    batches: list[int] = []
-
-    def slow_batch(cutoff: datetime, limit: int) -> int:
-        started.set()
-        release.wait(5)
-        batches.append(limit)
-        return limit  # a full batch: it would go on forever unless told to stop
-
-    streamer._retention._delete_batch = slow_batch
-    try:
-        streamer._retention.poke()
-        assert started.wait(5)
-        threading.Timer(0.05, release.set).start()
-    finally:
-        streamer.close()
-    assert not [t for t in threading.enumerate() if t.name.startswith("actorflow-retention")]
-    assert len(batches) == 1
+    assert_stopping_ends_a_running_cleanup(streamer, streamer.close)

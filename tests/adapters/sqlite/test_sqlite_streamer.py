@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from retention_checks import assert_stopping_ends_a_running_cleanup
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryRoleScheduler
@@ -345,19 +346,4 @@ def test_cleanup_finds_old_events_behind_younger_ones(db, opened):
 def test_a_supervisor_stop_ends_a_running_cleanup(db, opened):
     """detach() (Supervisor.stop) stops the clean-up thread after its batch, so no thread outlives the node."""
     streamer = opened(SqliteEventStreamer(db, retention=timedelta(days=1)))
-    started, release = threading.Event(), threading.Event()
-    batches: list[int] = []
-
-    def slow_batch(cutoff: datetime, limit: int) -> int:
-        started.set()
-        release.wait(5)
-        batches.append(limit)
-        return limit  # a full batch: it would go on forever unless told to stop
-
-    streamer._retention._delete_batch = slow_batch
-    streamer._retention.poke()
-    assert started.wait(5)
-    threading.Timer(0.05, release.set).start()
-    streamer.detach()
-    assert not [t for t in threading.enumerate() if t.name.startswith("actorflow-retention")]
-    assert len(batches) == 1
+    assert_stopping_ends_a_running_cleanup(streamer, streamer.detach)
