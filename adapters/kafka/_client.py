@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import selectors
 import socket
 import threading
 import time
@@ -39,8 +40,50 @@ _BLOCK_MS = int(BLOCK_TIMEOUT * 1000)
 # A producer's close waits this long (seconds) for what it still holds, then drops it.
 _CLOSE_TIMEOUT = 1.0
 
+
+_PRUNE_AT = 32  # sockets a client's selector remembers before it forgets the closed ones
+
+
+class _ClosingSelector(selectors.DefaultSelector):
+    """The selector of one kafka-python client's event loop: closing it closes the client's sockets.
+
+    kafka-python 3 can drop a connection's socket without closing it when the client
+    closes: ``close()`` closes the connections from the caller's thread while the I/O
+    thread still runs, and a connection that has a request still waiting in its write
+    buffer (a fetch or metadata request sent a moment before) leaves its socket to the
+    write task; the loop is then stopped and that task cancelled, and the socket is only
+    garbage-collected (a ResourceWarning). A connection being opened when the loop stops
+    is dropped the same way. Every socket the loop waits on is registered here, and the
+    loop closes its selector last: the sockets still open then are closed with it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sockets_lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()  # every socket registered and maybe still open
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        key = super().register(fileobj, events, data)
+        if isinstance(fileobj, socket.socket):
+            with self._sockets_lock:
+                if len(self._sockets) >= _PRUNE_AT:  # forget the sockets closed since (reconnections)
+                    self._sockets = {sock for sock in self._sockets if sock.fileno() != -1}
+                self._sockets.add(fileobj)
+        return key
+
+    def close(self) -> None:
+        super().close()
+        with self._sockets_lock:
+            sockets, self._sockets = self._sockets, set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.close()  # a no-op for one closed already
+
+
 # Settings every client gets unless ``client_options`` says otherwise.
 _COMMON: dict[str, Any] = {
+    # Closes the sockets kafka-python leaves open when a client closes (see the class).
+    "selector": _ClosingSelector,
     "client_id": "actorflow",
     # An unreachable broker is reported within seconds instead of kafka-python's 30 s.
     "bootstrap_timeout_ms": _BLOCK_MS,
@@ -104,6 +147,7 @@ _RESERVED: dict[str, str] = {
     "partitioner": "a run's events go to partition crc32(run id) % partitions, which sharding depends on",
     "transactional_id": "sends are acknowledged by flush(), outside transactions",
     "kafka_client": "the adapter builds the network clients itself",
+    "selector": "the adapter's selector closes the sockets a client leaves open when it closes",
 }
 # Settings whose value the adapter depends on: the values allowed, and why.
 _FIXED: dict[str, tuple[tuple[Any, ...], str]] = {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import selectors
 import threading
 import time
 import zlib
@@ -262,6 +264,50 @@ def test_detach_releases_the_shared_clients(make):
     send(streamer, "life", ["b"])  # reopened on use
 
 
+@pytest.mark.parametrize("window", ["request being written", "connection being opened"])
+def test_closing_a_reader_closes_every_socket_of_its_consumer(make, monkeypatch, window):
+    """kafka-python drops, unclosed, a socket whose request is still buffered or which is still
+    connecting when its client closes (a ResourceWarning when collected): the adapter closes it."""
+    import kafka.errors
+    from kafka.net.inet import KafkaNetSocket
+    from kafka.net.transport import KafkaTCPTransport
+
+    made: list[Any] = []
+    socket_of = KafkaNetSocket.socket
+
+    def tracked(self: Any, *args: Any) -> Any:
+        made.append(socket_of(self, *args))
+        return made[-1]
+
+    monkeypatch.setattr(KafkaNetSocket, "socket", tracked)
+    streamer = make(partitions=1)
+    streamer.new_sender("leak").close()  # the topic exists before the window is widened
+    if window == "request being written":  # the fetch sent after a poll stays in the write buffer
+        write = KafkaTCPTransport._write_to_sock
+
+        async def slow_write(self: Any) -> Any:
+            await self._net.sleep(0.3)
+            return await write(self)
+
+        monkeypatch.setattr(KafkaTCPTransport, "_write_to_sock", slow_write)
+    else:  # a connection opens slowly
+        connect = KafkaNetSocket.sock_connect
+
+        async def slow_connect(self: Any, net: Any, sock: Any, *args: Any, **kwargs: Any) -> Any:
+            sock = await connect(self, net, sock, *args, **kwargs)
+            with contextlib.suppress(kafka.errors.KafkaTimeoutError):
+                await net.wait_read(sock, timeout_at=time.monotonic() + 0.3)
+            return sock
+
+        monkeypatch.setattr(KafkaNetSocket, "sock_connect", slow_connect)
+    made.clear()
+    receiver = streamer.new_receiver("leak", "reader")
+    receiver.receive(10, 0.05)
+    receiver.close()
+    assert made
+    assert [sock for sock in made if sock.fileno() != -1] == []
+
+
 RESERVED_OPTIONS = {
     "group_id": "mine",
     "enable_auto_commit": True,
@@ -272,6 +318,7 @@ RESERVED_OPTIONS = {
     "partitioner": lambda key, all_partitions, available: all_partitions[0],
     "transactional_id": "tx",
     "kafka_client": object,
+    "selector": selectors.DefaultSelector,
     "bootstrap_servers": "elsewhere:9092",
     "acks": 1,
     "auto_offset_reset": "latest",
