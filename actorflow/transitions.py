@@ -11,6 +11,7 @@ metric and the await notification are applied once, the same way for everyone.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTO_PAUSE_REASON",
+    "ErrorCounts",
     "Write",
     "build_run",
     "change_run_state",
@@ -62,6 +64,40 @@ def error_key(process: str, record: Record) -> str:
     them; a durable counter keeps counting across restarts within one visit.
     """
     return f"{process}@v{record.meta.version}"
+
+
+class ErrorCounts:
+    """Step errors per (process key, run) in this process's memory (an `ErrorCounter`).
+
+    The memory record store keeps its counts here, and a workflow whose store counts
+    none falls back to one. `forget_run` drops a run's counts when its next version is
+    stored: every earlier visit's count is stale then.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, dict[str, int]] = {}  # run id -> process key -> count
+
+    def add_error(self, process: str, run_id: str) -> int:
+        """Count one more error of (process, run); the count so far."""
+        with self._lock:
+            counts = self._counts.setdefault(run_id, {})
+            counts[process] = counts.get(process, 0) + 1
+            return counts[process]
+
+    def clear_errors(self, process: str, run_id: str) -> None:
+        """Forget the errors of (process, run)."""
+        with self._lock:
+            counts = self._counts.get(run_id)
+            if counts is not None:
+                counts.pop(process, None)
+                if not counts:
+                    del self._counts[run_id]
+
+    def forget_run(self, run_id: str) -> None:
+        """Forget every count of ``run_id``."""
+        with self._lock:
+            self._counts.pop(run_id, None)
 
 
 def typed_record(wf: Workflow[Any, Any], record: Record) -> TypedRecord[Any, Any]:

@@ -78,22 +78,6 @@ class WorkflowConfig(Generic[T, S]):
     error_counter: ErrorCounter | None
 
 
-class _MemoryErrorCounter:
-    """Step errors per (process, run), in this node's memory."""
-
-    def __init__(self) -> None:
-        self._counts: dict[tuple[str, str], int] = {}
-
-    def add_error(self, process: str, run_id: str) -> int:
-        key = (process, run_id)
-        count = self._counts.get(key, 0) + 1
-        self._counts[key] = count
-        return count
-
-    def clear_errors(self, process: str, run_id: str) -> None:
-        self._counts.pop((process, run_id), None)
-
-
 class Workflow(Generic[T, S]):
     """A built workflow. Made by `Builder.build`; starts nothing until `run`."""
 
@@ -129,7 +113,7 @@ class Workflow(Generic[T, S]):
         counter = config.error_counter
         if counter is None and isinstance(record_store, ErrorCounter):
             counter = record_store
-        self.error_counter: ErrorCounter = counter or _MemoryErrorCounter()
+        self.error_counter: ErrorCounter = counter or transitions.ErrorCounts()
         self._statuses = {int(m): m for m in config.status_type}
         self._descriptions = {int(m): status_name(m) for m in config.status_type}
         self._metrics: Metrics | None = None

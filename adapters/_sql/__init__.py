@@ -20,6 +20,7 @@ from .rows import (
     record_from_row,
     record_params,
     records_by_run,
+    sort_direction,
     timeout_from_row,
 )
 
@@ -40,5 +41,6 @@ __all__ = [
     "record_from_row",
     "record_params",
     "records_by_run",
+    "sort_direction",
     "timeout_from_row",
 ]

@@ -139,6 +139,14 @@ def timeout_from_row(row: Sequence[Any], time_in: TimeIn = _same) -> TimeoutReco
     )
 
 
+def sort_direction(order: str) -> str:
+    """``ASC`` or ``DESC`` for a `RecordStore.list` order, refusing anything else."""
+    if order not in ("asc", "desc"):
+        msg = f"order must be 'asc' or 'desc', got {order!r}"
+        raise ValueError(msg)
+    return order.upper()
+
+
 def filter_clause(
     workflow_name: str, record_filter: RecordFilter | None, time_out: Callable[[datetime], Any] = _same
 ) -> tuple[str, list[Any]]:

@@ -10,6 +10,7 @@ from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
 from actorflow.event import OutboxEvent, make_outbox_event
 from actorflow.protocols import Order, RecordFilter
 from actorflow.record import Record
+from actorflow.transitions import ErrorCounts
 
 __all__ = ["MemoryRecordStore"]
 
@@ -31,7 +32,7 @@ class MemoryRecordStore:
         self._unfinished: dict[tuple[str, str], str] = {}
         self._snapshots: dict[str, list[Record]] = {}
         self._outbox: dict[str, dict[str, OutboxEvent]] = {}
-        self._errors: dict[str, dict[str, int]] = {}  # run id -> process key -> count
+        self._errors = ErrorCounts()
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -79,7 +80,7 @@ class MemoryRecordStore:
         else:
             self._unfinished[key] = run_id
         self._snapshots.setdefault(run_id, []).append(record)
-        self._errors.pop(run_id, None)  # counted per visit: the new version makes them stale
+        self._errors.forget_run(run_id)  # counted per visit: the new version makes them stale
         event = make_outbox_event(record)
         self._outbox.setdefault(record.workflow_name, {})[event.id] = event
 
@@ -87,19 +88,11 @@ class MemoryRecordStore:
 
     def add_error(self, process: str, run_id: str) -> int:
         """Count one more step error of (process, run); the count so far."""
-        with self._cond:
-            counts = self._errors.setdefault(run_id, {})
-            counts[process] = counts.get(process, 0) + 1
-            return counts[process]
+        return self._errors.add_error(process, run_id)
 
     def clear_errors(self, process: str, run_id: str) -> None:
         """Forget the step errors of (process, run)."""
-        with self._cond:
-            counts = self._errors.get(run_id)
-            if counts is not None:
-                counts.pop(process, None)
-                if not counts:
-                    del self._errors[run_id]
+        self._errors.clear_errors(process, run_id)
 
     # -- reads --------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from .._sql import (
     readable_records,
     record_params,
     records_by_run,
+    sort_direction,
 )
 from ._db import QUERIES, PostgresAdapter, logger, rows_of
 
@@ -232,11 +233,9 @@ class PostgresRecordStore(PostgresAdapter):
 
         Unreadable rows are logged and left out.
         """
-        if order not in ("asc", "desc"):
-            msg = f"order must be 'asc' or 'desc', got {order!r}"
-            raise ValueError(msg)
+        direction = sort_direction(order)
         where, params = filter_clause(workflow_name, filter)
-        query = QUERIES["list_records"].format(where=where, direction=order.upper())
+        query = QUERIES["list_records"].format(where=where, direction=direction)
         rows = self.db.fetchall("listing records", query, [*params, limit, offset])
         return readable_records(rows, where=self._where, log=logger)
 

@@ -30,7 +30,7 @@ from typing import Any, Self
 
 from actorflow.errors import ActorflowError
 
-from ._hub import Hub, Work, hub_for
+from ._hub import Hub, Work, hub_for, immediate_transaction
 from ._queries import migrations, queries
 
 __all__ = [
@@ -134,19 +134,6 @@ def _resolve(path: str | os.PathLike[str]) -> str:
         )
         raise ValueError(msg)
     return str(Path(raw).expanduser().resolve())
-
-
-@contextlib.contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        connection.execute("COMMIT")
-    except BaseException:
-        if connection.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                connection.execute("ROLLBACK")
-        raise
 
 
 class _Holder:
@@ -279,7 +266,7 @@ class Database:
         if any(m.version not in applied for m in known):
             # Not through the hub: this connection is not this thread's yet. SQLite's own
             # lock (and the busy timeout) keep other connections out meanwhile.
-            with _transaction(connection):
+            with immediate_transaction(connection):
                 connection.execute(q["create_migrations_table"])
                 applied = {row[0] for row in connection.execute(q["select_migrations"])}
                 now = to_micros(datetime.now(UTC))

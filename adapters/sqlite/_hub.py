@@ -22,10 +22,10 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-__all__ = ["Hub", "Work", "hub_for"]
+__all__ = ["Hub", "Work", "hub_for", "immediate_transaction"]
 
 # SQLite's synchronous levels, weakest first.
 _LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -129,6 +129,20 @@ class Hub:
             return self._counters.get(key, 0) != seen
 
 
+@contextlib.contextmanager
+def immediate_transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back (if still open) when the block raises."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+        raise
+
+
 def _run(conn: sqlite3.Connection, batch: list[_Op], synchronous: str) -> None:
     """Commit ``batch`` in one transaction (the leader's side of `Hub.write`)."""
     level = max((op.level for op in batch), key=_LEVELS.index)
@@ -136,19 +150,12 @@ def _run(conn: sqlite3.Connection, batch: list[_Op], synchronous: str) -> None:
         if level != synchronous:
             conn.execute(f"PRAGMA synchronous = {level}")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate_transaction(conn):
                 if len(batch) == 1:
                     batch[0].result = _plain(batch[0].work(conn))  # alone: an error rolls back everything
                 else:
                     for op in batch:
                         _run_in_savepoint(conn, op)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                raise
         finally:
             if level != synchronous:
                 conn.execute(f"PRAGMA synchronous = {synchronous}")

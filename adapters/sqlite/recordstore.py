@@ -25,6 +25,7 @@ from .._sql import (
     readable_records,
     record_params,
     records_by_run,
+    sort_direction,
 )
 from ._db import SqliteAdapter, events_key, from_micros, logger, outbox_key, to_micros
 from .streamer import SqliteEventStreamer
@@ -244,11 +245,9 @@ class SqliteRecordStore(SqliteAdapter):
 
         Unreadable rows are logged and left out.
         """
-        if order not in ("asc", "desc"):
-            msg = f"order must be 'asc' or 'desc', got {order!r}"
-            raise ValueError(msg)
+        direction = sort_direction(order)
         where, params = filter_clause(workflow_name, filter, to_micros)
-        query = self._q["list_records"].format(where=where.replace("%s", "?"), direction=order.upper())
+        query = self._q["list_records"].format(where=where.replace("%s", "?"), direction=direction)
         return self._records(self._db.fetch(query, (*params, limit, offset)))
 
     def snapshots(self, run_id: str) -> builtins.list[Record]:

@@ -6,15 +6,14 @@ Once per durable backend (SQLite, PostgreSQL), not over every stack.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from child_nodes import kill_part_way
 
 from actorflow import RunState
 
@@ -56,17 +55,7 @@ def test_a_node_killed_mid_way_finishes_every_run_after_a_restart(backend):
     store = make_store()
     try:
         first = _node(args, "--trigger")
-        try:
-            deadline = time.monotonic() + 60
-            while (done := _safe_completed(completed, store)) < 300:
-                assert first.poll() is None, first.communicate()
-                assert time.monotonic() < deadline, f"only {done} runs completed in 60 s"
-                time.sleep(0.005)
-            first.send_signal(signal.SIGKILL)
-            first.wait(timeout=10)
-        finally:
-            first.kill()
-            first.communicate()
+        kill_part_way(first, lambda: _safe_completed(completed, store), 300)
         assert completed(store, RUNS) < RUNS, "the node finished before it was killed: the test proves nothing"
 
         second = _node(args)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import signal
 import subprocess
 import sys
 import threading
@@ -14,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from child_nodes import kill_part_way
 from kafka_fixtures import TansuBroker, read_all, require_kafka, s3_env
 from three_steps import Status, three_steps
 
@@ -100,17 +100,7 @@ def test_a_node_killed_mid_stream_resumes_from_its_committed_offsets(
     """
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
     first = node(kafka_broker, kafka_prefix, pg_dsn, pg_schema, first_log, "--trigger")
-    try:
-        deadline = time.monotonic() + 60
-        while (done := completed(pg_dsn, pg_schema)) < RUNS // 4:
-            assert first.poll() is None, first.communicate()
-            assert time.monotonic() < deadline, f"only {done} runs completed in 60 s"
-            time.sleep(0.005)
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
-    finally:
-        first.kill()
-        first.communicate()
+    kill_part_way(first, lambda: completed(pg_dsn, pg_schema), RUNS // 4)
     assert completed(pg_dsn, pg_schema) < RUNS, "the node finished before it was killed: the test proves nothing"
     at_kill = committed_offsets(kafka_broker, delivered(first_log))
     assert any(at_kill.values()), "the first node committed nothing before it was killed"
