@@ -3,7 +3,17 @@
 A workflow is a typed state machine: a dataclass object, an IntEnum of statuses and a
 function per step. Every transition is stored and published as an event, and the next
 step runs on whichever node holds that step's role.
+
+This module is the user's API. Adapter authors find their contracts in
+`actorflow.protocols` (what every adapter does) and `actorflow.capabilities` (what an
+adapter may do better); the conformance suites are in `actorflow.testing.adaptertest`.
 """
+
+from __future__ import annotations
+
+import warnings
+from importlib import metadata
+from typing import Any
 
 from actorflow.builder import Builder
 from actorflow.clock import Clock, FakeClock, SystemClock
@@ -24,22 +34,9 @@ from actorflow.errors import (
     VersionConflict,
     WorkflowInProgress,
 )
-from actorflow.event import ConnectorEvent, Event, Header, OutboxEvent, make_outbox_event, shard_of
+from actorflow.event import ConnectorEvent, shard_of
 from actorflow.options import Options, OutboxOptions
-from actorflow.protocols import (
-    ConnectorConstructor,
-    ConnectorConsumer,
-    EventReceiver,
-    EventSender,
-    EventStreamer,
-    Lease,
-    ReceiverOptions,
-    RecordFilter,
-    RecordStore,
-    RoleScheduler,
-    TimeoutRecord,
-    TimeoutStore,
-)
+from actorflow.protocols import RecordFilter
 from actorflow.record import Record, RecordMeta, Run, TypedRecord
 from actorflow.runstate import RunState
 from actorflow.runtime.restart import RestartPolicy
@@ -49,61 +46,106 @@ from actorflow.specs import TimerFunc, duration_timer, time_timer
 from actorflow.visualise import mermaid
 from actorflow.workflow import Workflow
 
-__version__ = "0.1.0"
+try:
+    __version__ = metadata.version("actorflow")
+except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
+# Declaring and running workflows.
 __all__ = [
-    "ActorflowError",
-    "AwaitTimeout",
-    "BuildError",
     "Builder",
-    "Clock",
-    "Codec",
-    "CodecError",
-    "ConnectorConstructor",
-    "ConnectorConsumer",
-    "ConnectorEvent",
-    "CorruptRecord",
-    "Event",
-    "EventReceiver",
-    "EventSender",
-    "EventStreamer",
-    "FakeClock",
-    "Header",
-    "InvalidRunStateTransition",
-    "InvalidTransition",
-    "JsonCodec",
-    "Lease",
-    "NotRunning",
     "Options",
-    "OutboxEvent",
     "OutboxOptions",
-    "ProcessState",
-    "ReceiverOptions",
+    "Supervisor",
+    "Workflow",
+]
+
+# What steps, hooks and callers see.
+__all__ += [
+    "ConnectorEvent",
     "Record",
     "RecordFilter",
     "RecordMeta",
-    "RecordNotFound",
-    "RecordStore",
-    "RestartPolicy",
-    "RoleScheduler",
     "Run",
     "RunState",
-    "StepError",
-    "Supervisor",
-    "SystemClock",
-    "TimeoutNotFound",
-    "TimeoutRecord",
-    "TimeoutStore",
-    "TimerFunc",
     "TypedRecord",
-    "UnknownStatus",
-    "VersionConflict",
-    "Workflow",
-    "WorkflowInProgress",
-    "__version__",
+]
+
+# Time, timers, codecs.
+__all__ += [
+    "Clock",
+    "Codec",
+    "FakeClock",
+    "JsonCodec",
+    "SystemClock",
+    "TimerFunc",
     "duration_timer",
-    "make_outbox_event",
-    "mermaid",
-    "shard_of",
     "time_timer",
 ]
+
+# The runtime.
+__all__ += [
+    "ProcessState",
+    "RestartPolicy",
+]
+
+# Errors.
+__all__ += [
+    "ActorflowError",
+    "AwaitTimeout",
+    "BuildError",
+    "CodecError",
+    "CorruptRecord",
+    "InvalidRunStateTransition",
+    "InvalidTransition",
+    "NotRunning",
+    "RecordNotFound",
+    "StepError",
+    "TimeoutNotFound",
+    "UnknownStatus",
+    "VersionConflict",
+    "WorkflowInProgress",
+]
+
+# Tools.
+__all__ += [
+    "__version__",
+    "mermaid",
+    "shard_of",
+]
+
+# Adapter-author names exported here before 0.2: they live in actorflow.protocols now.
+_MOVED_TO_PROTOCOLS = frozenset(
+    {
+        "ConnectorConstructor",
+        "ConnectorConsumer",
+        "Event",
+        "EventReceiver",
+        "EventSender",
+        "EventStreamer",
+        "Header",
+        "Lease",
+        "OutboxEvent",
+        "ReceiverOptions",
+        "RecordStore",
+        "RoleScheduler",
+        "TimeoutRecord",
+        "TimeoutStore",
+        "make_outbox_event",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_PROTOCOLS:
+        warnings.warn(
+            f"actorflow.{name} is an adapter author's name: import it from actorflow.protocols "
+            "(the top-level name will be removed in actorflow 0.3)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from actorflow import protocols  # noqa: PLC0415 - only for the deprecated name
+
+        return getattr(protocols, name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

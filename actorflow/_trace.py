@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
 import os
-import sys
 
 __all__ = ["trace_origin"]
 
@@ -14,11 +14,12 @@ _MAX_CHARS = 4096
 
 def trace_origin() -> str:
     """The caller's frames outside actorflow, innermost first, ``file:line in function``."""
-    frame = sys._getframe(1)  # noqa: SLF001 - cheaper than traceback.extract_stack
+    here = inspect.currentframe()  # cheaper than traceback.extract_stack
+    frame = here.f_back if here is not None else None
     lines: list[str] = []
     while frame is not None and len(lines) < _MAX_FRAMES:
         filename = frame.f_code.co_filename
         if not filename.startswith(_PACKAGE_DIR):
             lines.append(f"{filename}:{frame.f_lineno} in {frame.f_code.co_name}")
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     return "\n".join(lines)[:_MAX_CHARS]

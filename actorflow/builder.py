@@ -26,15 +26,9 @@ from actorflow.status import RESERVED
 from actorflow.workflow import Workflow, WorkflowConfig
 
 if TYPE_CHECKING:
+    from actorflow.capabilities import ErrorCounter
     from actorflow.event import ConnectorEvent
-    from actorflow.protocols import (
-        ConnectorConstructor,
-        ErrorCounter,
-        EventStreamer,
-        RecordStore,
-        RoleScheduler,
-        TimeoutStore,
-    )
+    from actorflow.protocols import ConnectorConstructor, EventStreamer, RecordStore, RoleScheduler, TimeoutStore
     from actorflow.record import Run, TypedRecord
 
 __all__ = ["Builder"]
@@ -155,7 +149,7 @@ class Builder(Generic[T, S]):
         if name in self._connectors:
             msg = f"connector names need to be unique: {name!r} is already added"
             raise BuildError(msg)
-        spec = ConnectorSpec(name=name, constructor=constructor, fn=fn)
+        spec: ConnectorSpec[T, S] = ConnectorSpec(name=name, constructor=constructor, fn=fn)
         self._connectors[name] = spec
         return spec
 

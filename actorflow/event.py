@@ -17,7 +17,11 @@ __all__ = [
     "Event",
     "Header",
     "OutboxEvent",
+    "connector_key",
+    "event_headers",
+    "event_topic",
     "make_outbox_event",
+    "shard_hash",
     "shard_of",
 ]
 
@@ -136,13 +140,23 @@ def make_outbox_event(record: Record) -> OutboxEvent:
     )
 
 
-def shard_of(key: str, count: int) -> int:
-    """The 0-based shard of ``key`` among ``count`` shards.
+def connector_key(event: ConnectorEvent) -> str:
+    """The shard key of a connector event: its foreign id (its id when it has none)."""
+    return event.foreign_id or event.id
 
-    One hash everywhere (steps, hooks, connectors, adapters that filter for a shard), so
-    one run's events always land on one shard and stay in order. CRC-32 is stable across
-    processes and languages and cheap to compute.
+
+def shard_hash(key: str) -> int:
+    """The hash every shard decision is made from: CRC-32 of the key's UTF-8.
+
+    One hash everywhere (steps, hooks, connectors, the adapters that store it beside an
+    event or place events on partitions by it), so one run's events always land on one
+    shard and stay in order. CRC-32 is stable across processes and languages and cheap.
     """
+    return zlib.crc32(key.encode())
+
+
+def shard_of(key: str, count: int) -> int:
+    """The 0-based shard of ``key`` among ``count`` shards: ``shard_hash(key) % count``."""
     if count <= 1:
         return 0
-    return zlib.crc32(key.encode()) % count
+    return shard_hash(key) % count

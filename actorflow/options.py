@@ -86,12 +86,14 @@ class Options:
         """Names of the options set explicitly."""
         return frozenset(self._set)
 
+    def given_values(self) -> dict[str, Any]:
+        """The options set explicitly, by name (in seconds for durations)."""
+        return dict(self._set)
+
     def over(self, base: Options | ResolvedOptions) -> Options:
         """These options merged over ``base`` (these win where set)."""
-        merged = Options()
-        base_values = base._set if isinstance(base, Options) else dataclasses.asdict(base)  # noqa: SLF001
-        merged._set = {**base_values, **self._set}
-        return merged
+        base_values = base.given_values() if isinstance(base, Options) else dataclasses.asdict(base)
+        return Options(**{**base_values, **self._set})
 
     def resolve(self) -> ResolvedOptions:
         """Every value decided: given ones, else the original's defaults.
@@ -110,7 +112,7 @@ class Options:
         return self._set.get(name, getattr(_DEFAULTS, name))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Options) and self._set == other._set
+        return isinstance(other, Options) and self._set == other.given_values()
 
     def __hash__(self) -> int:
         return hash(tuple(sorted(self._set.items())))

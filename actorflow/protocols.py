@@ -1,47 +1,54 @@
-"""The adapter contracts. Storage-shaped on purpose: workflow logic lives in the core.
+"""The adapter author's contracts: what every adapter must do. Storage-shaped on purpose.
 
 An adapter implements these `typing.Protocol`s structurally (no base class to inherit)
 and proves it by passing the conformance suites in `actorflow.testing.adaptertest`.
-Optional capabilities (``Snapshots``, ``OutboxWaiter``, ``BatchStore``...) let an adapter
-do better than the baseline; the core checks for them once, at build time.
+Workflow logic (versions, transitions, error counting, sharding) lives in the engine;
+an adapter stores and moves what it is given. What an adapter may do better than this
+baseline (group commit, wake-ups, durable error counts...) is an optional capability in
+`actorflow.capabilities`, which the engine detects once, when a workflow is built.
+
+The data types an adapter reads and writes are re-exported here, so one import serves
+an adapter author: `Record`, `RecordMeta`, `RunState`, `Event`, `ConnectorEvent`,
+`OutboxEvent`, `Header`, `make_outbox_event`, `shard_hash` and `shard_of`.
 """
 
 from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
-from actorflow.clock import Clock
-from actorflow.event import ConnectorEvent, Event, OutboxEvent
-from actorflow.record import Record
+from actorflow.event import ConnectorEvent, Event, Header, OutboxEvent, make_outbox_event, shard_hash, shard_of
+from actorflow.record import Record, RecordMeta
 from actorflow.runstate import RunState
 
 __all__ = [
-    "Attachable",
-    "BatchLookup",
-    "BatchStore",
-    "ClockBorrower",
     "ConnectorConstructor",
     "ConnectorConsumer",
-    "DirectPublisher",
-    "ErrorCounter",
+    "ConnectorEvent",
+    "Event",
     "EventReceiver",
     "EventSender",
     "EventStreamer",
-    "InFlightLog",
+    "Header",
     "Lease",
-    "OutboxWaiter",
-    "PartitionedReceiver",
+    "Order",
+    "OutboxEvent",
     "ReceiverOptions",
+    "Record",
     "RecordFilter",
+    "RecordMeta",
     "RecordStore",
     "RoleScheduler",
-    "Snapshots",
+    "RunState",
     "TimeoutRecord",
     "TimeoutStore",
+    "make_outbox_event",
+    "shard_hash",
+    "shard_of",
 ]
 
 Order = Literal["asc", "desc"]
@@ -104,23 +111,6 @@ class EventReceiver(Protocol):
 
     def close(self) -> None:
         """Release the receiver; unacknowledged events are delivered again next time."""
-        ...
-
-
-@runtime_checkable
-class PartitionedReceiver(Protocol):
-    """A receiver (or connector consumer) whose shard's share is the adapter's own partitions (Kafka's).
-
-    Shard i of n reading only its partitions covers every event with the other shards,
-    whichever producer placed it (a Go service's partitioner included). The consumer
-    then handles every event it is given instead of re-filtering by
-    ``shard_of(run_id)``, which would drop the events another producer's partitioner
-    put on this shard's partitions. One run's events still meet one shard as long as
-    one producer places them; the version check keeps transitions exactly-once if not.
-    """
-
-    def partitioned(self) -> bool:
-        """True when this receiver delivers exactly its partitions' events (no re-filter)."""
         ...
 
 
@@ -200,147 +190,6 @@ class RecordStore(Protocol):
 
     def delete_outbox_event(self, id: str) -> None:  # noqa: A002 - the contract's name
         """Remove a relayed outbox event (unknown ids are ignored)."""
-        ...
-
-
-@runtime_checkable
-class BatchStore(Protocol):
-    """A record store that commits many writes together (group commit)."""
-
-    def store_many(self, records: Sequence[Record]) -> builtins.list[Exception | None]:
-        """Store each record as `RecordStore.store` would, in as few commits as possible.
-
-        Returns one entry per record: ``None`` when stored, else the error that
-        `store` would have raised; a failed record never undoes the others.
-        """
-        ...
-
-    def delete_outbox_events(self, ids: Iterable[str]) -> None:
-        """Remove many relayed outbox events at once."""
-        ...
-
-
-@runtime_checkable
-class BatchLookup(Protocol):
-    """A record store that reads many records in one round trip."""
-
-    def lookup_many(self, run_ids: Iterable[str]) -> dict[str, Record]:
-        """The records of ``run_ids`` by run id; unknown (or unreadable) ones are left out."""
-        ...
-
-
-@runtime_checkable
-class DirectPublisher(Protocol):
-    """A record store that can write a workflow's events straight into its event streamer.
-
-    When the streamer keeps its events in the same database, the event is written in the
-    record's own transaction: a transition is one commit and the outbox relay has
-    nothing to do (the core then does not start it).
-    """
-
-    def publish_directly(self, workflow_name: str, event_streamer: EventStreamer) -> bool:
-        """Write ``workflow_name``'s events into ``event_streamer`` from now on, if it can.
-
-        Returns False (and changes nothing) when the streamer is not in the same
-        database. Must not connect: it is called when a workflow is built.
-        """
-        ...
-
-
-@runtime_checkable
-class OutboxWaiter(Protocol):
-    """A record store that can wake the outbox relay when an outbox event is written."""
-
-    def wait_for_outbox(self, workflow_name: str, timeout: float) -> None:
-        """Block until the workflow may have new outbox events, or ``timeout`` seconds."""
-        ...
-
-
-@runtime_checkable
-class Attachable(Protocol):
-    """An adapter holding resources (pools, threads) that its users attach to.
-
-    A supervisor attaches to each adapter of its workflows when it starts and detaches
-    when it stops; the adapter releases its resources when the last user detaches (and
-    opens them again, lazily, if used afterwards). So ``stop()`` leaves no thread behind.
-    """
-
-    def attach(self) -> None:
-        """One more user of the adapter."""
-        ...
-
-    def detach(self) -> None:
-        """One user fewer; at none, release connections and threads."""
-        ...
-
-
-@runtime_checkable
-class Snapshots(Protocol):
-    """A record store that keeps every stored version of a run (for await and tests).
-
-    Without it, `Workflow.await_status` sees only the versions it reads while it waits
-    (and those this process wrote): a status the run passed through, on another node,
-    before the wait began is missed. Every store shipped with actorflow has it.
-    """
-
-    def snapshots(self, run_id: str) -> builtins.list[Record]:
-        """Every stored version of the run, oldest first (empty when unknown)."""
-        ...
-
-
-@runtime_checkable
-class ClockBorrower(Protocol):
-    """An adapter that stamps times itself (an event's ``created_at``).
-
-    A workflow lends it the workflow's clock when it is built on it, so that a fake
-    clock given to ``build()`` moves event times too (see `actorflow.clock.AdapterClock`).
-    """
-
-    def use_clock(self, clock: Clock) -> None:
-        """Stamp times with ``clock``, unless the adapter was given or lent one before."""
-        ...
-
-
-@runtime_checkable
-class ErrorCounter(Protocol):
-    """Counts step errors per (process, run), toward ``pause_after_err_count``.
-
-    A record store that is one must also forget a run's counts when it stores a new
-    version of the run (every earlier count is then stale: the engine counts per visit),
-    so that counts left by a node that died do not stay forever.
-    """
-
-    def add_error(self, process: str, run_id: str) -> int:
-        """Count one more error; returns the count so far."""
-        ...
-
-    def clear_errors(self, process: str, run_id: str) -> None:
-        """Forget the errors of (process, run): the run moved on."""
-        ...
-
-
-@runtime_checkable
-class InFlightLog(Protocol):
-    """A durable note of the runs a consumer is handling, to find runs that kill their node.
-
-    A step that crashes the whole process (a segfault, the OOM killer) raises nothing
-    to count. So before a batch a consumer notes its runs; a node that dies mid-batch
-    leaves the note behind, and the next holder of the role counts one error against
-    each of those runs when it meets them again, one event at a time, pausing a run at
-    ``pause_after_err_count`` instead of running it once more. Used only by processes
-    with ``pause_after_err_count`` set.
-    """
-
-    def begin_batch(self, process: str, run_ids: Sequence[str]) -> None:
-        """Note (durably) that ``process`` is about to handle these runs."""
-        ...
-
-    def unfinished_batch(self, process: str) -> builtins.list[str]:
-        """The runs of the last batch ``process`` noted and did not finish (empty if none)."""
-        ...
-
-    def end_batches(self, process: str) -> None:
-        """``process`` stopped cleanly: nothing of it is in flight."""
         ...
 
 
@@ -446,3 +295,35 @@ class ConnectorConstructor(Protocol):
     def make(self, name: str, options: ReceiverOptions) -> ConnectorConsumer:
         """A consumer whose cursor is kept under ``name`` (the connector's role)."""
         ...
+
+
+# The optional capabilities lived here before 0.2; they moved to actorflow.capabilities.
+_MOVED = frozenset(
+    {
+        "Attachable",
+        "BatchLookup",
+        "BatchStore",
+        "ClockBorrower",
+        "DirectPublisher",
+        "ErrorCounter",
+        "InFlightLog",
+        "OutboxWaiter",
+        "PartitionedReceiver",
+        "Snapshots",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        warnings.warn(
+            f"actorflow.protocols.{name} moved to actorflow.capabilities.{name}; "
+            "the old name will be removed in actorflow 0.3",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from actorflow import capabilities  # noqa: PLC0415 - only for the deprecated name
+
+        return getattr(capabilities, name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

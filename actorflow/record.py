@@ -118,6 +118,11 @@ class Run(TypedRecord[T, S]):
             hook("")
         return cast("S", SAVE_AND_REPEAT)
 
+    def requested_run_state(self) -> tuple[RunState, str] | None:
+        """The run state the function asked for with `pause`/`cancel`, and why (for the engine)."""
+        control = self._control
+        return None if control.run_state is None else (control.run_state, control.reason)
+
     def _request(self, state: RunState, reason: str, name: str) -> None:
         self._control.run_state = state
         self._control.reason = reason

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from actorflow.event import ConnectorEvent
     from actorflow.protocols import ConnectorConstructor
     from actorflow.record import Run, TypedRecord
-    from actorflow.workflow import Workflow
 
 __all__ = [
     "CallbackSpec",
@@ -101,11 +100,16 @@ class TimeoutSpec(_WithOptions, Generic[T, S]):
 
 @dataclasses.dataclass(eq=False)
 class ConnectorSpec(_WithOptions, Generic[T, S]):
-    """A connector: events of an external stream handed to ``fn(workflow, event)``."""
+    """A connector: events of an external stream handed to ``fn(workflow, event)``.
+
+    ``fn`` is typed with the `Workflow` facade by `Builder.add_connector`; here its first
+    argument is opaque (the engine hands it its ``api``), which keeps this module below
+    the facade.
+    """
 
     name: str
     constructor: ConnectorConstructor
-    fn: Callable[[Workflow[T, S], ConnectorEvent], None]
+    fn: Callable[[Any, ConnectorEvent], None]
     options: Options = dataclasses.field(default_factory=Options)
     _only = _CONNECTOR_ALLOWED
 

@@ -26,7 +26,7 @@ def mermaid(wf: Workflow[Any, Any], direction: str = "LR") -> str:
         msg = f"direction must be one of {sorted(_DIRECTIONS)}, got {direction!r}"
         raise ValueError(msg)
     graph = wf.graph
-    names = {n: wf._status_description(n) for n in graph.nodes()}  # noqa: SLF001
+    names = {n: wf.engine.transitions.describe(n) for n in graph.nodes()}
     ids = {n: _node_id(name) for n, name in names.items()}
     lines = ["stateDiagram-v2", f"\tdirection {direction}", ""]
     lines.extend(f"\t{ids[node]}: {names[node]}" for node in graph.nodes())

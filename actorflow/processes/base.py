@@ -10,20 +10,17 @@ it with back-off. User errors never escape a tick.
 from __future__ import annotations
 
 import abc
-import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from actorflow.log import logger
 from actorflow.options import ResolvedOptions
 
 if TYPE_CHECKING:
+    from actorflow.engine import Engine
     from actorflow.metrics import ProcessMetrics
-    from actorflow.workflow import Workflow
 
-__all__ = ["Process", "logger"]
-
-logger = logging.getLogger("actorflow")
-logger.addHandler(logging.NullHandler())  # a library: the application configures logging
+__all__ = ["Process"]
 
 
 class Process(abc.ABC):
@@ -31,13 +28,13 @@ class Process(abc.ABC):
 
     def __init__(
         self,
-        wf: Workflow[Any, Any],
+        engine: Engine[Any, Any],
         name: str,
         role: str,
         options: ResolvedOptions,
         metrics: ProcessMetrics,
     ) -> None:
-        self.wf = wf
+        self.engine = engine
         self.name = name
         self.role = role
         self.options = options
@@ -79,5 +76,5 @@ class Process(abc.ABC):
 
     def debug(self, message: str, **fields: object) -> None:
         """Log at DEBUG when the workflow was built with ``debug=True``."""
-        if self.wf.config.debug:
-            logger.debug("%s %s: %s %s", self.wf.name, self.name, message, fields)
+        if self.engine.config.debug:
+            logger.debug("%s %s: %s %s", self.engine.name, self.name, message, fields)

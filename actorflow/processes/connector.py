@@ -6,20 +6,17 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from actorflow.event import ConnectorEvent, shard_of
-from actorflow.processes.base import Process, logger
+from actorflow.capabilities import PartitionedReceiver
+from actorflow.event import ConnectorEvent, connector_key, shard_of
+from actorflow.log import logger
+from actorflow.processes.base import Process
 from actorflow.processes.consumer import BATCH_SIZE
-from actorflow.protocols import ConnectorConsumer, PartitionedReceiver, ReceiverOptions
+from actorflow.protocols import ConnectorConsumer, ReceiverOptions
 
 if TYPE_CHECKING:
     from actorflow.specs import ConnectorSpec
 
-__all__ = ["ConnectorProcess"]
-
-
-def connector_key(event: ConnectorEvent) -> str:
-    """The shard key of a connector event: its foreign id (its id when it has none)."""
-    return event.foreign_id or event.id
+__all__ = ["ConnectorProcess", "connector_key"]
 
 
 class ConnectorProcess(Process):
@@ -70,9 +67,9 @@ class ConnectorProcess(Process):
             if not self.holding():
                 self._pending = events  # nothing acknowledged: redo them if the lease comes back
                 return
-            if lag and event.created_at is not None and event.created_at + lag > self.wf.clock.now():
+            if lag and event.created_at is not None and event.created_at + lag > self.engine.clock.now():
                 self._pending = events[index:]
-                self.wf.clock.wait_until(event.created_at + lag, timeout=budget)
+                self.engine.clock.wait_until(event.created_at + lag, timeout=budget)
                 break
             if not self._handle(event):
                 self._pending = events[index:]
@@ -92,12 +89,12 @@ class ConnectorProcess(Process):
             self.metrics.skipped("filtered out")
             return True
         if event.created_at is not None:
-            self.observe_lag((self.wf.clock.now() - event.created_at).total_seconds())
+            self.observe_lag((self.engine.clock.now() - event.created_at).total_seconds())
         started = time.perf_counter()
         try:
-            self.spec.fn(self.wf, event)
+            self.spec.fn(self.engine.api, event)
         except Exception as exc:  # noqa: BLE001 - a user connector function failed: retry
-            logger.warning("%s/%s: connector event %s failed: %s", self.wf.name, self.name, event.id, exc)
+            logger.warning("%s/%s: connector event %s failed: %s", self.engine.name, self.name, event.id, exc)
             self.metrics.error()
             return False
         self.metrics.latency.observe(time.perf_counter() - started)

@@ -14,19 +14,19 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from actorflow import transitions
+from actorflow.capabilities import InFlightLog, PartitionedReceiver
+from actorflow.engine import Write
 from actorflow.errors import CorruptRecord, RecordNotFound
 from actorflow.event import Event, Header, shard_of
-from actorflow.processes.base import Process, logger
-from actorflow.protocols import EventReceiver, InFlightLog, PartitionedReceiver, ReceiverOptions
+from actorflow.log import logger
+from actorflow.processes.base import Process
+from actorflow.protocols import EventReceiver, ReceiverOptions
 from actorflow.record import Record
-from actorflow.runstate import RunState
-from actorflow.transitions import Write
 
 if TYPE_CHECKING:
+    from actorflow.engine import Engine
     from actorflow.metrics import ProcessMetrics
     from actorflow.options import ResolvedOptions
-    from actorflow.workflow import Workflow
 
 __all__ = ["EventConsumer", "Retry", "Skipped"]
 
@@ -57,7 +57,7 @@ class EventConsumer(Process):
 
     def __init__(
         self,
-        wf: Workflow[Any, Any],
+        engine: Engine[Any, Any],
         name: str,
         role: str,
         options: ResolvedOptions,
@@ -66,7 +66,7 @@ class EventConsumer(Process):
         shard: int = 0,
         shard_count: int = 1,
     ) -> None:
-        super().__init__(wf, name, role, options, metrics)
+        super().__init__(engine, name, role, options, metrics)
         self.topic = topic
         self.shard = shard
         self.shard_count = shard_count
@@ -74,8 +74,6 @@ class EventConsumer(Process):
         self._pending: list[Event] = []
         self._lag_until: Any = None
         self._prefetched: dict[str, Record] = {}
-        # Runs with step errors counted here, and the key they are counted under.
-        self.erroring: dict[str, str] = {}
         # Runs this role's previous holder was handling when it died (see InFlightLog).
         self._suspects: set[str] = set()
         self._refilter = True
@@ -83,16 +81,6 @@ class EventConsumer(Process):
     @abc.abstractmethod
     def handle(self, event: Event) -> Outcome:
         """What to do with one event (user errors are handled here, never raised)."""
-
-    def committed(self, write: Write) -> None:
-        """A write of this process was stored: the run moved on, so forget its errors."""
-        self.forget_errors(write.record.run_id)
-
-    def forget_errors(self, run_id: str) -> None:
-        """Clear the step errors counted for ``run_id`` (it moved on, or was paused)."""
-        key = self.erroring.pop(run_id, None)
-        if key is not None:
-            self.wf.error_counter.clear_errors(key, run_id)
 
     def start(self) -> None:
         """Open the receiver under the role's name (its durable cursor)."""
@@ -103,7 +91,7 @@ class EventConsumer(Process):
         )
         log = self._in_flight_log()
         self._suspects = set(log.unfinished_batch(self.role)) if log is not None else set()
-        receiver = self.wf.event_streamer.new_receiver(self.topic, self.role, options)
+        receiver = self.engine.event_streamer.new_receiver(self.topic, self.role, options)
         # A partitioned receiver's share is its partitions, whoever placed the events there.
         self._refilter = not (isinstance(receiver, PartitionedReceiver) and receiver.partitioned())
         self._receiver = receiver
@@ -124,7 +112,7 @@ class EventConsumer(Process):
 
     def _in_flight_log(self) -> InFlightLog | None:
         """The in-flight log, when this process pauses runs after errors (else no cost)."""
-        return self.wf._in_flight if self.options.pause_after_err_count > 0 else None  # noqa: SLF001
+        return self.engine.capabilities.in_flight if self.options.pause_after_err_count > 0 else None
 
     def suspect_crash(self, record: Record) -> Write | None:
         """Count one error against a run the previous holder died handling; pause it at the limit.
@@ -134,14 +122,13 @@ class EventConsumer(Process):
         if record.run_id not in self._suspects:
             return None
         self._suspects.discard(record.run_id)
-        key = transitions.error_key(self.name, record)
-        self.erroring[record.run_id] = key
-        if self.wf.error_counter.add_error(key, record.run_id) < self.options.pause_after_err_count:
-            return None
-        logger.error(
-            "%s/%s: run %s was being handled each time a node died; paused", self.wf.name, self.name, record.run_id
-        )
-        return transitions.next_record(self.wf, record, run_state=RunState.PAUSED, reason=transitions.AUTO_PAUSE_REASON)
+        return self.engine.fail(self.name, record, None, self.options.pause_after_err_count)
+
+    def failed(self, record: Record, error: BaseException) -> Outcome:
+        """A user function failed on ``record``: the automatic pause at the limit, else retry later."""
+        self.metrics.error()
+        pause = self.engine.fail(self.name, record, error, self.options.pause_after_err_count)
+        return pause if pause is not None else Retry(self.options.err_backoff)
 
     def tick(self, budget: float) -> None:
         """Handle the next batch of events (or wait, if backing off or lagging)."""
@@ -149,8 +136,8 @@ class EventConsumer(Process):
         if receiver is None or self.backing_off(budget):
             return
         if self._lag_until is not None:
-            self.wf.clock.wait_until(self._lag_until, timeout=budget)
-            if self.wf.clock.now() < self._lag_until:
+            self.engine.clock.wait_until(self._lag_until, timeout=budget)
+            if self.engine.clock.now() < self._lag_until:
                 return
             self._lag_until = None
         if self._pending:
@@ -169,7 +156,7 @@ class EventConsumer(Process):
                 # again is blamed again.
                 events, rest = events[:1], events[1:]
             log.begin_batch(self.role, [event.run_id for event in events])
-        batch_lookup = self.wf._batch_lookup  # noqa: SLF001
+        batch_lookup = self.engine.capabilities.batch_lookup
         if batch_lookup is not None:
             # One round trip for the batch's records instead of one per event.
             self._prefetched = batch_lookup.lookup_many(event.run_id for event in events)
@@ -191,7 +178,7 @@ class EventConsumer(Process):
                 # reads it again from the durable cursor.
                 self._pending = events
                 return
-            now = self.wf.clock.now()
+            now = self.engine.clock.now()
             if lag and event.created_at + timedelta(seconds=lag) > now:
                 self._pending = events[index:]
                 self._lag_until = event.created_at + timedelta(seconds=lag)
@@ -208,17 +195,13 @@ class EventConsumer(Process):
                 writes.append(outcome)
             elif isinstance(outcome, Skipped):
                 self.metrics.skipped(outcome.reason)
-                if self.erroring:
-                    self.forget_errors(event.run_id)  # e.g. something else moved the run
             done = event
         if writes:
             if not self.holding():
                 self._pending = events  # as above: redo the whole batch if the lease comes back
                 return
-            for write, error in zip(writes, transitions.commit(self.wf, writes), strict=True):
-                if error is None:
-                    self.committed(write)
-                else:
+            for error in self.engine.writer.commit(writes):
+                if error is not None:
                     # Someone else moved the run since we read it; their event follows.
                     self.metrics.skipped("record version conflict")
         if done is not None:
@@ -255,7 +238,7 @@ class EventConsumer(Process):
         if found is not None:
             return found
         try:
-            return self.wf.record_store.lookup(event.run_id)
+            return self.engine.record_store.lookup(event.run_id)
         except RecordNotFound:
             return Skipped("record not found")
         except CorruptRecord as exc:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from actorflow import transitions
 from actorflow.event import Event
-from actorflow.processes.base import logger
+from actorflow.log import logger
 from actorflow.processes.consumer import EventConsumer, Outcome, Retry, Skipped
 from actorflow.runstate import RunState
 
@@ -29,16 +28,17 @@ class DeleteConsumer(EventConsumer):
             return record
         if record.run_state is not RunState.REQUESTED_DATA_DELETED:
             return Skipped("record status not in expected state")
-        custom: Any = self.wf.config.custom_delete
+        config = self.engine.config
+        custom: Any = config.custom_delete
         if custom is None:
             data = DELETED_OBJECT
         else:
             try:
-                data = self.wf.codec.encode(custom(self.wf.codec.decode(record.object)))
+                data = config.codec.encode(custom(config.codec.decode(record.object)))
             except Exception as exc:  # noqa: BLE001 - a user delete function failed: retry
                 logger.warning(
-                    "%s/%s: custom delete failed for run %s: %s", self.wf.name, self.name, record.run_id, exc
+                    "%s/%s: custom delete failed for run %s: %s", self.engine.name, self.name, record.run_id, exc
                 )
                 self.metrics.error()
                 return Retry(self.options.err_backoff)
-        return transitions.next_record(self.wf, record, run_state=RunState.DATA_DELETED, data=data)
+        return self.engine.transitions.next(record, run_state=RunState.DATA_DELETED, data=data)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from actorflow import transitions
 from actorflow.event import Event
-from actorflow.processes.base import logger
+from actorflow.log import logger
 from actorflow.processes.consumer import EventConsumer, Outcome, Retry, Skipped
 
 if TYPE_CHECKING:
@@ -33,13 +32,13 @@ class HookConsumer(EventConsumer):
         record = self.lookup(event)
         if isinstance(record, Skipped):
             return record
-        typed = transitions.decode_or_none(self.wf, record)
+        typed = self.engine.transitions.typed_or_none(record)
         if typed is None:
             return Skipped("unable to unmarshal object")
         try:
             self.hook(typed)
         except Exception as exc:  # noqa: BLE001 - a user hook failed: retry it
-            logger.warning("%s/%s: hook failed for run %s: %s", self.wf.name, self.name, record.run_id, exc)
+            logger.warning("%s/%s: hook failed for run %s: %s", self.engine.name, self.name, record.run_id, exc)
             self.metrics.error()
             return Retry(self.options.err_backoff)
         return None

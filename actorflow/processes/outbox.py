@@ -13,14 +13,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from actorflow.errors import ActorflowError
-from actorflow.processes.base import Process, logger
+from actorflow.log import logger
+from actorflow.processes.base import Process
 
 if TYPE_CHECKING:
+    from actorflow.engine import Engine
     from actorflow.event import OutboxEvent
     from actorflow.metrics import ProcessMetrics
     from actorflow.options import OutboxOptions, ResolvedOptions
     from actorflow.protocols import EventSender
-    from actorflow.workflow import Workflow
 
 __all__ = ["OutboxRelay"]
 
@@ -30,14 +31,14 @@ class OutboxRelay(Process):
 
     def __init__(
         self,
-        wf: Workflow[Any, Any],
+        engine: Engine[Any, Any],
         name: str,
         role: str,
         options: ResolvedOptions,
         metrics: ProcessMetrics,
         outbox: OutboxOptions,
     ) -> None:
-        super().__init__(wf, name, role, options, metrics)
+        super().__init__(engine, name, role, options, metrics)
         self.outbox = outbox
         self._senders: dict[str, EventSender] = {}
 
@@ -60,12 +61,12 @@ class OutboxRelay(Process):
         """Relay one batch, or wait for one."""
         if self.backing_off(budget):
             return
-        store = self.wf.record_store
-        rows = store.list_outbox_events(self.wf.name, self.outbox.lookup_limit)
+        store = self.engine.record_store
+        rows = store.list_outbox_events(self.engine.name, self.outbox.lookup_limit)
         if not rows:
-            waiter = self.wf._outbox_waiter  # noqa: SLF001
+            waiter = self.engine.capabilities.outbox_waiter
             if waiter is not None:
-                waiter.wait_for_outbox(self.wf.name, budget)
+                waiter.wait_for_outbox(self.engine.name, budget)
             else:
                 time.sleep(min(budget, self.outbox.polling_frequency))
             return
@@ -76,12 +77,12 @@ class OutboxRelay(Process):
             # The streamer or the store is unreachable (an adapter error): as the original,
             # wait the outbox's err_backoff and relay the same rows again; nothing was
             # deleted that was not acknowledged. Other errors crash the actor (restarted).
-            logger.warning("%s/%s: relaying the outbox failed: %s", self.wf.name, self.name, exc)
+            logger.warning("%s/%s: relaying the outbox failed: %s", self.engine.name, self.name, exc)
             self.metrics.error()
             self._drop_senders()
             self.back_off(self.outbox.err_backoff)
             return
-        now = self.wf.clock.now()
+        now = self.engine.clock.now()
         age = (now - rows[0].created_at).total_seconds()
         self.metrics.lag.set(age)
         if self.outbox.lag_alert > 0:
@@ -90,18 +91,18 @@ class OutboxRelay(Process):
 
     def _relay(self, rows: Sequence[OutboxEvent]) -> None:
         """Send ``rows``, wait until every one is acknowledged, then delete them."""
-        store = self.wf.record_store
+        store = self.engine.record_store
         used: dict[str, EventSender] = {}
         for row in rows:
             sender = self._senders.get(row.topic)
             if sender is None:
-                sender = self.wf.event_streamer.new_sender(row.topic)
+                sender = self.engine.event_streamer.new_sender(row.topic)
                 self._senders[row.topic] = sender
             sender.send(row.run_id, row.type, row.headers)
             used[row.topic] = sender
         for sender in used.values():
             sender.flush()
-        batch = self.wf._batch_store  # noqa: SLF001
+        batch = self.engine.capabilities.batch_store
         if batch is not None:
             batch.delete_outbox_events(row.id for row in rows)
         else:

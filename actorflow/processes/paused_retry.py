@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from actorflow import transitions
 from actorflow.event import Event
 from actorflow.processes.consumer import EventConsumer, Outcome, Skipped
 from actorflow.runstate import RunState
@@ -29,4 +28,4 @@ class PausedRetry(EventConsumer):
         version = self.event_version(event)
         if version is not None and record.meta.version != version:
             return Skipped("event record version lower than latest record version")
-        return transitions.next_record(self.wf, record, run_state=RunState.RUNNING, reason="")
+        return self.engine.transitions.next(record, run_state=RunState.RUNNING, reason="")

@@ -6,8 +6,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from actorflow.cron import parse
+from actorflow.engine import actions
 from actorflow.errors import RecordNotFound, WorkflowInProgress
-from actorflow.processes.base import Process, logger
+from actorflow.log import logger
+from actorflow.processes.base import Process
 
 if TYPE_CHECKING:
     from actorflow.specs import ScheduleSpec
@@ -36,11 +38,11 @@ class ScheduleProcess(Process):
         """Fire the schedule if its slot has come, else wait for it."""
         if self.backing_off(budget):
             return
-        clock = self.wf.clock
+        clock = self.engine.clock
         now = clock.now()
         if self._last is None:
             try:
-                self._last = self.wf.record_store.latest(self.wf.name, self.spec.foreign_id).created_at
+                self._last = self.engine.record_store.latest(self.engine.name, self.spec.foreign_id).created_at
             except RecordNotFound:
                 self._last = self.spec.registered_at or now
         slot = self._next(self._last)
@@ -49,11 +51,11 @@ class ScheduleProcess(Process):
             return
         try:
             if self.spec.filter is None or self.spec.filter(now):
-                self.wf.trigger(self.spec.foreign_id, initial_value=self.spec.initial_value)
+                actions.trigger(self.engine, self.spec.foreign_id, self.spec.initial_value)
         except WorkflowInProgress:
             pass  # the previous run is still going: this slot is skipped
         except Exception as exc:  # noqa: BLE001 - a user filter or a trigger failed: retried after the back-off
-            logger.warning("%s/%s: scheduled trigger failed: %s", self.wf.name, self.name, exc)
+            logger.warning("%s/%s: scheduled trigger failed: %s", self.engine.name, self.name, exc)
             self.metrics.error()
             self.back_off(self.options.err_backoff)
             return

@@ -7,18 +7,20 @@ the status; the poller runs the timeout functions of those that expired.
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from actorflow import transitions
-from actorflow.errors import CorruptRecord, RecordNotFound, TimeoutNotFound, VersionConflict
+from actorflow.engine import Failed
+from actorflow.errors import CorruptRecord, RecordNotFound, TimeoutNotFound
 from actorflow.event import Event
-from actorflow.processes.base import Process, logger
+from actorflow.log import logger
+from actorflow.processes.base import Process
 from actorflow.processes.consumer import EventConsumer, Outcome
-from actorflow.processes.step import fail_step
-from actorflow.record import Record
+from actorflow.record import Record, Run
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from actorflow.protocols import TimeoutRecord, TimeoutStore
     from actorflow.specs import TimeoutSpec
 
@@ -43,15 +45,15 @@ class TimeoutInserter(EventConsumer):
         paused = self.suspect_crash(record)
         if paused is not None:
             return paused
-        now = self.wf.clock.now()
+        now = self.engine.clock.now()
         try:
-            run = transitions.build_run(self.wf, record)
+            run = self.engine.transitions.run(record)
             expiries = [pair.timer(run, now) for pair in self.spec.pairs]
         except Exception as exc:  # noqa: BLE001 - a user timer failed: a step error
-            return fail_step(self, record, exc)
+            return self.failed(record, exc)
         for expire_at in expiries:
             if expire_at is not None:
-                self.store.create(self.wf.name, record.foreign_id, record.run_id, status, expire_at, created_at=now)
+                self.store.create(self.engine.name, record.foreign_id, record.run_id, status, expire_at, created_at=now)
         return None
 
 
@@ -67,9 +69,9 @@ class TimeoutPoller(Process):
         """Handle the expired timeouts, then wait for the next poll (or a clock change)."""
         if self.backing_off(budget):
             return
-        clock = self.wf.clock
+        clock = self.engine.clock
         now = clock.now()
-        for timeout in self.store.list_valid(self.wf.name, int(self.spec.status), now):
+        for timeout in self.store.list_valid(self.engine.name, int(self.spec.status), now):
             if not self.holding():
                 return
             if not self._fire(timeout, now):
@@ -79,10 +81,10 @@ class TimeoutPoller(Process):
                 return
         clock.wait_until(now + timedelta(seconds=self.options.polling_frequency), timeout=budget)
 
-    def _fire(self, timeout: TimeoutRecord, now: Any) -> bool:
+    def _fire(self, timeout: TimeoutRecord, now: datetime) -> bool:
         """Fire (or drop) one expired timeout; False when the user's function failed."""
         try:
-            record = self.wf.record_store.lookup(timeout.run_id)
+            record = self.engine.record_store.lookup(timeout.run_id)
         except RecordNotFound:
             self._cancel(timeout)
             return True
@@ -98,23 +100,23 @@ class TimeoutPoller(Process):
             return True
         if record.run_state.stopped:
             return True  # paused: the timeout fires once the run is resumed
+        writer = self.engine.writer
         for pair in self.spec.pairs:
-            try:
-                run = transitions.build_run(self.wf, record)
-                write = transitions.result_record(self.wf, record, run, pair.fn(run, now), pair.destinations)
-            except Exception as exc:  # noqa: BLE001 - a user timeout function failed
-                logger.warning("%s/%s: timeout error for run %s: %s", self.wf.name, self.name, record.run_id, exc)
+
+            def call(run: Run[Any, Any], fn: Callable[[Run[Any, Any], datetime], Any] = pair.fn) -> Any:
+                return fn(run, now)
+
+            result = self.engine.apply(record, call, pair.destinations)
+            if isinstance(result, Failed):
                 self.metrics.error()
-                with contextlib.suppress(VersionConflict):  # the run moved meanwhile
-                    self.wf._step_failed(self.name, record, self.options.pause_after_err_count)  # noqa: SLF001
+                pause = self.engine.fail(self.name, record, result.error, self.options.pause_after_err_count)
+                if pause is not None:
+                    writer.commit((pause,))  # refused: the run moved meanwhile, nothing to pause
                 return False  # the timeout stays valid and is tried again after the back-off
-            if write is None:
+            if result is None:
                 continue
-            try:
-                transitions.store(self.wf, write)
-            except VersionConflict:
+            if writer.commit((result,))[0] is not None:
                 return True  # the run moved meanwhile; the next poll sees where it is
-            self.wf.error_counter.clear_errors(transitions.error_key(self.name, record), record.run_id)
             break
         else:
             self.metrics.skipped("next value specified skip")

@@ -10,7 +10,8 @@ from typing import Any
 
 import pykka
 
-from actorflow.processes.base import Process, logger
+from actorflow.log import logger
+from actorflow.processes.base import Process
 from actorflow.runtime.messages import ChildExited, RoleGranted, RoleLost, Subscribe, Tick, Unsubscribe
 from actorflow.runtime.node import TICK_BUDGET, Node
 from actorflow.runtime.plan import ProcessPlan
@@ -34,7 +35,7 @@ class ProcessActor(pykka.ThreadingActor):
         self.plan = plan
         self.node = node
         self.delay = delay
-        self.metrics = node.metrics.process(plan.workflow.name, plan.name)
+        self.metrics = node.metrics.process(plan.engine.name, plan.name)
         self.process: Process | None = None
         self._holding = False
         self._started = False
@@ -55,8 +56,8 @@ class ProcessActor(pykka.ThreadingActor):
         self.node.set_state(self.plan.key, ProcessState.IDLE, self.metrics.state)
         scheduler = self.node.scheduler
         if scheduler is not None:
-            wf = self.plan.workflow
-            scheduler.tell(Subscribe(self.plan.role, wf.role_scheduler, self.actor_ref, wf.name))
+            engine = self.plan.engine
+            scheduler.tell(Subscribe(self.plan.role, engine.role_scheduler, self.actor_ref, engine.name))
             self.node.scheduler_wake.set()
 
     def on_receive(self, message: Any) -> None:

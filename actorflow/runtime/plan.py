@@ -18,10 +18,10 @@ from actorflow.processes.timeout import TimeoutInserter, TimeoutPoller
 from actorflow.topics import delete_topic, make_role, run_state_change_topic, topic
 
 if TYPE_CHECKING:
+    from actorflow.engine import Engine
     from actorflow.metrics import ProcessMetrics
     from actorflow.processes.base import Process
     from actorflow.specs import ScheduleSpec
-    from actorflow.workflow import Workflow
 
 __all__ = ["ProcessPlan", "plan_schedule", "plan_workflow"]
 
@@ -30,7 +30,7 @@ __all__ = ["ProcessPlan", "plan_schedule", "plan_workflow"]
 class ProcessPlan:
     """How to make one process of a workflow."""
 
-    workflow: Workflow[Any, Any]
+    engine: Engine[Any, Any]
     name: str
     role: str
     make: Callable[[ProcessMetrics], Process]
@@ -38,25 +38,25 @@ class ProcessPlan:
     @property
     def key(self) -> str:
         """``<workflow>/<process name>``: the process's key in `Supervisor.states`."""
-        return f"{self.workflow.name}/{self.name}"
+        return f"{self.engine.name}/{self.name}"
 
 
 def _plan(
-    wf: Workflow[Any, Any], name: str, role: str, options: ResolvedOptions, cls: type[Process], **kwargs: Any
+    engine: Engine[Any, Any], name: str, role: str, options: ResolvedOptions, cls: type[Process], **kwargs: Any
 ) -> ProcessPlan:
     def make(metrics: ProcessMetrics) -> Process:
-        return cls(wf, name, role, options, metrics, **kwargs)
+        return cls(engine, name, role, options, metrics, **kwargs)
 
-    return ProcessPlan(wf, name, role, make)
-
-
-def _status_key(wf: Workflow[Any, Any], status: int) -> str:
-    return wf._status_description(status)  # noqa: SLF001
+    return ProcessPlan(engine, name, role, make)
 
 
-def plan_workflow(wf: Workflow[Any, Any]) -> list[ProcessPlan]:
-    """Every process ``wf`` runs, in a stable order."""
-    config = wf.config
+def _status_key(engine: Engine[Any, Any], status: int) -> str:
+    return engine.transitions.describe(status)
+
+
+def plan_workflow(engine: Engine[Any, Any]) -> list[ProcessPlan]:
+    """Every process the engine ``engine`` runs, in a stable order."""
+    config = engine.config
     defaults = config.defaults
     plans: list[ProcessPlan] = []
     for status, step in config.steps.items():
@@ -64,12 +64,12 @@ def plan_workflow(wf: Workflow[Any, Any]) -> list[ProcessPlan]:
         count = max(1, opts.parallel_count)
         plans.extend(
             _plan(
-                wf,
-                make_role(_status_key(wf, status), "consumer", i, "of", count),
-                make_role(wf.name, status, "consumer", i, "of", count),
+                engine,
+                make_role(_status_key(engine, status), "consumer", i, "of", count),
+                make_role(engine.name, status, "consumer", i, "of", count),
                 opts,
                 StepConsumer,
-                topic=topic(wf.name, status),
+                topic=topic(engine.name, status),
                 shard=i - 1,
                 shard_count=count,
                 status=status,
@@ -78,72 +78,74 @@ def plan_workflow(wf: Workflow[Any, Any]) -> list[ProcessPlan]:
             )
             for i in range(1, count + 1)
         )
-    if config.outbox is not None and not wf.publishes_directly:
+    if config.outbox is not None and not engine.capabilities.publishes_directly:
         plans.append(
             _plan(
-                wf,
+                engine,
                 "outbox-consumer",
-                make_role(wf.name, "outbox-consumer"),
+                make_role(engine.name, "outbox-consumer"),
                 defaults.resolve(),
                 OutboxRelay,
                 outbox=config.outbox,
             )
         )
-    if wf.timeout_store is not None:
+    if engine.timeout_store is not None:
         for status, spec in config.timeouts.items():
             opts = Options(parallel_count=1, lag=0).over(spec.options.over(defaults)).resolve()
-            name = _status_key(wf, status)
+            name = _status_key(engine, status)
             plans.append(
                 _plan(
-                    wf,
+                    engine,
                     make_role(name, "timeout-consumer"),
-                    make_role(wf.name, status, "timeout-consumer"),
+                    make_role(engine.name, status, "timeout-consumer"),
                     opts,
                     TimeoutPoller,
                     spec=spec,
-                    store=wf.timeout_store,
+                    store=engine.timeout_store,
                 )
             )
             plans.append(
                 _plan(
-                    wf,
+                    engine,
                     make_role(name, "timeout-auto-inserter-consumer"),
-                    make_role(wf.name, status, "timeout-auto-inserter-consumer"),
+                    make_role(engine.name, status, "timeout-auto-inserter-consumer"),
                     opts,
                     TimeoutInserter,
-                    topic=topic(wf.name, status),
+                    topic=topic(engine.name, status),
                     spec=spec,
-                    store=wf.timeout_store,
+                    store=engine.timeout_store,
                 )
             )
     for connector in config.connectors:
         opts = connector.options.over(defaults).resolve()
         count = max(1, opts.parallel_count)
         for i in range(1, count + 1):
-            name = make_role(connector.name, "connector-to", wf.name, "consumer", i, "of", count)
-            plans.append(_plan(wf, name, name, opts, ConnectorProcess, spec=connector, shard=i - 1, shard_count=count))
+            name = make_role(connector.name, "connector-to", engine.name, "consumer", i, "of", count)
+            plans.append(
+                _plan(engine, name, name, opts, ConnectorProcess, spec=connector, shard=i - 1, shard_count=count)
+            )
     single = Options(parallel_count=1).over(defaults).resolve()
     for state, hook in config.hooks.items():
         plans.append(
             _plan(
-                wf,
+                engine,
                 make_role(str(state), "run-state-change-hook-consumer"),
-                make_role(wf.name, str(state), "run-state-change-hook-consumer"),
+                make_role(engine.name, str(state), "run-state-change-hook-consumer"),
                 single,
                 HookConsumer,
-                topic=run_state_change_topic(wf.name),
+                topic=run_state_change_topic(engine.name),
                 state=state,
                 hook=hook,
             )
         )
     plans.append(
         _plan(
-            wf,
+            engine,
             "delete-consumer",
-            make_role(wf.name, "delete-consumer"),
+            make_role(engine.name, "delete-consumer"),
             Options(parallel_count=1, lag=0).over(defaults).resolve(),
             DeleteConsumer,
-            topic=delete_topic(wf.name),
+            topic=delete_topic(engine.name),
         )
     )
     if config.pause_retry is not None:
@@ -151,25 +153,25 @@ def plan_workflow(wf: Workflow[Any, Any]) -> list[ProcessPlan]:
         alert = 3 * after if 3 * after >= 60 else after + 300  # noqa: PLR2004 - the original's rule
         plans.append(
             _plan(
-                wf,
+                engine,
                 "paused-records-retry-consumer",
-                make_role(wf.name, "paused-records-retry-consumer"),
+                make_role(engine.name, "paused-records-retry-consumer"),
                 Options(parallel_count=1, lag=after, lag_alert=alert).over(defaults).resolve(),
                 PausedRetry,
-                topic=run_state_change_topic(wf.name),
+                topic=run_state_change_topic(engine.name),
             )
         )
-    plans.extend(plan_schedule(wf, s) for s in wf.schedules)
+    plans.extend(plan_schedule(engine, s) for s in engine.schedules)
     return plans
 
 
-def plan_schedule(wf: Workflow[Any, Any], schedule: ScheduleSpec[Any]) -> ProcessPlan:
+def plan_schedule(engine: Engine[Any, Any], schedule: ScheduleSpec[Any]) -> ProcessPlan:
     """The process of one cron schedule."""
     return _plan(
-        wf,
+        engine,
         make_role(schedule.foreign_id, "scheduler", schedule.spec),
-        make_role(wf.name, schedule.foreign_id, "scheduler", schedule.spec),
-        wf.config.defaults.resolve(),
+        make_role(engine.name, schedule.foreign_id, "scheduler", schedule.spec),
+        engine.config.defaults.resolve(),
         ScheduleProcess,
         spec=schedule,
     )

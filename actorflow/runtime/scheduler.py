@@ -16,7 +16,7 @@ from typing import Any
 
 import pykka
 
-from actorflow.processes.base import logger
+from actorflow.log import logger
 from actorflow.protocols import RoleScheduler
 from actorflow.runtime.messages import RoleGranted, RoleLost, Subscribe, Tick, Unsubscribe
 from actorflow.runtime.node import TICK_BUDGET, Node

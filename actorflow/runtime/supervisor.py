@@ -6,14 +6,14 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Self, cast
+from typing import TYPE_CHECKING, Any, Protocol, Self, cast
 
 import pykka
 
+from actorflow.capabilities import Attachable
 from actorflow.errors import ActorflowError
+from actorflow.log import logger
 from actorflow.metrics import metrics_for
-from actorflow.processes.base import logger
-from actorflow.protocols import Attachable
 from actorflow.runtime.actor import ProcessActor
 from actorflow.runtime.messages import ChildExited
 from actorflow.runtime.node import Node
@@ -25,14 +25,28 @@ from actorflow.runtime.state import ProcessState
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
+    from actorflow.engine import Engine
     from actorflow.specs import ScheduleSpec
     from actorflow.web import MetricsServer
-    from actorflow.workflow import Workflow
 
-__all__ = ["Supervisor"]
+__all__ = ["Hosted", "Supervisor"]
 
 _STOP_TIMEOUT = 4.5
 _SUBSCRIBE_TIMEOUT = 10.0
+
+
+class Hosted(Protocol):
+    """What a supervisor hosts: a built workflow (any object with a name and its engine)."""
+
+    @property
+    def name(self) -> str:
+        """The workflow's name."""
+        ...
+
+    @property
+    def engine(self) -> Engine[Any, Any]:
+        """The workflow's engine."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,7 +99,7 @@ class _SupervisorActor(pykka.ThreadingActor):
         plan, _ = found
         tracker = self._trackers[plan.key]
         delay = tracker.crashed()
-        metrics = self.node.metrics.process(plan.workflow.name, plan.name)
+        metrics = self.node.metrics.process(plan.engine.name, plan.name)
         metrics.restarts.inc()
         metrics.error()
         if tracker.failed:
@@ -119,7 +133,7 @@ class Supervisor:
 
     def __init__(
         self,
-        workflows: Iterable[Workflow[Any, Any]],
+        workflows: Iterable[Hosted],
         metrics_port: int | None = None,
         *,
         metrics_host: str = "127.0.0.1",
@@ -129,7 +143,8 @@ class Supervisor:
         claim_interval: float = 0.5,
     ) -> None:
         self.workflows = list(workflows)
-        names = [wf.name for wf in self.workflows]
+        self._engines: list[Engine[Any, Any]] = [wf.engine for wf in self.workflows]
+        names = [engine.name for engine in self._engines]
         if len(set(names)) != len(names):
             msg = f"a supervisor cannot host two workflows with the same name: {sorted(names)}"
             raise ValueError(msg)
@@ -164,17 +179,16 @@ class Supervisor:
         """Spawn every process actor; return once each has subscribed for its role."""
         if self._node is not None:
             return
-        for wf in self.workflows:
-            if wf._host is not None and wf._host is not self:  # noqa: SLF001
-                msg = f"{wf!r} is already hosted by another Supervisor (or running); stop it first"
+        for engine in self._engines:
+            if engine.host is not None and engine.host is not self:
+                msg = f"workflow {engine.name!r} is already hosted by another Supervisor (or running); stop it first"
                 raise ActorflowError(msg)
         metrics = metrics_for(self.registry)
         self._attach()
         node = Node(self.node_id, metrics, self.restart)
-        plans = [plan for wf in self.workflows for plan in plan_workflow(wf)]
-        for wf in self.workflows:
-            wf._host = self  # noqa: SLF001
-            wf._metrics = metrics  # noqa: SLF001
+        plans = [plan for engine in self._engines for plan in plan_workflow(engine)]
+        for engine in self._engines:
+            engine.bind(self, metrics)
         self._node = node
         node.supervisor = _SupervisorActor.start(node)
         node.scheduler = SchedulerActor.start(node, claim_interval=self.claim_interval)
@@ -190,12 +204,12 @@ class Supervisor:
             self._server = MetricsServer(metrics.registry, self.metrics_host, self._requested_port, self._health)
             self._server.start()
 
-    def _add_schedule(self, wf: Workflow[Any, Any], schedule: ScheduleSpec[Any]) -> None:
+    def add_schedule(self, engine: Engine[Any, Any], schedule: ScheduleSpec[Any]) -> None:
+        """Start the process of a schedule registered on a hosted workflow (the `Host` protocol)."""
         node = self._node
         if node is None or node.supervisor is None:
             return
-        plan = plan_schedule(wf, schedule)
-        node.supervisor.tell(_Spawn((plan,)))
+        node.supervisor.tell(_Spawn((plan_schedule(engine, schedule),)))
 
     def states(self) -> dict[str, ProcessState]:
         """Every hosted process's state, keyed ``<workflow>/<process name>``."""
@@ -229,9 +243,8 @@ class Supervisor:
             if self._server is not None:
                 self._server.stop()
                 self._server = None
-            for wf in self.workflows:
-                if wf._host is self:  # noqa: SLF001
-                    wf._host = None  # noqa: SLF001
+            for engine in self._engines:
+                engine.unbind(self)
             self._node = None
         for thread in node.threads():
             thread.join(max(0.0, deadline + 0.4 - time.monotonic()))
@@ -241,8 +254,13 @@ class Supervisor:
         """Attach to every adapter that holds resources; a server that is away fails the start."""
         seen: set[int] = set()
         try:
-            for wf in self.workflows:
-                for adapter in (wf.event_streamer, wf.record_store, wf.role_scheduler, wf.timeout_store):
+            for engine in self._engines:
+                for adapter in (
+                    engine.event_streamer,
+                    engine.record_store,
+                    engine.role_scheduler,
+                    engine.timeout_store,
+                ):
                     if isinstance(adapter, Attachable) and id(adapter) not in seen:
                         seen.add(id(adapter))
                         adapter.attach()

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from actorflow import transitions, watch
 from actorflow.errors import RecordNotFound
 from actorflow.protocols import TimeoutRecord
 from actorflow.record import Record, RecordMeta, Run
@@ -62,14 +61,14 @@ def wait_for(
     deadline = time.monotonic() + timeout
     run_id = _latest_run_id(wf, foreign_id, deadline, poll)
     seen = 0
-    with watch.watch(run_id) as waiter:
+    engine = wf.engine
+    with engine.watch.watch(run_id) as waiter:
         while True:
-            history = wf._history(run_id)  # noqa: SLF001 - the engine's own view of the run
+            history = engine.history(run_id)
             # With snapshots only new versions need a look; without, the one current record.
-            fresh = history[seen:] if wf._snapshots is not None else history  # noqa: SLF001
+            fresh = history[seen:] if engine.capabilities.snapshots is not None else history
             for record in fresh:
-                run = transitions.build_run(wf, record)
-                run.run_state = record.run_state
+                run = engine.transitions.run(record, as_stored=True)
                 if fn(run):
                     return run
             seen = len(history)
@@ -169,14 +168,23 @@ def new_testing_run(
         object=wf.codec.encode(obj),
         created_at=now,
         updated_at=now,
-        meta=RecordMeta(version=1, status_description=wf._status_description(int(status))),  # noqa: SLF001
+        meta=RecordMeta(version=1, status_description=wf.engine.transitions.describe(int(status))),
     )
     hooks = {
         name: fn
         for name, fn in (("pause", pause_fn), ("cancel", cancel_fn), ("save_and_repeat", save_and_repeat_fn))
         if fn is not None
     }
-    run = transitions.build_run(wf, record)
-    run.object = obj
-    run._hooks = hooks  # noqa: SLF001 - the run's test hooks
-    return run
+    typed = wf.engine.transitions.run(record)
+    return Run(
+        workflow_name=typed.workflow_name,
+        foreign_id=typed.foreign_id,
+        run_id=typed.run_id,
+        run_state=typed.run_state,
+        status=typed.status,
+        object=obj,
+        created_at=typed.created_at,
+        updated_at=typed.updated_at,
+        meta=typed.meta,
+        hooks=hooks,
+    )

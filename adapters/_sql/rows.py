@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from actorflow.errors import CorruptRecord
-from actorflow.event import Event, OutboxEvent
+from actorflow.event import Event, OutboxEvent, event_headers, event_topic, make_outbox_event, shard_hash
 from actorflow.protocols import RecordFilter, TimeoutRecord
 from actorflow.record import Record, RecordMeta
 from actorflow.runstate import RunState
@@ -28,15 +28,19 @@ __all__ = [
     "decode_run_ids",
     "encode_headers",
     "event_from_row",
+    "event_row",
     "filter_clause",
     "outbox_from_rows",
+    "outbox_row",
     "read_record",
     "readable_records",
     "readable_timeouts",
+    "record_event_row",
     "record_from_row",
     "record_params",
     "records_by_run",
     "timeout_from_row",
+    "update_params",
 ]
 
 # The order of the columns every record query selects, and record_params() supplies.
@@ -84,6 +88,57 @@ def record_params(record: Record, time_out: Callable[[datetime], Any] = _same) -
         meta.run_state_reason,
         meta.status_description,
         meta.trace_origin,
+    )
+
+
+def update_params(record: Record, time_out: Callable[[datetime], Any] = _same) -> tuple[Any, ...]:
+    """The values of a record's next version for ``UPDATE``: what a version changes, then the condition.
+
+    In order: run state, status, object, ``updated_at``, version, reason, description,
+    trace origin; then the run id and the version the update is conditioned on
+    (``version - 1``).
+    """
+    meta = record.meta
+    return (
+        int(record.run_state),
+        int(record.status),
+        bytes(record.object),
+        time_out(record.updated_at),
+        meta.version,
+        meta.run_state_reason,
+        meta.status_description,
+        meta.trace_origin,
+        record.run_id,
+        meta.version - 1,
+    )
+
+
+def event_row(topic: str, run_id: str, event_type: int, headers: Mapping[str, str], created_at: Any) -> tuple[Any, ...]:
+    """An event log row: topic, run id, type, headers (JSON), created_at, shard hash.
+
+    The shard hash is the engine's (`actorflow.event.shard_hash`), so a shard's filter in
+    SQL (``shard_hash % n = i``) agrees with `shard_of` everywhere.
+    """
+    return (topic, run_id, int(event_type), encode_headers(headers), created_at, shard_hash(run_id))
+
+
+def record_event_row(record: Record, time_out: Callable[[datetime], Any] = _same) -> tuple[Any, ...]:
+    """The event log row a stored record produces (written in the record's transaction)."""
+    return event_row(
+        event_topic(record), record.run_id, record.status, event_headers(record), time_out(record.updated_at)
+    )
+
+
+def outbox_row(record: Record, time_out: Callable[[datetime], Any] = _same) -> tuple[Any, ...]:
+    """The outbox row a stored record produces: id, workflow, run id, type, headers (JSON), created_at."""
+    event = make_outbox_event(record)
+    return (
+        event.id,
+        event.workflow_name,
+        event.run_id,
+        event.type,
+        encode_headers(event.headers),
+        time_out(event.created_at),
     )
 
 

@@ -21,7 +21,7 @@ a crash is absorbed by the record's version (so the producer is not idempotent: 
 
 Sharding. The original shards by event id: every shard reads the whole topic and keeps
 the events whose ``Event.ID mod n`` is its own. Here a run's events all go to partition
-``zlib.crc32(run_id) % partitions`` (our partitioner, not Kafka's murmur2), and shard
+``shard_hash(run_id) % partitions`` (CRC-32) (our partitioner, not Kafka's murmur2), and shard
 ``i`` of ``n`` is assigned the partitions ``p`` with ``p % n == i``. When ``partitions``
 is a multiple of ``n``, ``p % n == crc32(run_id) % n``, which is the core's
 `actorflow.event.shard_of`: each shard reads exactly its share, and a run's events stay

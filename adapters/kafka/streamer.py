@@ -11,7 +11,6 @@ import logging
 import re
 import threading
 import time
-import zlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import kafka.errors
 
 from actorflow.clock import AdapterClock, Clock
-from actorflow.event import Event, Header, shard_of
+from actorflow.event import Event, Header, shard_hash, shard_of
 from actorflow.protocols import ReceiverOptions
 
 from ._client import BLOCK_TIMEOUT, Clients, KafkaError, wrap_exceptions
@@ -56,7 +55,7 @@ class KafkaEventStreamer:
 
     Topics are ``topic_prefix + name`` and are created (with ``partitions`` partitions)
     the first time a sender or receiver is made for them. A run's events all go to
-    partition ``zlib.crc32(run_id) % partitions``, so they stay in order. Receivers read
+    partition ``shard_hash(run_id) % partitions`` (CRC-32), so they stay in order. Receivers read
     assigned partitions and commit their offsets under a consumer group named after the
     receiver (the role). See the package docstring for sharding and security options.
 
@@ -205,8 +204,8 @@ class _Sender:
                 key=key,
                 value=str(int(event_type)).encode(),
                 headers=[(name, value.encode()) for name, value in headers.items()],
-                # Our own partitioner (not kafka's murmur2): receivers shard by crc32 too.
-                partition=zlib.crc32(key) % self._partitions,
+                # Our own partitioner (not kafka's murmur2): receivers shard by the same hash.
+                partition=shard_hash(run_id) % self._partitions,
                 timestamp_ms=_millis(self._clock.now()),
             )
         self._futures.append(future)

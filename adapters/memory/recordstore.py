@@ -6,11 +6,11 @@ import builtins
 import threading
 from collections.abc import Iterable, Sequence
 
+from actorflow.engine.failures import ErrorCounts
 from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
 from actorflow.event import OutboxEvent, make_outbox_event
 from actorflow.protocols import Order, RecordFilter
 from actorflow.record import Record
-from actorflow.transitions import ErrorCounts
 
 __all__ = ["MemoryRecordStore"]
 
@@ -21,7 +21,7 @@ class MemoryRecordStore:
     Each `store` checks the version and the one-unfinished-run-per-foreign-id rule and
     writes the outbox event under one lock, so it is atomic like a transaction. It keeps
     every stored version (`snapshots`), wakes the outbox relay when it writes, and counts
-    step errors per run (`ErrorCounter`), forgetting a run's counts when it moves on.
+    step errors per run (`ErrorCounter`), forgetting a run's counts when the engine asks.
     """
 
     def __init__(self) -> None:
@@ -42,8 +42,11 @@ class MemoryRecordStore:
             self._store(record)
             self._cond.notify_all()
 
-    def store_many(self, records: Sequence[Record]) -> builtins.list[Exception | None]:
-        """Store each record; a failed one (returned) never undoes the others."""
+    def store_many(self, records: Sequence[Record], *, forget_errors: bool = False) -> builtins.list[Exception | None]:
+        """Store each record; a failed one (returned) never undoes the others.
+
+        ``forget_errors`` forgets the error counts of each run stored, under the same lock.
+        """
         results: list[Exception | None] = []
         with self._cond:
             for record in records:
@@ -53,6 +56,8 @@ class MemoryRecordStore:
                     results.append(exc)
                 else:
                     results.append(None)
+                    if forget_errors:
+                        self._errors.forget_run(record.run_id)
             self._cond.notify_all()
         return results
 
@@ -80,7 +85,6 @@ class MemoryRecordStore:
         else:
             self._unfinished[key] = run_id
         self._snapshots.setdefault(run_id, []).append(record)
-        self._errors.forget_run(run_id)  # counted per visit: the new version makes them stale
         event = make_outbox_event(record)
         self._outbox.setdefault(record.workflow_name, {})[event.id] = event
 

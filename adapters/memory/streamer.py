@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-import zlib
 from collections.abc import Mapping, Sequence
 
 from actorflow.clock import AdapterClock, Clock
-from actorflow.event import Event
+from actorflow.event import Event, shard_hash
 from actorflow.protocols import ReceiverOptions
 
 __all__ = ["MemoryEventStreamer"]
@@ -72,7 +71,7 @@ class MemoryEventStreamer:
     def _append(self, topic: str, run_id: str, event_type: int, headers: Mapping[str, str]) -> None:
         log = self._topic(topic)
         now = self._clock.now()
-        digest = zlib.crc32(run_id.encode())
+        digest = shard_hash(run_id)
         with log.cond:
             event = Event(len(log.events) + 1, run_id, int(event_type), dict(headers), now)
             log.events.append(event)

@@ -29,9 +29,6 @@ SELECT count(*) FROM ins
 
 -- name: update_record
 -- The next version of a run, only over the version the writer read; returns 1 row when stored.
--- Errors are counted per visit (process@version), so a stored version makes every error
--- count of the run stale, whoever counted it: they go in the same statement (one probe
--- of workflow_error_counts_by_run).
 WITH upd AS (
     UPDATE workflow_records
     SET run_state = %s, status = %s, object = %s, updated_at = %s, version = %s,
@@ -43,10 +40,15 @@ WITH upd AS (
                                            updated_at, version, run_state_reason, status_description, trace_origin)
     SELECT workflow_name, foreign_id, run_id, run_state, status, object, created_at,
            updated_at, version, run_state_reason, status_description, trace_origin FROM upd
-), clr AS (
-    DELETE FROM workflow_error_counts WHERE run_id = (SELECT run_id FROM upd)
-), {publish}
+), {forget}{publish}
 SELECT count(*) FROM upd
+
+-- name: forget_errors
+-- (spliced into update_record when the engine asks) the run's step error counts, stale once
+-- it has a new version: the engine counts per visit (process@version). One index probe.
+clr AS (
+    DELETE FROM workflow_error_counts WHERE run_id = (SELECT run_id FROM upd)
+)
 
 -- name: publish_event
 -- (spliced into insert_record/update_record) the event, in the record's transaction.

@@ -4,40 +4,48 @@ from __future__ import annotations
 
 import builtins
 import json
-import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
 
 from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
-from actorflow.event import OutboxEvent, event_headers, event_topic, make_outbox_event
+from actorflow.event import OutboxEvent, event_topic
 from actorflow.protocols import EventStreamer, Order, RecordFilter
 from actorflow.record import Record
 
 from .._sql import (
     decode_run_ids,
-    encode_headers,
     filter_clause,
     outbox_from_rows,
+    outbox_row,
     read_record,
     readable_records,
+    record_event_row,
     record_params,
     records_by_run,
     sort_direction,
+    update_params,
 )
 from ._db import QUERIES, PostgresAdapter, logger, rows_of
 
 __all__ = ["PostgresRecordStore"]
 
 
-def _statement(name: str, publish: str) -> str:
+def _statement(name: str, *, direct: bool, forget: bool = False) -> str:
+    """``insert_record``/``update_record`` with its event (or outbox row), and maybe the error clean-up."""
     source = "ins" if name == "insert_record" else "upd"
-    return QUERIES[name].format(publish=QUERIES[publish].format(source=source))
+    publish = QUERIES["publish_event" if direct else "publish_outbox"].format(source=source)
+    return QUERIES[name].format(publish=publish, forget=QUERIES["forget_errors"] + ", " if forget else "")
 
 
-_INSERT = {direct: _statement("insert_record", "publish_event" if direct else "publish_outbox") for direct in (1, 0)}
-_UPDATE = {direct: _statement("update_record", "publish_event" if direct else "publish_outbox") for direct in (1, 0)}
+# By (direct, forget_errors): the statement a record is stored with.
+_INSERT = {direct: _statement("insert_record", direct=direct) for direct in (True, False)}
+_UPDATE = {
+    (direct, forget): _statement("update_record", direct=direct, forget=forget)
+    for direct in (True, False)
+    for forget in (True, False)
+}
 
 
 class PostgresRecordStore(PostgresAdapter):
@@ -49,8 +57,8 @@ class PostgresRecordStore(PostgresAdapter):
     goes straight into the event log (`publish_directly`): one commit per transition,
     and no outbox relay. Otherwise it goes to the outbox for the relay. `store_many`
     commits a batch in one transaction, each record checked on its own. Step errors are
-    counted durably (`add_error`); storing a new version of a run forgets all of that
-    run's counts in the same statement, since they are counted per visit.
+    counted durably (`add_error`); when the engine asks (``forget_errors``), storing a
+    new version of a run forgets that run's counts in the same statement.
 
     Args:
         dsn: a libpq connection string or URL.
@@ -75,38 +83,12 @@ class PostgresRecordStore(PostgresAdapter):
 
     # -- writes -------------------------------------------------------------------------
 
-    def _params(self, record: Record) -> tuple[str, tuple[Any, ...]]:
-        direct = 1 if record.workflow_name in self._direct else 0
-        values = record_params(record)
-        if direct:
-            topic = event_topic(record)
-            publish: tuple[Any, ...] = (
-                topic,
-                record.run_id,
-                int(record.status),
-                encode_headers(event_headers(record)),
-                record.updated_at,
-                zlib.crc32(record.run_id.encode()),
-            )
-        else:
-            row = make_outbox_event(record)
-            publish = (row.id, row.workflow_name, row.run_id, row.type, encode_headers(row.headers), row.created_at)
+    def _params(self, record: Record, *, forget_errors: bool) -> tuple[str, tuple[Any, ...]]:
+        direct = record.workflow_name in self._direct
+        publish = record_event_row(record) if direct else outbox_row(record)
         if record.meta.version == 1:
-            return _INSERT[direct], values + publish
-        meta = record.meta
-        update = (
-            int(record.run_state),
-            int(record.status),
-            bytes(record.object),
-            record.updated_at,
-            meta.version,
-            meta.run_state_reason,
-            meta.status_description,
-            meta.trace_origin,
-            record.run_id,
-            meta.version - 1,
-        )
-        return _UPDATE[direct], update + publish
+            return _INSERT[direct], record_params(record) + publish
+        return _UPDATE[direct, forget_errors], update_params(record) + publish
 
     def _notices(self, records: Sequence[Record]) -> list[str]:
         return [f"e:{event_topic(r)}" if r.workflow_name in self._direct else f"o:{r.workflow_name}" for r in records]
@@ -127,8 +109,10 @@ class PostgresRecordStore(PostgresAdapter):
         if error is not None:
             raise error
 
-    def store_many(self, records: Sequence[Record]) -> list[Exception | None]:
+    def store_many(self, records: Sequence[Record], *, forget_errors: bool = False) -> list[Exception | None]:
         """Store a batch in one transaction; a record that fails never undoes the others.
+
+        ``forget_errors`` also deletes the error counts of each run stored (same statement).
 
         If the connection is lost, the batch is sent once more (`Database.run`); a record
         the first attempt did commit then fails its version check, so a conflict on a
@@ -142,13 +126,13 @@ class PostgresRecordStore(PostgresAdapter):
             nonlocal attempts
             attempts += 1
             try:
-                counts = self._store_batch(conn, records)
+                counts = self._store_batch(conn, records, forget_errors=forget_errors)
             except psycopg.errors.IntegrityError:
                 # A constraint failed mid-batch (rare): redo it record by record.
                 counts = []
                 for record in records:
                     try:
-                        counts.extend(self._store_batch(conn, [record]))
+                        counts.extend(self._store_batch(conn, [record], forget_errors=forget_errors))
                     except psycopg.errors.IntegrityError:
                         counts.append(-1)
             results: list[Exception | None] = []
@@ -165,14 +149,16 @@ class PostgresRecordStore(PostgresAdapter):
         found = records_by_run(rows_of(conn.execute(QUERIES["lookup"], (record.run_id,))), where=self._where)
         return found.get(record.run_id) == record
 
-    def _store_batch(self, conn: psycopg.Connection[Any], records: Sequence[Record]) -> list[int]:
+    def _store_batch(
+        self, conn: psycopg.Connection[Any], records: Sequence[Record], *, forget_errors: bool
+    ) -> list[int]:
         """Rows written per record (0: its check failed), in one pipelined round trip.
 
         Consecutive records of the same statement go in one executemany, in order, so
         version 1 then version 2 of one run in one batch both apply. The notifications
         are queued in the same transaction and delivered by PostgreSQL on commit.
         """
-        statements = [self._params(record) for record in records]
+        statements = [self._params(record, forget_errors=forget_errors) for record in records]
         groups: list[tuple[str, list[tuple[Any, ...]]]] = []
         for query, params in statements:
             if groups and groups[-1][0] is query:

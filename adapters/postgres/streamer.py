@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import time
-import zlib
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -31,7 +30,7 @@ from actorflow.clock import AdapterClock, Clock, to_seconds
 from actorflow.event import Event
 from actorflow.protocols import ReceiverOptions
 
-from .._sql import DEFAULT_RETENTION, Retention, encode_headers, event_from_row
+from .._sql import DEFAULT_RETENTION, Retention, event_from_row, event_row
 from ._db import QUERIES, PostgresAdapter, PostgresError
 
 __all__ = ["PostgresEventStreamer"]
@@ -117,16 +116,7 @@ class _Sender:
         self._pending: list[tuple[Any, ...]] = []
 
     def send(self, run_id: str, event_type: int, headers: Mapping[str, str]) -> None:
-        self._pending.append(
-            (
-                self._topic,
-                run_id,
-                int(event_type),
-                encode_headers(headers),
-                self._streamer._clock.now(),  # noqa: SLF001
-                zlib.crc32(run_id.encode()),
-            )
-        )
+        self._pending.append(event_row(self._topic, run_id, event_type, headers, self._streamer._clock.now()))  # noqa: SLF001
 
     def flush(self) -> None:
         self._streamer._retention.poke()  # noqa: SLF001 - a clock read, unless a clean-up is due

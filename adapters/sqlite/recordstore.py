@@ -7,25 +7,26 @@ import json
 import os
 import sqlite3
 import time
-import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
-from actorflow.event import Header, OutboxEvent, event_headers, make_outbox_event
+from actorflow.event import OutboxEvent
 from actorflow.protocols import EventStreamer, Order, RecordFilter
 from actorflow.record import Record
 
 from .._sql import (
     decode_run_ids,
-    encode_headers,
     filter_clause,
     outbox_from_rows,
+    outbox_row,
     read_record,
     readable_records,
+    record_event_row,
     record_params,
     records_by_run,
     sort_direction,
+    update_params,
 )
 from ._db import SqliteAdapter, events_key, from_micros, logger, outbox_key, to_micros
 from .streamer import SqliteEventStreamer
@@ -47,9 +48,9 @@ class SqliteRecordStore(SqliteAdapter):
     into the event log, so a transition is one commit and no outbox relay runs;
     otherwise it is an outbox row for the relay. `store_many` commits many records at
     once (group commit), each as `store` would. Step error counts are kept in the file,
-    so ``pause_after_err_count`` holds across restarts; storing a new version of a run
-    forgets all of that run's counts in the same transaction, since they are counted per
-    visit.
+    so ``pause_after_err_count`` holds across restarts; when the engine asks
+    (``forget_errors``), storing a new version of a run forgets that run's counts in the
+    same transaction.
 
     Constructing the store opens nothing; connections open on first use, one per thread.
 
@@ -88,11 +89,12 @@ class SqliteRecordStore(SqliteAdapter):
         key: str = self._db.write(lambda conn: self._apply(conn, record))
         self._db.hub.bump((key,))
 
-    def store_many(self, records: Sequence[Record]) -> builtins.list[Exception | None]:
+    def store_many(self, records: Sequence[Record], *, forget_errors: bool = False) -> builtins.list[Exception | None]:
         """Store each record as `store` would, in order, in one transaction.
 
         A record refused with `VersionConflict` or `WorkflowInProgress` is reported in
-        its place and never undoes the others.
+        its place and never undoes the others. ``forget_errors`` also deletes the error
+        counts of each run stored, in the same transaction.
         """
         if not records:
             return []
@@ -102,7 +104,7 @@ class SqliteRecordStore(SqliteAdapter):
         def work(conn: sqlite3.Connection) -> None:
             for record in records:
                 try:
-                    keys.add(self._apply(conn, record))
+                    keys.add(self._apply(conn, record, forget_errors=forget_errors))
                 except (VersionConflict, WorkflowInProgress) as exc:
                     results.append(exc)
                 else:
@@ -112,7 +114,7 @@ class SqliteRecordStore(SqliteAdapter):
         self._db.hub.bump(keys)
         return results
 
-    def _apply(self, conn: sqlite3.Connection, record: Record) -> str:
+    def _apply(self, conn: sqlite3.Connection, record: Record, *, forget_errors: bool = False) -> str:
         """Write one record, its snapshot and its event; the `Hub` key to bump after commit.
 
         A refusal is raised before anything is written (the checks come first, and a
@@ -134,55 +136,21 @@ class SqliteRecordStore(SqliteAdapter):
         else:
             # Only what a new version changes: leaving the identity columns (workflow,
             # foreign id, creation time) out of the SET spares SQLite updating their indexes.
-            meta = record.meta
-            changes = (
-                int(record.run_state),
-                int(record.status),
-                bytes(record.object),
-                to_micros(record.updated_at),
-                version,
-                meta.run_state_reason,
-                meta.status_description,
-                meta.trace_origin,
-            )
             try:
-                updated = conn.execute(q["update_record"], (*changes, run_id, version - 1)).rowcount
+                updated = conn.execute(q["update_record"], update_params(record, to_micros)).rowcount
             except sqlite3.IntegrityError as exc:  # it would make a second unfinished run
                 raise self._refused(conn, record) from exc
             if updated != 1:
                 msg = f"run {run_id} is not at version {version - 1}; cannot store version {version} over it"
                 raise VersionConflict(msg, run_id=run_id)
-            # Errors are counted per visit (process@version): a new version makes every
-            # count of the run stale, whoever counted it (one index probe, same transaction).
-            conn.execute(q["clear_run_errors"], (run_id,))
+            if forget_errors:
+                conn.execute(q["clear_run_errors"], (run_id,))  # one index probe, same transaction
         conn.execute(q["insert_snapshot"], params)
         if record.workflow_name in self._direct:
-            headers = event_headers(record)
-            topic = headers[Header.TOPIC]
-            conn.execute(
-                q["insert_event"],
-                (
-                    topic,
-                    run_id,
-                    int(record.status),
-                    encode_headers(headers),
-                    to_micros(record.updated_at),
-                    zlib.crc32(run_id.encode()),
-                ),
-            )
-            return events_key(topic)
-        event = make_outbox_event(record)
-        conn.execute(
-            q["insert_outbox_event"],
-            (
-                event.id,
-                event.workflow_name,
-                event.run_id,
-                event.type,
-                encode_headers(event.headers),
-                to_micros(event.created_at),
-            ),
-        )
+            row = record_event_row(record, to_micros)
+            conn.execute(q["insert_event"], row)
+            return events_key(row[0])
+        conn.execute(q["insert_outbox_event"], outbox_row(record, to_micros))
         return outbox_key(record.workflow_name)
 
     def _refuse_if_in_progress(self, conn: sqlite3.Connection, record: Record) -> None:

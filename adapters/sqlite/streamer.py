@@ -19,7 +19,6 @@ import os
 import sqlite3
 import threading
 import time
-import zlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +27,7 @@ from actorflow.clock import AdapterClock, Clock, to_seconds
 from actorflow.event import Event
 from actorflow.protocols import ReceiverOptions
 
-from .._sql import DEFAULT_RETENTION, Retention, encode_headers, event_from_row
+from .._sql import DEFAULT_RETENTION, Retention, event_from_row, event_row
 from ._db import SqliteAdapter, events_key, from_micros, logger, to_micros
 
 __all__ = ["SqliteEventStreamer"]
@@ -126,14 +125,7 @@ class SqliteEventStreamer(SqliteAdapter):
     # -- for senders and receivers ----------------------------------------------------------
 
     def _row(self, topic: str, run_id: str, event_type: int, headers: Mapping[str, str]) -> EventRow:
-        return (
-            topic,
-            run_id,
-            int(event_type),
-            encode_headers(headers),
-            to_micros(self._clock.now()),
-            zlib.crc32(run_id.encode()),
-        )
+        return event_row(topic, run_id, event_type, headers, to_micros(self._clock.now()))
 
     def _insert(self, topic: str, rows: Sequence[EventRow]) -> None:
         self._db.write(lambda conn: conn.executemany(self._q["insert_event"], rows).close())

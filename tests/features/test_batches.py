@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import actorflow as af
-from actorflow import transitions
+from actorflow.protocols import EventSender
 from actorflow.topics import topic
 
 from .model import Order, Status
@@ -62,7 +62,7 @@ def _publish_outbox(wf: af.Workflow[Any, Any]) -> None:
     if wf.publishes_directly:
         return
     rows = wf.record_store.list_outbox_events(wf.name, 1000)
-    senders: dict[str, af.EventSender] = {}
+    senders: dict[str, EventSender] = {}
     for row in rows:
         if row.topic not in senders:
             senders[row.topic] = wf.event_streamer.new_sender(row.topic)
@@ -99,9 +99,9 @@ def _spy_commits(
     original = store.store_many
     commits: list[list[tuple[af.Record, Exception | None]]] = []
 
-    def store_many(records: Any) -> list[Exception | None]:
+    def store_many(records: Any, **options: Any) -> list[Exception | None]:
         records = list(records)
-        results = original(records)
+        results = original(records, **options)
         commits.append(list(zip(records, results, strict=True)))
         return results
 
@@ -177,8 +177,8 @@ def test_a_version_conflict_in_a_group_commit_does_not_undo_the_other_transition
         if run.foreign_id == "X" and n == 1:
             wf = holder["wf"]
             record = wf.record_store.lookup(run.run_id)
-            moved = transitions.next_record(
-                wf, record, run_state=af.RunState.RUNNING, data=wf.codec.encode(Order(id="X", amount=100))
+            moved = wf.engine.transitions.next(
+                record, run_state=af.RunState.RUNNING, data=wf.codec.encode(Order(id="X", amount=100))
             )
             wf.record_store.store(moved.record)  # another writer: X is now at version 2
         run.object.amount += 1

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import actorflow as af
+from actorflow.protocols import TimeoutRecord
 from actorflow.testing import await_timeout_insert
 
 from .model import T0, Calls, Order, Status
@@ -46,7 +47,7 @@ def expiring():
     return _builder
 
 
-def _timeouts_of(wf: af.Workflow[Any, Any], run_id: str) -> list[af.TimeoutRecord]:
+def _timeouts_of(wf: af.Workflow[Any, Any], run_id: str) -> list[TimeoutRecord]:
     return [t for t in wf.timeout_store.list(wf.name) if t.run_id == run_id]
 
 

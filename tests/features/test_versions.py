@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import actorflow as af
-from actorflow import transitions
+from actorflow.protocols import Event, Header
 from actorflow.topics import topic
 
 from .model import Calls, Order, Status
@@ -65,10 +65,10 @@ def _handled(wf: af.Workflow[Any, Any]) -> float:
     return wf.metrics.registry.get_sample_value("workflow_process_latency_seconds_count", labels) or 0.0
 
 
-def _real_events(wf: af.Workflow[Any, Any], run_id: str, count: int, timeout: float = 10.0) -> list[af.Event]:
+def _real_events(wf: af.Workflow[Any, Any], run_id: str, count: int, timeout: float = 10.0) -> list[Event]:
     """The first ``count`` events of ``run_id`` on the STARTED topic, read by a receiver of our own."""
     receiver = wf.event_streamer.new_receiver(topic(wf.name, Status.STARTED), f"reader-{uuid.uuid4().hex[:8]}")
-    found: list[af.Event] = []
+    found: list[Event] = []
     deadline = time.monotonic() + timeout
     try:
         while len(found) < count:
@@ -100,7 +100,7 @@ def _rest_at_version_2(start: Any, calls: Calls, poll_until: Any) -> tuple[af.Wo
     poll_until(lambda: _skipped(wf, STEP_SKIP) == skips_before + 1, what="the save and the skip")
     assert calls.count("charge", run_id) == 2
     first, second = _real_events(wf, run_id, 2)
-    assert (first.headers[af.Header.RECORD_VERSION], second.headers[af.Header.RECORD_VERSION]) == ("1", "2")
+    assert (first.headers[Header.RECORD_VERSION], second.headers[Header.RECORD_VERSION]) == ("1", "2")
     record = wf.record_store.lookup(run_id)
     assert (record.status, record.meta.version, record.run_state) == (Status.STARTED, 2, af.RunState.RUNNING)
     return wf, run_id, dict(second.headers)
@@ -116,7 +116,7 @@ def test_an_event_older_than_the_record_is_skipped_and_the_step_is_not_called(st
     wf, run_id, headers = _rest_at_version_2(start, calls, poll_until)
     lower_before = _skipped(wf, VERSION_LOWER)
 
-    _send(wf, run_id, {**headers, af.Header.RECORD_VERSION: "1"})
+    _send(wf, run_id, {**headers, Header.RECORD_VERSION: "1"})
     poll_until(lambda: _skipped(wf, VERSION_LOWER) == lower_before + 1, what="the old event being skipped")
     assert calls.count("charge", run_id) == 2
     assert wf.record_store.lookup(run_id).meta.version == 2
@@ -139,7 +139,7 @@ def test_an_event_newer_than_the_record_waits_until_the_record_catches_up(start,
     lower_before = _skipped(wf, VERSION_LOWER)
     handled_before = _handled(wf)
 
-    _send(wf, run_id, {**headers, af.Header.RECORD_VERSION: "3"})
+    _send(wf, run_id, {**headers, Header.RECORD_VERSION: "3"})
     # Three attempts at the event (the first and two retries after err_backoff).
     poll_until(lambda: _handled(wf) >= handled_before + 3, what="the consumer retrying the event")
     assert calls.count("charge", run_id) == 2
@@ -147,8 +147,8 @@ def test_an_event_newer_than_the_record_waits_until_the_record_catches_up(start,
 
     # The store catches up: another writer stores version 3 (its object makes the step move on).
     record = wf.record_store.lookup(run_id)
-    caught_up = transitions.next_record(
-        wf, record, run_state=af.RunState.RUNNING, data=wf.codec.encode(Order(amount=42))
+    caught_up = wf.engine.transitions.next(
+        record, run_state=af.RunState.RUNNING, data=wf.codec.encode(Order(amount=42))
     )
     wf.record_store.store(caught_up.record)
 
@@ -164,7 +164,7 @@ def test_an_event_without_record_version_is_current_when_the_record_is_at_its_st
     """A legacy event (no record_version header) for a run still at the event's status runs the step."""
     calls = Calls()
     wf, run_id, headers = _rest_at_version_2(start, calls, poll_until)
-    legacy = {k: v for k, v in headers.items() if k != af.Header.RECORD_VERSION}
+    legacy = {k: v for k, v in headers.items() if k != Header.RECORD_VERSION}
     lower_before = _skipped(wf, VERSION_LOWER)
 
     _send(wf, run_id, legacy)
@@ -180,7 +180,7 @@ def test_an_event_without_record_version_is_skipped_when_the_record_moved_on(sta
     run = wf.await_status("o-1", run_id, Status.CHARGED, timeout=10)
     assert (run.meta.version, calls.count("charge", run_id)) == (3, 2)
     (first,) = _real_events(wf, run_id, 1)
-    legacy = {k: v for k, v in first.headers.items() if k != af.Header.RECORD_VERSION}
+    legacy = {k: v for k, v in first.headers.items() if k != Header.RECORD_VERSION}
     lower_before = _skipped(wf, VERSION_LOWER)
 
     _send(wf, run_id, legacy)
@@ -197,7 +197,7 @@ def test_an_event_with_an_unreadable_record_version_is_skipped_as_malformed(star
     labels = {"workflow_name": wf.name, "process_name": PROCESS}
     counted_before = wf.metrics.registry.get_sample_value("actorflow_malformed_events_total", labels) or 0.0
 
-    _send(wf, run_id, {**headers, af.Header.RECORD_VERSION: "two"})
+    _send(wf, run_id, {**headers, Header.RECORD_VERSION: "two"})
     _send(wf, run_id, headers)  # behind it: a current event, which does run the step
     poll_until(lambda: calls.count("charge", run_id) == 3, what="the event behind the malformed one")
     assert _skipped(wf, MALFORMED) == malformed_before + 1

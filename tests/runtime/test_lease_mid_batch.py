@@ -21,7 +21,7 @@ from actorflow.runtime.plan import plan_workflow
 
 
 def _process(wf: af.Workflow[Item, Status], prefix: str) -> Process:
-    plan = next(p for p in plan_workflow(wf) if p.name.startswith(prefix))
+    plan = next(p for p in plan_workflow(wf.engine) if p.name.startswith(prefix))
     return plan.make(metrics_for(CollectorRegistry()).process(wf.name, plan.name))
 
 

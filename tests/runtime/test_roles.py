@@ -10,6 +10,7 @@ from runtime_flows import Item, Status, eventually, two_step_builder
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryEventStreamer, MemoryRecordStore, MemoryRoleScheduler
+from actorflow.protocols import Lease
 
 
 def counting_builder(name: str, calls: Counter[str], lock: threading.Lock) -> af.Builder[Item, Status]:
@@ -80,7 +81,7 @@ class OutageScheduler:
         self.inner = inner
         self.down = threading.Event()
 
-    def acquire(self, role: str, node_id: str) -> af.Lease | None:
+    def acquire(self, role: str, node_id: str) -> Lease | None:
         if self.down.is_set():
             raise ConnectionError("role store unreachable")
         return self.inner.acquire(role, node_id)

@@ -18,6 +18,7 @@ import pytest
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryEventStreamer, MemoryRecordStore, MemoryRoleScheduler, MemoryTimeoutStore
+from actorflow.protocols import TimeoutStore
 from actorflow.status import RUN_STATE_UPDATED, SAVE_AND_REPEAT, SKIP
 from actorflow.testing import (
     FakeClock,
@@ -65,7 +66,7 @@ def _builder() -> af.Builder[Order, Status]:
     return b
 
 
-def _workflow(*, timeout_store: af.TimeoutStore | None = None) -> af.Workflow[Order, Status]:
+def _workflow(*, timeout_store: TimeoutStore | None = None) -> af.Workflow[Order, Status]:
     """Built, never run: nothing runs the steps."""
     return _builder().build(
         MemoryEventStreamer(), MemoryRecordStore(), MemoryRoleScheduler(), timeout_store=timeout_store

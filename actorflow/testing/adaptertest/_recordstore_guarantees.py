@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from actorflow.capabilities import BatchStore, ErrorCounter, OutboxWaiter, Snapshots
 from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
-from actorflow.protocols import BatchStore, ErrorCounter, OutboxWaiter, RecordStore, Snapshots
+from actorflow.protocols import RecordStore
 from actorflow.runstate import RunState
 from actorflow.testing.adaptertest._records import (
     FOREIGN_ID,
@@ -269,13 +270,13 @@ class GuaranteeCases:
             assert_same_record(got, want)
         assert store.snapshots("no-such-run") == []
 
-    def test_storing_the_next_version_forgets_the_runs_error_counts(
+    def test_a_write_asked_to_forget_errors_forgets_the_runs_error_counts(
         self, make_record_store: RecordStoreFactory
     ) -> None:
-        """ErrorCounter: a stored version makes every count of the run stale, whoever counted it."""
+        """ErrorCounter with BatchStore: ``store_many(forget_errors=True)`` makes every count of the run stale."""
         store = make_record_store()
-        if not isinstance(store, ErrorCounter):
-            pytest.skip("the store counts no errors (ErrorCounter is optional)")
+        if not isinstance(store, ErrorCounter) or not isinstance(store, BatchStore):
+            pytest.skip("the store has no error counts or no store_many (both optional)")
         v1, other = dummy_record(), dummy_record(foreign_id="other")
         store.store(v1)
         store.store(other)
@@ -283,19 +284,24 @@ class GuaranteeCases:
         assert store.add_error("b@v1", v1.run_id) == 1
         assert store.add_error("a@v1", other.run_id) == 1
 
-        with pytest.raises(VersionConflict):  # a refused version forgets nothing
-            store.store(next_version(next_version(v1)))
+        refused = store.store_many([next_version(next_version(v1))], forget_errors=True)
+        assert isinstance(refused[0], VersionConflict)  # a refused version forgets nothing
         assert store.add_error("a@v1", v1.run_id) == 3
 
-        store.store(next_version(v1))
+        v2 = next_version(v1)
+        assert store.store_many([v2], forget_errors=True) == [None]
         assert store.add_error("a@v1", v1.run_id) == 1
         assert store.add_error("b@v1", v1.run_id) == 1
         assert store.add_error("a@v1", other.run_id) == 2  # other runs keep theirs
         store.clear_errors("a@v1", v1.run_id)
         assert store.add_error("a@v1", v1.run_id) == 1
 
+        # Unasked, a store keeps the counts: what goes stale is the engine's decision.
+        store.store(next_version(v2))
+        assert store.add_error("a@v1", v1.run_id) == 2
+
     def test_a_batch_forgets_the_error_counts_of_each_run_it_moves(self, make_record_store: RecordStoreFactory) -> None:
-        """ErrorCounter with BatchStore: store_many clears the counts of each run it stores."""
+        """ErrorCounter with BatchStore: ``store_many(forget_errors=True)`` clears the counts of each run it stores."""
         store = make_record_store()
         if not isinstance(store, ErrorCounter) or not isinstance(store, BatchStore):
             pytest.skip("the store has no error counts or no store_many (both optional)")
@@ -303,7 +309,7 @@ class GuaranteeCases:
         assert store.store_many(runs) == [None, None, None]
         for run in runs:
             store.add_error("p@v1", run.run_id)
-        assert store.store_many([next_version(runs[0]), next_version(runs[2])]) == [None, None]
+        assert store.store_many([next_version(runs[0]), next_version(runs[2])], forget_errors=True) == [None, None]
         assert [store.add_error("p@v1", run.run_id) for run in runs] == [1, 2, 1]
 
     def test_wait_for_outbox_wakes_when_an_event_is_written(self, make_record_store: RecordStoreFactory) -> None:

@@ -9,8 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
-from actorflow.event import ConnectorEvent, shard_of
-from actorflow.processes.connector import connector_key
+from actorflow.event import ConnectorEvent, connector_key, shard_of
 from actorflow.protocols import ConnectorConstructor, ConnectorConsumer, ReceiverOptions
 from actorflow.testing.adaptertest._workflows import CONNECTOR_EMAIL, SyncStatus, User, connector_workflow
 from actorflow.testing.helpers import require

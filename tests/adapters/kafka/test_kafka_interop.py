@@ -131,7 +131,8 @@ def test_sharded_consumers_handle_events_another_producer_placed(kafka_broker, k
 def test_a_receiver_says_whether_it_reads_only_its_partitions(kafka_broker, kafka_prefix):
     """partitioned() is True when the shard's partitions are its whole share (the consumer must not re-filter)."""
     from actorflow.adapters.kafka import KafkaEventStreamer
-    from actorflow.protocols import PartitionedReceiver, ReceiverOptions
+    from actorflow.capabilities import PartitionedReceiver
+    from actorflow.protocols import ReceiverOptions
 
     streamer = KafkaEventStreamer(kafka_broker, kafka_prefix, partitions=4)
     opened: list[Any] = []

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from retention_checks import assert_stopping_ends_a_running_cleanup
 
-from actorflow import Header, ReceiverOptions, shard_of
+from actorflow.protocols import Header, ReceiverOptions, shard_of
 from actorflow.adapters.postgres import PostgresEventStreamer, migrate
 
 

@@ -1,0 +1,132 @@
+"""What a user asks of a workflow: trigger, await, call back, and the run-state controller.
+
+The `Workflow` facade delegates each public method here; the schedule process triggers
+through `trigger` too. Every write goes through the engine's `Writer`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from actorflow._trace import trace_origin
+from actorflow.errors import ActorflowError, AwaitTimeout, InvalidTransition, StepError, VersionConflict
+from actorflow.record import Record, RecordMeta, Run
+from actorflow.runstate import RunState, check_run_state_transition
+
+from .core import Engine, Failed
+from .transitions import Write
+
+__all__ = ["await_status", "callback", "change_run_state", "trigger"]
+
+# Run states a status counts as reached in (a pause or a cancel never satisfies a wait).
+_REACHED = frozenset({RunState.INITIATED, RunState.RUNNING, RunState.COMPLETED})
+_RETRIES_ON_CONFLICT = 5
+
+
+def trigger(engine: Engine[Any, Any], foreign_id: str, initial_value: Any = None, start_at: int | None = None) -> str:
+    """Store version 1 of a new run of ``foreign_id``; its run id (see `Workflow.trigger`)."""
+    config = engine.config
+    start = config.default_start if start_at is None else int(start_at)
+    config.graph.require(start)
+    describe = engine.transitions.describe
+    if config.graph.is_terminal(start):
+        msg = f"cannot start a run at terminal status {describe(start)!r}"
+        raise InvalidTransition(msg, status=start)
+    obj = config.object_type() if initial_value is None else initial_value
+    data = config.codec.encode(obj)
+    now = engine.clock.now()
+    record = Record(
+        workflow_name=engine.name,
+        foreign_id=foreign_id,
+        run_id=str(uuid.uuid4()),
+        run_state=RunState.INITIATED,
+        status=start,
+        object=data,
+        created_at=now,
+        updated_at=now,
+        meta=RecordMeta(version=1, status_description=describe(start), trace_origin=trace_origin()),
+    )
+    engine.writer.store(Write(record, RunState.UNKNOWN))
+    return record.run_id
+
+
+def await_status(engine: Engine[Any, Any], foreign_id: str, run_id: str, status: int, timeout: float) -> Run[Any, Any]:
+    """The run as it was at ``status``, once it is or has been there (see `Workflow.await_status`)."""
+    target = int(status)
+    engine.config.graph.require(target)
+    deadline = time.monotonic() + timeout
+    poll = engine.config.defaults.polling_frequency
+
+    def reached(records: list[Record]) -> Record | None:
+        for record in records:
+            if record.status == target and record.foreign_id == foreign_id and record.run_state in _REACHED:
+                return record
+        return None
+
+    with engine.watch.watch(run_id) as waiter:
+        found = reached(engine.history(run_id))
+        while found is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                msg = f"run {run_id} did not reach {engine.transitions.describe(target)!r} within {timeout}s"
+                raise AwaitTimeout(msg, run_id=run_id, status=status)
+            records = waiter.take(min(remaining, poll))
+            # Writes by other processes never reach the waiter: poll the store too.
+            found = reached(records) if records else reached(engine.history(run_id))
+    return engine.transitions.run(found, as_stored=True)
+
+
+def callback(engine: Engine[Any, Any], foreign_id: str, status: int, payload: bytes | None) -> None:
+    """Hand ``payload`` to the callbacks of ``status`` (see `Workflow.callback`)."""
+    engine.config.graph.require(int(status))
+    data = b"" if payload is None else payload
+    specs = engine.config.callbacks.get(int(status), ())
+    if not specs:
+        engine.record_store.latest(engine.name, foreign_id)  # an unknown foreign id still raises
+        return
+    describe = engine.transitions.describe(int(status))
+    process = f"{describe.lower().replace(' ', '_')}-callback"
+    for spec in specs:
+        record = engine.record_store.latest(engine.name, foreign_id)
+        if record.status != int(status) or record.run_state.stopped:
+            return
+
+        def call(run: Run[Any, Any], fn: Callable[[Run[Any, Any], bytes], Any] = spec.fn) -> Any:
+            return fn(run, data)
+
+        result = engine.apply(record, call, spec.destinations)
+        if isinstance(result, Failed):
+            pause = engine.fail(process, record, result.error, engine.config.defaults.pause_after_err_count)
+            if pause is not None:
+                engine.writer.commit((pause,))  # a conflict: the run moved meanwhile, nothing to pause
+            if isinstance(result.error, StepError):
+                raise result.error
+            msg = f"callback for {describe!r} failed: {result.error}"
+            raise StepError(msg, run_id=record.run_id) from result.error
+        if result is not None:
+            engine.writer.store(result)
+
+
+def change_run_state(
+    engine: Engine[Any, Any], run_id: str, new_state: RunState, reason: str | None, *, check: bool = True
+) -> Record:
+    """The controller: move a run to ``new_state`` through the run-state transition table.
+
+    Reads the record, checks the table, writes version + 1; on a concurrent write it
+    reads again and re-checks, so the action applies to the run as it is.
+    """
+    for _ in range(_RETRIES_ON_CONFLICT):
+        record = engine.record_store.lookup(run_id)
+        if check:
+            check_run_state_transition(record.run_state, new_state, run_id=run_id)
+        write = engine.transitions.next(record, run_state=new_state, reason=reason)
+        try:
+            engine.writer.store(write)
+        except VersionConflict:
+            continue
+        return write.record
+    msg = f"run {run_id} kept changing; could not change its run state to {new_state}"
+    raise ActorflowError(msg, run_id=run_id)

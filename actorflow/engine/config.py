@@ -1,0 +1,45 @@
+"""`WorkflowConfig`: everything a `Builder` decided about a workflow, frozen at build time."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from actorflow.capabilities import ErrorCounter
+from actorflow.clock import Clock
+from actorflow.codec import Codec
+from actorflow.graph import Graph
+from actorflow.options import Options, OutboxOptions
+from actorflow.runstate import RunState
+from actorflow.specs import CallbackSpec, ConnectorSpec, HookFunc, StepSpec, TimeoutSpec
+
+__all__ = ["WorkflowConfig"]
+
+T = TypeVar("T")
+S = TypeVar("S", bound=enum.IntEnum)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkflowConfig(Generic[T, S]):
+    """Everything a builder decided (internal: the engine reads it, users never need it)."""
+
+    name: str
+    object_type: type[T]
+    status_type: type[S]
+    codec: Codec[T]
+    graph: Graph
+    steps: dict[int, StepSpec[T, S]]
+    callbacks: dict[int, list[CallbackSpec[T, S]]]
+    timeouts: dict[int, TimeoutSpec[T, S]]
+    connectors: list[ConnectorSpec[T, S]]
+    hooks: dict[RunState, HookFunc]
+    defaults: Options
+    outbox: OutboxOptions | None
+    pause_retry: float | None
+    custom_delete: Callable[[T], T] | None
+    clock: Clock
+    debug: bool
+    default_start: int
+    error_counter: ErrorCounter | None

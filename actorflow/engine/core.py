@@ -1,0 +1,226 @@
+"""`Engine`: the middle every process and the `Workflow` facade share.
+
+One engine per built workflow. It holds the workflow's config and adapters, the optional
+capabilities of those adapters (detected once, here), the `Transitions` (statuses, codec,
+the next record), the error counter and the failure rule, the one write path
+(`Writer`), the waiters of ``await_status``, and the metrics of the supervisor that
+hosts it. Processes receive the engine, never the facade; the facade delegates to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, Protocol, TypeVar
+
+from actorflow.capabilities import (
+    BatchLookup,
+    BatchStore,
+    ClockBorrower,
+    DirectPublisher,
+    ErrorCounter,
+    InFlightLog,
+    OutboxWaiter,
+    Snapshots,
+)
+from actorflow.errors import ActorflowError, RecordNotFound
+from actorflow.log import logger
+from actorflow.metrics import Metrics, metrics_for
+from actorflow.protocols import EventStreamer, RecordStore, RoleScheduler, TimeoutStore
+from actorflow.record import Record, Run
+from actorflow.runstate import RunState
+from actorflow.runtime.state import ProcessState
+from actorflow.specs import ScheduleSpec
+
+from .config import WorkflowConfig
+from .failures import AUTO_PAUSE_REASON, ErrorCounts, reached_limit
+from .transitions import Transitions, Write
+from .watch import WatchRegistry
+from .writer import Writer
+
+__all__ = ["Capabilities", "Engine", "Failed", "Host"]
+
+T = TypeVar("T")
+S = TypeVar("S", bound=enum.IntEnum)
+
+
+class Host(Protocol):
+    """What hosts an engine's processes: a `Supervisor` binds itself through this."""
+
+    def add_schedule(self, engine: Engine[Any, Any], schedule: ScheduleSpec[Any]) -> None:
+        """Start the process of a schedule registered while hosted."""
+        ...
+
+    def states(self) -> dict[str, ProcessState]:
+        """Every hosted process's state, keyed ``<workflow>/<process name>``."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Capabilities:
+    """The optional capabilities of a workflow's adapters (``None`` where absent)."""
+
+    batch_store: BatchStore | None
+    batch_lookup: BatchLookup | None
+    in_flight: InFlightLog | None
+    snapshots: Snapshots | None
+    outbox_waiter: OutboxWaiter | None
+    publishes_directly: bool  # events written in the record's transaction: no outbox relay
+
+    @classmethod
+    def detect(cls, name: str, store: RecordStore, streamer: EventStreamer) -> Capabilities:
+        """Check ``store`` once for each capability (``publish_directly`` may register ``name``)."""
+        return cls(
+            batch_store=store if isinstance(store, BatchStore) else None,
+            batch_lookup=store if isinstance(store, BatchLookup) else None,
+            in_flight=store if isinstance(store, InFlightLog) else None,
+            snapshots=store if isinstance(store, Snapshots) else None,
+            outbox_waiter=store if isinstance(store, OutboxWaiter) else None,
+            publishes_directly=isinstance(store, DirectPublisher) and store.publish_directly(name, streamer),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Failed:
+    """A user function raised, or returned what the engine cannot store."""
+
+    error: BaseException
+
+
+class Engine(Generic[T, S]):
+    """The engine of one workflow (internal; see the module docstring).
+
+    Args:
+        config: what the builder decided.
+        event_streamer, record_store, role_scheduler, timeout_store: the adapters.
+        api: what a connector function is handed as its workflow (the `Workflow` facade).
+    """
+
+    def __init__(
+        self,
+        config: WorkflowConfig[T, S],
+        event_streamer: EventStreamer,
+        record_store: RecordStore,
+        role_scheduler: RoleScheduler,
+        timeout_store: TimeoutStore | None,
+        *,
+        api: object = None,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.clock = config.clock
+        self.event_streamer = event_streamer
+        self.record_store = record_store
+        self.role_scheduler = role_scheduler
+        self.timeout_store = timeout_store
+        self.api = api
+        if isinstance(event_streamer, ClockBorrower):
+            event_streamer.use_clock(config.clock)  # event times by the workflow's clock
+        self.capabilities = Capabilities.detect(config.name, record_store, event_streamer)
+        self.transitions: Transitions[T, S] = Transitions(config)
+        counter = config.error_counter
+        if counter is None and isinstance(record_store, ErrorCounter):
+            counter = record_store
+        self.error_counter: ErrorCounter = counter or ErrorCounts()
+        self.watch = WatchRegistry()
+        # Who forgets a run's counts once it moved on: the store in the same transaction
+        # when it keeps them, else the engine (its in-memory counts) after the commit.
+        in_store = self.error_counter is (record_store if isinstance(record_store, ErrorCounter) else None)
+        self.writer = Writer(
+            record_store,
+            counts=self.error_counter if isinstance(self.error_counter, ErrorCounts) and not in_store else None,
+            forget_in_store=in_store,
+            watch=self.watch,
+            metrics=lambda: self.metrics,
+        )
+        self.schedules: list[ScheduleSpec[T]] = []
+        self._metrics: Metrics | None = None
+        self._host: Host | None = None
+
+    def __repr__(self) -> str:
+        return f"<Engine {self.name!r}>"
+
+    # -- hosting --------------------------------------------------------------------------
+
+    @property
+    def host(self) -> Host | None:
+        """The supervisor running this engine's processes, if any."""
+        return self._host
+
+    @property
+    def metrics(self) -> Metrics:
+        """The metrics this engine records to (its host's registry, else the default one)."""
+        if self._metrics is None:
+            self._metrics = metrics_for(None)
+        return self._metrics
+
+    def bind(self, host: Host, metrics: Metrics) -> None:
+        """``host`` runs this engine's processes from now on, recording to ``metrics``."""
+        if self._host is not None and self._host is not host:
+            msg = f"workflow {self.name!r} is already hosted by another Supervisor (or running); stop it first"
+            raise ActorflowError(msg)
+        self._host = host
+        self._metrics = metrics
+
+    def unbind(self, host: Host) -> None:
+        """``host`` stopped running this engine's processes."""
+        if self._host is host:
+            self._host = None
+
+    def add_schedule(self, schedule: ScheduleSpec[T]) -> None:
+        """Keep ``schedule``; a host starts its process at once."""
+        self.schedules.append(schedule)
+        if self._host is not None:
+            self._host.add_schedule(self, schedule)
+
+    # -- running user functions -------------------------------------------------------------
+
+    def apply(self, record: Record, fn: Callable[[Run[T, S]], Any], allowed: Sequence[int]) -> Write | Failed | None:
+        """Run a user function on ``record`` and turn its result into the write it asks for.
+
+        ``None`` when it asks to skip; `Failed` when it raised, returned a status outside
+        ``allowed``, or left an object that does not encode (nothing is stored then).
+        Storing the write is the caller's: in its batch (group commit) or at once.
+        """
+        try:
+            run = self.transitions.run(record)
+            return self.transitions.result(record, run, fn(run), allowed)
+        except Exception as exc:  # noqa: BLE001 - any error of the user's function is a step error
+            return Failed(exc)
+
+    def fail(self, process: str, record: Record, error: BaseException | None, limit: int) -> Write | None:
+        """A user function failed on ``record`` in ``process``: the pause to store, or ``None`` to retry.
+
+        Logs the error (``None``: the run was being handled when its node died), then
+        applies the one failure rule (`reached_limit`).
+        """
+        if error is None:
+            logger.warning("%s/%s: run %s was being handled when a node died", self.name, process, record.run_id)
+        else:
+            logger.warning(
+                "%s/%s: step error for run %s (foreign id %s): %r",
+                self.name,
+                process,
+                record.run_id,
+                record.foreign_id,
+                error,
+                exc_info=error if logger.isEnabledFor(logging.DEBUG) else None,  # the traceback only at DEBUG
+            )
+        if not reached_limit(self.error_counter, process, record, limit):
+            return None
+        logger.error("%s/%s: run %s paused after %d errors", self.name, process, record.run_id, limit)
+        return self.transitions.next(record, run_state=RunState.PAUSED, reason=AUTO_PAUSE_REASON)
+
+    # -- reading runs ---------------------------------------------------------------------------
+
+    def history(self, run_id: str) -> list[Record]:
+        """Every stored version of the run the store keeps (only the current one without `Snapshots`)."""
+        snapshots = self.capabilities.snapshots
+        if snapshots is not None:
+            return snapshots.snapshots(run_id)
+        try:
+            return [self.record_store.lookup(run_id)]
+        except RecordNotFound:
+            return []

@@ -1,0 +1,98 @@
+"""The engine's one write path: every record the engine stores goes through `Writer.commit`.
+
+A consumer's batch (group commit) and an immediate write (a trigger, a callback, a
+pause) are two uses of the same call, so the version rule (each write adds exactly 1,
+checked atomically by the store), the forgetting of stale error counts, the
+``workflow_run_state_changes`` metric and the wake-up of waiters are applied once, the
+same way for every writer. The multi-node fencing term will be added here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from actorflow.capabilities import BatchStore
+from actorflow.errors import VersionConflict, WorkflowInProgress
+from actorflow.metrics import Metrics
+from actorflow.protocols import RecordStore
+
+from .failures import ErrorCounts
+from .transitions import Write
+from .watch import WatchRegistry
+
+__all__ = ["Writer"]
+
+# Refusals that belong to one record: reported in its place, never undoing the others.
+_REFUSALS = (VersionConflict, WorkflowInProgress)
+
+
+class Writer:
+    """Stores records for one engine (see the module docstring).
+
+    Args:
+        store: the record store.
+        counts: the engine's in-memory error counts, when the store keeps none (their
+            runs are forgotten here after each commit), else ``None``.
+        forget_in_store: the store counts errors and can forget a run's counts in the
+            same transaction as its next version (``store_many(forget_errors=True)``).
+        watch: the waiters to wake with each stored record.
+        metrics: the metrics to count run-state changes in (looked up at each commit:
+            a supervisor binds its own registry when it starts).
+    """
+
+    def __init__(
+        self,
+        store: RecordStore,
+        *,
+        counts: ErrorCounts | None,
+        forget_in_store: bool,
+        watch: WatchRegistry,
+        metrics: Callable[[], Metrics],
+    ) -> None:
+        self._store = store
+        self._batch = store if isinstance(store, BatchStore) else None
+        self._counts = counts
+        self._forget_in_store = forget_in_store and self._batch is not None
+        self._watch = watch
+        self._metrics = metrics
+
+    def commit(self, writes: Sequence[Write]) -> list[Exception | None]:
+        """Store every write (in one transaction when the store can); one result per write.
+
+        A `VersionConflict` or `WorkflowInProgress` is returned in its write's place and
+        never undoes the others; any other error is raised (the store itself failed).
+        """
+        if not writes:
+            return []
+        records = [write.record for write in writes]
+        results: list[Exception | None]
+        if self._batch is None:
+            results = []
+            for record in records:
+                try:
+                    self._store.store(record)
+                except _REFUSALS as exc:
+                    results.append(exc)
+                else:
+                    results.append(None)
+        elif self._forget_in_store:
+            results = self._batch.store_many(records, forget_errors=True)
+        else:
+            results = self._batch.store_many(records)
+        metrics = self._metrics()
+        for write, error in zip(writes, results, strict=True):
+            if error is None:
+                record = write.record
+                metrics.run_state_changes.inc(record.workflow_name, str(write.previous), str(record.run_state))
+                if self._counts is not None:
+                    self._counts.forget_run(record.run_id)  # counted per visit: now stale
+                self._watch.publish(record)
+            elif not isinstance(error, _REFUSALS):
+                raise error
+        return results
+
+    def store(self, write: Write) -> None:
+        """Store one write now, raising `VersionConflict`/`WorkflowInProgress` as the store does."""
+        error = self.commit((write,))[0]
+        if error is not None:
+            raise error
