@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from retention_checks import assert_stopping_ends_a_running_cleanup
 
-from actorflow.protocols import Header, ReceiverOptions, shard_of
 from actorflow.adapters.postgres import PostgresEventStreamer, migrate
+from actorflow.protocols import Header, ReceiverOptions, shard_of
 
 
 @pytest.fixture
