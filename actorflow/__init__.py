@@ -11,10 +11,9 @@ adapter may do better); the conformance suites are in `actorflow.testing.adapter
 
 from __future__ import annotations
 
-import warnings
 from importlib import metadata
-from typing import Any
 
+from actorflow._deprecation import moved_names
 from actorflow.builder import Builder
 from actorflow.clock import Clock, FakeClock, SystemClock
 from actorflow.codec import Codec, JsonCodec
@@ -115,37 +114,26 @@ __all__ += [
 ]
 
 # Adapter-author names exported here before 0.2: they live in actorflow.protocols now.
-_MOVED_TO_PROTOCOLS = frozenset(
-    {
-        "ConnectorConstructor",
-        "ConnectorConsumer",
-        "Event",
-        "EventReceiver",
-        "EventSender",
-        "EventStreamer",
-        "Header",
-        "Lease",
-        "OutboxEvent",
-        "ReceiverOptions",
-        "RecordStore",
-        "RoleScheduler",
-        "TimeoutRecord",
-        "TimeoutStore",
-        "make_outbox_event",
-    }
+__getattr__ = moved_names(
+    __name__,
+    dict.fromkeys(
+        [
+            "ConnectorConstructor",
+            "ConnectorConsumer",
+            "Event",
+            "EventReceiver",
+            "EventSender",
+            "EventStreamer",
+            "Header",
+            "Lease",
+            "OutboxEvent",
+            "ReceiverOptions",
+            "RecordStore",
+            "RoleScheduler",
+            "TimeoutRecord",
+            "TimeoutStore",
+            "make_outbox_event",
+        ],
+        "actorflow.protocols",
+    ),
 )
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_PROTOCOLS:
-        warnings.warn(
-            f"actorflow.{name} is an adapter author's name: import it from actorflow.protocols "
-            "(the top-level name will be removed in actorflow 0.3)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        from actorflow import protocols  # noqa: PLC0415 - only for the deprecated name
-
-        return getattr(protocols, name)
-    msg = f"module {__name__!r} has no attribute {name!r}"
-    raise AttributeError(msg)

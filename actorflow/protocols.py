@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-import warnings
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
+from actorflow._deprecation import moved_names
 from actorflow.event import ConnectorEvent, Event, Header, OutboxEvent, make_outbox_event, shard_hash, shard_of
 from actorflow.record import Record, RecordMeta
 from actorflow.runstate import RunState
@@ -298,32 +298,21 @@ class ConnectorConstructor(Protocol):
 
 
 # The optional capabilities lived here before 0.2; they moved to actorflow.capabilities.
-_MOVED = frozenset(
-    {
-        "Attachable",
-        "BatchLookup",
-        "BatchStore",
-        "ClockBorrower",
-        "DirectPublisher",
-        "ErrorCounter",
-        "InFlightLog",
-        "OutboxWaiter",
-        "PartitionedReceiver",
-        "Snapshots",
-    }
+__getattr__ = moved_names(
+    __name__,
+    dict.fromkeys(
+        [
+            "Attachable",
+            "BatchLookup",
+            "BatchStore",
+            "ClockBorrower",
+            "DirectPublisher",
+            "ErrorCounter",
+            "InFlightLog",
+            "OutboxWaiter",
+            "PartitionedReceiver",
+            "Snapshots",
+        ],
+        "actorflow.capabilities",
+    ),
 )
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        warnings.warn(
-            f"actorflow.protocols.{name} moved to actorflow.capabilities.{name}; "
-            "the old name will be removed in actorflow 0.3",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        from actorflow import capabilities  # noqa: PLC0415 - only for the deprecated name
-
-        return getattr(capabilities, name)
-    msg = f"module {__name__!r} has no attribute {name!r}"
-    raise AttributeError(msg)

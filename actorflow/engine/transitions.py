@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from actorflow.errors import ActorflowError, CodecError, InvalidTransition, StepError
@@ -81,10 +81,13 @@ class Transitions(Generic[T, S]):
         except CodecError:
             return None
 
-    def run(self, record: Record, *, as_stored: bool = False) -> Run[T, S]:
+    def run(
+        self, record: Record, *, as_stored: bool = False, hooks: dict[str, Callable[[str], None]] | None = None
+    ) -> Run[T, S]:
         """The `Run` a user function receives; an Initiated run is seen as Running.
 
-        ``as_stored`` keeps the stored run state (what a waiter is handed).
+        ``as_stored`` keeps the stored run state (what a waiter is handed); ``hooks`` are
+        the test hooks of `actorflow.testing.new_testing_run`.
         """
         state = record.run_state
         if state is RunState.INITIATED and not as_stored:
@@ -99,6 +102,7 @@ class Transitions(Generic[T, S]):
             created_at=record.created_at,
             updated_at=record.updated_at,
             meta=record.meta,
+            hooks=hooks,
         )
 
     # -- the next record ------------------------------------------------------------------

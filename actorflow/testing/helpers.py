@@ -175,16 +175,6 @@ def new_testing_run(
         for name, fn in (("pause", pause_fn), ("cancel", cancel_fn), ("save_and_repeat", save_and_repeat_fn))
         if fn is not None
     }
-    typed = wf.engine.transitions.run(record)
-    return Run(
-        workflow_name=typed.workflow_name,
-        foreign_id=typed.foreign_id,
-        run_id=typed.run_id,
-        run_state=typed.run_state,
-        status=typed.status,
-        object=obj,
-        created_at=typed.created_at,
-        updated_at=typed.updated_at,
-        meta=typed.meta,
-        hooks=hooks,
-    )
+    run = wf.engine.transitions.run(record, hooks=hooks)
+    run.object = obj  # the very object given, not a decoded copy
+    return run

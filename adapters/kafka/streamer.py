@@ -138,7 +138,8 @@ class KafkaEventStreamer:
 
     def new_sender(self, topic: str) -> _Sender:
         """A sender for ``topic`` (creates the topic if missing)."""
-        return _Sender(self, self.kafka_topic(topic), self.ensure_topic(topic))
+        topic_name, partitions = self.kafka_topic(topic), self.ensure_topic(topic)
+        return _Sender(self.clients, self._undelivered, self._clock, topic_name, partitions)
 
     def new_receiver(self, topic: str, name: str, options: ReceiverOptions | None = None) -> _Receiver:
         """A receiver of ``topic`` whose offsets are committed under group ``name``.
@@ -188,10 +189,14 @@ class KafkaEventStreamer:
 
 
 class _Sender:
-    def __init__(self, streamer: KafkaEventStreamer, topic: str, partitions: int) -> None:
-        self._clients = streamer.clients
-        self._undelivered = streamer._undelivered  # noqa: SLF001 - the streamer's own sender
-        self._clock = streamer._clock  # noqa: SLF001 - the streamer's own sender
+    """Sends to one topic on the streamer's shared producer; ``undelivered`` is set while a flush failed."""
+
+    def __init__(
+        self, clients: Clients, undelivered: threading.Event, clock: Clock, topic: str, partitions: int
+    ) -> None:
+        self._clients = clients
+        self._undelivered = undelivered
+        self._clock = clock
         self._topic = topic
         self._partitions = partitions
         self._futures: list[Any] = []

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from actorflow.event import ConnectorEvent
 from actorflow.protocols import ReceiverOptions
@@ -31,7 +32,7 @@ class MemoryConnector:
         """A consumer with its cursor kept under ``name``."""
         with self._cond:
             position = self._cursors.get(name, 0)
-        return _Consumer(self, name, position)
+        return _Consumer(self._receive, functools.partial(self._ack, name), self._wake, name, position)
 
     def _receive(self, consumer: _Consumer, max_events: int, timeout: float) -> list[ConnectorEvent]:
         deadline = time.monotonic() + timeout
@@ -57,23 +58,34 @@ class MemoryConnector:
 
 
 class _Consumer:
-    def __init__(self, connector: MemoryConnector, name: str, position: int) -> None:
-        self._connector = connector
+    """One name's cursor over the connector's events (the connector's methods handed in, bound)."""
+
+    def __init__(
+        self,
+        receive: Callable[[_Consumer, int, float], list[ConnectorEvent]],
+        ack: Callable[[int], None],
+        wake: Callable[[], None],
+        name: str,
+        position: int,
+    ) -> None:
+        self._receive = receive
+        self._ack = ack
+        self._wake = wake
         self.name = name
         self.position = position
         self.delivered: deque[tuple[ConnectorEvent, int]] = deque()
         self.closed = False
 
     def receive(self, max_events: int, timeout: float) -> Sequence[ConnectorEvent]:
-        return self._connector._receive(self, max_events, timeout)  # noqa: SLF001
+        return self._receive(self, max_events, timeout)
 
     def ack(self, event: ConnectorEvent) -> None:
         while self.delivered:
             delivered, position = self.delivered.popleft()
             if delivered == event:
-                self._connector._ack(self.name, position)  # noqa: SLF001
+                self._ack(position)
                 return
 
     def close(self) -> None:
         self.closed = True
-        self._connector._wake()  # noqa: SLF001 - a receive blocked in another thread returns
+        self._wake()  # a receive blocked in another thread returns

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from actorflow.clock import AdapterClock, Clock
 from actorflow.event import Event, shard_hash
@@ -54,7 +55,7 @@ class MemoryEventStreamer:
 
     def new_sender(self, topic: str) -> _Sender:
         """A sender for ``topic``."""
-        return _Sender(self, topic)
+        return _Sender(functools.partial(self._append, topic))
 
     def new_receiver(self, topic: str, name: str, options: ReceiverOptions | None = None) -> _Receiver:
         """A receiver of ``topic`` with its cursor kept under ``name``."""
@@ -66,7 +67,7 @@ class MemoryEventStreamer:
                 with log.cond:
                     self._cursors[key] = len(log.events)
             position = self._cursors.get(key, 0)
-        return _Receiver(self, log, key, position, opts)
+        return _Receiver(log, functools.partial(self._commit, key), position, opts)
 
     def _append(self, topic: str, run_id: str, event_type: int, headers: Mapping[str, str]) -> None:
         log = self._topic(topic)
@@ -91,12 +92,13 @@ class MemoryEventStreamer:
 
 
 class _Sender:
-    def __init__(self, streamer: MemoryEventStreamer, topic: str) -> None:
-        self._streamer = streamer
-        self._topic = topic
+    """Appends to one topic through the streamer's ``append`` (bound to the topic)."""
+
+    def __init__(self, append: Callable[[str, int, Mapping[str, str]], None]) -> None:
+        self._append = append
 
     def send(self, run_id: str, event_type: int, headers: Mapping[str, str]) -> None:
-        self._streamer._append(self._topic, run_id, event_type, headers)  # noqa: SLF001
+        self._append(run_id, event_type, headers)
 
     def flush(self) -> None:
         """Every send is immediately visible: nothing to flush."""
@@ -106,17 +108,11 @@ class _Sender:
 
 
 class _Receiver:
-    def __init__(
-        self,
-        streamer: MemoryEventStreamer,
-        log: _Topic,
-        key: tuple[str, str],
-        position: int,
-        options: ReceiverOptions,
-    ) -> None:
-        self._streamer = streamer
+    """Reads one topic's list from ``position``; ``commit`` keeps its cursor in the streamer."""
+
+    def __init__(self, log: _Topic, commit: Callable[[int], None], position: int, options: ReceiverOptions) -> None:
         self._log = log
-        self._key = key
+        self._commit = commit
         self._position = position
         self._shard = options.shard
         self._count = options.shard_count if options.shard_count > 1 else 0
@@ -145,7 +141,7 @@ class _Receiver:
         return out
 
     def ack(self, event: Event) -> None:
-        self._streamer._commit(self._key, event.id)  # noqa: SLF001
+        self._commit(event.id)
 
     def close(self) -> None:
         with self._log.cond:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import actorflow as af
+from actorflow.adapters.memory import MemoryEventStreamer, MemoryRecordStore, MemoryRoleScheduler
 from actorflow.codec import JsonCodec
 from actorflow.cron import CronError, parse
 from actorflow.graph import Graph
@@ -132,7 +133,11 @@ def test_json_codec_reports_what_does_not_encode_or_decode():
 
 def test_a_user_codec_pair_is_used():
     b = af.Builder("c", str, Status, codec=(str.encode, bytes.decode))
-    assert b._codec.decode(b._codec.encode("hello")) == "hello"
+    b.add_step(Status.ORDER_PLACED, lambda run: Status.DONE, Status.DONE)
+    wf = b.build(MemoryEventStreamer(), MemoryRecordStore(), MemoryRoleScheduler())
+    run_id = wf.trigger("c-1", "hello")
+    assert wf.record_store.lookup(run_id).object == b"hello"
+    assert wf.codec.decode(wf.codec.encode("hello")) == "hello"
 
 
 def test_topics_and_roles_are_spelled_as_the_original():

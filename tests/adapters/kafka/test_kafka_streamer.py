@@ -283,7 +283,7 @@ def test_closing_a_reader_closes_every_socket_of_its_consumer(make, monkeypatch,
     streamer = make(partitions=1)
     streamer.new_sender("leak").close()  # the topic exists before the window is widened
     if window == "request being written":  # the fetch sent after a poll stays in the write buffer
-        write = KafkaTCPTransport._write_to_sock
+        write = KafkaTCPTransport._write_to_sock  # noqa: SLF001 - kafka-python's transport, slowed to widen the window
 
         async def slow_write(self: Any) -> Any:
             await self._net.sleep(0.3)
