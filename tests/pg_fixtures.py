@@ -12,17 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.services import unavailable
+
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 TEST_DSN = os.environ.get("ACTORFLOW_TEST_DSN", DEFAULT_DSN)
-REQUIRE_SERVICES = os.environ.get("ACTORFLOW_REQUIRE_SERVICES") == "1"
 
 _reachable: str | None = None
-
-
-def _unavailable(reason: str) -> None:
-    if REQUIRE_SERVICES:
-        pytest.fail(f"ACTORFLOW_REQUIRE_SERVICES=1 but {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -33,12 +28,12 @@ def pg_dsn() -> str:
         try:
             import psycopg
         except ImportError:
-            _unavailable('psycopg is not installed (pip install "actorflow[postgres]")')
+            unavailable('psycopg is not installed (pip install "actorflow[postgres]")')
         try:
             with psycopg.connect(TEST_DSN, connect_timeout=5) as conn:
                 conn.execute("SELECT 1")
         except psycopg.Error as exc:
-            _unavailable(f"PostgreSQL at {TEST_DSN} is not reachable: {exc}")
+            unavailable(f"PostgreSQL at {TEST_DSN} is not reachable: {exc}")
         _reachable = TEST_DSN
     return _reachable
 

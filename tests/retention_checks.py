@@ -19,9 +19,9 @@ def assert_stopping_ends_a_running_cleanup(streamer: Any, stop: Callable[[], Non
         batches.append(limit)
         return limit  # a full batch: it would go on forever unless told to stop
 
-    streamer._retention._delete_batch = slow_batch
+    streamer.retention_job.delete_batch = slow_batch
     try:
-        streamer._retention.poke()
+        streamer.retention_job.poke()
         assert started.wait(5), "the clean-up did not start"
         threading.Timer(0.05, release.set).start()
     finally:

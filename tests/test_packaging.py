@@ -136,6 +136,7 @@ def test_wheel_postgres_adapter_without_psycopg_says_how_to_install_it(installed
     assert 'pip install "actorflow[postgres]"' in installed.run(code, tmp_path)
 
 
+@pytest.mark.postgres
 def test_wheel_postgres_migrations_load_from_the_installed_wheel(
     installed: Installed, tmp_path: Path, pg_dsn: str, pg_schema: str
 ):

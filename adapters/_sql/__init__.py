@@ -1,9 +1,14 @@
-"""What the SQL adapters (SQLite, PostgreSQL) share: rows <-> records, filters, headers, retention.
+"""What the SQL adapters (SQLite, PostgreSQL) share: rows, filters, headers, retention, SQL files.
 
-Dialect-free Python only; each adapter keeps its own SQL. Placeholders are written as
-``%s`` here and translated by the SQLite adapter.
+Rows <-> records, filter clauses, header encoding and event retention; and one
+convention for their SQL: the named-query loader (``queries.py``) and the migrations
+(``migrations.py``: files, runner, bookkeeping table). Dialect-free Python only; each
+adapter keeps its own SQL, in its ``queries.sql`` and ``migrations/``. Filter clauses are
+written with ``%s`` placeholders here and translated by the SQLite adapter.
 """
 
+from .migrations import Migration, Session, apply_migrations, load_migrations, needs_migrating
+from .queries import load_queries
 from .retention import DEFAULT_RETENTION, Retention
 from .rows import (
     RECORD_COLUMNS,
@@ -32,13 +37,19 @@ __all__ = [
     "DEFAULT_RETENTION",
     "RECORD_COLUMNS",
     "TIMEOUT_COLUMNS",
+    "Migration",
     "Retention",
+    "Session",
+    "apply_migrations",
     "decode_headers",
     "decode_run_ids",
     "encode_headers",
     "event_from_row",
     "event_row",
     "filter_clause",
+    "load_migrations",
+    "load_queries",
+    "needs_migrating",
     "outbox_from_rows",
     "outbox_row",
     "read_record",

@@ -35,6 +35,10 @@ class Retention:
         log: where failures are reported (the next run tries again).
         batch: rows per delete.
         every: seconds between runs.
+
+    Attributes:
+        seconds, batch, every: as given; ``batch`` and ``every`` may be changed later.
+        delete_batch: the dialect's bounded delete, as given (a test may wrap it).
     """
 
     def __init__(
@@ -55,7 +59,7 @@ class Retention:
         self.batch = batch
         self.every = every
         self._now = now
-        self._delete_batch = delete_batch
+        self.delete_batch = delete_batch
         self._name = name
         self._log = log
         self._lock = threading.Lock()
@@ -85,7 +89,7 @@ class Retention:
         cutoff = self._now() - timedelta(seconds=self.seconds)
         total = 0
         while stopping is None or not stopping.is_set():
-            deleted = self._delete_batch(cutoff, self.batch)
+            deleted = self.delete_batch(cutoff, self.batch)
             total += deleted
             if deleted < self.batch:
                 break

@@ -15,7 +15,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     msg = 'actorflow.adapters.postgres needs psycopg 3: pip install "actorflow[postgres]"'
     raise ImportError(msg) from exc
 
-from ._db import PostgresError, drop_schema, migrate
+from ._errors import PostgresError
+from ._schema import drop_schema, migrate
 from .recordstore import PostgresRecordStore
 from .streamer import PostgresEventStreamer
 from .timeoutstore import PostgresTimeoutStore

@@ -1,121 +1,58 @@
-"""Connections, queries, migrations and error wrapping for the PostgreSQL adapters.
+"""A PostgreSQL database as the adapters use it: the pool, running work on it, notifications, closing.
 
 A `Database` is one (DSN, schema): a lazily opened psycopg connection pool whose
-connections have ``search_path`` set to the schema, the named queries of
-``queries.sql``, the versioned migrations of ``migrations/``, and the LISTEN thread that
-wakes waiting receivers (started on first wait, stopped by `close`).
+connections have ``search_path`` set to the schema (migrated when the pool opens, see
+``_schema.py``), `Database.run` through which every operation goes (a connection the
+server cut is replaced; work lost in flight is sent again only when that is safe), and
+the LISTEN thread that wakes waiting receivers (started on first wait, stopped by
+`close`). `PostgresAdapter` is what every adapter built on one shares.
+
+The other concerns live beside it: ``_errors.py`` (`PostgresError`), ``_connect.py``
+(the connection string), ``_rows.py`` (lenient row loading), ``_schema.py`` (queries,
+migrations, dropping a schema).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import logging
-import re
 import select
 import threading
 from collections.abc import Callable, Iterator
-from importlib import resources
 from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
-from psycopg import pq, sql
-from psycopg.adapt import Buffer, Transformer
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg.types.datetime import TimestamptzLoader
-
-from actorflow.errors import ActorflowError
+from psycopg import pq
+from psycopg.conninfo import conninfo_to_dict
 
 from .._lifecycle import Shared
+from ._connect import CONNECT_TIMEOUT, check_schema, connect_once, conninfo
+from ._errors import PostgresError, logger, wrap_exceptions
+from ._rows import rows_of
+from ._schema import QUERIES, drop_schema, migrate, migrate_on
 from .listener import Listener
 
-__all__ = ["Database", "PostgresAdapter", "PostgresError", "drop_schema", "migrate"]
+# What the adapters import from here (QUERIES, logger, rows_of...) stays importable here.
+__all__ = [
+    "QUERIES",
+    "Database",
+    "PostgresAdapter",
+    "PostgresError",
+    "check_schema",
+    "drop_schema",
+    "logger",
+    "migrate",
+    "rows_of",
+    "wrap_exceptions",
+]
 
 T = TypeVar("T")
 
-logger = logging.getLogger("actorflow.postgres")
-
-_SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_CONNECT_TIMEOUT = 10
 # A checkout that waits longer than this makes the pool check the server is there at all
 # (a direct connection, ``_PROBE_TIMEOUT`` at most): an outage fails the caller in about a
 # second with the reason, instead of after the pool timeout (twice, if resent).
 _BUSY_WAIT = 1.0
 _PROBE_TIMEOUT = 2
-
-
-class PostgresError(ActorflowError):
-    """A PostgreSQL operation failed (the driver's error is the cause)."""
-
-
-@contextlib.contextmanager
-def wrap_exceptions(what: str) -> Iterator[None]:
-    """Turn driver and pool errors into `PostgresError`, keeping them as the cause."""
-    try:
-        yield
-    except ActorflowError:
-        raise
-    except psycopg_pool.PoolTimeout as exc:
-        msg = f"{what}: no database connection within the pool timeout ({exc})"
-        raise PostgresError(msg) from exc
-    except psycopg.Error as exc:
-        msg = f"{what}: {type(exc).__name__}: {exc}".strip()
-        raise PostgresError(msg) from exc
-
-
-def _load_queries() -> dict[str, str]:
-    text = resources.files(__package__).joinpath("queries.sql").read_text(encoding="utf-8")
-    queries: dict[str, str] = {}
-    name = None
-    lines: list[str] = []
-    for line in text.splitlines():
-        match = re.match(r"^-- name: (\w+)", line)
-        if match:
-            if name:
-                queries[name] = "\n".join(lines).strip()
-            name, lines = match.group(1), []
-        elif name and not line.startswith("--"):
-            lines.append(line)
-    if name:
-        queries[name] = "\n".join(lines).strip()
-    return queries
-
-
-QUERIES = _load_queries()
-
-
-class _LenientTimestamptzLoader(TimestamptzLoader):
-    """Reads a time Python cannot hold (``infinity``, past year 9999) as its text, not an error.
-
-    The row holding it is then unreadable on its own (see `actorflow.adapters._sql`), instead
-    of the whole result failing to load.
-    """
-
-    def load(self, data: Buffer) -> Any:
-        try:
-            return super().load(data)
-        except psycopg.DataError:
-            return bytes(data).decode("utf-8", "replace")
-
-
-def rows_of(cur: psycopg.Cursor[Any]) -> list[Any]:
-    """Every row of ``cur``'s result; a value the driver cannot load comes back as its text.
-
-    A time at ``-infinity`` (or past year 9999) then makes only its row unreadable,
-    never a whole list; nothing is sent again (the result received is loaded again).
-    """
-    try:
-        return cur.fetchall()
-    except psycopg.DataError:
-        result = cur.pgresult
-        if result is None:
-            raise
-        lenient = cur.connection.cursor()
-        lenient.adapters.register_loader("timestamptz", _LenientTimestamptzLoader)
-        loader = Transformer(lenient)
-        loader.set_pgresult(result)
-        return loader.load_rows(0, result.ntuples, tuple)
 
 
 def _cut(conn: psycopg.Connection[Any]) -> bool:
@@ -142,100 +79,6 @@ class _Cut(Exception):
     """A pooled connection was found closed by the server before anything was sent on it."""
 
 
-def _migrations() -> list[tuple[int, str, str]]:
-    found = []
-    for entry in resources.files(__package__).joinpath("migrations").iterdir():
-        match = re.match(r"^(\d+)_(\w+)\.sql$", entry.name)
-        if match:
-            found.append((int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-def check_schema(schema: str) -> str:
-    """``schema`` if it is a plain identifier (it is used in SQL), else `ValueError`."""
-    if not _SCHEMA.match(schema):
-        msg = f"schema must be a plain identifier (letters, digits, _), got {schema!r}"
-        raise ValueError(msg)
-    return schema
-
-
-def _conninfo(dsn: str, schema: str) -> str:
-    try:
-        params = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError as exc:
-        msg = f"invalid PostgreSQL DSN {dsn!r}: {exc}"
-        raise PostgresError(msg) from exc
-    params.setdefault("connect_timeout", _CONNECT_TIMEOUT)
-    # Named per schema: an operator (or a test) can find, and cut, exactly these sessions.
-    params.setdefault("application_name", f"actorflow-{schema}"[:63])
-    options = str(params.get("options") or "")
-    params["options"] = f"{options} -c search_path={schema} -c timezone=UTC".strip()
-    return make_conninfo("", **params)
-
-
-def _connect_once(conninfo: str, dsn: str, **overrides: Any) -> psycopg.Connection[Any]:
-    try:
-        return psycopg.connect(conninfo, autocommit=True, **overrides)
-    except psycopg.Error as exc:
-        host = conninfo_to_dict(conninfo).get("host", "localhost")
-        msg = f"cannot connect to PostgreSQL at {host!r} ({dsn!r}): {exc}".strip()
-        raise PostgresError(msg) from exc
-
-
-def migrate(dsn: str, schema: str = "public") -> list[int]:
-    """Create the schema and apply every migration not applied yet; returns those applied.
-
-    Safe to run from many processes at once: an advisory lock serialises them.
-    """
-    check_schema(schema)
-    conninfo = _conninfo(dsn, schema)
-    with _connect_once(conninfo, dsn) as conn, wrap_exceptions("migration"):
-        return _migrate(conn, schema)
-
-
-def drop_schema(dsn: str, schema: str) -> None:
-    """Drop ``schema`` and everything in it, cutting this library's sessions on it first."""
-    check_schema(schema)
-    conninfo = _conninfo(dsn, schema)
-    with _connect_once(conninfo, dsn) as conn, wrap_exceptions("dropping a schema"):
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE application_name = %s AND pid <> pg_backend_pid()",
-            (f"actorflow-{schema}"[:63],),
-        )
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
-def _migrate(conn: psycopg.Connection[Any], schema: str) -> list[int]:
-    lock = int.from_bytes(hashlib.sha256(f"actorflow:{schema}".encode()).digest()[:8], "big", signed=True)
-    applied: list[int] = []
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        conn.execute(
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {}.actorflow_migrations "
-                "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-            ).format(sql.Identifier(schema))
-        )
-        done = {row[0] for row in conn.execute("SELECT version FROM actorflow_migrations")}
-        known = _migrations()
-        newest = max(version for version, _, _ in known)
-        if done and max(done) > newest:
-            msg = (
-                f"the PostgreSQL schema {schema} has schema version {max(done)}, newer than this "
-                f"actorflow knows ({newest}): upgrade actorflow"
-            )
-            raise PostgresError(msg)
-        for version, name, text in known:
-            if version in done:
-                continue
-            conn.execute(text.encode())
-            conn.execute("INSERT INTO actorflow_migrations (version, name) VALUES (%s, %s)", (version, name))
-            applied.append(version)
-    return applied
-
-
 class Database(Shared):
     """One schema of one PostgreSQL server, shared by the adapters made for it."""
 
@@ -243,7 +86,7 @@ class Database(Shared):
         super().__init__()
         self.dsn = dsn
         self.schema = check_schema(schema)
-        self.conninfo = _conninfo(dsn, schema)
+        self.conninfo = conninfo(dsn, schema)
         self.channel = f"actorflow_{schema}"[:63]
         self._max = max_connections
         self._lock = threading.Lock()
@@ -268,8 +111,8 @@ class Database(Shared):
             if self._pool is None:
                 # Connect once directly: a wrong DSN or a server that is away fails here,
                 # with the driver's own reason, instead of as a pool timeout.
-                with _connect_once(self.conninfo, self.dsn) as conn, wrap_exceptions("migration"):
-                    _migrate(conn, self.schema)
+                with connect_once(self.conninfo, self.dsn) as conn, wrap_exceptions("migration"):
+                    migrate_on(conn, self.schema)
                 # No per-checkout health check (a round trip each time): a broken connection
                 # fails its query, the actor using it restarts, and the pool drops it.
                 pool = psycopg_pool.ConnectionPool(
@@ -280,10 +123,10 @@ class Database(Shared):
                     open=False,
                     name=f"actorflow-{self.schema}",
                     num_workers=1,
-                    timeout=_CONNECT_TIMEOUT,
+                    timeout=CONNECT_TIMEOUT,
                 )
                 with wrap_exceptions("opening the connection pool"):
-                    pool.open(wait=True, timeout=_CONNECT_TIMEOUT)
+                    pool.open(wait=True, timeout=CONNECT_TIMEOUT)
                 self._pool = pool
             return self._pool
 
@@ -339,7 +182,7 @@ class Database(Shared):
             conn = pool.getconn(timeout=_BUSY_WAIT)
         except psycopg_pool.PoolTimeout:
             # Is the server there? PostgresError now, with the driver's reason, if not.
-            direct = _connect_once(self.conninfo, self.dsn, connect_timeout=_PROBE_TIMEOUT)
+            direct = connect_once(self.conninfo, self.dsn, connect_timeout=_PROBE_TIMEOUT)
             if pool.get_stats().get("pool_size", 0) == 0:
                 # Back after an outage, the pool still sleeps between reconnects (its
                 # back-off grows with the outage): work on this connection meanwhile.
@@ -400,7 +243,7 @@ class Database(Shared):
         """Queue notifications on ``conn`` (delivered when its transaction commits)."""
         items = payloads() if callable(payloads) else payloads
         for payload in dict.fromkeys(items):
-            conn.execute("SELECT pg_notify(%s, %s)", (self.channel, payload))
+            conn.execute(QUERIES["notify"], (self.channel, payload))
 
     def close(self) -> None:
         """Close the pool and stop the listener; the adapters can be opened again later."""

@@ -1,17 +1,56 @@
--- Every query of the PostgreSQL adapters, one named block each (loaded by _db.load_queries).
--- Record columns are always in the order of actorflow.adapters._sql.RECORD_COLUMNS.
+-- The PostgreSQL adapters' queries: one named block each, a one-line description under the
+-- name (the format of adapters/_sql/queries.py, shared with the SQLite adapters). Full-line
+-- comments are for people: the loader drops them, so a '%' in them never reaches psycopg.
+-- {record_columns} is filled in when the file is loaded (adapters/_sql's RECORD_COLUMNS
+-- order); {publish}, {forget} and {source} when recordstore.py builds its statements;
+-- {where} and {direction} when a list runs; {schema} (an identifier) by _schema.py.
 
--- name: insert_record
--- A new run with its snapshot and event (or outbox row); returns 1 when inserted. The
--- unique partial index refuses a second unfinished run atomically; NOT EXISTS also
+-- create_schema --
+-- Create the adapters' schema if it is missing ({schema}: a quoted identifier)
+CREATE SCHEMA IF NOT EXISTS {schema}
+
+-- lock_schema --
+-- Hold the schema's advisory lock until the transaction ends: one migrator at a time
+SELECT pg_advisory_xact_lock(%s)
+
+-- create_migrations_table --
+-- The table that records which schema versions were applied (in the adapters' schema: the search_path)
+CREATE TABLE IF NOT EXISTS actorflow_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+
+-- select_migrations --
+-- The schema versions applied to this schema
+SELECT version FROM actorflow_migrations ORDER BY version
+
+-- insert_migration --
+-- Record that a schema version was applied (now)
+INSERT INTO actorflow_migrations (version, name) VALUES (%s, %s)
+
+-- terminate_schema_sessions --
+-- Cut this library's other sessions on a schema (named by application_name) before dropping it
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE application_name = %s AND pid <> pg_backend_pid()
+
+-- drop_schema --
+-- Drop the adapters' schema and everything in it ({schema}: a quoted identifier)
+DROP SCHEMA IF EXISTS {schema} CASCADE
+
+-- notify --
+-- Queue a notification on the database's channel (delivered when the transaction commits)
+SELECT pg_notify(%s, %s)
+
+-- insert_record --
+-- A new run with its snapshot and event (or outbox row); returns 1 when inserted.
+-- The unique partial index refuses a second unfinished run atomically; NOT EXISTS also
 -- refuses a (finished) run while another run of the foreign id is unfinished.
-WITH v (workflow_name, foreign_id, run_id, run_state, status, object, created_at, updated_at, version,
-        run_state_reason, status_description, trace_origin) AS (
+WITH v ({record_columns}) AS (
     VALUES (%s::text, %s::text, %s::text, %s::smallint, %s::integer, %s::bytea, %s::timestamptz, %s::timestamptz,
             %s::bigint, %s::text, %s::text, %s::text)
 ), ins AS (
-    INSERT INTO workflow_records (workflow_name, foreign_id, run_id, run_state, status, object, created_at,
-                                  updated_at, version, run_state_reason, status_description, trace_origin)
+    INSERT INTO workflow_records ({record_columns})
     SELECT * FROM v
     WHERE NOT EXISTS (
         SELECT 1 FROM workflow_records r, v
@@ -20,15 +59,13 @@ WITH v (workflow_name, foreign_id, run_id, run_state, status, object, created_at
     ON CONFLICT DO NOTHING
     RETURNING *
 ), snap AS (
-    INSERT INTO workflow_record_snapshots (workflow_name, foreign_id, run_id, run_state, status, object, created_at,
-                                           updated_at, version, run_state_reason, status_description, trace_origin)
-    SELECT workflow_name, foreign_id, run_id, run_state, status, object, created_at,
-           updated_at, version, run_state_reason, status_description, trace_origin FROM ins
+    INSERT INTO workflow_record_snapshots ({record_columns})
+    SELECT {record_columns} FROM ins
 ), {publish}
 SELECT count(*) FROM ins
 
--- name: update_record
--- The next version of a run, only over the version the writer read; returns 1 row when stored.
+-- update_record --
+-- The next version of a run, only over the version the writer read; returns 1 row when stored
 WITH upd AS (
     UPDATE workflow_records
     SET run_state = %s, status = %s, object = %s, updated_at = %s, version = %s,
@@ -36,94 +73,98 @@ WITH upd AS (
     WHERE run_id = %s AND version = %s
     RETURNING *
 ), snap AS (
-    INSERT INTO workflow_record_snapshots (workflow_name, foreign_id, run_id, run_state, status, object, created_at,
-                                           updated_at, version, run_state_reason, status_description, trace_origin)
-    SELECT workflow_name, foreign_id, run_id, run_state, status, object, created_at,
-           updated_at, version, run_state_reason, status_description, trace_origin FROM upd
+    INSERT INTO workflow_record_snapshots ({record_columns})
+    SELECT {record_columns} FROM upd
 ), {forget}{publish}
 SELECT count(*) FROM upd
 
--- name: forget_errors
--- (spliced into update_record when the engine asks) the run's step error counts, stale once
--- it has a new version: the engine counts per visit (process@version). One index probe.
+-- forget_errors --
+-- (Spliced into update_record when the engine asks) forget the run's step error counts
+-- They are stale once the run has a new version: the engine counts per visit
+-- (process@version). One index probe.
 clr AS (
     DELETE FROM workflow_error_counts WHERE run_id = (SELECT run_id FROM upd)
 )
 
--- name: publish_event
--- (spliced into insert_record/update_record) the event, in the record's transaction.
+-- publish_event --
+-- (Spliced into insert_record/update_record) the event, in the record's transaction
 pub AS (
     INSERT INTO workflow_events (topic, run_id, type, headers, created_at, shard_hash)
     SELECT %s, %s, %s, %s, %s, %s FROM {source}
 )
 
--- name: publish_outbox
--- (spliced into insert_record/update_record) the outbox row, in the record's transaction.
+-- publish_outbox --
+-- (Spliced into insert_record/update_record) the outbox row, in the record's transaction
 pub AS (
     INSERT INTO workflow_outbox (id, workflow_name, run_id, type, headers, created_at)
     SELECT %s, %s, %s, %s, %s, %s FROM {source}
 )
 
--- name: run_exists
+-- run_exists --
+-- Whether a run id is stored (a row when it is)
 SELECT 1 FROM workflow_records WHERE run_id = %s
 
--- name: lookup
-SELECT workflow_name, foreign_id, run_id, run_state, status, object, created_at, updated_at, version,
-       run_state_reason, status_description, trace_origin
-FROM workflow_records WHERE run_id = %s
+-- lookup --
+-- The current version of a run
+SELECT {record_columns} FROM workflow_records WHERE run_id = %s
 
--- name: lookup_many
-SELECT workflow_name, foreign_id, run_id, run_state, status, object, created_at, updated_at, version,
-       run_state_reason, status_description, trace_origin
-FROM workflow_records WHERE run_id = ANY(%s)
+-- lookup_many --
+-- The current versions of many runs (their ids given as one array)
+SELECT {record_columns} FROM workflow_records WHERE run_id = ANY(%s)
 
--- name: latest
-SELECT workflow_name, foreign_id, run_id, run_state, status, object, created_at, updated_at, version,
-       run_state_reason, status_description, trace_origin
-FROM workflow_records WHERE workflow_name = %s AND foreign_id = %s
+-- latest --
+-- The most recently created run of a foreign id
+SELECT {record_columns} FROM workflow_records WHERE workflow_name = %s AND foreign_id = %s
 ORDER BY created_at DESC, created_seq DESC LIMIT 1
 
--- name: list_records
+-- list_records --
+-- A page of runs in creation order, filtered
 -- {where} and {direction} are built by the adapter from fixed fragments, never from input.
-SELECT workflow_name, foreign_id, run_id, run_state, status, object, created_at, updated_at, version,
-       run_state_reason, status_description, trace_origin
-FROM workflow_records WHERE {where}
+SELECT {record_columns} FROM workflow_records WHERE {where}
 ORDER BY created_at {direction}, created_seq {direction} LIMIT %s OFFSET %s
 
--- name: snapshots
-SELECT workflow_name, foreign_id, run_id, run_state, status, object, created_at, updated_at, version,
-       run_state_reason, status_description, trace_origin
-FROM workflow_record_snapshots WHERE run_id = %s ORDER BY version
+-- snapshots --
+-- Every stored version of a run, oldest first
+SELECT {record_columns} FROM workflow_record_snapshots WHERE run_id = %s ORDER BY version
 
--- name: list_outbox
+-- list_outbox --
+-- A workflow's outbox events, oldest first
 SELECT id, workflow_name, run_id, type, headers, created_at
 FROM workflow_outbox WHERE workflow_name = %s ORDER BY seq LIMIT %s
 
--- name: delete_outbox
+-- delete_outbox --
+-- Remove relayed outbox events (their ids given as one array)
 DELETE FROM workflow_outbox WHERE id = ANY(%s)
 
--- name: add_error
+-- add_error --
+-- Count one more step error of (process, run) and return the count
 INSERT INTO workflow_error_counts (process, run_id, count) VALUES (%s, %s, 1)
 ON CONFLICT (process, run_id) DO UPDATE SET count = workflow_error_counts.count + 1
 RETURNING count
 
--- name: clear_errors
+-- clear_errors --
+-- Forget the step errors of (process, run)
 DELETE FROM workflow_error_counts WHERE process = %s AND run_id = %s
 
--- name: begin_batch
+-- begin_batch --
+-- Note the runs a consumer is about to handle (JSON list)
 INSERT INTO workflow_in_flight (process, run_ids) VALUES (%s, %s)
 ON CONFLICT (process) DO UPDATE SET run_ids = excluded.run_ids
 
--- name: unfinished_batch
+-- unfinished_batch --
+-- The runs a consumer noted and did not finish
 SELECT run_ids FROM workflow_in_flight WHERE process = %s
 
--- name: end_batches
+-- end_batches --
+-- A consumer stopped cleanly: nothing of it is in flight
 DELETE FROM workflow_in_flight WHERE process = %s
 
--- name: insert_events
+-- insert_events --
+-- Append an event to the log (from a sender)
 INSERT INTO workflow_events (topic, run_id, type, headers, created_at, shard_hash) VALUES (%s, %s, %s, %s, %s, %s)
 
--- name: read_events
+-- read_events --
+-- The next events of a receiver's share after its cursor, below the xmin cut, then maybe a marker row
 -- Only below the oldest running transaction (the xmin cut): everything there is committed
 -- or gone. The xid goes out as text under another name: ORDER BY must sort the xid8
 -- column, and an output column named "xid" would make it sort text ("100000" < "99999").
@@ -132,6 +173,7 @@ INSERT INTO workflow_events (topic, run_id, type, headers, created_at, shard_has
 -- open holds it back (its end may notify nobody, so the reader looks again soon). Not
 -- filtered by shard: a shard with nothing of its own there would scan the whole held-back
 -- region on every read; another shard's event only costs a cheap early re-poll.
+-- The marker's index scan starts at the cut (or the cursor, if later): never across a backlog.
 WITH cut AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
 SELECT r.id, r.cursor_xid, r.run_id, r.type, r.headers, r.created_at
 FROM (
@@ -144,7 +186,6 @@ FROM (
      ORDER BY e.xid, e.id
      LIMIT %(limit)s)
     UNION ALL
-    -- Its index scan starts at the cut (or the cursor, if later): never across a backlog.
     (SELECT e.xid, e.id, e.xid::text, NULL, NULL, NULL, NULL
      FROM workflow_events e
      WHERE e.topic = %(topic)s
@@ -155,51 +196,63 @@ FROM (
 ) r
 ORDER BY r.sort_xid, r.id
 
--- name: oldest_transaction
--- The session whose open transaction is the oldest on the cluster (what holds the xmin cut).
+-- oldest_transaction --
+-- The session whose open transaction is the oldest on the cluster (what holds the xmin cut)
 SELECT pid, state, xact_start, query_start, application_name, datname
 FROM pg_stat_activity
 WHERE backend_xid IS NOT NULL
 ORDER BY age(backend_xid) DESC
 LIMIT 1
 
--- name: read_cursor
+-- read_cursor --
+-- The last acknowledged (xid, id) of a receiver name
 SELECT xid::text AS cursor_xid, id FROM workflow_cursors WHERE topic = %s AND name = %s
 
--- name: head_cursor
--- Where a stream-from-latest receiver starts: after every event committed now, including
--- those above the xmin cut (events of transactions still open now may be skipped: they
--- were sent before the receiver was made). (max xid, max id) is after every such row.
+-- head_cursor --
+-- Where a stream-from-latest receiver starts: after every event committed now
+-- Including those above the xmin cut (events of transactions still open now may be
+-- skipped: they were sent before the receiver was made). (max xid, max id) is after
+-- every such row.
 SELECT coalesce(max(e.xid)::text, '0') AS cursor_xid, coalesce(max(e.id), 0) AS cursor_id
 FROM workflow_events e
 WHERE e.topic = %s
 
--- name: save_cursor
+-- save_cursor --
+-- Move a receiver's cursor forward (never back: acks are cumulative)
 INSERT INTO workflow_cursors (topic, name, xid, id) VALUES (%s, %s, %s::xid8, %s::bigint)
 ON CONFLICT (topic, name) DO UPDATE SET xid = excluded.xid, id = excluded.id
 WHERE (workflow_cursors.xid, workflow_cursors.id) < (excluded.xid, excluded.id)
 
--- name: delete_old_events
--- At most a batch of the events created before a time (oldest first); nodes cleaning up
--- at once skip each other's rows instead of waiting on them.
+-- set_delete_lock_timeout --
+-- Give up on a table lock after two seconds in this transaction (the clean-up tries again later)
+SET LOCAL lock_timeout = '2s'
+
+-- delete_old_events --
+-- Delete at most a batch of the events created before a time, oldest first
+-- Nodes cleaning up at once skip each other's rows instead of waiting on them.
 DELETE FROM workflow_events WHERE id IN (
     SELECT id FROM workflow_events WHERE created_at < %s ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED
 )
 
--- name: create_timeout
+-- create_timeout --
+-- Store a timeout and return its id
 INSERT INTO workflow_timeouts (workflow_name, foreign_id, run_id, status, expire_at, created_at)
 VALUES (%s, %s, %s, %s, %s, %s) RETURNING id
 
--- name: complete_timeout
+-- complete_timeout --
+-- Mark a timeout done
 UPDATE workflow_timeouts SET completed = true WHERE id = %s
 
--- name: cancel_timeout
+-- cancel_timeout --
+-- Remove a timeout
 DELETE FROM workflow_timeouts WHERE id = %s
 
--- name: list_timeouts
+-- list_timeouts --
+-- A workflow's uncompleted timeouts, by id
 SELECT id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at
 FROM workflow_timeouts WHERE workflow_name = %s AND NOT completed ORDER BY id
 
--- name: list_valid_timeouts
+-- list_valid_timeouts --
+-- A workflow's uncompleted timeouts of a status that expired at or before a time, by id
 SELECT id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at
 FROM workflow_timeouts WHERE workflow_name = %s AND status = %s AND NOT completed AND expire_at <= %s ORDER BY id

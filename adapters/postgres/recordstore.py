@@ -27,7 +27,10 @@ from .._sql import (
     sort_direction,
     update_params,
 )
-from ._db import QUERIES, PostgresAdapter, logger, rows_of
+from ._db import PostgresAdapter
+from ._errors import logger
+from ._rows import rows_of
+from ._schema import QUERIES
 
 __all__ = ["PostgresRecordStore"]
 

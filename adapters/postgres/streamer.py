@@ -17,10 +17,9 @@ transaction's session. Guard the cluster with ``idle_in_transaction_session_time
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,11 +30,11 @@ from actorflow.event import Event
 from actorflow.protocols import ReceiverOptions
 
 from .._sql import DEFAULT_RETENTION, Retention, event_from_row, event_row
-from ._db import QUERIES, PostgresAdapter, PostgresError
+from ._db import Database, PostgresAdapter
+from ._errors import PostgresError, logger
+from ._schema import QUERIES
 
 __all__ = ["PostgresEventStreamer"]
-
-logger = logging.getLogger("actorflow.postgres")
 
 _HELD_FIRST_RETRY = 0.01  # seconds before looking again when older transactions hold events back
 _HELD_WARN_AFTER = 10.0  # seconds of held-back delivery before a warning
@@ -59,6 +58,11 @@ class PostgresEventStreamer(PostgresAdapter):
         clock: stamps events sent through a sender (records' events carry their own time);
             by default the clock of the first workflow built on this streamer.
         max_connections: the pool's size.
+
+    Attributes:
+        retention: the retention in seconds (``None``: events are kept).
+        retention_job: the background clean-up (`actorflow.adapters._sql.Retention`);
+            its ``batch`` and ``every`` may be tuned, and `cleanup` runs it at once.
     """
 
     def __init__(
@@ -73,14 +77,14 @@ class PostgresEventStreamer(PostgresAdapter):
         super().__init__(dsn, schema=schema, max_connections=max_connections)
         self.retention = None if retention is None else to_seconds(retention)
         self._clock = AdapterClock(clock)
-        self._retention = Retention(
+        self.retention_job = Retention(
             self.retention,
             now=self._clock.now,
             delete_batch=self._delete_old_events,
             name=f"postgres-{self.db.schema}",
             log=logger,
         )
-        self.db.on_close(self._retention.halt, then=lambda: self._retention.join(2.0))
+        self.db.on_close(self.retention_job.halt, then=lambda: self.retention_job.join(2.0))
 
     def use_clock(self, clock: Clock) -> None:
         """Stamp events with the clock of the workflow built on this streamer (unless given one)."""
@@ -88,42 +92,46 @@ class PostgresEventStreamer(PostgresAdapter):
 
     def new_sender(self, topic: str) -> _Sender:
         """A sender for ``topic`` (events are written on `flush`)."""
-        return _Sender(self, topic)
+        return _Sender(self.db, topic, now=self._clock.now, retention=self.retention_job)
 
     def new_receiver(self, topic: str, name: str, options: ReceiverOptions | None = None) -> _Receiver:
         """A receiver of ``topic`` with its durable cursor kept under ``name``."""
-        return _Receiver(self, topic, name, options or ReceiverOptions())
+        return _Receiver(
+            self.db, topic, name, options or ReceiverOptions(), now=self._clock.now, retention=self.retention_job
+        )
 
     def cleanup(self) -> int:
         """Delete the events older than the retention now (in batches); how many."""
-        return self._retention.run()
+        return self.retention_job.run()
 
     def _delete_old_events(self, cutoff: datetime, limit: int) -> int:
         def work(conn: psycopg.Connection[Any]) -> int:
             with conn.transaction():
                 # Never queue behind a table lock (a migration, VACUUM FULL) for long: the
                 # clean-up must end soon when the streamer closes; the next one tries again.
-                conn.execute("SET LOCAL lock_timeout = '2s'")
+                conn.execute(QUERIES["set_delete_lock_timeout"])
                 return conn.execute(QUERIES["delete_old_events"], (cutoff, limit)).rowcount
 
         return self.db.run("deleting old events", work)
 
 
 class _Sender:
-    def __init__(self, streamer: PostgresEventStreamer, topic: str) -> None:
-        self._streamer = streamer
+    def __init__(self, db: Database, topic: str, *, now: Callable[[], datetime], retention: Retention) -> None:
+        self._db = db
         self._topic = topic
+        self._now = now
+        self._retention = retention
         self._pending: list[tuple[Any, ...]] = []
 
     def send(self, run_id: str, event_type: int, headers: Mapping[str, str]) -> None:
-        self._pending.append(event_row(self._topic, run_id, event_type, headers, self._streamer._clock.now()))  # noqa: SLF001
+        self._pending.append(event_row(self._topic, run_id, event_type, headers, self._now()))
 
     def flush(self) -> None:
-        self._streamer._retention.poke()  # noqa: SLF001 - a clock read, unless a clean-up is due
+        self._retention.poke()  # a clock read, unless a clean-up is due
         if not self._pending:
             return
         rows, self._pending = self._pending, []
-        db = self._streamer.db
+        db = self._db
 
         def insert(conn: psycopg.Connection[Any]) -> None:
             with conn.transaction(), conn.cursor() as cur:
@@ -137,9 +145,19 @@ class _Sender:
 
 
 class _Receiver:
-    def __init__(self, streamer: PostgresEventStreamer, topic: str, name: str, options: ReceiverOptions) -> None:
-        self._streamer = streamer
-        self._db = streamer.db
+    def __init__(
+        self,
+        db: Database,
+        topic: str,
+        name: str,
+        options: ReceiverOptions,
+        *,
+        now: Callable[[], datetime],
+        retention: Retention,
+    ) -> None:
+        self._db = db
+        self._now = now
+        self._retention = retention
         self._topic = topic
         self._name = name
         self._options = options
@@ -167,7 +185,7 @@ class _Receiver:
 
     def receive(self, max_events: int, timeout: float) -> Sequence[Event]:
         deadline = time.monotonic() + timeout
-        self._streamer._retention.poke()  # noqa: SLF001 - a clock read, unless a clean-up is due
+        self._retention.poke()  # a clock read, unless a clean-up is due
         listener = self._db.listener()
         if self._cursor is None:
             self._cursor = self._start()
@@ -241,7 +259,7 @@ class _Receiver:
         rows = self._db.fetchall("reading events", QUERIES["read_events"], params)
         events: list[Event] = []
         held = False
-        now = self._streamer._clock.now  # noqa: SLF001
+        now = self._now
         for event_id, event_xid, run_id, event_type, headers, created_at in rows:
             if run_id is None:  # the marker: the first committed event beyond the cut
                 held = True

@@ -12,7 +12,9 @@ from actorflow.errors import TimeoutNotFound
 from actorflow.protocols import TimeoutRecord
 
 from .._sql import readable_timeouts
-from ._db import QUERIES, PostgresAdapter, logger
+from ._db import PostgresAdapter
+from ._errors import logger
+from ._schema import QUERIES
 
 __all__ = ["PostgresTimeoutStore"]
 

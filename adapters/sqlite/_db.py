@@ -30,8 +30,8 @@ from typing import Any, Self
 
 from actorflow.errors import ActorflowError
 
-from ._hub import Hub, Work, hub_for, immediate_transaction
-from ._queries import migrations, queries
+from ._hub import Hub, Work, hub_for
+from ._schema import migrate, queries
 
 __all__ = [
     "SYNCHRONOUS",
@@ -250,43 +250,21 @@ class Database:
                 return
 
     def _migrate(self, connection: sqlite3.Connection) -> None:
-        """Apply the migrations this file lacks, once per `Database`.
+        """Apply the migrations this file lacks, once per `Database` (see `_schema.migrate`).
 
-        Safe when several processes open the file at once: the versions are re-read
-        inside a ``BEGIN IMMEDIATE`` transaction, which only one process holds at a time.
+        Not through the hub: this connection is not this thread's yet. SQLite's own lock
+        (and the busy timeout) keep other connections out meanwhile.
         """
         with self._lock:
             if self._migrated:
                 return
-        q = self.queries
-        known = migrations()
-        applied: set[int] = set()
-        if connection.execute(q["migrations_table_exists"]).fetchone()[0]:
-            applied = {row[0] for row in connection.execute(q["select_migrations"])}
-        if any(m.version not in applied for m in known):
-            # Not through the hub: this connection is not this thread's yet. SQLite's own
-            # lock (and the busy timeout) keep other connections out meanwhile.
-            with immediate_transaction(connection):
-                connection.execute(q["create_migrations_table"])
-                applied = {row[0] for row in connection.execute(q["select_migrations"])}
-                now = to_micros(datetime.now(UTC))
-                for migration in known:
-                    if migration.version in applied:
-                        continue
-                    for statement in migration.statements:
-                        connection.execute(statement)
-                    connection.execute(q["insert_migration"], (migration.version, migration.name, now))
-                    self.applied.append(migration.version)
-                    logger.info("%s: applied schema version %d (%s)", self.path, migration.version, migration.name)
-        newest = max(m.version for m in known)
-        if applied and max(applied) > newest:
-            msg = (
-                f"the SQLite database {self.path} has schema version {max(applied)}, newer than this "
-                f"actorflow knows ({newest}): upgrade actorflow"
-            )
-            raise SqliteError(msg, path=self.path)
+        applied = migrate(connection, where=f"the SQLite database {self.path}", error=self._schema_error)
         with self._lock:
+            self.applied.extend(applied)
             self._migrated = True
+
+    def _schema_error(self, message: str) -> SqliteError:
+        return SqliteError(message, path=self.path)
 
     def write(self, work: Work, *, sync: bool = True) -> Any:
         """Run ``work(connection)`` in a write transaction (maybe shared, see `Hub`); its result.
@@ -327,23 +305,29 @@ class Database:
 
 
 class SqliteAdapter:
-    """What every SQLite adapter shares: its file, `close`, and use as a context manager."""
+    """What every SQLite adapter shares: its file, `close`, and use as a context manager.
+
+    Attributes:
+        db: the adapter's `Database` (its connections, write path and named queries),
+            as the PostgreSQL adapters' ``db``: for the adapter's helpers, and for tests
+            that look at the file's connections and pragmas.
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL", busy_timeout: float = 5.0) -> None:
-        self._db = Database(path, synchronous=synchronous, busy_timeout=busy_timeout)
-        self._q = self._db.queries
+        self.db = Database(path, synchronous=synchronous, busy_timeout=busy_timeout)
+        self._q = self.db.queries
 
     @property
     def path(self) -> str:
         """The database file, resolved to an absolute path."""
-        return self._db.path
+        return self.db.path
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.path!r}>"
 
     def close(self) -> None:
         """Close every connection the adapter opened (it reopens them if used again)."""
-        self._db.close()
+        self.db.close()
 
     def __enter__(self) -> Self:
         return self

@@ -91,6 +91,18 @@ class Hub:
             raise op.error
         return op.result
 
+    @property
+    def leading(self) -> bool:
+        """Whether a writer is committing a batch now (for diagnostics and tests)."""
+        with self._commit:
+            return self._leading
+
+    @property
+    def queued(self) -> int:
+        """How many writes wait for the next commit (for diagnostics and tests)."""
+        with self._commit:
+            return len(self._queue)
+
     # -- wake-ups ---------------------------------------------------------------------------
 
     def counter(self, key: str) -> int:

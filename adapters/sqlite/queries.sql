@@ -1,186 +1,201 @@
 -- The SQLite adapters' queries: one named block each, a one-line description under the
--- name. {record_columns} and {record_placeholders} are filled in when the file is loaded
+-- name (the format of adapters/_sql/queries.py, shared with the PostgreSQL adapters).
+-- {record_columns} and {record_placeholders} are filled in when the file is loaded
 -- (adapters/_sql's RECORD_COLUMNS order); {where} and {direction} when the query runs.
-
--- select_migrations --
--- The schema versions applied to this database
-SELECT version FROM schema_migrations ORDER BY version;
-
--- create_migrations_table --
--- The table that records which schema versions were applied
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    version INTEGER PRIMARY KEY,
-    name TEXT NOT NULL,
-    applied_at INTEGER NOT NULL
-);
-
--- insert_migration --
--- Record that a schema version was applied
-INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?);
+-- Table and index names are the PostgreSQL adapters' (migration 0004).
 
 -- migrations_table_exists --
--- Whether this file has been migrated at all
+-- Whether this file records its schema versions in actorflow_migrations yet
+SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'actorflow_migrations';
+
+-- create_migrations_table --
+-- The table that records which schema versions were applied (applied_at: microseconds since the epoch)
+CREATE TABLE IF NOT EXISTS actorflow_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at INTEGER NOT NULL DEFAULT (CAST(round((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER) * 1000)
+);
+
+-- select_migrations --
+-- The schema versions applied to this file
+SELECT version FROM actorflow_migrations ORDER BY version;
+
+-- insert_migration --
+-- Record that a schema version was applied (now)
+INSERT INTO actorflow_migrations (version, name) VALUES (?, ?);
+
+-- legacy_migrations_table_exists --
+-- Whether the file still has the bookkeeping table of releases before actorflow_migrations
 SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations';
+
+-- adopt_legacy_migrations --
+-- Carry the versions an older release recorded in schema_migrations over, with their times
+INSERT OR IGNORE INTO actorflow_migrations (version, name, applied_at)
+SELECT version, name, applied_at FROM schema_migrations;
+
+-- drop_legacy_migrations --
+-- Drop the older release's bookkeeping once its rows are carried over
+DROP TABLE schema_migrations;
 
 -- insert_record --
 -- Create a run at version 1 (the partial unique index refuses a second unfinished run)
-INSERT INTO records ({record_columns}) VALUES ({record_placeholders});
+INSERT INTO workflow_records ({record_columns}) VALUES ({record_placeholders});
 
 -- update_record --
 -- Store the next version of a run if the stored one is the version before (identity columns never change)
-UPDATE records
+UPDATE workflow_records
 SET run_state = ?, status = ?, object = ?, updated_at = ?, version = ?,
     run_state_reason = ?, status_description = ?, trace_origin = ?
 WHERE run_id = ? AND version = ?;
 
 -- unfinished_run --
 -- The run of a foreign id that is Initiated, Running or Paused, if any
-SELECT run_id FROM records
+SELECT run_id FROM workflow_records
 WHERE workflow_name = ? AND foreign_id = ? AND run_state IN (1, 2, 3)
 LIMIT 1;
 
 -- run_exists --
 -- Whether a run id is stored
-SELECT count(*) FROM records WHERE run_id = ?;
+SELECT count(*) FROM workflow_records WHERE run_id = ?;
 
 -- insert_snapshot --
 -- Keep a stored version of a run
-INSERT INTO snapshots ({record_columns}) VALUES ({record_placeholders});
+INSERT INTO workflow_record_snapshots ({record_columns}) VALUES ({record_placeholders});
 
 -- insert_outbox_event --
 -- Write a run's event beside it, for the outbox relay
-INSERT INTO outbox (id, workflow_name, run_id, type, headers, created_at) VALUES (?, ?, ?, ?, ?, ?);
+INSERT INTO workflow_outbox (id, workflow_name, run_id, type, headers, created_at) VALUES (?, ?, ?, ?, ?, ?);
 
 -- insert_event --
 -- Append an event to the log (straight from the record store, or from a sender)
-INSERT INTO events (topic, run_id, type, headers, created_at, shard_hash) VALUES (?, ?, ?, ?, ?, ?);
+INSERT INTO workflow_events (topic, run_id, type, headers, created_at, shard_hash) VALUES (?, ?, ?, ?, ?, ?);
 
 -- lookup_record --
 -- The current version of a run
-SELECT {record_columns} FROM records WHERE run_id = ?;
+SELECT {record_columns} FROM workflow_records WHERE run_id = ?;
 
 -- lookup_records --
 -- The current versions of many runs (their ids given as one JSON array)
-SELECT {record_columns} FROM records WHERE run_id IN (SELECT value FROM json_each(?));
+SELECT {record_columns} FROM workflow_records WHERE run_id IN (SELECT value FROM json_each(?));
 
 -- latest_record --
 -- The most recently created run of a foreign id
-SELECT {record_columns} FROM records
+SELECT {record_columns} FROM workflow_records
 WHERE workflow_name = ? AND foreign_id = ?
 ORDER BY created_at DESC, id DESC
 LIMIT 1;
 
 -- list_records --
 -- A page of runs in creation order, filtered
-SELECT {record_columns} FROM records
+SELECT {record_columns} FROM workflow_records
 WHERE {where}
 ORDER BY created_at {direction}, id {direction}
 LIMIT ? OFFSET ?;
 
 -- select_snapshots --
 -- Every stored version of a run, oldest first
-SELECT {record_columns} FROM snapshots WHERE run_id = ? ORDER BY version;
+SELECT {record_columns} FROM workflow_record_snapshots WHERE run_id = ? ORDER BY version;
 
 -- list_outbox_events --
 -- A workflow's outbox events, oldest first
-SELECT id, workflow_name, run_id, type, headers, created_at FROM outbox
+SELECT id, workflow_name, run_id, type, headers, created_at FROM workflow_outbox
 WHERE workflow_name = ?
 ORDER BY seq
 LIMIT ?;
 
 -- has_outbox_events --
 -- Whether a workflow has outbox events waiting
-SELECT EXISTS (SELECT 1 FROM outbox WHERE workflow_name = ?);
+SELECT EXISTS (SELECT 1 FROM workflow_outbox WHERE workflow_name = ?);
 
 -- delete_outbox_event --
 -- Remove a relayed outbox event
-DELETE FROM outbox WHERE id = ?;
+DELETE FROM workflow_outbox WHERE id = ?;
 
 -- add_error --
 -- Count one more step error of (process, run) and return the count
-INSERT INTO error_counts (process, run_id, count) VALUES (?, ?, 1)
+INSERT INTO workflow_error_counts (process, run_id, count) VALUES (?, ?, 1)
 ON CONFLICT (process, run_id) DO UPDATE SET count = count + 1
 RETURNING count;
 
 -- clear_errors --
 -- Forget the step errors of (process, run)
-DELETE FROM error_counts WHERE process = ? AND run_id = ?;
+DELETE FROM workflow_error_counts WHERE process = ? AND run_id = ?;
 
 -- clear_run_errors --
 -- Forget every step error of a run (a new version of it was stored: all its counts are stale)
-DELETE FROM error_counts WHERE run_id = ?;
+DELETE FROM workflow_error_counts WHERE run_id = ?;
 
 -- begin_batch --
 -- Note the runs a consumer is about to handle (JSON list)
-INSERT INTO in_flight (process, run_ids) VALUES (?, ?)
+INSERT INTO workflow_in_flight (process, run_ids) VALUES (?, ?)
 ON CONFLICT (process) DO UPDATE SET run_ids = excluded.run_ids;
 
 -- unfinished_batch --
 -- The runs a consumer noted and did not finish
-SELECT run_ids FROM in_flight WHERE process = ?;
+SELECT run_ids FROM workflow_in_flight WHERE process = ?;
 
 -- end_batches --
 -- A consumer stopped cleanly: nothing of it is in flight
-DELETE FROM in_flight WHERE process = ?;
+DELETE FROM workflow_in_flight WHERE process = ?;
 
 -- start_cursor_at_head --
 -- Give a new receiver name a cursor at the topic's last event (stream_from_latest)
-INSERT OR IGNORE INTO cursors (topic, name, position)
-SELECT ?, ?, coalesce(max(id), 0) FROM events WHERE topic = ?;
+INSERT OR IGNORE INTO workflow_cursors (topic, name, position)
+SELECT ?, ?, coalesce(max(id), 0) FROM workflow_events WHERE topic = ?;
 
 -- select_cursor --
 -- The last acknowledged event id of a receiver name
-SELECT position FROM cursors WHERE topic = ? AND name = ?;
+SELECT position FROM workflow_cursors WHERE topic = ? AND name = ?;
 
 -- ack_cursor --
 -- Move a receiver's cursor forward (never back: acks are cumulative)
-INSERT INTO cursors (topic, name, position) VALUES (?, ?, ?)
+INSERT INTO workflow_cursors (topic, name, position) VALUES (?, ?, ?)
 ON CONFLICT (topic, name) DO UPDATE SET position = max(position, excluded.position);
 
 -- receive_events --
 -- The next events of a topic after a position
-SELECT id, run_id, type, headers, created_at FROM events
+SELECT id, run_id, type, headers, created_at FROM workflow_events
 WHERE topic = ? AND id > ?
 ORDER BY id
 LIMIT ?;
 
 -- receive_shard_events --
 -- The next events of one shard of a topic after a position
-SELECT id, run_id, type, headers, created_at FROM events
+SELECT id, run_id, type, headers, created_at FROM workflow_events
 WHERE topic = ? AND id > ? AND shard_hash % ? = ?
 ORDER BY id
 LIMIT ?;
 
 -- topic_head --
 -- The id of a topic's last event (0 when it has none)
-SELECT coalesce(max(id), 0) FROM events WHERE topic = ?;
+SELECT coalesce(max(id), 0) FROM workflow_events WHERE topic = ?;
 
 -- delete_old_events --
 -- Delete a batch of the events created before a time, oldest (by id: write order) first.
 -- Scanning by id stops at the batch's last match: the old events are the first ones.
-DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at < ? ORDER BY id LIMIT ?);
+DELETE FROM workflow_events WHERE id IN (SELECT id FROM workflow_events WHERE created_at < ? ORDER BY id LIMIT ?);
 
 -- insert_timeout --
 -- Store a timeout
-INSERT INTO timeouts (workflow_name, foreign_id, run_id, status, completed, expire_at, created_at)
+INSERT INTO workflow_timeouts (workflow_name, foreign_id, run_id, status, completed, expire_at, created_at)
 VALUES (?, ?, ?, ?, 0, ?, ?);
 
 -- complete_timeout --
 -- Mark a timeout done
-UPDATE timeouts SET completed = 1 WHERE id = ?;
+UPDATE workflow_timeouts SET completed = 1 WHERE id = ?;
 
 -- delete_timeout --
 -- Remove a timeout
-DELETE FROM timeouts WHERE id = ?;
+DELETE FROM workflow_timeouts WHERE id = ?;
 
 -- list_timeouts --
 -- A workflow's uncompleted timeouts, by id
-SELECT id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at FROM timeouts
+SELECT id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at FROM workflow_timeouts
 WHERE workflow_name = ? AND completed = 0
 ORDER BY id;
 
 -- list_valid_timeouts --
 -- A workflow's uncompleted timeouts of a status that expired at or before a time, by id
-SELECT id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at FROM timeouts
+SELECT id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at FROM workflow_timeouts
 WHERE workflow_name = ? AND status = ? AND completed = 0 AND expire_at <= ?
 ORDER BY id;

@@ -86,8 +86,8 @@ class SqliteRecordStore(SqliteAdapter):
 
     def store(self, record: Record) -> None:
         """Create or update ``record`` with its event, in one transaction."""
-        key: str = self._db.write(lambda conn: self._apply(conn, record))
-        self._db.hub.bump((key,))
+        key: str = self.db.write(lambda conn: self._apply(conn, record))
+        self.db.hub.bump((key,))
 
     def store_many(self, records: Sequence[Record], *, forget_errors: bool = False) -> builtins.list[Exception | None]:
         """Store each record as `store` would, in order, in one transaction.
@@ -110,8 +110,8 @@ class SqliteRecordStore(SqliteAdapter):
                 else:
                     results.append(None)
 
-        self._db.write(work)
-        self._db.hub.bump(keys)
+        self.db.write(work)
+        self.db.hub.bump(keys)
         return results
 
     def _apply(self, conn: sqlite3.Connection, record: Record, *, forget_errors: bool = False) -> str:
@@ -180,7 +180,7 @@ class SqliteRecordStore(SqliteAdapter):
 
     def lookup(self, run_id: str) -> Record:
         """The record of ``run_id``; `CorruptRecord` when its row cannot be read."""
-        rows = self._db.fetch(self._q["lookup_record"], (run_id,))
+        rows = self.db.fetch(self._q["lookup_record"], (run_id,))
         if not rows:
             raise RecordNotFound(run_id=run_id)
         return self._record(rows[0])
@@ -191,11 +191,11 @@ class SqliteRecordStore(SqliteAdapter):
         An unreadable row is left for `lookup` to report as `CorruptRecord`.
         """
         wanted = json.dumps(list(dict.fromkeys(run_ids)))
-        return records_by_run(self._db.fetch(self._q["lookup_records"], (wanted,)), from_micros, where=self.path)
+        return records_by_run(self.db.fetch(self._q["lookup_records"], (wanted,)), from_micros, where=self.path)
 
     def latest(self, workflow_name: str, foreign_id: str) -> Record:
         """The most recently created run of ``foreign_id`` (creation time, then write order)."""
-        rows = self._db.fetch(self._q["latest_record"], (workflow_name, foreign_id))
+        rows = self.db.fetch(self._q["latest_record"], (workflow_name, foreign_id))
         if not rows:
             raise RecordNotFound(workflow_name=workflow_name, foreign_id=foreign_id)
         return self._record(rows[0])
@@ -216,11 +216,11 @@ class SqliteRecordStore(SqliteAdapter):
         direction = sort_direction(order)
         where, params = filter_clause(workflow_name, filter, to_micros)
         query = self._q["list_records"].format(where=where.replace("%s", "?"), direction=direction)
-        return self._records(self._db.fetch(query, (*params, limit, offset)))
+        return self._records(self.db.fetch(query, (*params, limit, offset)))
 
     def snapshots(self, run_id: str) -> builtins.list[Record]:
         """Every stored version of the run, oldest first (unreadable ones logged and left out)."""
-        return self._records(self._db.fetch(self._q["select_snapshots"], (run_id,)))
+        return self._records(self.db.fetch(self._q["select_snapshots"], (run_id,)))
 
     # -- outbox -----------------------------------------------------------------------------
 
@@ -230,7 +230,7 @@ class SqliteRecordStore(SqliteAdapter):
         A row that cannot be read can never be relayed: it is logged and deleted, so it
         does not hold up the rows behind it.
         """
-        rows = self._db.fetch(self._q["list_outbox_events"], (workflow_name, limit))
+        rows = self.db.fetch(self._q["list_outbox_events"], (workflow_name, limit))
         events, unreadable = outbox_from_rows(rows, from_micros, where=self.path, log=logger)
         if unreadable:
             self.delete_outbox_events(unreadable)
@@ -244,7 +244,7 @@ class SqliteRecordStore(SqliteAdapter):
         """Remove relayed outbox events in one transaction (unknown ids are ignored)."""
         rows = [(outbox_id,) for outbox_id in ids]
         if rows:
-            self._db.write(lambda conn: conn.executemany(self._q["delete_outbox_event"], rows).close())
+            self.db.write(lambda conn: conn.executemany(self._q["delete_outbox_event"], rows).close())
 
     def wait_for_outbox(self, workflow_name: str, timeout: float) -> None:
         """Block until the workflow has outbox events, or ``timeout`` seconds pass.
@@ -252,12 +252,12 @@ class SqliteRecordStore(SqliteAdapter):
         A write of this process wakes it at once; writes of other processes are found by
         looking at the table every quarter second.
         """
-        hub = self._db.hub
+        hub = self.db.hub
         key = outbox_key(workflow_name)
         deadline = time.monotonic() + timeout
         while True:
             seen = hub.counter(key)
-            if self._db.fetch(self._q["has_outbox_events"], (workflow_name,))[0][0]:
+            if self.db.fetch(self._q["has_outbox_events"], (workflow_name,))[0][0]:
                 return
             remaining = deadline - time.monotonic()
             if remaining <= 0 or hub.wait(key, seen, min(remaining, _OUTBOX_POLL)):
@@ -267,25 +267,25 @@ class SqliteRecordStore(SqliteAdapter):
 
     def add_error(self, process: str, run_id: str) -> int:
         """Count one more step error of (process, run), durably; the count so far."""
-        count: int = self._db.write(lambda conn: conn.execute(self._q["add_error"], (process, run_id)).fetchone()[0])
+        count: int = self.db.write(lambda conn: conn.execute(self._q["add_error"], (process, run_id)).fetchone()[0])
         return count
 
     def clear_errors(self, process: str, run_id: str) -> None:
         """Forget the step errors of (process, run): the run moved on."""
-        self._db.write(lambda conn: conn.execute(self._q["clear_errors"], (process, run_id)).close())
+        self.db.write(lambda conn: conn.execute(self._q["clear_errors"], (process, run_id)).close())
 
     # -- in-flight log ------------------------------------------------------------------
 
     def begin_batch(self, process: str, run_ids: Sequence[str]) -> None:
         """Note (durably) the runs ``process`` is about to handle."""
         noted = json.dumps(list(run_ids))
-        self._db.write(lambda conn: conn.execute(self._q["begin_batch"], (process, noted)).close())
+        self.db.write(lambda conn: conn.execute(self._q["begin_batch"], (process, noted)).close())
 
     def unfinished_batch(self, process: str) -> builtins.list[str]:
         """The runs of the last batch ``process`` noted and did not finish."""
-        rows = self._db.fetch(self._q["unfinished_batch"], (process,))
+        rows = self.db.fetch(self._q["unfinished_batch"], (process,))
         return decode_run_ids(rows[0][0]) if rows else []
 
     def end_batches(self, process: str) -> None:
         """``process`` stopped cleanly."""
-        self._db.write(lambda conn: conn.execute(self._q["end_batches"], (process,)).close())
+        self.db.write(lambda conn: conn.execute(self._q["end_batches"], (process,)).close())

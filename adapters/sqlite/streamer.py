@@ -21,14 +21,13 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from actorflow.clock import AdapterClock, Clock, to_seconds
 from actorflow.event import Event
 from actorflow.protocols import ReceiverOptions
 
 from .._sql import DEFAULT_RETENTION, Retention, event_from_row, event_row
-from ._db import SqliteAdapter, events_key, from_micros, logger, to_micros
+from ._db import Database, SqliteAdapter, events_key, from_micros, logger, to_micros
 
 __all__ = ["SqliteEventStreamer"]
 
@@ -59,6 +58,11 @@ class SqliteEventStreamer(SqliteAdapter):
         synchronous: SQLite's ``synchronous`` setting; ``"FULL"`` (the default) is
             crash-safe, see `SqliteRecordStore`.
         busy_timeout: seconds to wait for the write lock held by another process or thread.
+
+    Attributes:
+        retention: the retention in seconds (``None``: events are kept).
+        retention_job: the background clean-up (`actorflow.adapters._sql.Retention`);
+            its ``batch`` and ``every`` may be tuned, and `cleanup` runs it at once.
     """
 
     def __init__(
@@ -72,22 +76,23 @@ class SqliteEventStreamer(SqliteAdapter):
     ) -> None:
         super().__init__(path, synchronous=synchronous, busy_timeout=busy_timeout)
         self._clock = AdapterClock(clock)
+        self._log = _EventLog(self.db, self._clock)
         self.retention = None if retention is None else to_seconds(retention)
-        self._retention = Retention(
+        self.retention_job = Retention(
             self.retention,
             now=self._clock.now,
-            delete_batch=self._delete_old_events,
+            delete_batch=self._log.delete_old_events,
             name=self.path,
             log=logger,
         )
 
     def cleanup(self) -> int:
         """Delete the events older than the retention now (in batches); how many."""
-        return self._retention.run()
+        return self.retention_job.run()
 
     def close(self) -> None:
         """Stop a running clean-up, then close every connection (reopened if used again)."""
-        self._retention.stop()
+        self.retention_job.stop()
         super().close()
 
     def attach(self) -> None:
@@ -95,16 +100,7 @@ class SqliteEventStreamer(SqliteAdapter):
 
     def detach(self) -> None:
         """A supervisor stopped: end a running clean-up, so no thread of ours outlives it."""
-        self._retention.stop()
-
-    def _delete_old_events(self, cutoff: datetime, limit: int) -> int:
-        query, before = self._q["delete_old_events"], to_micros(cutoff)
-
-        def work(conn: sqlite3.Connection) -> int:
-            return conn.execute(query, (before, limit)).rowcount
-
-        deleted: int = self._db.write(work)
-        return deleted
+        self.retention_job.stop()
 
     def use_clock(self, clock: Clock) -> None:
         """Stamp events with the clock of the workflow built on this streamer (unless given one)."""
@@ -112,31 +108,45 @@ class SqliteEventStreamer(SqliteAdapter):
 
     def new_sender(self, topic: str) -> _Sender:
         """A sender for ``topic``; its events are written on `flush` (or `close`)."""
-        return _Sender(self, topic)
+        return _Sender(self._log, self.retention_job, topic)
 
     def new_receiver(self, topic: str, name: str, options: ReceiverOptions | None = None) -> _Receiver:
         """A receiver of ``topic`` resuming after the last event acknowledged under ``name``."""
         opts = options or ReceiverOptions()
-        if opts.stream_from_latest:
-            self._db.write(lambda conn: conn.execute(self._q["start_cursor_at_head"], (topic, name, topic)).close())
-        rows = self._db.fetch(self._q["select_cursor"], (topic, name))
-        return _Receiver(self, topic, name, rows[0][0] if rows else 0, opts)
+        return _Receiver(self._log, self.retention_job, topic, name, self._log.start(topic, name, opts), opts)
 
-    # -- for senders and receivers ----------------------------------------------------------
 
-    def _row(self, topic: str, run_id: str, event_type: int, headers: Mapping[str, str]) -> EventRow:
+class _EventLog:
+    """The event log's reads and writes, for the streamer, its senders and its receivers."""
+
+    def __init__(self, db: Database, clock: AdapterClock) -> None:
+        self.db = db
+        self._q = db.queries
+        self._clock = clock
+
+    def start(self, topic: str, name: str, options: ReceiverOptions) -> int:
+        """Where a receiver called ``name`` starts: its cursor (made at the head for ``stream_from_latest``)."""
+        if options.stream_from_latest:
+            self.db.write(lambda conn: conn.execute(self._q["start_cursor_at_head"], (topic, name, topic)).close())
+        rows = self.db.fetch(self._q["select_cursor"], (topic, name))
+        return int(rows[0][0]) if rows else 0
+
+    def row(self, topic: str, run_id: str, event_type: int, headers: Mapping[str, str]) -> EventRow:
+        """The row of an event sent now."""
         return event_row(topic, run_id, event_type, headers, to_micros(self._clock.now()))
 
-    def _insert(self, topic: str, rows: Sequence[EventRow]) -> None:
-        self._db.write(lambda conn: conn.executemany(self._q["insert_event"], rows).close())
-        self._db.hub.bump((events_key(topic),))
+    def insert(self, topic: str, rows: Sequence[EventRow]) -> None:
+        """Append ``rows`` to the log in one transaction, then wake the topic's receivers."""
+        self.db.write(lambda conn: conn.executemany(self._q["insert_event"], rows).close())
+        self.db.hub.bump((events_key(topic),))
 
-    def _ack(self, topic: str, name: str, event_id: int) -> None:
+    def ack(self, topic: str, name: str, event_id: int) -> None:
+        """Move the cursor of (topic, name) forward to ``event_id``."""
         # Not synced: a cursor lost to a power cut only delivers events again, which every
         # consumer absorbs (at-least-once); this halves the syncs of a transition.
-        self._db.write(lambda conn: conn.execute(self._q["ack_cursor"], (topic, name, event_id)).close(), sync=False)
+        self.db.write(lambda conn: conn.execute(self._q["ack_cursor"], (topic, name, event_id)).close(), sync=False)
 
-    def _read(self, topic: str, position: int, max_events: int, options: ReceiverOptions) -> tuple[list[Event], int]:
+    def read(self, topic: str, position: int, max_events: int, options: ReceiverOptions) -> tuple[list[Event], int]:
         """The next events of the receiver's share after ``position``, and the new position.
 
         A shard's position moves past the other shards' events too: when fewer rows than
@@ -145,47 +155,55 @@ class SqliteEventStreamer(SqliteAdapter):
         """
         count = options.shard_count
         if count > 1:
-            with self._db.snapshot() as conn:
+            with self.db.snapshot() as conn:
                 rows = conn.execute(
                     self._q["receive_shard_events"], (topic, position, count, options.shard, max_events)
                 ).fetchall()
                 if len(rows) < max_events:
                     position = max(position, conn.execute(self._q["topic_head"], (topic,)).fetchone()[0])
         else:
-            rows = self._db.fetch(self._q["receive_events"], (topic, position, max_events))
+            rows = self.db.fetch(self._q["receive_events"], (topic, position, max_events))
         events: list[Event] = []
         for row in rows:
             position = max(position, row[0])
-            events.append(self._event(row))
+            # An unreadable row becomes a malformed event (see `event_from_row`).
+            events.append(event_from_row(row, from_micros, now=self._clock.now, where=self.db.path))
         return events, position
 
-    def _event(self, row: Sequence[Any]) -> Event:
-        """The event of a row; an unreadable row becomes a malformed event (see `event_from_row`)."""
-        return event_from_row(row, from_micros, now=self._clock.now, where=self.path)
+    def delete_old_events(self, cutoff: datetime, limit: int) -> int:
+        """Delete at most ``limit`` events created before ``cutoff``, oldest first; how many."""
+        query, before = self._q["delete_old_events"], to_micros(cutoff)
+
+        def work(conn: sqlite3.Connection) -> int:
+            return conn.execute(query, (before, limit)).rowcount
+
+        deleted: int = self.db.write(work)
+        return deleted
 
 
 class _Sender:
     """Buffers sends; `flush` writes them in one transaction and wakes the receivers."""
 
-    def __init__(self, streamer: SqliteEventStreamer, topic: str) -> None:
-        self._streamer = streamer
+    def __init__(self, log: _EventLog, retention: Retention, topic: str) -> None:
+        self._log = log
+        self._retention = retention
         self._topic = topic
         self._lock = threading.Lock()
         self._rows: list[EventRow] = []
 
     def send(self, run_id: str, event_type: int, headers: Mapping[str, str]) -> None:
-        row = self._streamer._row(self._topic, run_id, event_type, headers)  # noqa: SLF001
+        row = self._log.row(self._topic, run_id, event_type, headers)
         with self._lock:
             self._rows.append(row)
 
     def flush(self) -> None:
-        self._streamer._retention.poke()  # noqa: SLF001
+        self._retention.poke()  # a clock read, unless a clean-up is due (run in the background)
         with self._lock:
             rows, self._rows = self._rows, []
             if not rows:
                 return
             try:
-                self._streamer._insert(self._topic, rows)  # noqa: SLF001
+                self._log.insert(self._topic, rows)
             except BaseException:
                 self._rows[:0] = rows  # kept for the next flush, in order
                 raise
@@ -198,9 +216,10 @@ class _Receiver:
     """Reads one topic (one shard of it) after a position; acks move the durable cursor."""
 
     def __init__(
-        self, streamer: SqliteEventStreamer, topic: str, name: str, position: int, options: ReceiverOptions
+        self, log: _EventLog, retention: Retention, topic: str, name: str, position: int, options: ReceiverOptions
     ) -> None:
-        self._streamer = streamer
+        self._log = log
+        self._retention = retention
         self._topic = topic
         self._name = name
         self._position = position
@@ -208,16 +227,15 @@ class _Receiver:
         self._closed = False
 
     def receive(self, max_events: int, timeout: float) -> Sequence[Event]:
-        streamer = self._streamer
-        hub = streamer._db.hub  # noqa: SLF001
+        hub = self._log.db.hub
         key = events_key(self._topic)
         poll = max(self._options.poll_frequency, 0.01)
         deadline = time.monotonic() + timeout
-        streamer._retention.poke()  # noqa: SLF001 - a clock read, unless a clean-up is due (run in the background)
+        self._retention.poke()  # a clock read, unless a clean-up is due (run in the background)
         while not self._closed and max_events > 0:
             seen = hub.counter(key)  # before reading: a commit after the read still wakes us
             before = self._position
-            events, self._position = streamer._read(self._topic, before, max_events, self._options)  # noqa: SLF001
+            events, self._position = self._log.read(self._topic, before, max_events, self._options)
             if events:
                 return events
             if self._position != before:
@@ -229,8 +247,8 @@ class _Receiver:
         return []
 
     def ack(self, event: Event) -> None:
-        self._streamer._ack(self._topic, self._name, event.id)  # noqa: SLF001
+        self._log.ack(self._topic, self._name, event.id)
 
     def close(self) -> None:
         self._closed = True
-        self._streamer._db.hub.wake()  # noqa: SLF001 - a receive blocked in another thread returns
+        self._log.db.hub.wake()  # a receive blocked in another thread returns

@@ -48,7 +48,7 @@ class SqliteTimeoutStore(SqliteAdapter):
         """Store a timeout; returns its id."""
         created = created_at or datetime.now(UTC)
         params = (workflow_name, foreign_id, run_id, int(status), to_micros(expire_at), to_micros(created))
-        timeout_id: int | None = self._db.write(lambda conn: conn.execute(self._q["insert_timeout"], params).lastrowid)
+        timeout_id: int | None = self.db.write(lambda conn: conn.execute(self._q["insert_timeout"], params).lastrowid)
         if timeout_id is None:  # pragma: no cover - an INSERT always sets it
             msg = "SQLite returned no id for the new timeout"
             raise RuntimeError(msg)
@@ -63,17 +63,17 @@ class SqliteTimeoutStore(SqliteAdapter):
         self._change("delete_timeout", id)
 
     def _change(self, query: str, timeout_id: int) -> None:
-        changed: int = self._db.write(lambda conn: conn.execute(self._q[query], (timeout_id,)).rowcount)
+        changed: int = self.db.write(lambda conn: conn.execute(self._q[query], (timeout_id,)).rowcount)
         if changed != 1:
             raise TimeoutNotFound(id=timeout_id)
 
     def list(self, workflow_name: str) -> builtins.list[TimeoutRecord]:
         """Uncompleted timeouts of the workflow, by id."""
-        return self._timeouts(self._db.fetch(self._q["list_timeouts"], (workflow_name,)))
+        return self._timeouts(self.db.fetch(self._q["list_timeouts"], (workflow_name,)))
 
     def list_valid(self, workflow_name: str, status: int, now: datetime) -> builtins.list[TimeoutRecord]:
         """Uncompleted timeouts of the status that expired at or before ``now``, by id."""
-        rows = self._db.fetch(self._q["list_valid_timeouts"], (workflow_name, int(status), to_micros(now)))
+        rows = self.db.fetch(self._q["list_valid_timeouts"], (workflow_name, int(status), to_micros(now)))
         return self._timeouts(rows)
 
     def _timeouts(self, rows: Iterable[Sequence[Any]]) -> builtins.list[TimeoutRecord]:

@@ -20,8 +20,8 @@ from typing import Any
 import actorflow as af
 from actorflow.adapters.memory import MemoryRoleScheduler
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for three_steps
-from three_steps import Item, Status, counting_step, three_steps
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for tests.model
+from tests.model import Item, Stage, counting_step, three_steps
 
 
 def adapters(argv: list[str]) -> tuple[Any, Any, int]:
@@ -43,9 +43,9 @@ def completed(store: Any, runs: int) -> int:
 
 
 def _poisoned(foreign_id: str) -> Any:
-    first = counting_step(Status.FIRST)
+    first = counting_step(Stage.FIRST)
 
-    def step(run: af.Run[Item, Status]) -> Status:
+    def step(run: af.Run[Item, Stage]) -> Stage:
         if run.foreign_id == foreign_id:
             os._exit(3)  # the process dies: no exception for the engine to count
         return first(run)  # type: ignore[no-any-return, operator]

@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from child_nodes import kill_part_way
 
 from actorflow import RunState
+from tests.child_nodes import kill_part_way
 
 NODE = Path(__file__).with_name("crash_node.py")
 RUNS = 1000
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[list[str], Callable[[], Any]]]:
     """The node's command-line arguments and a factory of the record store it writes to."""
     if request.param == "sqlite":
@@ -49,7 +49,7 @@ def test_a_node_killed_mid_way_finishes_every_run_after_a_restart(backend):
     Three steps store versions 2, 3 and 4: a run at version 4 with exactly four snapshots
     had each transition stored exactly once, whatever the crash interrupted.
     """
-    from crash_node import completed
+    from tests.crash.crash_node import completed
 
     args, make_store = backend
     store = make_store()
@@ -87,7 +87,7 @@ def _safe_completed(completed: Callable[[Any, int], int], store: Any) -> int:
 def test_a_run_that_kills_its_node_is_paused_at_the_limit(backend):
     """A step that takes the whole process down raises nothing to count; the in-flight note
     lets each restarted node count it, and the third time the run is paused, not run."""
-    from crash_node import completed
+    from tests.crash.crash_node import completed
 
     args, make_store = backend
     args = [*args[:-1], "60"]

@@ -6,15 +6,14 @@ suite runs unchanged on each stack in ``tests/conftest.py``'s ``STACKS``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 import actorflow as af
-
-from .model import FAST, T0, Calls, Order, Status
+from tests.model import FAST, T0, Calls, Order, Status
+from tests.waiting import eventually
 
 Build = Callable[..., af.Workflow[Any, Any]]
 
@@ -123,19 +122,8 @@ def linear() -> Callable[..., af.Builder[Order, Status]]:
 
 @pytest.fixture
 def poll_until() -> Callable[..., Any]:
-    """``poll_until(fn, timeout=5, what=...)``: the first truthy ``fn()``, else fail the test."""
-
-    def _poll(fn: Callable[[], Any], timeout: float = 5.0, what: str = "the condition") -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = fn()
-            if value:
-                return value
-            if time.monotonic() >= deadline:
-                pytest.fail(f"{what} did not hold within {timeout}s")
-            time.sleep(0.005)
-
-    return _poll
+    """``poll_until(fn, timeout=5, what=...)``: the first truthy ``fn()``, else fail the test (`eventually`)."""
+    return eventually
 
 
 @pytest.fixture

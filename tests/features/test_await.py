@@ -8,8 +8,7 @@ import time
 import pytest
 
 import actorflow as af
-
-from .model import Order, Status
+from tests.model import Order, Status
 
 
 def test_await_returns_at_once_when_the_run_is_already_there(start, linear):

@@ -9,8 +9,7 @@ import threading
 import pytest
 
 import actorflow as af
-
-from .model import Order, Status, Unencodable
+from tests.model import Order, Status, Unencodable
 
 
 def _outbox(wf: af.Workflow[object, Status]) -> list[str]:

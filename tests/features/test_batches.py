@@ -24,8 +24,7 @@ import pytest
 import actorflow as af
 from actorflow.protocols import EventSender
 from actorflow.topics import topic
-
-from .model import Order, Status
+from tests.model import Order, Status
 
 PROCESS = "started-consumer-1-of-1"
 CONFLICT = "record version conflict"

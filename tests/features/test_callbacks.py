@@ -8,8 +8,7 @@ import pytest
 
 import actorflow as af
 from actorflow.testing import trigger_callback_on
-
-from .model import Calls, Order, Status
+from tests.model import Calls, Order, Status
 
 
 @pytest.fixture

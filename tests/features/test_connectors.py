@@ -7,8 +7,7 @@ import threading
 import actorflow as af
 from actorflow.adapters.memory import MemoryConnector
 from actorflow.testing import require
-
-from .model import Order, Status
+from tests.model import Order, Status
 
 
 class Handled:

@@ -7,8 +7,7 @@ import json
 import pytest
 
 import actorflow as af
-
-from .model import Order, Status
+from tests.model import Order, Status
 
 
 def _one_step() -> af.Builder[Order, Status]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 
 import actorflow as af
-
-from .model import Calls, Order, Status, Unencodable
+from tests.model import Calls, Order, Status, Unencodable
 
 AUTO_PAUSE_REASON = "max error retry threshold hit - automatically paused"
 

@@ -8,8 +8,7 @@ import queue
 from collections.abc import Callable
 
 import actorflow as af
-
-from .model import Order, Status
+from tests.model import Order, Status
 
 
 def _hooked(on: str, received: queue.Queue[af.TypedRecord[Order, Status]], *, fail_first: bool = False):

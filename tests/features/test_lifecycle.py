@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import actorflow as af
-
-from .model import Status
+from tests.model import Status
 
 
 def test_run_is_idempotent(start, linear):

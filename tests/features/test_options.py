@@ -12,8 +12,7 @@ import pytest
 
 import actorflow as af
 from actorflow.testing import await_timeout_insert
-
-from .model import Calls, Order, Status
+from tests.model import Calls, Order, Status
 
 
 def _failing(times: list[float], *, fail: int | None, options: af.Options) -> af.Builder[Order, Status]:

@@ -8,8 +8,7 @@ from datetime import timedelta
 import pytest
 
 import actorflow as af
-
-from .model import Calls, Order, Status
+from tests.model import Calls, Order, Status
 
 
 @pytest.fixture

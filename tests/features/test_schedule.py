@@ -10,8 +10,7 @@ import pykka
 import pytest
 
 import actorflow as af
-
-from .model import T0, Order, Status
+from tests.model import T0, Order, Status
 
 MINUTE = timedelta(minutes=1)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 
 import actorflow as af
-
-from .model import Calls, Order, Status
+from tests.model import Calls, Order, Status
 
 
 def test_skip_writes_nothing_and_leaves_the_run_where_it_is(start):

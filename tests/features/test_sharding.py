@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import actorflow as af
-
-from .model import Calls, Status
+from tests.model import Calls, Status
 
 RUNS = 200
 

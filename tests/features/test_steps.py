@@ -6,8 +6,7 @@ import json
 from datetime import timedelta
 
 import actorflow as af
-
-from .model import T0, Calls, Order, Status
+from tests.model import T0, Calls, Order, Status
 
 
 def test_steps_move_a_run_to_its_terminal_status(start, linear):

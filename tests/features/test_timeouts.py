@@ -13,8 +13,7 @@ import pytest
 import actorflow as af
 from actorflow.protocols import TimeoutRecord
 from actorflow.testing import await_timeout_insert
-
-from .model import T0, Calls, Order, Status
+from tests.model import T0, Calls, Order, Status
 
 HALF_HOUR = timedelta(minutes=30)
 

@@ -8,8 +8,7 @@ import uuid
 import pytest
 
 import actorflow as af
-
-from .model import T0, Calls, Order, Status
+from tests.model import T0, Calls, Order, Status
 
 
 def _nothing_stored(wf: af.Workflow[Order, Status], foreign_id: str) -> None:

@@ -22,8 +22,7 @@ import pytest
 import actorflow as af
 from actorflow.protocols import Event, Header
 from actorflow.topics import topic
-
-from .model import Calls, Order, Status
+from tests.model import Calls, Order, Status
 
 PROCESS = "started-consumer-1-of-1"
 VERSION_LOWER = "event record version lower than latest record version"

@@ -6,18 +6,18 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from runtime_flows import Item, Status, two_step_builder
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryEventStreamer, MemoryRecordStore, MemoryRoleScheduler
+from tests.model import Item, Stage, two_steps
 
 
 @pytest.fixture
-def make_workflow() -> Callable[..., af.Workflow[Item, Status]]:
+def make_workflow() -> Callable[..., af.Workflow[Item, Stage]]:
     """A two-step workflow on fresh memory adapters (or the ones given)."""
 
-    def make(name: str = "wf", **adapters: Any) -> af.Workflow[Item, Status]:
-        return two_step_builder(name).build(
+    def make(name: str = "wf", **adapters: Any) -> af.Workflow[Item, Stage]:
+        return two_steps(name).build(
             adapters.get("streamer") or MemoryEventStreamer(),
             adapters.get("store") or MemoryRecordStore(),
             adapters.get("scheduler") or MemoryRoleScheduler(),

@@ -11,22 +11,22 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry
-from runtime_flows import Item, Status, two_step_builder
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryEventStreamer, MemoryRecordStore, MemoryRoleScheduler
 from actorflow.metrics import metrics_for
 from actorflow.processes.base import Process
 from actorflow.runtime.plan import plan_workflow
+from tests.model import Item, Stage, two_steps
 
 
-def _process(wf: af.Workflow[Item, Status], prefix: str) -> Process:
+def _process(wf: af.Workflow[Item, Stage], prefix: str) -> Process:
     plan = next(p for p in plan_workflow(wf.engine) if p.name.startswith(prefix))
     return plan.make(metrics_for(CollectorRegistry()).process(wf.name, plan.name))
 
 
 def test_a_lease_lost_mid_batch_keeps_the_batch_for_when_it_is_renewed() -> None:
-    wf = two_step_builder("lease-mid-batch").build(MemoryEventStreamer(), MemoryRecordStore(), MemoryRoleScheduler())
+    wf = two_steps("lease-mid-batch").build(MemoryEventStreamer(), MemoryRecordStore(), MemoryRoleScheduler())
     run_ids = [wf.trigger(f"r{i}", Item(f"r{i}")) for i in range(5)]
     outbox = _process(wf, "outbox")
     outbox.start()
@@ -37,9 +37,9 @@ def test_a_lease_lost_mid_batch_keeps_the_batch_for_when_it_is_renewed() -> None
     try:
         consumer.valid_until = time.monotonic() - 1  # the lease ran out before the batch commits
         consumer.tick(0.5)
-        assert all(wf.record_store.lookup(r).status == Status.STARTED for r in run_ids), "nothing committed"
+        assert all(wf.record_store.lookup(r).status == Stage.STARTED for r in run_ids), "nothing committed"
         consumer.valid_until = None  # the renewal arrives
         consumer.tick(0.5)  # the kept batch is handled; nothing new is on the topic
     finally:
         consumer.stop()
-    assert [wf.record_store.lookup(r).status for r in run_ids] == [Status.MIDDLE] * 5
+    assert [wf.record_store.lookup(r).status for r in run_ids] == [Stage.FIRST] * 5

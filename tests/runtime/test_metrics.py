@@ -9,11 +9,12 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, generate_latest
-from runtime_flows import Item, Status, eventually
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryEventStreamer, MemoryRecordStore, MemoryRoleScheduler
 from actorflow.topics import topic
+from tests.model import Item, Stage
+from tests.waiting import eventually
 
 
 def scrape(port: int, path: str = "/metrics") -> str:
@@ -26,7 +27,7 @@ def test_metrics_endpoint_serves_the_original_names(make_workflow):
     wf = make_workflow("metered")
     with af.Supervisor([wf], metrics_port=0, registry=CollectorRegistry()) as sup:
         run_id = wf.trigger("x", Item("x"))
-        wf.await_status("x", run_id, Status.DONE, timeout=5)
+        wf.await_status("x", run_id, Stage.DONE, timeout=5)
         text = scrape(sup.metrics_port)
     assert (
         'workflow_run_state_changes{current_run_state="Completed",previous_run_state="Running",workflow_name="metered"} 1.0'
@@ -59,7 +60,7 @@ def test_supervisors_sharing_a_registry_do_not_collide(make_workflow):
         wf = make_workflow(name)
         with af.Supervisor([wf], registry=registry):
             run_id = wf.trigger("x", Item("x"))
-            wf.await_status("x", run_id, Status.DONE, timeout=5)
+            wf.await_status("x", run_id, Stage.DONE, timeout=5)
     labels = {"workflow_name": "two", "previous_run_state": "Running", "current_run_state": "Completed"}
     assert registry.get_sample_value("workflow_run_state_changes", labels) == 1
 
@@ -89,38 +90,38 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 def test_a_failing_step_counts_workflow_process_error_count():
     """Each step error adds 1 to workflow_process_error_count{workflow_name, process_name}."""
     registry = CollectorRegistry()
-    b = af.Builder("erring", Item, Status)
+    b = af.Builder("erring", Item, Stage)
     failures: list[int] = []
 
-    def counting(run: af.Run[Item, Status]) -> Status:
+    def counting(run: af.Run[Item, Stage]) -> Stage:
         failures.append(1)
         if len(failures) <= 2:
             msg = f"flaky ({len(failures)})"
             raise RuntimeError(msg)
-        return Status.MIDDLE
+        return Stage.FIRST
 
-    b.add_step(Status.STARTED, counting, Status.MIDDLE).with_options(err_backoff=0.01)
-    b.add_step(Status.MIDDLE, lambda run: Status.DONE, Status.DONE)
+    b.add_step(Stage.STARTED, counting, Stage.FIRST).with_options(err_backoff=0.01)
+    b.add_step(Stage.FIRST, lambda run: Stage.DONE, Stage.DONE)
     wf = b.build(MemoryEventStreamer(), MemoryRecordStore(), MemoryRoleScheduler())
     with af.Supervisor([wf], registry=registry):
         run_id = wf.trigger("x", Item("x"))
-        wf.await_status("x", run_id, Status.DONE, timeout=5)
+        wf.await_status("x", run_id, Stage.DONE, timeout=5)
         text = generate_latest(registry).decode()
     assert 'workflow_process_error_count{process_name="started-consumer-1-of-1",workflow_name="erring"} 2.0' in text
     assert "# HELP workflow_process_error_count " in text
     assert "workflow_process_error_count_total" not in text
     # The step that never failed has no errors counted.
     assert registry.get_sample_value(
-        "workflow_process_error_count", {"workflow_name": "erring", "process_name": "middle-consumer-1-of-1"}
+        "workflow_process_error_count", {"workflow_name": "erring", "process_name": "first-consumer-1-of-1"}
     ) in (None, 0.0)
 
 
 def test_skipped_events_are_counted_by_reason():
     """workflow_process_skipped_events_count{workflow_name, process_name, reason}: a skip, then an old event."""
     registry = CollectorRegistry()
-    b = af.Builder("skipping", Item, Status)
-    b.add_step(Status.STARTED, lambda run: run.skip() if run.foreign_id == "skip-me" else Status.MIDDLE, Status.MIDDLE)
-    b.add_step(Status.MIDDLE, lambda run: Status.DONE, Status.DONE)
+    b = af.Builder("skipping", Item, Stage)
+    b.add_step(Stage.STARTED, lambda run: run.skip() if run.foreign_id == "skip-me" else Stage.FIRST, Stage.FIRST)
+    b.add_step(Stage.FIRST, lambda run: Stage.DONE, Stage.DONE)
     streamer = MemoryEventStreamer()
     wf = b.build(streamer, MemoryRecordStore(), MemoryRoleScheduler())
 
@@ -131,14 +132,14 @@ def test_skipped_events_are_counted_by_reason():
     with af.Supervisor([wf], registry=registry):
         wf.trigger("skip-me", Item("skip-me"))
         behind = wf.trigger("behind", Item("behind"))
-        wf.await_status("behind", behind, Status.DONE, timeout=5)  # handled after the skipped run's event
+        wf.await_status("behind", behind, Stage.DONE, timeout=5)  # handled after the skipped run's event
         assert skipped("next value specified skip") == 1
 
         # The run's first event again: older than its record now.
-        (old,) = [e for e in streamer.events(topic("skipping", Status.STARTED)) if e.run_id == behind]
-        sender = streamer.new_sender(topic("skipping", Status.STARTED))
+        (old,) = [e for e in streamer.events(topic("skipping", Stage.STARTED)) if e.run_id == behind]
+        sender = streamer.new_sender(topic("skipping", Stage.STARTED))
         sender.send(old.run_id, old.type, old.headers)
-        eventually(lambda: skipped("event record version lower than latest record version") == 1, message="the skip")
+        eventually(lambda: skipped("event record version lower than latest record version") == 1, what="the skip")
         text = generate_latest(registry).decode()
     assert (
         'workflow_process_skipped_events_count{process_name="started-consumer-1-of-1",'
@@ -156,30 +157,30 @@ def test_the_lag_alert_gauge_follows_the_age_of_the_event_handled():
     """
     registry = CollectorRegistry()
     clock = af.FakeClock(T0)
-    b = af.Builder("lagging", Item, Status)
-    b.add_step(Status.STARTED, lambda run: Status.MIDDLE, Status.MIDDLE).with_options(lag=60, lag_alert=600)
-    b.add_step(Status.MIDDLE, lambda run: Status.DONE, Status.DONE)
+    b = af.Builder("lagging", Item, Stage)
+    b.add_step(Stage.STARTED, lambda run: Stage.FIRST, Stage.FIRST).with_options(lag=60, lag_alert=600)
+    b.add_step(Stage.FIRST, lambda run: Stage.DONE, Stage.DONE)
     streamer = MemoryEventStreamer(clock=clock)
     wf = b.build(streamer, MemoryRecordStore(), MemoryRoleScheduler(), clock=clock)
     labels = {"workflow_name": "lagging", "process_name": STARTED_CONSUMER}
-    started_topic = topic("lagging", Status.STARTED)
+    started_topic = topic("lagging", Stage.STARTED)
 
     with af.Supervisor([wf], registry=registry):
         old = wf.trigger("old", Item("old"))
-        eventually(lambda: len(streamer.events(started_topic)) == 1, message="the first event published")
+        eventually(lambda: len(streamer.events(started_topic)) == 1, what="the first event published")
         clock.advance(timedelta(hours=2))
-        wf.await_status("old", old, Status.MIDDLE, timeout=5)
+        wf.await_status("old", old, Stage.FIRST, timeout=5)
         assert registry.get_sample_value("workflow_process_lag_seconds", labels) == 7200
         assert registry.get_sample_value("workflow_process_lag_alert", labels) == 1
         text = generate_latest(registry).decode()
 
         new = wf.trigger("new", Item("new"))
-        eventually(lambda: len(streamer.events(started_topic)) == 2, message="the second event published")
+        eventually(lambda: len(streamer.events(started_topic)) == 2, what="the second event published")
         clock.advance(timedelta(seconds=120))
-        wf.await_status("new", new, Status.MIDDLE, timeout=5)
+        wf.await_status("new", new, Stage.FIRST, timeout=5)
         assert registry.get_sample_value("workflow_process_lag_seconds", labels) == 120
         assert registry.get_sample_value("workflow_process_lag_alert", labels) == 0
     assert 'workflow_process_lag_alert{process_name="started-consumer-1-of-1",workflow_name="lagging"} 1.0' in text
     # A process without a lag alert of its own keeps the default (30 min): never raised here.
-    middle = {"workflow_name": "lagging", "process_name": "middle-consumer-1-of-1"}
+    middle = {"workflow_name": "lagging", "process_name": "first-consumer-1-of-1"}
     assert registry.get_sample_value("workflow_process_lag_alert", middle) == 0

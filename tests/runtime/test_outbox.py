@@ -8,10 +8,10 @@ import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from runtime_flows import Item, Status, two_step_builder
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryEventStreamer, MemoryRecordStore, MemoryRoleScheduler
+from tests.model import Item, Stage, two_steps
 
 
 class DownStreamer(MemoryEventStreamer):
@@ -44,7 +44,7 @@ def test_a_failing_streamer_backs_the_outbox_off_instead_of_crashing_it() -> Non
     """Adapter errors: the relay waits the outbox's err_backoff, relays again, and is never restarted."""
     backoff = 0.2
     streamer = DownStreamer(failures=2)
-    wf = two_step_builder("outbox-down").build(
+    wf = two_steps("outbox-down").build(
         streamer,
         MemoryRecordStore(),
         MemoryRoleScheduler(),
@@ -53,7 +53,7 @@ def test_a_failing_streamer_backs_the_outbox_off_instead_of_crashing_it() -> Non
     registry = CollectorRegistry()
     with af.Supervisor([wf], registry=registry):
         run_id = wf.trigger("x", Item("x"))
-        assert wf.await_status("x", run_id, Status.DONE, timeout=10).object.steps == 2
+        assert wf.await_status("x", run_id, Stage.DONE, timeout=10).object.steps == 2
     first_three = streamer.flushes[:3]
     gaps = [later - earlier for earlier, later in itertools.pairwise(first_three)]
     assert all(gap >= backoff * 0.9 for gap in gaps), f"relayed again before err_backoff: {gaps}"

@@ -9,11 +9,12 @@ import urllib.request
 
 import pykka
 from prometheus_client import CollectorRegistry
-from runtime_flows import Item, Status, eventually, two_step_builder
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryEventStreamer, MemoryRecordStore, MemoryRoleScheduler
 from actorflow.runtime.actor import ProcessActor
+from tests.model import Item, Stage, two_steps
+from tests.waiting import eventually
 
 FAST = af.RestartPolicy(initial=0.01, maximum=0.05, jitter=0.01, stable_after=0.3, max_restarts=3, window=30)
 
@@ -52,7 +53,7 @@ def restarts(registry: CollectorRegistry, wf: str, process: str) -> float:
 def test_a_killed_actor_is_restarted_and_work_goes_on():
     """Stopping a process actor behind the supervisor's back gets it restarted."""
     registry = CollectorRegistry()
-    wf = two_step_builder("killed").build(MemoryEventStreamer(), MemoryRecordStore(), MemoryRoleScheduler())
+    wf = two_steps("killed").build(MemoryEventStreamer(), MemoryRecordStore(), MemoryRoleScheduler())
     with af.Supervisor([wf], registry=registry, restart=FAST):
         key = "killed/started-consumer-1-of-1"
         victim = actor_of(key)
@@ -63,23 +64,23 @@ def test_a_killed_actor_is_restarted_and_work_goes_on():
             found = actor_of(key)
             return found is not None and found.actor_urn != victim.actor_urn
 
-        eventually(replaced, message="restart")
+        eventually(replaced, what="restart")
         assert restarts(registry, "killed", "started-consumer-1-of-1") == 1
         run_id = wf.trigger("x", Item("x"))
-        assert wf.await_status("x", run_id, Status.DONE, timeout=5).object.steps == 2
+        assert wf.await_status("x", run_id, Stage.DONE, timeout=5).object.steps == 2
 
 
 def test_an_actor_that_raises_is_restarted_with_backoff():
     """An adapter error crashes the actor; the new one picks up where the stream was acknowledged."""
     registry = CollectorRegistry()
     store = FlakyStore()
-    wf = two_step_builder("flaky").build(MemoryEventStreamer(), store, MemoryRoleScheduler())
+    wf = two_steps("flaky").build(MemoryEventStreamer(), store, MemoryRoleScheduler())
     with af.Supervisor([wf], registry=registry, restart=FAST):
         store.broken.set()
         run_id = wf.trigger("x", Item("x"))
-        eventually(lambda: store.failures >= 2, message="outbox crashes")
+        eventually(lambda: store.failures >= 2, what="outbox crashes")
         store.broken.clear()
-        assert wf.await_status("x", run_id, Status.DONE, timeout=5).object.steps == 2
+        assert wf.await_status("x", run_id, Stage.DONE, timeout=5).object.steps == 2
         assert restarts(registry, "flaky", "outbox-consumer") >= 2
 
 
@@ -87,11 +88,11 @@ def test_crashing_past_the_intensity_limit_marks_the_process_failed_until_it_rec
     """Too many crashes in the window: FAILED in states(), the gauge and /healthz; it recovers after."""
     registry = CollectorRegistry()
     store = FlakyStore()
-    wf = two_step_builder("failing").build(MemoryEventStreamer(), store, MemoryRoleScheduler())
+    wf = two_steps("failing").build(MemoryEventStreamer(), store, MemoryRoleScheduler())
     store.broken.set()
     with af.Supervisor([wf], registry=registry, restart=FAST, metrics_port=0) as sup:
         key = "failing/outbox-consumer"
-        eventually(lambda: sup.states().get(key) is af.ProcessState.FAILED, message="FAILED state")
+        eventually(lambda: sup.states().get(key) is af.ProcessState.FAILED, what="FAILED state")
         labels = {"workflow_name": "failing", "process_name": "outbox-consumer"}
         assert registry.get_sample_value("actorflow_process_failed", labels) == 1
         url = f"http://127.0.0.1:{sup.metrics_port}/healthz"
@@ -102,7 +103,7 @@ def test_crashing_past_the_intensity_limit_marks_the_process_failed_until_it_rec
             assert exc.code == 503
             assert json.loads(exc.read())["failed"] == [key]
         store.broken.clear()
-        eventually(lambda: sup.states().get(key) is af.ProcessState.RUNNING, timeout=10, message="recovery")
+        eventually(lambda: sup.states().get(key) is af.ProcessState.RUNNING, timeout=10, what="recovery")
         assert registry.get_sample_value("actorflow_process_failed", labels) == 0
         with urllib.request.urlopen(url, timeout=5) as resp:
             assert resp.status == 200

@@ -6,26 +6,27 @@ import threading
 from collections import Counter
 
 from prometheus_client import CollectorRegistry
-from runtime_flows import Item, Status, eventually, two_step_builder
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryEventStreamer, MemoryRecordStore, MemoryRoleScheduler
 from actorflow.protocols import Lease
+from tests.model import Item, Stage, two_steps
+from tests.waiting import eventually
 
 
-def counting_builder(name: str, calls: Counter[str], lock: threading.Lock) -> af.Builder[Item, Status]:
-    b = af.Builder(name, Item, Status)
+def counting_builder(name: str, calls: Counter[str], lock: threading.Lock) -> af.Builder[Item, Stage]:
+    b = af.Builder(name, Item, Stage)
 
-    def step(to: Status):
-        def fn(run: af.Run[Item, Status]) -> Status:
+    def step(to: Stage):
+        def fn(run: af.Run[Item, Stage]) -> Stage:
             with lock:
                 calls[f"{run.run_id}:{int(run.status)}"] += 1
             return to
 
         return fn
 
-    b.add_step(Status.STARTED, step(Status.MIDDLE), Status.MIDDLE).with_options(parallel_count=3)
-    b.add_step(Status.MIDDLE, step(Status.DONE), Status.DONE)
+    b.add_step(Stage.STARTED, step(Stage.FIRST), Stage.FIRST).with_options(parallel_count=3)
+    b.add_step(Stage.FIRST, step(Stage.DONE), Stage.DONE)
     return b
 
 
@@ -47,7 +48,7 @@ def test_two_nodes_split_roles_and_never_both_work_one(make_workflow):
             assert len(running) == 1, key
         ids = [(f"r{i}", node_a.trigger(f"r{i}", Item(f"r{i}"))) for i in range(60)]
         for foreign_id, run_id in ids:
-            node_b.await_status(foreign_id, run_id, Status.DONE, timeout=10)
+            node_b.await_status(foreign_id, run_id, Stage.DONE, timeout=10)
     assert set(calls.values()) == {1}
     assert len(calls) == 120
 
@@ -55,8 +56,8 @@ def test_two_nodes_split_roles_and_never_both_work_one(make_workflow):
 def test_roles_move_to_the_other_node_when_one_stops(make_workflow):
     """When a node stops it releases its roles and the other node takes them within seconds."""
     streamer, store, scheduler = MemoryEventStreamer(), MemoryRecordStore(), MemoryRoleScheduler()
-    first = two_step_builder("handover").build(streamer, store, scheduler)
-    second = two_step_builder("handover").build(streamer, store, scheduler)
+    first = two_steps("handover").build(streamer, store, scheduler)
+    second = two_steps("handover").build(streamer, store, scheduler)
     sup_a = af.Supervisor([first], registry=CollectorRegistry(), node_id="a", claim_interval=0.05)
     sup_b = af.Supervisor([second], registry=CollectorRegistry(), node_id="b", claim_interval=0.05)
     sup_a.start()
@@ -66,10 +67,10 @@ def test_roles_move_to_the_other_node_when_one_stops(make_workflow):
             sup_a.stop()
             eventually(
                 lambda: all(s is af.ProcessState.RUNNING for s in sup_b.states().values()),
-                message="roles moving to node b",
+                what="roles moving to node b",
             )
             run_id = second.trigger("after", Item("after"))
-            assert second.await_status("after", run_id, Status.DONE, timeout=5).object.steps == 2
+            assert second.await_status("after", run_id, Stage.DONE, timeout=5).object.steps == 2
     finally:
         sup_a.stop()
 
@@ -96,17 +97,17 @@ def test_a_node_that_cannot_renew_stops_working_before_its_lease_expires():
     shared = MemoryRoleScheduler(ttl=0.6)
     cut_off = OutageScheduler(shared)
     streamer, store = MemoryEventStreamer(), MemoryRecordStore()
-    a = two_step_builder("lease").build(streamer, store, cut_off)
-    b = two_step_builder("lease").build(streamer, store, shared)
+    a = two_steps("lease").build(streamer, store, cut_off)
+    b = two_steps("lease").build(streamer, store, shared)
     sup_a = af.Supervisor([a], registry=CollectorRegistry(), node_id="a", claim_interval=0.05)
     sup_b = af.Supervisor([b], registry=CollectorRegistry(), node_id="b", claim_interval=0.05)
     with sup_a:
-        eventually(lambda: all(s is af.ProcessState.RUNNING for s in sup_a.states().values()), message="a runs")
+        eventually(lambda: all(s is af.ProcessState.RUNNING for s in sup_a.states().values()), what="a runs")
         with sup_b:
             cut_off.down.set()
             # Node a gives every role up once its lease would no longer be safe ...
-            eventually(lambda: all(s is af.ProcessState.IDLE for s in sup_a.states().values()), message="a idles")
+            eventually(lambda: all(s is af.ProcessState.IDLE for s in sup_a.states().values()), what="a idles")
             # ... and node b gets them once the leases expired.
-            eventually(lambda: all(s is af.ProcessState.RUNNING for s in sup_b.states().values()), message="b runs")
+            eventually(lambda: all(s is af.ProcessState.RUNNING for s in sup_b.states().values()), what="b runs")
             run_id = b.trigger("x", Item("x"))
-            assert b.await_status("x", run_id, Status.DONE, timeout=5).object.steps == 2
+            assert b.await_status("x", run_id, Stage.DONE, timeout=5).object.steps == 2

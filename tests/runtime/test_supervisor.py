@@ -7,14 +7,14 @@ import time
 
 import pytest
 from prometheus_client import CollectorRegistry
-from runtime_flows import Item, Status
 
 import actorflow as af
+from tests.model import Item, Stage
 
 
-def run_to_done(wf: af.Workflow[Item, Status], foreign_id: str) -> af.Run[Item, Status]:
+def run_to_done(wf: af.Workflow[Item, Stage], foreign_id: str) -> af.Run[Item, Stage]:
     run_id = wf.trigger(foreign_id, Item(foreign_id))
-    return wf.await_status(foreign_id, run_id, Status.DONE, timeout=5)
+    return wf.await_status(foreign_id, run_id, Stage.DONE, timeout=5)
 
 
 def test_one_supervisor_hosts_two_workflows(make_workflow):
@@ -35,14 +35,14 @@ def test_states_use_the_original_process_names(make_workflow):
     with af.Supervisor([wf], registry=CollectorRegistry()) as sup:
         assert sorted(sup.states()) == [
             "names/delete-consumer",
-            "names/middle-consumer-1-of-1",
+            "names/first-consumer-1-of-1",
             "names/outbox-consumer",
             "names/paused-records-retry-consumer",
             "names/started-consumer-1-of-1",
         ]
         assert sorted(wf.states()) == [
             "delete-consumer",
-            "middle-consumer-1-of-1",
+            "first-consumer-1-of-1",
             "outbox-consumer",
             "paused-records-retry-consumer",
             "started-consumer-1-of-1",
@@ -137,4 +137,4 @@ def test_trigger_works_on_an_instance_that_never_runs(make_workflow):
     node = make_workflow("split", **shared)
     run_id = trigger_only.trigger("x", Item("x"))
     with af.Supervisor([node], registry=CollectorRegistry()):
-        assert trigger_only.await_status("x", run_id, Status.DONE, timeout=5).object.steps == 2
+        assert trigger_only.await_status("x", run_id, Stage.DONE, timeout=5).object.steps == 2

@@ -22,8 +22,8 @@ from actorflow.adapters.kafka.streamer import event_position
 from actorflow.adapters.memory import MemoryRoleScheduler
 from actorflow.adapters.postgres import PostgresRecordStore
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/, for three_steps
-from three_steps import three_steps
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository, for tests.model
+from tests.model import three_steps
 
 
 class LoggingStreamer(KafkaEventStreamer):

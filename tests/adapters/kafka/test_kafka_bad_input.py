@@ -8,12 +8,12 @@ import time
 from typing import Any
 
 import pytest
-from kafka_fixtures import raw_producer
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryRoleScheduler, MemoryTimeoutStore
 from actorflow.event import Header
 from actorflow.protocols import ReceiverOptions
+from tests.kafka_fixtures import raw_producer
 
 pytestmark = pytest.mark.kafka
 
@@ -76,6 +76,7 @@ def test_unreadable_messages_come_out_marked_malformed_in_place(kafka_broker, ka
         streamer.close()
 
 
+@pytest.mark.postgres
 def test_the_engine_counts_and_skips_malformed_messages_and_later_runs_complete(
     kafka_broker, kafka_prefix, pg_dsn, pg_schema
 ):
@@ -140,10 +141,9 @@ def test_a_broker_that_does_not_speak_kafka_is_an_error_within_the_bootstrap_tim
 
 def test_a_supervisor_on_an_unreachable_broker_fails_to_start_with_the_address(tmp_path):
     """start() checks the broker (Attachable.attach): the error names the address; nothing keeps running."""
-    from three_steps import three_steps
-
     from actorflow.adapters.kafka import KafkaError, KafkaEventStreamer
     from actorflow.adapters.sqlite import SqliteRecordStore
+    from tests.model import three_steps
 
     store = SqliteRecordStore(tmp_path / "away.db")
     wf = three_steps("away").build(KafkaEventStreamer("127.0.0.1:1"), store, MemoryRoleScheduler())

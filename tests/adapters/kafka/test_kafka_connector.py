@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kafka_fixtures import raw_producer
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryEventStreamer, MemoryRecordStore, MemoryRoleScheduler
@@ -22,6 +21,7 @@ from actorflow.event import shard_of
 from actorflow.processes.connector import connector_key
 from actorflow.protocols import ReceiverOptions
 from actorflow.testing import require
+from tests.kafka_fixtures import raw_producer
 
 pytestmark = pytest.mark.kafka
 

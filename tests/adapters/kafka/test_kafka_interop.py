@@ -16,11 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from kafka_fixtures import raw_producer, read_all
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryRecordStore, MemoryRoleScheduler
 from actorflow.event import shard_of
+from tests.kafka_fixtures import raw_producer, read_all
 
 pytestmark = pytest.mark.kafka
 

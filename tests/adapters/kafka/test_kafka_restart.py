@@ -13,12 +13,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from child_nodes import kill_part_way
-from kafka_fixtures import TansuBroker, read_all, require_kafka, s3_env
-from three_steps import Status, three_steps
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryRoleScheduler
+from tests.child_nodes import kill_part_way
+from tests.kafka_fixtures import TansuBroker, read_all, require_kafka, s3_env
+from tests.model import Stage, three_steps
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -89,6 +89,7 @@ def assert_every_run_stored_each_transition_once(dsn: str, schema: str, runs: in
         assert objects.fetchall() == [("3",)]  # three steps stored: never one twice
 
 
+@pytest.mark.postgres
 def test_a_node_killed_mid_stream_resumes_from_its_committed_offsets(
     kafka_broker, kafka_prefix, pg_dsn, pg_schema, tmp_path
 ):
@@ -191,7 +192,7 @@ def run_through_a_broker_crash(broker: TansuBroker, dsn: str, schema: str) -> Cr
         wf.run()
         runs |= {f"before-{i}": wf.trigger(f"before-{i}") for i in range(100)}
         for foreign_id, run_id in runs.items():
-            wf.await_status(foreign_id, run_id, Status.DONE, timeout=30)
+            wf.await_status(foreign_id, run_id, Stage.DONE, timeout=30)
         runs |= {f"in-flight-{i}": wf.trigger(f"in-flight-{i}") for i in range(100)}
         wait_completed(dsn, schema, 120)
         crash.committed_at_first_kill = committed_offsets(broker.address, keys())
@@ -200,7 +201,7 @@ def run_through_a_broker_crash(broker: TansuBroker, dsn: str, schema: str) -> Cr
         runs |= {f"outage-{i}": wf.trigger(f"outage-{i}") for i in range(50)}
         broker.start()
         for foreign_id, run_id in runs.items():
-            wf.await_status(foreign_id, run_id, Status.DONE, timeout=60)
+            wf.await_status(foreign_id, run_id, Stage.DONE, timeout=60)
 
         runs |= {f"second-{i}": wf.trigger(f"second-{i}") for i in range(100)}
         wait_completed(dsn, schema, len(runs) - 80)
@@ -211,7 +212,7 @@ def run_through_a_broker_crash(broker: TansuBroker, dsn: str, schema: str) -> Cr
         crash.second_run = len(crash.delivered)
         wf.run()
         for foreign_id, run_id in runs.items():
-            wf.await_status(foreign_id, run_id, Status.DONE, timeout=60)
+            wf.await_status(foreign_id, run_id, Stage.DONE, timeout=60)
     finally:
         wf.stop()
         streamer.close()
@@ -279,6 +280,7 @@ def assert_readers_resumed_from_their_committed_offsets(crash: Crash) -> None:
 # reconnecting during the outage leaves sockets to the garbage collector, which warns. They are
 # collected, and those warnings dropped, inside this test; logging is off meanwhile, because log
 # records of the (expected) connection errors would keep them alive in pytest's log capture.
+@pytest.mark.postgres
 @pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_broker_restarted_on_s3_storage_loses_no_event(moto_s3, tmp_path, pg_dsn, pg_schema):
     """The broker is SIGKILLed with runs in flight and started again on its S3 data: every run completes once.
@@ -359,7 +361,7 @@ def test_stop_during_a_broker_outage_returns_in_time_and_leaves_no_thread(tmp_pa
         supervisor.start()
         runs = {f"before-{i}": wf.trigger(f"before-{i}") for i in range(20)}
         for foreign_id, run_id in runs.items():
-            wf.await_status(foreign_id, run_id, Status.DONE, timeout=30)
+            wf.await_status(foreign_id, run_id, Stage.DONE, timeout=30)
         for i in range(50):
             wf.trigger(f"in-flight-{i}")
         broker.stop(kill=True)

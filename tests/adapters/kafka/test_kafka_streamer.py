@@ -13,13 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from kafka_fixtures import read_all
-from three_steps import Status as ThreeStatus
-from three_steps import three_steps
 
 import actorflow as af
 from actorflow.event import Header, shard_of
 from actorflow.protocols import ReceiverOptions
+from tests.kafka_fixtures import read_all
+from tests.model import Stage, three_steps
 
 pytestmark = pytest.mark.kafka
 
@@ -283,7 +282,7 @@ def test_closing_a_reader_closes_every_socket_of_its_consumer(make, monkeypatch,
     streamer = make(partitions=1)
     streamer.new_sender("leak").close()  # the topic exists before the window is widened
     if window == "request being written":  # the fetch sent after a poll stays in the write buffer
-        write = KafkaTCPTransport._write_to_sock  # noqa: SLF001 - kafka-python's transport, slowed to widen the window
+        write = KafkaTCPTransport._write_to_sock  # noqa: SLF001 - kafka-python's transport, slowed to widen a window
 
         async def slow_write(self: Any) -> Any:
             await self._net.sleep(0.3)
@@ -409,11 +408,11 @@ def test_the_consumer_commits_once_per_batch(make, kafka_prefix, monkeypatch):
     wf.run()
     try:
         for foreign_id, run_id in runs.items():
-            wf.await_status(foreign_id, run_id, ThreeStatus.DONE, timeout=20)
+            wf.await_status(foreign_id, run_id, Stage.DONE, timeout=20)
     finally:
         wf.stop()
 
-    first = f"{wf.name}-{int(ThreeStatus.STARTED)}"
+    first = f"{wf.name}-{int(Stage.STARTED)}"
     (first_group,) = {name for name, topic, _ in batches if topic == first}
     first_batches = [events for name, _, events in batches if name == first_group]
     assert sum(len(events) for events in first_batches) == 50

@@ -9,6 +9,8 @@ import pytest
 
 from actorflow.testing.adaptertest import EventStreamerSuite, RecordStoreSuite, TimeoutStoreSuite
 
+pytestmark = pytest.mark.postgres
+
 
 def _factory(cls_name: str, dsn: str, schema: str) -> Iterator[Callable[..., Any]]:
     """A factory of adapters on one schema (several calls = several processes); closes them after."""

@@ -18,14 +18,14 @@ from typing import Any
 
 import psycopg
 import pytest
-from _pg_cluster import Cluster, ClusterUnavailable
-from pg_fixtures import REQUIRE_SERVICES
 from prometheus_client import CollectorRegistry
-from three_steps import Item, Status, three_steps
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryRoleScheduler
 from actorflow.adapters.postgres import PostgresEventStreamer, PostgresRecordStore, PostgresTimeoutStore
+from tests.adapters.postgres._pg_cluster import Cluster, ClusterUnavailable
+from tests.model import Item, Stage, three_steps
+from tests.services import unavailable
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -40,10 +40,7 @@ def cluster() -> Iterator[Cluster]:
     try:
         made = Cluster()
     except ClusterUnavailable as exc:
-        reason = f"no throwaway PostgreSQL cluster: {exc}"
-        if REQUIRE_SERVICES:  # as CI sets it: fail instead of skipping
-            pytest.fail(f"ACTORFLOW_REQUIRE_SERVICES=1 but {reason}")
-        pytest.skip(reason)
+        unavailable(f"no throwaway PostgreSQL cluster: {exc}")
     try:
         made.create()
         yield made
@@ -67,7 +64,7 @@ def _wait(what: str, condition: Any, timeout: float) -> None:
         time.sleep(0.01)
 
 
-def _build(dsn: str, schema: str, first: Any = None) -> tuple[af.Workflow[Item, Status], list[Any], CollectorRegistry]:
+def _build(dsn: str, schema: str, first: Any = None) -> tuple[af.Workflow[Item, Stage], list[Any], CollectorRegistry]:
     adapters = [
         PostgresEventStreamer(dsn, schema=schema),
         PostgresRecordStore(dsn, schema=schema),
@@ -110,10 +107,10 @@ def test_every_run_finishes_when_the_server_restarts_with_runs_in_flight(cluster
     before = set(threading.enumerate())
     dsn = cluster.dsn
 
-    def first(run: af.Run[Item, Status]) -> Status:
+    def first(run: af.Run[Item, Stage]) -> Stage:
         time.sleep(0.005)  # 200 first steps take a second at least: runs are in flight at the stop
         run.object.steps += 1
-        return Status.FIRST
+        return Stage.FIRST
 
     wf, adapters, registry = _build(dsn, "inflight", first)
     policy = af.RestartPolicy(initial=0.05, maximum=0.5, jitter=0.05)
@@ -150,7 +147,7 @@ def test_every_run_finishes_when_the_server_restarts_with_runs_in_flight(cluster
         restarted = time.monotonic()
         deadline = restarted + 60
         for foreign_id, run_id in runs.items():
-            run = wf.await_status(foreign_id, run_id, Status.DONE, timeout=max(0.1, deadline - time.monotonic()))
+            run = wf.await_status(foreign_id, run_id, Stage.DONE, timeout=max(0.1, deadline - time.monotonic()))
             assert run.meta.version == 4, f"{foreign_id} finished at version {run.meta.version}"
         print(
             f"{at_stop:.0f} of {RUNS} completed at the stop; all {RUNS} {time.monotonic() - restarted:.1f} s after the start"
@@ -161,7 +158,7 @@ def test_every_run_finishes_when_the_server_restarts_with_runs_in_flight(cluster
 
     with psycopg.connect(dsn, autocommit=True, options="-c search_path=inflight") as conn:
         records = conn.execute("SELECT run_state, status, version, count(*) FROM workflow_records GROUP BY 1, 2, 3")
-        assert records.fetchall() == [(5, int(Status.DONE), 4, RUNS)]
+        assert records.fetchall() == [(5, int(Stage.DONE), 4, RUNS)]
         per_run = conn.execute(
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM workflow_record_snapshots GROUP BY run_id"
         ).fetchall()
@@ -183,7 +180,7 @@ def test_a_trigger_while_the_server_is_down_fails_within_seconds(cluster: Cluste
     try:
         supervisor.start()
         run_id = wf.trigger("before", Item("before"))
-        wf.await_status("before", run_id, Status.DONE, timeout=30)
+        wf.await_status("before", run_id, Stage.DONE, timeout=30)
 
         cluster.stop("fast")
         started = time.monotonic()
@@ -194,7 +191,7 @@ def test_a_trigger_while_the_server_is_down_fails_within_seconds(cluster: Cluste
 
         cluster.start()
         run_id = wf.trigger("after", Item("after"))
-        assert wf.await_status("after", run_id, Status.DONE, timeout=60).meta.version == 4
+        assert wf.await_status("after", run_id, Stage.DONE, timeout=60).meta.version == 4
     finally:
         _shut_down(cluster, supervisor, adapters)
     _assert_no_thread_left(before)

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 from prometheus_client import CollectorRegistry
-from three_steps import Item, Status, three_steps
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryRoleScheduler
@@ -22,6 +21,9 @@ from actorflow.adapters.postgres import (
     migrate,
 )
 from actorflow.testing.adaptertest._records import dummy_record
+from tests.model import Item, Stage, three_steps
+
+pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
@@ -103,7 +105,7 @@ def test_direct_publishing_needs_no_outbox_relay(adapters):
     try:
         assert "outbox-consumer" not in wf.states()
         run_id = wf.trigger("x", Item("x"))
-        assert wf.await_status("x", run_id, Status.DONE, timeout=10).object.steps == 3
+        assert wf.await_status("x", run_id, Stage.DONE, timeout=10).object.steps == 3
     finally:
         wf.stop()
     assert store.list_outbox_events(wf.name, 10) == []
@@ -119,7 +121,7 @@ def test_another_databases_streamer_goes_through_the_outbox(pg_dsn, pg_schema, m
         try:
             assert "outbox-consumer" in wf.states()
             run_id = wf.trigger("x", Item("x"))
-            assert wf.await_status("x", run_id, Status.DONE, timeout=10).object.steps == 3
+            assert wf.await_status("x", run_id, Stage.DONE, timeout=10).object.steps == 3
         finally:
             wf.stop()
     finally:
@@ -139,7 +141,7 @@ def test_an_unreadable_record_is_reported_and_skipped(adapters, pg_dsn, pg_schem
         store.lookup(bad)
     wf.run()
     try:
-        assert wf.await_status("good", good, Status.DONE, timeout=10).object.steps == 3
+        assert wf.await_status("good", good, Stage.DONE, timeout=10).object.steps == 3
         assert wf.states()["started-consumer-1-of-1"] is af.ProcessState.RUNNING
     finally:
         wf.stop()
@@ -175,7 +177,7 @@ def test_every_run_finishes_when_the_server_cuts_every_connection(adapters, pg_d
                     cut = row[0] if row else 0
                 assert cut > 0
         for foreign_id, run_id in runs:
-            run = wf.await_status(foreign_id, run_id, Status.DONE, timeout=60)
+            run = wf.await_status(foreign_id, run_id, Stage.DONE, timeout=60)
             assert run.meta.version == 4
     with _raw(pg_dsn, pg_schema) as conn:
         counts = conn.execute("SELECT count(*) FROM workflow_record_snapshots GROUP BY run_id").fetchall()
@@ -278,7 +280,7 @@ def test_the_outbox_relay_goes_on_past_an_unreadable_row(pg_dsn, pg_schema, make
         run_ids = [(f"r{i}", wf.trigger(f"r{i}", Item(f"r{i}"))) for i in range(3)]
         with af.Supervisor([wf], registry=CollectorRegistry()):
             for foreign_id, run_id in run_ids:
-                assert wf.await_status(foreign_id, run_id, Status.DONE, timeout=20).object.steps == 3
+                assert wf.await_status(foreign_id, run_id, Stage.DONE, timeout=20).object.steps == 3
             assert wf.states()["outbox-consumer"] is af.ProcessState.RUNNING
         with _raw(pg_dsn, pg_schema) as conn:
             assert conn.execute("SELECT count(*) FROM workflow_outbox").fetchone() == (0,)

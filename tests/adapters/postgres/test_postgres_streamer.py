@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from retention_checks import assert_stopping_ends_a_running_cleanup
 
 from actorflow.adapters.postgres import PostgresEventStreamer, migrate
 from actorflow.protocols import Header, ReceiverOptions, shard_of
+from tests.retention_checks import assert_stopping_ends_a_running_cleanup
+
+pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
@@ -419,9 +421,9 @@ def test_cleanup_deletes_in_bounded_batches(pg_dsn, pg_schema):
         sender.send("new", 1, {Header.TOPIC: "old"})
         sender.flush()
         cutoff = clock.value - timedelta(days=1)
-        assert streamer._delete_old_events(cutoff, 2) == 2
+        assert streamer.retention_job.delete_batch(cutoff, 2) == 2
         assert _count(pg_dsn, pg_schema) == 4
-        streamer._retention.batch = 2
+        streamer.retention_job.batch = 2
         assert streamer.cleanup() == 3
         assert _count(pg_dsn, pg_schema) == 1
     finally:
@@ -433,7 +435,7 @@ def test_retention_runs_on_a_timer_while_receivers_are_busy(pg_dsn, pg_schema):
     clock = _Clock(datetime(2030, 1, 1, tzinfo=UTC))
     streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema, retention=timedelta(days=1), clock=clock)
     try:
-        streamer._retention.every = 0.05
+        streamer.retention_job.every = 0.05
         sender = streamer.new_sender("busy")
         for i in range(20):
             sender.send(f"old-{i}", 1, {Header.TOPIC: "busy"})

@@ -55,7 +55,8 @@ def test_the_demo_keeps_its_database_at_the_given_path(tmp_path):
     assert result.returncode == 0, result.stderr
     assert str(path) in result.stdout
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT count(*), min(version), max(version) FROM records").fetchone() == (30, 5, 5)
+        counts = conn.execute("SELECT count(*), min(version), max(version) FROM workflow_records").fetchone()
+    assert counts == (30, 5, 5)
 
 
 def test_the_benchmark_runs_on_sqlite(tmp_path):

@@ -27,7 +27,7 @@ def _fresh(tmp_path: Path, make: Callable[..., Any]) -> Iterator[Callable[..., A
     yield factory
     for adapter in made:
         adapter.close()
-        assert adapter._db.open_connections() == 0
+        assert adapter.db.open_connections() == 0
 
 
 class TestSqliteRecordStore(RecordStoreSuite):

@@ -21,10 +21,32 @@ from actorflow.adapters.sqlite import (
     migrate,
 )
 from actorflow.adapters.sqlite._db import Database
-from actorflow.adapters.sqlite._queries import migrations
+from actorflow.adapters.sqlite._schema import migrations
 from actorflow.testing.adaptertest._records import dummy_record
 
 ADAPTERS = [SqliteRecordStore, SqliteTimeoutStore, SqliteEventStreamer]
+
+# The PostgreSQL adapters' names, which the SQLite schema takes from version 4 on.
+POSTGRES_TABLES = {
+    "workflow_records",
+    "workflow_record_snapshots",
+    "workflow_outbox",
+    "workflow_events",
+    "workflow_cursors",
+    "workflow_error_counts",
+    "workflow_timeouts",
+    "workflow_in_flight",
+}
+POSTGRES_INDEXES = {
+    "workflow_records_one_unfinished",
+    "workflow_records_latest",
+    "workflow_records_by_workflow",
+    "workflow_records_by_created",
+    "workflow_outbox_by_workflow",
+    "workflow_events_by_topic",
+    "workflow_error_counts_by_run",
+    "workflow_timeouts_valid",
+}
 
 
 def _first_use(adapter: object) -> None:
@@ -43,7 +65,7 @@ def test_constructing_an_adapter_opens_nothing(tmp_path, cls):
     """No file and no connection exist until the adapter is first used."""
     adapter = cls(tmp_path / "lazy.db")
     assert not (tmp_path / "lazy.db").exists()
-    assert adapter._db.open_connections() == 0
+    assert adapter.db.open_connections() == 0
     adapter.close()
 
 
@@ -51,14 +73,14 @@ def test_the_file_is_in_wal_mode_with_full_sync_by_default(tmp_path):
     """Connections use WAL and synchronous=FULL (2) unless told otherwise."""
     store = SqliteRecordStore(tmp_path / "pragmas.db")
     try:
-        conn = store._db.connection()
+        conn = store.db.connection()
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert conn.execute("PRAGMA synchronous").fetchone() == (2,)
     finally:
         store.close()
     relaxed = SqliteRecordStore(tmp_path / "pragmas.db", synchronous="normal")
     try:
-        assert relaxed._db.connection().execute("PRAGMA synchronous").fetchone() == (1,)
+        assert relaxed.db.connection().execute("PRAGMA synchronous").fetchone() == (1,)
     finally:
         relaxed.close()
 
@@ -93,9 +115,9 @@ def test_close_closes_the_connections_of_every_thread(tmp_path):
     for t in threads:
         t.start()
     opened.wait(timeout=10)
-    assert store._db.open_connections() == 3
+    assert store.db.open_connections() == 3
     store.close()
-    assert store._db.open_connections() == 0
+    assert store.db.open_connections() == 0
     release.set()
     for t in threads:
         t.join(timeout=10)
@@ -109,7 +131,7 @@ def test_a_thread_that_ends_closes_its_connection(tmp_path):
     thread = threading.Thread(target=store.list, args=("w",))
     thread.start()
     thread.join(timeout=10)
-    assert store._db.open_connections() == 0
+    assert store.db.open_connections() == 0
     store.close()
 
 
@@ -119,18 +141,19 @@ def test_a_thread_that_ends_closes_its_connection(tmp_path):
 def test_migrate_applies_each_version_once(tmp_path):
     """migrate() creates the tables and records each version; a second call applies nothing."""
     path = tmp_path / "migrated.db"
-    assert migrate(path) == [m.version for m in migrations()] == [1, 2, 3]
+    assert migrate(path) == [m.version for m in migrations()] == [1, 2, 3, 4]
     assert migrate(path) == []
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version, name FROM schema_migrations").fetchall() == [
+        assert conn.execute("SELECT version, name FROM actorflow_migrations").fetchall() == [
             (1, "initial"),
             (2, "in_flight"),
             (3, "error_counts_by_run"),
+            (4, "postgres_names"),
         ]
         indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"records", "snapshots", "outbox", "events", "cursors", "error_counts", "timeouts", "in_flight"} <= tables
-    assert "error_counts_by_run" in indexes
+    assert tables == {"actorflow_migrations", "sqlite_sequence", *POSTGRES_TABLES}
+    assert {name for name in indexes if not name.startswith("sqlite_autoindex_")} == POSTGRES_INDEXES
 
 
 def test_adapters_migrate_the_file_on_first_use(tmp_path):
@@ -156,9 +179,9 @@ def test_processes_opening_a_new_file_at_once_migrate_it_once(tmp_path):
     ]
     outputs = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
-    assert sorted(out.strip() for out, _ in outputs) == ["[1, 2, 3]", "[]", "[]", "[]"]
+    assert sorted(out.strip() for out, _ in outputs) == ["[1, 2, 3, 4]", "[]", "[]", "[]"]
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (len(migrations()),)
+        assert conn.execute("SELECT count(*) FROM actorflow_migrations").fetchone() == (len(migrations()),)
 
 
 def test_a_newer_schema_is_refused(tmp_path):
@@ -166,7 +189,7 @@ def test_a_newer_schema_is_refused(tmp_path):
     path = tmp_path / "newer.db"
     migrate(path)
     with sqlite3.connect(path) as conn:
-        conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)")
+        conn.execute("INSERT INTO actorflow_migrations VALUES (99, 'future', 0)")
     store = SqliteRecordStore(path)
     with pytest.raises(SqliteError, match="upgrade actorflow"):
         store.list("w")
@@ -199,7 +222,7 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path, cls):
     with pytest.raises(SqliteError, match="is not a SQLite database") as caught:
         _first_use(adapter)
     assert isinstance(caught.value.__cause__, sqlite3.DatabaseError)
-    assert adapter._db.open_connections() == 0
+    assert adapter.db.open_connections() == 0
     adapter.close()
 
 
@@ -219,7 +242,7 @@ def test_an_unreadable_timeout_row_is_skipped_with_a_warning(tmp_path, caplog):
         good = store.create("w", "f", "run-good", 1, now)
         bad = store.create("w", "f", "run-bad", 1, now)
         with sqlite3.connect(tmp_path / "timeouts.db") as conn:
-            conn.execute("UPDATE timeouts SET expire_at = 'tomorrow' WHERE id = ?", (bad,))
+            conn.execute("UPDATE workflow_timeouts SET expire_at = 'tomorrow' WHERE id = ?", (bad,))
         with caplog.at_level(logging.WARNING, logger="actorflow.adapters.sqlite"):
             assert [t.id for t in store.list("w")] == [good]
         assert f"skipped unreadable timeout {bad}" in caplog.text
@@ -265,11 +288,11 @@ def test_writes_queued_behind_a_commit_share_the_next_one_and_fail_alone(tmp_pat
 
     leader = threading.Thread(target=db.write, args=(blocking,))
     leader.start()
-    _wait_until(lambda: db.hub._leading)
+    _wait_until(lambda: db.hub.leading)
     writers = [threading.Thread(target=insert, args=(v,)) for v in ("a", "bad", "b")]
     for t in writers:
         t.start()
-    _wait_until(lambda: len(db.hub._queue) == 3)
+    _wait_until(lambda: db.hub.queued == 3)
     release.set()
     for t in (leader, *writers):
         t.join(timeout=10)

@@ -34,7 +34,7 @@ def opened() -> Iterator[Callable[[Any], Any]]:
     yield lambda adapter: adapters.append(adapter) or adapter
     for adapter in adapters:
         adapter.close()
-        assert adapter._db.open_connections() == 0
+        assert adapter.db.open_connections() == 0
 
 
 def _race(workers: list[Callable[[], None]]) -> list[Exception | None]:
@@ -83,7 +83,7 @@ def test_writers_on_separate_instances_of_one_file_store_a_version_once(db, open
 
     assert sum(o is None for o in outcomes) == 1
     assert all(isinstance(o, af.VersionConflict) for o in outcomes if o is not None)
-    assert [v for (v,) in _rows(db, "SELECT version FROM snapshots ORDER BY version")] == [1, 2]
+    assert [v for (v,) in _rows(db, "SELECT version FROM workflow_record_snapshots ORDER BY version")] == [1, 2]
 
 
 def test_new_runs_on_separate_instances_leave_one_unfinished_run(db, opened):
@@ -93,7 +93,7 @@ def test_new_runs_on_separate_instances_leave_one_unfinished_run(db, opened):
 
     assert sum(o is None for o in outcomes) == 1
     assert all(isinstance(o, af.WorkflowInProgress) for o in outcomes if o is not None)
-    assert _rows(db, "SELECT count(*) FROM records") == [(1,)]
+    assert _rows(db, "SELECT count(*) FROM workflow_records") == [(1,)]
 
 
 def test_store_many_applies_a_run_created_and_moved_in_one_batch(db, opened):
@@ -120,7 +120,9 @@ def test_a_refused_record_in_store_many_leaves_no_row_behind(db, opened):
     assert isinstance(results[0], af.WorkflowInProgress)
     assert results[0].run_id == busy.run_id
     assert results[1] is None
-    assert _rows(db, "SELECT count(*) FROM snapshots WHERE run_id = ?", finished_newcomer.run_id) == [(0,)]
+    assert _rows(db, "SELECT count(*) FROM workflow_record_snapshots WHERE run_id = ?", finished_newcomer.run_id) == [
+        (0,)
+    ]
     assert len(store.list_outbox_events(busy.workflow_name, 10)) == 2
 
 
@@ -129,7 +131,7 @@ def test_times_are_stored_as_utc_microseconds_and_read_back_aware(db, opened):
     store = opened(SqliteRecordStore(db))
     record = dummy_record()
     store.store(record)
-    ((created, kind),) = _rows(db, "SELECT created_at, typeof(created_at) FROM records")
+    ((created, kind),) = _rows(db, "SELECT created_at, typeof(created_at) FROM workflow_records")
     assert kind == "integer"
     assert created == int(record.created_at.timestamp() * 1_000_000)
     assert store.lookup(record.run_id).created_at.utcoffset().total_seconds() == 0
@@ -204,7 +206,7 @@ def test_a_workflow_on_one_file_runs_without_an_outbox_relay(db, opened):
         assert wf.await_status("t-1", run_id, Step.DONE, timeout=10).meta.version == 3
     finally:
         supervisor.stop()
-    assert _rows(db, "SELECT count(*) FROM outbox") == [(0,)]
+    assert _rows(db, "SELECT count(*) FROM workflow_outbox") == [(0,)]
 
 
 # -- durable error counts -----------------------------------------------------------------------------
@@ -247,7 +249,7 @@ def test_pause_after_err_count_holds_across_a_restart(db, opened):
     first.run()
     try:
         run_id = first.trigger("p-1")
-        _poll(lambda: _rows(db, "SELECT count FROM error_counts WHERE run_id = ?", run_id) == [(1,)])
+        _poll(lambda: _rows(db, "SELECT count FROM workflow_error_counts WHERE run_id = ?", run_id) == [(1,)])
     finally:
         first.stop()
 
@@ -270,7 +272,7 @@ def test_a_corrupt_record_row_raises_corrupt_record_on_lookup(db, opened, caplog
     store.store(good)
     store.store(bad)
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE records SET run_state = 99 WHERE run_id = ?", (bad.run_id,))
+        conn.execute("UPDATE workflow_records SET run_state = 99 WHERE run_id = ?", (bad.run_id,))
 
     with pytest.raises(af.CorruptRecord) as caught:
         store.lookup(bad.run_id)
@@ -289,14 +291,14 @@ def test_a_corrupt_record_row_is_skipped_by_a_running_workflow(db, opened):
     wf = _two_steps("corrupt").build(streamer, store, MemoryRoleScheduler())
     bad = wf.trigger("bad")
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE records SET object = 'not bytes', run_state = 42 WHERE run_id = ?", (bad,))
+        conn.execute("UPDATE workflow_records SET object = 'not bytes', run_state = 42 WHERE run_id = ?", (bad,))
     good = wf.trigger("good")
     wf.run()
     try:
         assert wf.await_status("good", good, Step.DONE, timeout=10).meta.version == 3
     finally:
         wf.stop()
-    assert _rows(db, "SELECT version, run_state FROM records WHERE run_id = ?", bad) == [(1, 42)]
+    assert _rows(db, "SELECT version, run_state FROM workflow_records WHERE run_id = ?", bad) == [(1, 42)]
 
 
 def test_an_unreadable_outbox_row_is_dropped_and_the_rest_relayed(db, opened, caplog):
@@ -306,17 +308,19 @@ def test_an_unreadable_outbox_row_is_dropped_and_the_rest_relayed(db, opened, ca
     store.store(first)
     store.store(second)
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE outbox SET headers = 'garbage' WHERE run_id = ?", (first.run_id,))
+        conn.execute("UPDATE workflow_outbox SET headers = 'garbage' WHERE run_id = ?", (first.run_id,))
 
     with caplog.at_level(logging.ERROR, logger="actorflow.adapters.sqlite"):
         assert [e.run_id for e in store.list_outbox_events(first.workflow_name, 10)] == [second.run_id]
     assert "dropped unreadable outbox event" in caplog.text
-    assert _rows(db, "SELECT run_id FROM outbox") == [(second.run_id,)]
+    assert _rows(db, "SELECT run_id FROM workflow_outbox") == [(second.run_id,)]
 
 
 def test_clearing_a_runs_error_counts_is_one_index_probe(db, opened):
     """The delete that comes with every stored version searches error_counts by its run_id index."""
     store = opened(SqliteRecordStore(db))
     store.list("w")  # migrated
-    plan = _rows(db, "EXPLAIN QUERY PLAN " + store._q["clear_run_errors"], "run")
-    assert any(detail.startswith("SEARCH") and "INDEX error_counts_by_run" in detail for *_, detail in plan), plan
+    plan = _rows(db, "EXPLAIN QUERY PLAN " + store.db.queries["clear_run_errors"], "run")
+    assert any(detail.startswith("SEARCH") and "INDEX workflow_error_counts_by_run" in detail for *_, detail in plan), (
+        plan
+    )

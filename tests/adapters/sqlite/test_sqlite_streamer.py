@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from retention_checks import assert_stopping_ends_a_running_cleanup
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryRoleScheduler
@@ -24,6 +23,7 @@ from actorflow.adapters.sqlite import SqliteEventStreamer, SqliteRecordStore
 from actorflow.event import Event, Header, shard_of
 from actorflow.protocols import ReceiverOptions
 from actorflow.testing.adaptertest._records import dummy_record
+from tests.retention_checks import assert_stopping_ends_a_running_cleanup
 
 
 @dataclasses.dataclass
@@ -200,7 +200,7 @@ def _insert_bad_rows(db: Path, topic: str) -> None:
             ("{}", 1, "x"),
         ):
             conn.execute(
-                "INSERT INTO events (topic, run_id, type, headers, created_at, shard_hash) VALUES (?, 'bad', ?, ?, ?, 0)",
+                "INSERT INTO workflow_events (topic, run_id, type, headers, created_at, shard_hash) VALUES (?, 'bad', ?, ?, ?, 0)",
                 (topic, event_type, headers, created_at),
             )
 
@@ -264,7 +264,7 @@ def test_stream_from_latest_stores_the_cursor_at_the_head(db, opened):
 
 def _event_count(db: Path, where: str = "1") -> int:
     with sqlite3.connect(db) as conn:
-        return int(conn.execute(f"SELECT count(*) FROM events WHERE {where}").fetchone()[0])  # noqa: S608
+        return int(conn.execute(f"SELECT count(*) FROM workflow_events WHERE {where}").fetchone()[0])  # noqa: S608
 
 
 def test_retention_defaults_to_seven_days_and_can_be_turned_off(db, opened):
@@ -287,9 +287,9 @@ def test_cleanup_deletes_old_events_in_bounded_batches(db, opened):
     clock.advance(timedelta(days=2))
     sender.send("new", 1, {})
     sender.flush()
-    assert streamer._delete_old_events(clock.now() - timedelta(days=1), 2) == 2
+    assert streamer.retention_job.delete_batch(clock.now() - timedelta(days=1), 2) == 2
     assert _event_count(db) == 4
-    streamer._retention.batch = 2
+    streamer.retention_job.batch = 2
     assert streamer.cleanup() == 3
     assert _event_count(db) == 1
     assert opened(SqliteEventStreamer(db, retention=None)).cleanup() == 0
@@ -299,7 +299,7 @@ def test_retention_runs_in_the_background_while_receivers_are_busy(db, opened):
     """A receiver that always has events (never idle) still gets old events deleted, by another thread."""
     clock = af.FakeClock(datetime(2030, 1, 1, tzinfo=UTC))
     streamer = opened(SqliteEventStreamer(db, clock=clock, retention=timedelta(days=1)))
-    streamer._retention.every = 0.05
+    streamer.retention_job.every = 0.05
     sender = opened(streamer.new_sender("busy"))
     for i in range(20):
         sender.send(f"old-{i}", 1, {})
@@ -307,13 +307,13 @@ def test_retention_runs_in_the_background_while_receivers_are_busy(db, opened):
     clock.advance(timedelta(days=2))
     receiver = opened(streamer.new_receiver("busy", "reader"))
     deleted_by: set[str] = set()
-    original = streamer._delete_old_events
+    original = streamer.retention_job.delete_batch
 
     def delete(cutoff: datetime, limit: int) -> int:
         deleted_by.add(threading.current_thread().name)
         return original(cutoff, limit)
 
-    streamer._retention._delete_batch = delete
+    streamer.retention_job.delete_batch = delete
     deadline = time.monotonic() + 15
     while _event_count(db, "run_id LIKE 'old-%'"):
         assert time.monotonic() < deadline, "the old events were not deleted"
@@ -335,10 +335,10 @@ def test_cleanup_finds_old_events_behind_younger_ones(db, opened):
     sender.flush()
     with sqlite3.connect(db) as conn:  # later ids, stamped two days earlier by another clock
         conn.executemany(
-            "INSERT INTO events (topic, run_id, type, headers, created_at, shard_hash) VALUES (?, ?, 1, '{}', ?, 0)",
+            "INSERT INTO workflow_events (topic, run_id, type, headers, created_at, shard_hash) VALUES (?, ?, 1, '{}', ?, 0)",
             [("skewed", f"old-{i}", int(datetime(2030, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)) for i in range(3)],
         )
-    streamer._retention.batch = 2
+    streamer.retention_job.batch = 2
     assert streamer.cleanup() == 3
     assert _event_count(db) == 2
 

@@ -1,0 +1,58 @@
+"""Where the PostgreSQL adapters connect: the schema name check, the connection string, one direct connection."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from ._errors import PostgresError
+
+__all__ = ["CONNECT_TIMEOUT", "application_name", "check_schema", "connect_once", "conninfo"]
+
+_SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+CONNECT_TIMEOUT = 10
+"""Seconds to wait for a connection (libpq's ``connect_timeout``, unless the DSN sets one)."""
+
+
+def check_schema(schema: str) -> str:
+    """``schema`` if it is a plain identifier (it is used in SQL), else `ValueError`."""
+    if not _SCHEMA.match(schema):
+        msg = f"schema must be a plain identifier (letters, digits, _), got {schema!r}"
+        raise ValueError(msg)
+    return schema
+
+
+def application_name(schema: str) -> str:
+    """The ``application_name`` of the sessions on ``schema``: an operator (or a test) can find, and cut, them."""
+    return f"actorflow-{schema}"[:63]
+
+
+def conninfo(dsn: str, schema: str) -> str:
+    """``dsn`` as a libpq connection string whose sessions work in ``schema``, in UTC, and are named for it."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        msg = f"invalid PostgreSQL DSN {dsn!r}: {exc}"
+        raise PostgresError(msg) from exc
+    params.setdefault("connect_timeout", CONNECT_TIMEOUT)
+    params.setdefault("application_name", application_name(schema))
+    options = str(params.get("options") or "")
+    params["options"] = f"{options} -c search_path={schema} -c timezone=UTC".strip()
+    return make_conninfo("", **params)
+
+
+def connect_once(info: str, dsn: str, **overrides: Any) -> psycopg.Connection[Any]:
+    """A direct (unpooled, autocommit) connection; `PostgresError` with the driver's reason if there is none.
+
+    ``dsn`` is what the user gave, named in the message (``info`` is the built string).
+    """
+    try:
+        return psycopg.connect(info, autocommit=True, **overrides)
+    except psycopg.Error as exc:
+        host = conninfo_to_dict(info).get("host", "localhost")
+        msg = f"cannot connect to PostgreSQL at {host!r} ({dsn!r}): {exc}".strip()
+        raise PostgresError(msg) from exc

@@ -1,0 +1,27 @@
+"""Waiting on a condition in a test, bounded, instead of sleeping a guessed time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import pytest
+
+__all__ = ["eventually"]
+
+V = TypeVar("V")
+
+
+def eventually(fn: Callable[[], V], timeout: float = 5.0, what: str = "the condition") -> V:
+    """The first truthy ``fn()``, looked at every 5 ms; fails the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    tick = threading.Event()  # never set: a bounded wait between looks
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"{what} did not hold within {timeout}s")
+        tick.wait(0.005)
