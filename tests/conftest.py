@@ -161,6 +161,21 @@ def _scrub_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+@pytest.fixture
+def opened() -> Iterator[Callable[[Any], Any]]:
+    """``opened(x)``: ``x`` (an adapter, a sender, a receiver) is closed after the test, last first.
+
+    An adapter on a SQLite file must then have no connection left open.
+    """
+    resources: list[Any] = []
+    yield lambda resource: resources.append(resource) or resource
+    for resource in reversed(resources):
+        resource.close()
+        open_connections = getattr(getattr(resource, "db", None), "open_connections", None)
+        if callable(open_connections):
+            assert open_connections() == 0, f"{resource!r} left connections open"
+
+
 # The fixtures that reach a server, by the marker a test using them must carry.
 _SERVER_FIXTURES = {
     "postgres": frozenset({"pg_dsn", "pg_schema", "make_pg_schema"}),

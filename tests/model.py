@@ -106,10 +106,12 @@ class Item:
 StepFunc = Callable[[af.Run[Item, Stage]], Stage]
 
 
-def counting_step(to: Stage) -> StepFunc:
-    """A step that counts itself in the object and moves the run to ``to``."""
+def counting_step(to: Stage, calls: list[tuple[str, Stage]] | None = None) -> StepFunc:
+    """A step that counts itself in the object and moves the run to ``to`` (noting (run id, status) in ``calls``)."""
 
     def step(run: af.Run[Item, Stage]) -> Stage:
+        if calls is not None:
+            calls.append((run.run_id, run.status))
         run.object.steps += 1
         return to
 
@@ -125,17 +127,22 @@ def two_steps(name: str) -> af.Builder[Item, Stage]:
 
 
 def three_steps(
-    name: str, *, parallel: int = 1, first: StepFunc | None = None, first_pause_after: int = 0
+    name: str,
+    *,
+    parallel: int = 1,
+    first: StepFunc | None = None,
+    first_pause_after: int = 0,
+    calls: list[tuple[str, Stage]] | None = None,
 ) -> af.Builder[Item, Stage]:
     """STARTED -> FIRST -> SECOND -> DONE.
 
     ``parallel`` shards on FIRST; ``first`` replaces the first step, which pauses a run
-    after ``first_pause_after`` errors when given.
+    after ``first_pause_after`` errors when given; ``calls`` notes every step run.
     """
     b = af.Builder(name, Item, Stage)
-    step = b.add_step(Stage.STARTED, first or counting_step(Stage.FIRST), Stage.FIRST)
+    step = b.add_step(Stage.STARTED, first or counting_step(Stage.FIRST, calls), Stage.FIRST)
     if first_pause_after:
         step.with_options(pause_after_err_count=first_pause_after)
-    b.add_step(Stage.FIRST, counting_step(Stage.SECOND), Stage.SECOND).with_options(parallel_count=parallel)
-    b.add_step(Stage.SECOND, counting_step(Stage.DONE), Stage.DONE)
+    b.add_step(Stage.FIRST, counting_step(Stage.SECOND, calls), Stage.SECOND).with_options(parallel_count=parallel)
+    b.add_step(Stage.SECOND, counting_step(Stage.DONE, calls), Stage.DONE)
     return b

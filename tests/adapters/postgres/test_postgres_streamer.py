@@ -350,7 +350,8 @@ def test_retention_deletes_old_events(pg_dsn, pg_schema):
     try:
         sender = streamer.new_sender("old")
         sender.send("x", 1, {Header.TOPIC: "old"})
-        sender.flush()
+        sender.flush()  # its first poke starts a background clean-up: let it end first
+        streamer.retention_job.join(5.0)
         clock_now += timedelta(days=2)
         sender.send("y", 1, {Header.TOPIC: "old"})
         sender.flush()
@@ -416,7 +417,8 @@ def test_cleanup_deletes_in_bounded_batches(pg_dsn, pg_schema):
         sender = streamer.new_sender("old")
         for i in range(5):
             sender.send(f"old-{i}", 1, {Header.TOPIC: "old"})
-        sender.flush()
+        sender.flush()  # its first poke starts a background clean-up: let it end first
+        streamer.retention_job.join(5.0)
         clock.value += timedelta(days=2)
         sender.send("new", 1, {Header.TOPIC: "old"})
         sender.flush()

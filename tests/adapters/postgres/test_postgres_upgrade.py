@@ -1,7 +1,7 @@
 """A schema written by the previous release (versions 1-3, its ``actorflow_migrations``) is used in place.
 
-``legacy_schema/`` holds that release's migrations verbatim (``git show
-e240eae:adapters/postgres/migrations/...``). The tables had their present names already;
+The schema is built from the released migrations (checked unchanged, `tests.adapters.legacy`).
+The tables had their present names already;
 what changed is who creates the bookkeeping table (a named query now, not SQL built in
 Python) and the runner (shared with SQLite). Each test builds a schema exactly as that
 code left it, writes a workflow's state into it with plain SQL, then opens it with this
@@ -12,74 +12,32 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-import actorflow as af
-from actorflow.adapters._sql import encode_headers
-from actorflow.adapters.memory import MemoryRoleScheduler
 from actorflow.adapters.postgres import PostgresEventStreamer, PostgresRecordStore, PostgresTimeoutStore, migrate
-from actorflow.codec import make_codec
-from actorflow.event import event_headers, shard_hash
-from actorflow.record import Record, RecordMeta
-from tests.model import Item, Stage
+from tests.adapters.sql_schema import (
+    LEGACY_VERSIONS,
+    NOW,
+    OLD,
+    OLD_RUN,
+    RECORD_COLUMNS,
+    RUN,
+    V1,
+    V2,
+    WORKFLOW,
+    event_row,
+    finish_the_legacy_run,
+    record_row,
+    released_scripts,
+)
 
 pytestmark = pytest.mark.postgres
 
-LEGACY_SCHEMA = Path(__file__).parent / "legacy_schema"
-LEGACY_VERSIONS = [(1, "initial"), (2, "in_flight"), (3, "error_counts_by_run")]
 APPLIED_AT = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
-
-WORKFLOW = "legacy"
-RUN, OLD_RUN = "run-a", "run-old"
-CODEC = make_codec(Item, None)
-NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
-RECORD_COLUMNS = "run_id, workflow_name, foreign_id, run_state, status, object, created_at, updated_at, version"
-
-
-def _record(run_id: str, foreign_id: str, status: Stage, state: af.RunState, version: int, steps: int) -> Record:
-    return Record(
-        workflow_name=WORKFLOW,
-        foreign_id=foreign_id,
-        run_id=run_id,
-        run_state=state,
-        status=int(status),
-        object=CODEC.encode(Item(foreign_id, steps)),
-        created_at=NOW,
-        updated_at=NOW + timedelta(seconds=version),
-        meta=RecordMeta(version=version),
-    )
-
-
-# Run "run-a" is part-way: created (v1), its first step done (v2), its FIRST event waiting.
-V1 = _record(RUN, "item-a", Stage.STARTED, af.RunState.INITIATED, 1, 0)
-V2 = _record(RUN, "item-a", Stage.FIRST, af.RunState.RUNNING, 2, 1)
-OLD = _record(OLD_RUN, "item-old", Stage.DONE, af.RunState.COMPLETED, 4, 3)
-
-
-def _record_row(record: Record) -> tuple[Any, ...]:
-    return (
-        record.run_id,
-        record.workflow_name,
-        record.foreign_id,
-        int(record.run_state),
-        record.status,
-        record.object,
-        record.created_at,
-        record.updated_at,
-        record.meta.version,
-    )
-
-
-def _event_row(record: Record) -> tuple[Any, ...]:
-    topic = f"{WORKFLOW}-{record.status}"
-    headers = encode_headers(event_headers(record))
-    return (topic, record.run_id, record.status, headers, record.updated_at, shard_hash(record.run_id))
 
 
 def _raw(dsn: str, schema: str) -> psycopg.Connection[Any]:
@@ -99,9 +57,9 @@ def build_legacy_schema(dsn: str, schema: str, versions: int = 3) -> dict[str, i
                 f'CREATE TABLE IF NOT EXISTS "{schema}".actorflow_migrations '
                 "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            scripts = sorted(LEGACY_SCHEMA.glob("*.sql"))
-            for script, (version, name) in list(zip(scripts, LEGACY_VERSIONS, strict=True))[:versions]:
-                conn.execute(script.read_text(encoding="utf-8").encode())
+            scripts = released_scripts("postgres", versions)
+            for script, (version, name) in zip(scripts, LEGACY_VERSIONS, strict=False):
+                conn.execute(script.encode())
                 conn.execute(
                     "INSERT INTO actorflow_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
                     (version, name, APPLIED_AT),
@@ -118,15 +76,15 @@ def _write_state(conn: psycopg.Connection[Any]) -> dict[str, int]:
     with conn.transaction():
         values = ", ".join(["%s"] * 9)
         for record in (V2, OLD):
-            conn.execute(f"INSERT INTO workflow_records ({RECORD_COLUMNS}) VALUES ({values})", _record_row(record))  # noqa: S608
+            conn.execute(f"INSERT INTO workflow_records ({RECORD_COLUMNS}) VALUES ({values})", record_row(record))  # noqa: S608
         for record in (V1, V2, OLD):
             conn.execute(
                 f"INSERT INTO workflow_record_snapshots ({RECORD_COLUMNS}) VALUES ({values})",  # noqa: S608
-                _record_row(record),
+                record_row(record),
             )
         # Acknowledged events, and the receivers' cursors at them.
-        started = _returned_id(conn.execute(insert_event, _event_row(V1)))
-        old = _returned_id(conn.execute(insert_event, _event_row(OLD)))
+        started = _returned_id(conn.execute(insert_event, event_row(V1)))
+        old = _returned_id(conn.execute(insert_event, event_row(OLD)))
     with conn.transaction():
         conn.execute(
             "INSERT INTO workflow_cursors (topic, name, xid, id)"
@@ -139,7 +97,7 @@ def _write_state(conn: psycopg.Connection[Any]) -> dict[str, int]:
             (f"{WORKFLOW}-2-consumer-1-of-1", old),
         )
     with conn.transaction():  # the event still to handle, committed after the cursor's
-        waiting = _returned_id(conn.execute(insert_event, _event_row(V2)))
+        waiting = _returned_id(conn.execute(insert_event, event_row(V2)))
     with conn.transaction():
         conn.execute(
             "INSERT INTO workflow_outbox (id, workflow_name, run_id, type, headers, created_at)"
@@ -172,33 +130,6 @@ def _bookkeeping(dsn: str, schema: str) -> list[tuple[Any, ...]]:
 @pytest.fixture
 def legacy(pg_dsn: str, pg_schema: str) -> dict[str, int]:
     return build_legacy_schema(pg_dsn, pg_schema)
-
-
-@pytest.fixture
-def opened() -> Iterator[Any]:
-    """``opened(adapter)`` registers an adapter to be closed after the test."""
-    adapters: list[Any] = []
-    yield lambda adapter: adapters.append(adapter) or adapter
-    for adapter in adapters:
-        adapter.close()
-
-
-def _workflow(calls: list[tuple[str, Stage]]) -> af.Builder[Item, Stage]:
-    """STARTED -> FIRST -> SECOND -> DONE, noting every step it runs."""
-
-    def step(to: Stage) -> Any:
-        def run(r: af.Run[Item, Stage]) -> Stage:
-            calls.append((r.run_id, r.status))
-            r.object.steps += 1
-            return to
-
-        return run
-
-    b = af.Builder(WORKFLOW, Item, Stage)
-    b.add_step(Stage.STARTED, step(Stage.FIRST), Stage.FIRST)
-    b.add_step(Stage.FIRST, step(Stage.SECOND), Stage.SECOND)
-    b.add_step(Stage.SECOND, step(Stage.DONE), Stage.DONE)
-    return b
 
 
 def test_the_runner_keeps_the_existing_bookkeeping_and_applies_only_what_is_new(legacy, pg_dsn, pg_schema):
@@ -241,22 +172,7 @@ def test_a_workflow_on_a_legacy_schema_finishes_the_run_it_left(legacy, pg_dsn, 
     """The waiting event is delivered once (not lost, nothing before the cursor replayed); the run finishes."""
     streamer = opened(PostgresEventStreamer(pg_dsn, schema=pg_schema))
     store = opened(PostgresRecordStore(pg_dsn, schema=pg_schema))
-    receiver = streamer.new_receiver(f"{WORKFLOW}-2", f"{WORKFLOW}-2-consumer-1-of-1")
-    assert [(e.id, e.run_id) for e in receiver.receive(10, 5.0)] == [(legacy["waiting"], RUN)]
-    receiver.close()  # not acknowledged: the consumer reads it again
-
-    calls: list[tuple[str, Stage]] = []
-    wf = _workflow(calls).build(streamer, store, MemoryRoleScheduler())
-    assert wf.publishes_directly
-    wf.run()
-    try:
-        done = wf.await_status("item-a", RUN, Stage.DONE, timeout=10)
-    finally:
-        wf.stop()
-    assert calls == [(RUN, Stage.FIRST), (RUN, Stage.SECOND)]  # STARTED was acknowledged before the upgrade
-    assert (done.object.steps, done.meta.version) == (3, 4)
-    assert [r.meta.version for r in store.snapshots(RUN)] == [1, 2, 3, 4]
-    assert store.lookup(OLD_RUN) == OLD
+    finish_the_legacy_run(streamer, store, legacy["waiting"])
     with _raw(pg_dsn, pg_schema) as conn:
         row = conn.execute("SELECT count(*) FROM workflow_events WHERE id > %s", (legacy["waiting"],)).fetchone()
     assert row is not None

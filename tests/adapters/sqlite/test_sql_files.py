@@ -15,19 +15,9 @@ import pytest
 
 from actorflow.adapters._sql import RECORD_COLUMNS, Migration, apply_migrations, load_migrations, load_queries
 from actorflow.adapters.sqlite._schema import SqliteSession, queries
+from tests.adapters.sql_schema import TABLES
 
 ADAPTERS = Path(__file__).resolve().parents[3] / "adapters"
-
-TABLES = {
-    "workflow_records",
-    "workflow_record_snapshots",
-    "workflow_outbox",
-    "workflow_events",
-    "workflow_cursors",
-    "workflow_error_counts",
-    "workflow_timeouts",
-    "workflow_in_flight",
-}
 
 
 def _file(tmp_path: Path, text: str) -> Path:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -23,30 +21,9 @@ from actorflow.adapters.sqlite import (
 from actorflow.adapters.sqlite._db import Database
 from actorflow.adapters.sqlite._schema import migrations
 from actorflow.testing.adaptertest._records import dummy_record
+from tests.adapters.sql_schema import INDEXES, TABLES, migrate_in_processes
 
 ADAPTERS = [SqliteRecordStore, SqliteTimeoutStore, SqliteEventStreamer]
-
-# The PostgreSQL adapters' names, which the SQLite schema takes from version 4 on.
-POSTGRES_TABLES = {
-    "workflow_records",
-    "workflow_record_snapshots",
-    "workflow_outbox",
-    "workflow_events",
-    "workflow_cursors",
-    "workflow_error_counts",
-    "workflow_timeouts",
-    "workflow_in_flight",
-}
-POSTGRES_INDEXES = {
-    "workflow_records_one_unfinished",
-    "workflow_records_latest",
-    "workflow_records_by_workflow",
-    "workflow_records_by_created",
-    "workflow_outbox_by_workflow",
-    "workflow_events_by_topic",
-    "workflow_error_counts_by_run",
-    "workflow_timeouts_valid",
-}
 
 
 def _first_use(adapter: object) -> None:
@@ -152,8 +129,8 @@ def test_migrate_applies_each_version_once(tmp_path):
         ]
         indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"actorflow_migrations", "sqlite_sequence", *POSTGRES_TABLES}
-    assert {name for name in indexes if not name.startswith("sqlite_autoindex_")} == POSTGRES_INDEXES
+    assert tables == {"actorflow_migrations", "sqlite_sequence", *TABLES}
+    assert {name for name in indexes if not name.startswith("sqlite_autoindex_")} == INDEXES
 
 
 def test_adapters_migrate_the_file_on_first_use(tmp_path):
@@ -170,16 +147,7 @@ def test_adapters_migrate_the_file_on_first_use(tmp_path):
 def test_processes_opening_a_new_file_at_once_migrate_it_once(tmp_path):
     """Four processes migrating one fresh file together all succeed; the version is recorded once."""
     path = tmp_path / "race.db"
-    code = "import sys\nfrom actorflow.adapters.sqlite import migrate\nprint(migrate(sys.argv[1]))\n"
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for _ in range(4)
-    ]
-    outputs = [p.communicate(timeout=60) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
-    assert sorted(out.strip() for out, _ in outputs) == ["[1, 2, 3, 4]", "[]", "[]", "[]"]
+    assert migrate_in_processes(path) == ["[1, 2, 3, 4]", "[]", "[]", "[]"]
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM actorflow_migrations").fetchone() == (len(migrations()),)
 

@@ -8,7 +8,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +25,6 @@ from actorflow.testing.adaptertest._records import dummy_record, next_version
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "store.db"
-
-
-@pytest.fixture
-def opened() -> Iterator[Callable[[Any], Any]]:
-    """``opened(adapter)`` registers an adapter to be closed (and checked closed) after the test."""
-    adapters: list[Any] = []
-    yield lambda adapter: adapters.append(adapter) or adapter
-    for adapter in adapters:
-        adapter.close()
-        assert adapter.db.open_connections() == 0
 
 
 def _race(workers: list[Callable[[], None]]) -> list[Exception | None]:

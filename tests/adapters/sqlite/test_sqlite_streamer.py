@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,15 +42,6 @@ SLOW_POLL = ReceiverOptions(poll_frequency=30.0)  # polling cannot explain a qui
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "events.db"
-
-
-@pytest.fixture
-def opened() -> Iterator[Callable[[Any], Any]]:
-    """``opened(x)`` registers a streamer, store, sender or receiver to be closed after the test."""
-    resources: list[Any] = []
-    yield lambda resource: resources.append(resource) or resource
-    for resource in reversed(resources):
-        resource.close()
 
 
 def _collect(receiver: Any, count: int, timeout: float = 10.0) -> list[Event]:
@@ -283,7 +274,8 @@ def test_cleanup_deletes_old_events_in_bounded_batches(db, opened):
     sender = opened(streamer.new_sender("topic"))
     for i in range(5):
         sender.send(f"old-{i}", 1, {})
-    sender.flush()
+    sender.flush()  # its first poke starts a background clean-up: let it end first
+    streamer.retention_job.join(5.0)
     clock.advance(timedelta(days=2))
     sender.send("new", 1, {})
     sender.flush()
@@ -332,7 +324,8 @@ def test_cleanup_finds_old_events_behind_younger_ones(db, opened):
     sender = opened(streamer.new_sender("skewed"))
     sender.send("young-first", 1, {})  # the oldest ids, but stamped now
     sender.send("young-second", 1, {})
-    sender.flush()
+    sender.flush()  # its first poke starts a background clean-up: let it end before the old events arrive
+    streamer.retention_job.join(5.0)
     with sqlite3.connect(db) as conn:  # later ids, stamped two days earlier by another clock
         conn.executemany(
             "INSERT INTO workflow_events (topic, run_id, type, headers, created_at, shard_hash) VALUES (?, ?, 1, '{}', ?, 0)",

@@ -1,8 +1,7 @@
 """A file written by the previous release (schema 1-3, ``schema_migrations``) upgrades in place.
 
-``legacy_schema/`` holds that release's migrations verbatim (``git show
-e240eae:adapters/sqlite/migrations/...``). Each test builds a file exactly as that code
-left it, bookkeeping included, writes a workflow's state into it with plain SQL, then
+The file is built from the released migrations (checked unchanged, `tests.adapters.legacy`)
+and that release's bookkeeping. Each test builds a file exactly as that code left it, writes a workflow's state into it with plain SQL, then
 opens it with this release's adapters.
 """
 
@@ -12,23 +11,30 @@ import contextlib
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import actorflow as af
-from actorflow.adapters._sql import encode_headers
-from actorflow.adapters.memory import MemoryRoleScheduler
 from actorflow.adapters.sqlite import SqliteEventStreamer, SqliteRecordStore, SqliteTimeoutStore, migrate
-from actorflow.codec import make_codec
-from actorflow.event import event_headers, shard_hash
-from actorflow.record import Record, RecordMeta
-from tests.model import Item, Stage
-
-LEGACY_SCHEMA = Path(__file__).parent / "legacy_schema"
+from tests.adapters.sql_schema import (
+    INDEXES,
+    LEGACY_VERSIONS,
+    NOW,
+    OLD,
+    OLD_RUN,
+    RUN,
+    TABLES,
+    V1,
+    V2,
+    WORKFLOW,
+    event_row,
+    finish_the_legacy_run,
+    migrate_in_processes,
+    record_row,
+    released_scripts,
+)
 
 # The previous release's bookkeeping table and its rows (microseconds since the epoch).
 LEGACY_BOOKKEEPING = """
@@ -38,78 +44,21 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     applied_at INTEGER NOT NULL
 );
 """
-LEGACY_VERSIONS = [(1, "initial"), (2, "in_flight"), (3, "error_counts_by_run")]
 APPLIED_AT = 1_700_000_000_000_000
 
 OLD_TABLES = {"records", "snapshots", "outbox", "events", "cursors", "error_counts", "timeouts", "in_flight"}
-NEW_TABLES = {f"workflow_{name}" for name in ("records", "outbox", "events", "cursors", "error_counts", "timeouts")}
-NEW_TABLES |= {"workflow_record_snapshots", "workflow_in_flight"}
-
-WORKFLOW = "legacy"
-RUN, OLD_RUN = "run-a", "run-old"
-CODEC = make_codec(Item, None)
-NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
 
 
 def _micros(when: datetime) -> int:
     return (when - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
-def _record(run_id: str, foreign_id: str, status: Stage, state: af.RunState, version: int, steps: int) -> Record:
-    return Record(
-        workflow_name=WORKFLOW,
-        foreign_id=foreign_id,
-        run_id=run_id,
-        run_state=state,
-        status=int(status),
-        object=CODEC.encode(Item(foreign_id, steps)),
-        created_at=NOW,
-        updated_at=NOW + timedelta(seconds=version),
-        meta=RecordMeta(version=version),
-    )
-
-
-# Run "run-a" is part-way: created (v1), its first step done (v2), its FIRST event waiting.
-V1 = _record(RUN, "item-a", Stage.STARTED, af.RunState.INITIATED, 1, 0)
-V2 = _record(RUN, "item-a", Stage.FIRST, af.RunState.RUNNING, 2, 1)
-OLD = _record(OLD_RUN, "item-old", Stage.DONE, af.RunState.COMPLETED, 4, 3)
-
-
-def _record_row(record: Record) -> tuple[Any, ...]:
-    return (
-        record.run_id,
-        record.workflow_name,
-        record.foreign_id,
-        int(record.run_state),
-        record.status,
-        record.object,
-        _micros(record.created_at),
-        _micros(record.updated_at),
-        record.meta.version,
-    )
-
-
-def _event_row(event_id: int, record: Record) -> tuple[Any, ...]:
-    topic = f"{WORKFLOW}-{record.status}"
-    headers = encode_headers(event_headers(record))
-    return (
-        event_id,
-        topic,
-        record.run_id,
-        record.status,
-        headers,
-        _micros(record.updated_at),
-        shard_hash(record.run_id),
-    )
-
-
 def build_legacy_file(path: Path, versions: int = 3) -> None:
     """A file as the previous release left it after ``versions`` migrations, with a workflow part-way in it."""
-    scripts = sorted(LEGACY_SCHEMA.glob("*.sql"))[:versions]
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
         conn.execute("PRAGMA journal_mode = WAL")  # as the old adapters set it
-        for script in scripts:
-            conn.executescript(script.read_text(encoding="utf-8"))
+        for script in released_scripts("sqlite", versions):
+            conn.executescript(script)
         conn.executescript(LEGACY_BOOKKEEPING)
         conn.executemany(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
@@ -124,15 +73,24 @@ def _write_state(conn: sqlite3.Connection) -> None:
     columns = "run_id, workflow_name, foreign_id, run_state, status, object, created_at, updated_at, version"
     conn.execute("BEGIN")
     values = ", ".join("?" * 9)
-    conn.executemany(f"INSERT INTO records ({columns}) VALUES ({values})", [_record_row(V2), _record_row(OLD)])  # noqa: S608
+    records = f"INSERT INTO records ({columns}) VALUES ({values})"  # noqa: S608 - fixed column names
+    conn.executemany(records, [record_row(V2, _micros), record_row(OLD, _micros)])
     conn.executemany(
         f"INSERT INTO snapshots ({columns}) VALUES ({values})",  # noqa: S608
-        [_record_row(V1), _record_row(V2), _record_row(OLD)],
+        [record_row(V1, _micros), record_row(V2, _micros), record_row(OLD, _micros)],
     )
     events = (
         "INSERT INTO events (id, topic, run_id, type, headers, created_at, shard_hash) VALUES (?, ?, ?, ?, ?, ?, ?)"
     )
-    conn.executemany(events, [_event_row(1, V1), _event_row(2, OLD), _event_row(3, V2), _event_row(50, OLD)])
+    conn.executemany(
+        events,
+        [
+            (1, *event_row(V1, _micros)),
+            (2, *event_row(OLD, _micros)),
+            (3, *event_row(V2, _micros)),
+            (50, *event_row(OLD, _micros)),
+        ],
+    )
     conn.execute("DELETE FROM events WHERE id = 50")  # a later event, gone past the retention: ids stay above it
     conn.executemany(
         "INSERT INTO cursors (topic, name, position) VALUES (?, ?, ?)",
@@ -160,15 +118,6 @@ def legacy(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def opened() -> Iterator[Any]:
-    """``opened(adapter)`` registers an adapter to be closed after the test."""
-    adapters: list[Any] = []
-    yield lambda adapter: adapters.append(adapter) or adapter
-    for adapter in adapters:
-        adapter.close()
-
-
 def _rows(path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     with contextlib.closing(sqlite3.connect(path)) as conn:
         return conn.execute(sql, params).fetchall()
@@ -176,24 +125,6 @@ def _rows(path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
 
 def _names(path: Path, kind: str) -> set[str]:
     return {name for (name,) in _rows(path, "SELECT name FROM sqlite_master WHERE type = ?", kind)}
-
-
-def _workflow(calls: list[tuple[str, Stage]]) -> af.Builder[Item, Stage]:
-    """STARTED -> FIRST -> SECOND -> DONE, noting every step it runs."""
-
-    def step(to: Stage) -> Any:
-        def run(r: af.Run[Item, Stage]) -> Stage:
-            calls.append((r.run_id, r.status))
-            r.object.steps += 1
-            return to
-
-        return run
-
-    b = af.Builder(WORKFLOW, Item, Stage)
-    b.add_step(Stage.STARTED, step(Stage.FIRST), Stage.FIRST)
-    b.add_step(Stage.FIRST, step(Stage.SECOND), Stage.SECOND)
-    b.add_step(Stage.SECOND, step(Stage.DONE), Stage.DONE)
-    return b
 
 
 def test_the_new_adapters_read_a_legacy_file_after_upgrading_it(legacy, opened):
@@ -226,19 +157,10 @@ def test_the_upgrade_renames_everything_and_adopts_the_old_bookkeeping(legacy):
     ((name, applied_at),) = _rows(legacy, "SELECT name, applied_at FROM actorflow_migrations WHERE version = 4")
     assert name == "postgres_names"
     assert abs(applied_at - _micros(datetime.now(UTC))) < 60_000_000  # microseconds, written just now
-    assert _names(legacy, "table") == {*NEW_TABLES, "actorflow_migrations", "sqlite_sequence"}
+    assert _names(legacy, "table") == {*TABLES, "actorflow_migrations", "sqlite_sequence"}
     assert not _names(legacy, "table") & {*OLD_TABLES, "schema_migrations"}
     indexes = {n for n in _names(legacy, "index") if not n.startswith("sqlite_autoindex_")}
-    assert indexes == {
-        "workflow_records_one_unfinished",
-        "workflow_records_latest",
-        "workflow_records_by_workflow",
-        "workflow_records_by_created",
-        "workflow_outbox_by_workflow",
-        "workflow_events_by_topic",
-        "workflow_error_counts_by_run",
-        "workflow_timeouts_valid",
-    }
+    assert indexes == INDEXES
     # The AUTOINCREMENT counters moved with their tables.
     assert dict(_rows(legacy, "SELECT name, seq FROM sqlite_sequence")) == {
         "workflow_events": 50,
@@ -250,22 +172,7 @@ def test_the_upgrade_renames_everything_and_adopts_the_old_bookkeeping(legacy):
 def test_a_workflow_on_a_legacy_file_finishes_the_run_it_left(legacy, opened):
     """The waiting event is delivered once (not lost, nothing before the cursor replayed); the run finishes."""
     streamer, store = opened(SqliteEventStreamer(legacy)), opened(SqliteRecordStore(legacy))
-    receiver = streamer.new_receiver(f"{WORKFLOW}-2", f"{WORKFLOW}-2-consumer-1-of-1")
-    assert [(e.id, e.run_id) for e in receiver.receive(10, 1.0)] == [(3, RUN)]  # after the cursor (2), only it
-    receiver.close()  # not acknowledged: the consumer reads it again
-
-    calls: list[tuple[str, Stage]] = []
-    wf = _workflow(calls).build(streamer, store, MemoryRoleScheduler())
-    assert wf.publishes_directly
-    wf.run()
-    try:
-        done = wf.await_status("item-a", RUN, Stage.DONE, timeout=10)
-    finally:
-        wf.stop()
-    assert calls == [(RUN, Stage.FIRST), (RUN, Stage.SECOND)]  # STARTED was acknowledged before the upgrade
-    assert (done.object.steps, done.meta.version) == (3, 4)
-    assert [r.meta.version for r in store.snapshots(RUN)] == [1, 2, 3, 4]
-    assert store.lookup(OLD_RUN) == OLD
+    finish_the_legacy_run(streamer, store, 3)  # the cursor is at 2: only event 3 comes
     new_ids = [i for (i,) in _rows(legacy, "SELECT id FROM workflow_events WHERE id > 3 ORDER BY id")]
     assert new_ids
     assert new_ids[0] == 51  # after the highest id ever used (50), not the highest left (3)
@@ -285,16 +192,7 @@ def test_an_older_legacy_file_is_adopted_before_the_pending_versions_are_chosen(
 
 def test_processes_opening_a_legacy_file_at_once_upgrade_it_once(legacy):
     """Four processes opening one legacy file together: one applies version 4, the others find it done."""
-    code = "import sys\nfrom actorflow.adapters.sqlite import migrate\nprint(migrate(sys.argv[1]))\n"
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code, str(legacy)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for _ in range(4)
-    ]
-    outputs = [p.communicate(timeout=60) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
-    assert sorted(out.strip() for out, _ in outputs) == ["[4]", "[]", "[]", "[]"]
+    assert migrate_in_processes(legacy) == ["[4]", "[]", "[]", "[]"]
     assert _rows(legacy, "SELECT count(*) FROM actorflow_migrations") == [(4,)]
 
 
