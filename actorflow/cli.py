@@ -9,14 +9,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+from actorflow._signals import wait_for_stop_signal
 from actorflow.backends import BACKENDS
 
 __all__ = ["load_target", "main"]
@@ -77,22 +75,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         port = None if args.metrics_port is None else int(args.metrics_port)
         supervisor = Supervisor(items, metrics_port=port)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        print(f"received {signal.Signals(signum).name}; stopping", flush=True)  # noqa: T201
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     supervisor.start()
     names = ", ".join(wf.name for wf in supervisor.workflows)
     where = (
         "" if supervisor.metrics_port is None else f"; metrics on http://127.0.0.1:{supervisor.metrics_port}/metrics"
     )
     print(f"actorflow node {supervisor.node_id} running {names}{where}", flush=True)  # noqa: T201
-    stop.wait()
-    supervisor.stop()
+    try:
+        wait_for_stop_signal(lambda name: print(f"received {name}; stopping", flush=True))  # noqa: T201
+    finally:
+        supervisor.stop()
     print("stopped", flush=True)  # noqa: T201
     return 0
 

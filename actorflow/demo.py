@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import enum
 import statistics
@@ -12,6 +11,7 @@ import time
 from typing import Any
 
 import actorflow as af
+from actorflow._signals import wait_for_stop_signal
 from actorflow.backends import Backend, make_backend
 
 __all__ = ["OrderStatus", "build_demo_workflow", "run_demo"]
@@ -153,9 +153,7 @@ def run_demo(
         if serve:
             out.write("serving metrics until Ctrl-C\n")
             out.flush()
-            stop = threading.Event()
-            with contextlib.suppress(KeyboardInterrupt):
-                stop.wait()
+            wait_for_stop_signal()
     finally:
         supervisor.stop()
         adapters.close()

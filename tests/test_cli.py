@@ -117,18 +117,27 @@ def test_bench_appends_its_figures(tmp_path: Path):
     assert "p50" in text
 
 
-def test_demo_serve_keeps_the_metrics_up_until_interrupted(tmp_path: Path):
-    """`actorflow demo --serve` finishes the runs, keeps /metrics up, and stops cleanly on Ctrl-C."""
+# Runs the rest of the command line with SIGINT ignored: exec keeps an ignored signal ignored.
+IGNORING_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+@pytest.mark.parametrize("started_with", ["SIGINT handled", "SIGINT ignored"])
+def test_demo_serve_keeps_the_metrics_up_until_interrupted(tmp_path: Path, started_with: str):
+    """`actorflow demo --serve` finishes the runs, keeps /metrics up, and stops cleanly on Ctrl-C.
+
+    Also when started with SIGINT ignored (a background job of a script; ``/usr/bin/time``
+    does it to its child): Python then raises no KeyboardInterrupt, so the command
+    handles the signal itself.
+    """
     import re
     import urllib.request
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "actorflow.cli", "demo", "--runs", "50", "--serve"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    command = [sys.executable, "-m", "actorflow.cli", "demo", "--runs", "50", "--serve"]
+    if started_with == "SIGINT ignored":
+        command = [sys.executable, "-c", IGNORING_SIGINT, *command]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         port = None
