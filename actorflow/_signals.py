@@ -1,37 +1,35 @@
-"""Waiting for Ctrl-C or a termination request, as `actorflow run` and `actorflow demo --serve` do."""
+"""Stopping on Ctrl-C or a termination request, as `actorflow run` and `actorflow demo --serve` do."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 
-__all__ = ["wait_for_stop_signal"]
+__all__ = ["stop_signals"]
 
 
-def wait_for_stop_signal(announce: Callable[[str], None] | None = None) -> str:
-    """Block until SIGINT or SIGTERM arrives; the signal's name (the previous handlers are put back).
+@contextlib.contextmanager
+def stop_signals(announce: Callable[[str], None] | None = None) -> Iterator[threading.Event]:
+    """An event set by SIGINT or SIGTERM while the block runs (the previous handlers are put back).
 
-    The handlers are set explicitly rather than relying on `KeyboardInterrupt`: a process
-    started with SIGINT ignored (a job a script put in the background, a parent that
-    ignores it) has no `KeyboardInterrupt` at all, and would never stop on Ctrl-C.
-    Call it from the main thread.
+    Enter it before telling anyone the process is ready, so a signal sent at once is not
+    missed. The handlers are set explicitly rather than relying on `KeyboardInterrupt`:
+    a process started with SIGINT ignored (a job a script put in the background,
+    ``/usr/bin/time``'s child) gets no `KeyboardInterrupt` at all. Main thread only.
     """
     stop = threading.Event()
-    received: list[str] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        received.append(name)
         if announce is not None:
-            announce(name)
+            announce(signal.Signals(signum).name)
         stop.set()
 
     previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        stop.wait()
+        yield stop
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    return received[0]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from actorflow._signals import wait_for_stop_signal
+from actorflow._signals import stop_signals
 from actorflow.backends import BACKENDS
 
 __all__ = ["load_target", "main"]
@@ -75,16 +75,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         port = None if args.metrics_port is None else int(args.metrics_port)
         supervisor = Supervisor(items, metrics_port=port)
-    supervisor.start()
-    names = ", ".join(wf.name for wf in supervisor.workflows)
-    where = (
-        "" if supervisor.metrics_port is None else f"; metrics on http://127.0.0.1:{supervisor.metrics_port}/metrics"
-    )
-    print(f"actorflow node {supervisor.node_id} running {names}{where}", flush=True)  # noqa: T201
-    try:
-        wait_for_stop_signal(lambda name: print(f"received {name}; stopping", flush=True))  # noqa: T201
-    finally:
-        supervisor.stop()
+    with stop_signals(lambda name: print(f"received {name}; stopping", flush=True)) as stop:  # noqa: T201
+        supervisor.start()
+        try:
+            names = ", ".join(wf.name for wf in supervisor.workflows)
+            port = supervisor.metrics_port
+            where = "" if port is None else f"; metrics on http://127.0.0.1:{port}/metrics"
+            print(f"actorflow node {supervisor.node_id} running {names}{where}", flush=True)  # noqa: T201
+            stop.wait()
+        finally:
+            supervisor.stop()
     print("stopped", flush=True)  # noqa: T201
     return 0
 

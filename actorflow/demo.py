@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 import actorflow as af
-from actorflow._signals import wait_for_stop_signal
+from actorflow._signals import stop_signals
 from actorflow.backends import Backend, make_backend
 
 __all__ = ["OrderStatus", "build_demo_workflow", "run_demo"]
@@ -151,9 +151,10 @@ def run_demo(
         )
         out.flush()
         if serve:
-            out.write("serving metrics until Ctrl-C\n")
-            out.flush()
-            wait_for_stop_signal()
+            with stop_signals() as stop:  # before saying so: a Ctrl-C sent at once is not missed
+                out.write("serving metrics until Ctrl-C\n")
+                out.flush()
+                stop.wait()
     finally:
         supervisor.stop()
         adapters.close()
