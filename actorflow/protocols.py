@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import os
+import secrets
+import socket
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
@@ -47,6 +50,7 @@ __all__ = [
     "TimeoutRecord",
     "TimeoutStore",
     "make_outbox_event",
+    "new_node_id",
     "shard_hash",
     "shard_of",
 ]
@@ -251,11 +255,20 @@ class Lease:
         ttl: seconds the lease stays valid from the `acquire` call that returned it;
             ``None`` when it lasts until released. The node stops working the role
             before that time unless it renewed the lease.
+        term: the fencing term: it grows each time the role passes to another node and
+            stays the same while one node renews it, so a write made under an older
+            term can be told from its successor's. ``0``: the scheduler keeps none.
     """
 
     role: str
     node_id: str
     ttl: float | None = None
+    term: int = 0
+
+
+def new_node_id() -> str:
+    """A node id unique in a fleet and readable in a log: host, process id, a short random part."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 @runtime_checkable

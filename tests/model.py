@@ -118,11 +118,11 @@ def counting_step(to: Stage, calls: list[tuple[str, Stage]] | None = None) -> St
     return step
 
 
-def two_steps(name: str) -> af.Builder[Item, Stage]:
-    """STARTED -> FIRST -> DONE."""
+def two_steps(name: str, *, parallel: int = 1, calls: list[tuple[str, Stage]] | None = None) -> af.Builder[Item, Stage]:
+    """STARTED -> FIRST -> DONE; ``parallel`` shards on STARTED; ``calls`` notes every step run."""
     b = af.Builder(name, Item, Stage)
-    b.add_step(Stage.STARTED, counting_step(Stage.FIRST), Stage.FIRST)
-    b.add_step(Stage.FIRST, counting_step(Stage.DONE), Stage.DONE)
+    b.add_step(Stage.STARTED, counting_step(Stage.FIRST, calls), Stage.FIRST).with_options(parallel_count=parallel)
+    b.add_step(Stage.FIRST, counting_step(Stage.DONE, calls), Stage.DONE)
     return b
 
 

@@ -40,6 +40,7 @@ class Process(abc.ABC):
         self.options = options
         self.metrics = metrics
         self.valid_until: float | None = None
+        self.term = 0  # the fencing term of the node's lease on the role (0: the scheduler keeps none)
         self._retry_at = 0.0
 
     def holding(self) -> bool:

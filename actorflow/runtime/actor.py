@@ -68,6 +68,7 @@ class ProcessActor(pykka.ThreadingActor):
             self._holding = True
             if self.process is not None:
                 self.process.valid_until = message.valid_until
+                self.process.term = message.term
             if not self._ticking:
                 self._ticking = True
                 self.actor_ref.tell(_TICK)

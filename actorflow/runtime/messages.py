@@ -20,9 +20,10 @@ class Tick:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RoleGranted:
-    """The node holds the actor's role until ``valid_until`` (monotonic; None: until lost)."""
+    """The node holds the actor's role until ``valid_until`` (monotonic; None: until lost), under ``term``."""
 
     valid_until: float | None
+    term: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

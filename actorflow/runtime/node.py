@@ -37,6 +37,7 @@ class Node:
         self._states: dict[str, ProcessState] = {}
         self._failed: set[str] = set()
         self._subscribed: set[str] = set()
+        self._held: dict[str, int] = {}  # role -> term of the lease this node holds
         self._threads: list[threading.Thread] = []
 
     # -- states ---------------------------------------------------------------------------
@@ -91,6 +92,23 @@ class Node:
         with self._lock:
             self._lock.wait_for(lambda: keys <= self._subscribed, timeout)
             return keys - self._subscribed
+
+    # -- roles held ---------------------------------------------------------------------
+
+    def hold(self, role: str, term: int) -> None:
+        """Record that the node holds ``role`` under ``term`` (the scheduler actor says so)."""
+        with self._lock:
+            self._held[role] = term
+
+    def unhold(self, role: str) -> None:
+        """Record that the node no longer holds ``role``."""
+        with self._lock:
+            self._held.pop(role, None)
+
+    def held(self) -> dict[str, int]:
+        """The roles this node holds, with their lease terms."""
+        with self._lock:
+            return dict(sorted(self._held.items()))
 
     # -- threads ------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ class _Claim:
     workflow_name: str
     held: bool = False
     valid_until: float | None = None
+    term: int = 0
     next_attempt: float = 0.0
 
 
@@ -117,6 +118,8 @@ class SchedulerActor(pykka.ThreadingActor):
             # Stop working well before the lease can expire for the other nodes.
             claim.valid_until = started + lease.ttl - max(lease.ttl * 0.2, 0.05)
             claim.next_attempt = started + lease.ttl / 3
+        claim.term = lease.term
+        self.node.hold(claim.role, lease.term)
         was_held, claim.held = claim.held, True
         if not was_held:
             self.node.metrics.roles_held.labels(claim.workflow_name, self.node.node_id).inc()
@@ -127,7 +130,7 @@ class SchedulerActor(pykka.ThreadingActor):
     def _grant(self, claim: _Claim) -> None:
         """Tell the actor it holds its role; an actor that is gone gives the role back."""
         try:
-            claim.actor.tell(RoleGranted(claim.valid_until))
+            claim.actor.tell(RoleGranted(claim.valid_until, claim.term))
         except pykka.ActorDeadError:
             # It stopped before its Subscribe was handled (its Unsubscribe follows).
             if self._claims.get(claim.role) is claim:
@@ -137,12 +140,14 @@ class SchedulerActor(pykka.ThreadingActor):
     def _lost(self, claim: _Claim) -> None:
         claim.held = False
         claim.valid_until = None
+        self.node.unhold(claim.role)
         self.node.metrics.roles_held.labels(claim.workflow_name, self.node.node_id).dec()
         with contextlib.suppress(pykka.ActorDeadError):
             claim.actor.tell(RoleLost())
 
     def _release(self, claim: _Claim) -> None:
         claim.held = False
+        self.node.unhold(claim.role)
         self.node.metrics.roles_held.labels(claim.workflow_name, self.node.node_id).dec()
         try:
             claim.scheduler.release(claim.role, self.node.node_id)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol, Self, cast
 
@@ -14,6 +13,7 @@ from actorflow.capabilities import Attachable
 from actorflow.errors import ActorflowError
 from actorflow.log import logger
 from actorflow.metrics import metrics_for
+from actorflow.protocols import new_node_id
 from actorflow.runtime.actor import ProcessActor
 from actorflow.runtime.messages import ChildExited
 from actorflow.runtime.node import Node
@@ -126,7 +126,7 @@ class Supervisor:
         metrics_port: serve ``/metrics`` and ``/healthz`` on this port (0 picks a free one).
         metrics_host: the address to serve them on.
         registry: the Prometheus registry metrics go to (default: the global one).
-        node_id: this node's identity for the role schedulers (default: a new UUID).
+        node_id: this node's identity for the role schedulers (default: host, pid and a short random part).
         restart: how crashed actors are restarted.
         claim_interval: how often a role held by another node is tried again (seconds).
     """
@@ -148,7 +148,7 @@ class Supervisor:
         if len(set(names)) != len(names):
             msg = f"a supervisor cannot host two workflows with the same name: {sorted(names)}"
             raise ValueError(msg)
-        self.node_id = node_id or str(uuid.uuid4())
+        self.node_id = node_id or new_node_id()
         self.metrics_host = metrics_host
         self._requested_port = metrics_port
         self.registry = registry
@@ -215,6 +215,11 @@ class Supervisor:
         """Every hosted process's state, keyed ``<workflow>/<process name>``."""
         node = self._node
         return {} if node is None else node.states()
+
+    def roles(self) -> dict[str, int]:
+        """The roles this node holds now, with the term of each lease (empty when not running)."""
+        node = self._node
+        return {} if node is None else node.held()
 
     def _health(self) -> tuple[bool, dict[str, Any]]:
         states = self.states()

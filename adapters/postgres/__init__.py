@@ -18,6 +18,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from ._errors import PostgresError
 from ._schema import drop_schema, migrate
 from .recordstore import PostgresRecordStore
+from .rolescheduler import PostgresRoleScheduler
 from .streamer import PostgresEventStreamer
 from .timeoutstore import PostgresTimeoutStore
 
@@ -25,6 +26,7 @@ __all__ = [
     "PostgresError",
     "PostgresEventStreamer",
     "PostgresRecordStore",
+    "PostgresRoleScheduler",
     "PostgresTimeoutStore",
     "drop_schema",
     "migrate",

@@ -256,3 +256,23 @@ FROM workflow_timeouts WHERE workflow_name = %s AND NOT completed ORDER BY id
 -- A workflow's uncompleted timeouts of a status that expired at or before a time, by id
 SELECT id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at
 FROM workflow_timeouts WHERE workflow_name = %s AND status = %s AND NOT completed AND expire_at <= %s ORDER BY id
+
+-- acquire_role --
+-- Take or renew a role for a node (timed by the database clock); the term grows with each new holder
+INSERT INTO workflow_leases AS l (role, node_id, term, expires_at)
+VALUES (%(role)s, %(node)s, 1, clock_timestamp() + make_interval(secs => %(ttl)s))
+ON CONFLICT (role) DO UPDATE
+SET node_id = excluded.node_id,
+    term = l.term + CASE WHEN l.node_id = excluded.node_id THEN 0 ELSE 1 END,
+    expires_at = excluded.expires_at
+WHERE l.node_id = excluded.node_id OR l.expires_at <= clock_timestamp()
+RETURNING term
+
+-- release_role --
+-- Give a role up at once if the node holds it (the row and its term stay for the next holder)
+UPDATE workflow_leases SET expires_at = clock_timestamp()
+WHERE role = %s AND node_id = %s AND expires_at > clock_timestamp()
+
+-- role_holders --
+-- The roles held now, by whom and under which term
+SELECT role, node_id, term FROM workflow_leases WHERE expires_at > clock_timestamp() ORDER BY role

@@ -24,6 +24,7 @@ import os
 
 from ._db import Database, SqliteError
 from .recordstore import SqliteRecordStore
+from .rolescheduler import SqliteRoleScheduler
 from .streamer import SqliteEventStreamer
 from .timeoutstore import SqliteTimeoutStore
 
@@ -31,6 +32,7 @@ __all__ = [
     "SqliteError",
     "SqliteEventStreamer",
     "SqliteRecordStore",
+    "SqliteRoleScheduler",
     "SqliteTimeoutStore",
     "migrate",
 ]

@@ -199,3 +199,26 @@ ORDER BY id;
 SELECT id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at FROM workflow_timeouts
 WHERE workflow_name = ? AND status = ? AND completed = 0 AND expire_at <= ?
 ORDER BY id;
+
+-- acquire_role --
+-- Take or renew a role for a node (timed by SQLite's clock, in microseconds); the term grows with each new holder
+INSERT INTO workflow_leases (role, node_id, term, expires_at)
+VALUES (:role, :node, 1, CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER) + :ttl)
+ON CONFLICT (role) DO UPDATE
+SET node_id = excluded.node_id,
+    term = workflow_leases.term + (workflow_leases.node_id <> excluded.node_id),
+    expires_at = excluded.expires_at
+WHERE workflow_leases.node_id = excluded.node_id
+   OR workflow_leases.expires_at <= CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)
+RETURNING term;
+
+-- release_role --
+-- Give a role up at once if the node holds it (the row and its term stay for the next holder)
+UPDATE workflow_leases SET expires_at = CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)
+WHERE role = ? AND node_id = ? AND expires_at > CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER);
+
+-- role_holders --
+-- The roles held now, by whom and under which term
+SELECT role, node_id, term FROM workflow_leases
+WHERE expires_at > CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)
+ORDER BY role;

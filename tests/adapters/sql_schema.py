@@ -36,6 +36,7 @@ TABLES = {
     "workflow_error_counts",
     "workflow_timeouts",
     "workflow_in_flight",
+    "workflow_leases",
 }
 INDEXES = {
     "workflow_records_one_unfinished",
@@ -69,6 +70,17 @@ CODEC = make_codec(Item, None)
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
 # The record columns the tests write (the rest keep their defaults).
 RECORD_COLUMNS = "run_id, workflow_name, foreign_id, run_state, status, object, created_at, updated_at, version"
+
+
+def versions(dialect: str) -> list[int]:
+    """Every schema version this release knows for ``dialect``."""
+    folder = resources.files(f"actorflow.adapters.{dialect}") / "migrations"
+    return sorted(int(entry.name[:4]) for entry in folder.iterdir() if entry.name.endswith(".sql"))
+
+
+def new_versions(dialect: str) -> list[int]:
+    """The versions a database the previous release left (at its newest, 3) lacks."""
+    return [v for v in versions(dialect) if v > len(RELEASED[dialect])]
 
 
 def released_scripts(dialect: str, versions: int = 3) -> list[str]:

@@ -212,6 +212,29 @@ class RoleSchedulerSuite:
         assert second.acquire("leader-releasing", "node-1") is None, "the holder keeps the role"
         first.release("leader-releasing", "node-0")
 
+    def test_the_term_grows_with_each_new_holder_and_stays_while_renewed(
+        self, make_role_scheduler: RoleSchedulerFactory
+    ) -> None:
+        """Fencing terms: renewing keeps the term; each new holder gets a higher one, also after a release."""
+        first, second = make_role_scheduler(2)
+        lease = first.acquire("leader-fenced", "node-0")
+        assert lease is not None
+        if lease.term == 0:
+            first.release("leader-fenced", "node-0")
+            pytest.skip("the scheduler keeps no fencing terms (Lease.term is 0)")
+        renewed = first.acquire("leader-fenced", "node-0")
+        assert renewed is not None
+        assert renewed.term == lease.term, "renewing a lease must keep its term"
+        first.release("leader-fenced", "node-0")
+        taken = await_role(second, "leader-fenced", "node-1")
+        assert taken is not None
+        assert taken.term > lease.term, "a new holder needs a higher term than its predecessor"
+        second.release("leader-fenced", "node-1")
+        back = await_role(first, "leader-fenced", "node-0")
+        assert back is not None
+        assert back.term > taken.term, "terms never go back, whoever held the role before"
+        first.release("leader-fenced", "node-0")
+
 
 class ExpiringLeaseSuite(RoleSchedulerSuite):
     """Every `RoleSchedulerSuite` case, plus those of leases that run out (``Lease.ttl`` set).
@@ -237,6 +260,8 @@ class ExpiringLeaseSuite(RoleSchedulerSuite):
         assert waiter.lease is not None, f"the role was not free {lease.ttl + 5:.1f}s after an unrenewed lease"
         assert waiter.returned_at is not None
         assert waiter.returned_at - started >= lease.ttl, "the role was given away before the lease ran out"
+        assert waiter.lease.term > lease.term or lease.term == 0, "the node that took the role over needs a higher term"
+        assert first.acquire("leader-expiring", "node-0") is None, "the lapsed holder cannot take it back"
         second.release("leader-expiring", "node-1")
 
     def test_renewed_lease_keeps_the_role(self, make_role_scheduler: RoleSchedulerFactory) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from actorflow.testing.adaptertest import EventStreamerSuite, RecordStoreSuite, TimeoutStoreSuite
+from actorflow.testing.adaptertest import EventStreamerSuite, ExpiringLeaseSuite, RecordStoreSuite, TimeoutStoreSuite
 
 pytestmark = pytest.mark.postgres
 
@@ -45,3 +45,14 @@ class TestPostgresEventStreamer(EventStreamerSuite):
     @pytest.fixture
     def make_event_streamer(self, pg_dsn: str, pg_schema: str) -> Iterator[Callable[..., Any]]:
         yield from _factory("PostgresEventStreamer", pg_dsn, pg_schema)
+
+
+class TestPostgresRoleScheduler(ExpiringLeaseSuite):
+    """Each scheduler has a pool of its own: ``n`` of them are ``n`` nodes on one database."""
+
+    @pytest.fixture
+    def make_role_scheduler(self, pg_dsn: str, pg_schema: str) -> Iterator[Callable[[int], list[Any]]]:
+        factory = _factory("PostgresRoleScheduler", pg_dsn, pg_schema)
+        make = next(factory)
+        yield lambda n: [make(ttl=0.5) for _ in range(n)]
+        next(factory, None)

@@ -31,12 +31,14 @@ from tests.adapters.sql_schema import (
     WORKFLOW,
     event_row,
     finish_the_legacy_run,
+    new_versions,
     record_row,
     released_scripts,
 )
 
 pytestmark = pytest.mark.postgres
 
+NEW = new_versions("postgres")  # the versions after the previous release's
 APPLIED_AT = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
@@ -133,17 +135,19 @@ def legacy(pg_dsn: str, pg_schema: str) -> dict[str, int]:
 
 
 def test_the_runner_keeps_the_existing_bookkeeping_and_applies_only_what_is_new(legacy, pg_dsn, pg_schema):
-    """Versions 1-3 are found recorded (their times kept); nothing is applied again, now or later."""
-    assert migrate(pg_dsn, pg_schema) == []  # this release's versions are the previous release's
-    assert _bookkeeping(pg_dsn, pg_schema) == [(v, name, APPLIED_AT) for v, name in LEGACY_VERSIONS]
+    """Versions 1-3 are found recorded (their times kept); only the newer ones are applied, once."""
+    assert migrate(pg_dsn, pg_schema) == NEW
+    kept = _bookkeeping(pg_dsn, pg_schema)
+    assert kept[:3] == [(v, name, APPLIED_AT) for v, name in LEGACY_VERSIONS]
+    assert [v for v, _, _ in kept[3:]] == NEW
     assert migrate(pg_dsn, pg_schema) == []
 
 
 def test_an_older_legacy_schema_gets_only_the_versions_it_lacks(pg_dsn, pg_schema):
-    """A schema the previous release left at version 2: only 3 is applied, and recorded beside the kept 1 and 2."""
+    """A schema the previous release left at version 2: 3 and on are applied, recorded beside the kept 1 and 2."""
     build_legacy_schema(pg_dsn, pg_schema, versions=2)
-    assert migrate(pg_dsn, pg_schema) == [3]
-    kept, (added,) = _bookkeeping(pg_dsn, pg_schema)[:2], _bookkeeping(pg_dsn, pg_schema)[2:]
+    assert migrate(pg_dsn, pg_schema) == [3, *NEW]
+    kept, (added, *_) = _bookkeeping(pg_dsn, pg_schema)[:2], _bookkeeping(pg_dsn, pg_schema)[2:]
     assert kept == [(v, name, APPLIED_AT) for v, name in LEGACY_VERSIONS[:2]]
     assert added[:2] == (3, "error_counts_by_run")
     assert added[2] > APPLIED_AT
@@ -165,7 +169,7 @@ def test_the_new_adapters_read_a_legacy_schema(legacy, pg_dsn, pg_schema, opened
     (pending,) = timeouts.list(WORKFLOW)
     assert (pending.id, pending.run_id, pending.expire_at) == (legacy["timeout"], RUN, NOW + timedelta(days=1))
     assert timeouts.create(WORKFLOW, "item-b", "run-b", 2, NOW) > legacy["timeout"]
-    assert _bookkeeping(pg_dsn, pg_schema) == [(v, name, APPLIED_AT) for v, name in LEGACY_VERSIONS]
+    assert _bookkeeping(pg_dsn, pg_schema)[:3] == [(v, name, APPLIED_AT) for v, name in LEGACY_VERSIONS]
 
 
 def test_a_workflow_on_a_legacy_schema_finishes_the_run_it_left(legacy, pg_dsn, pg_schema, opened):
@@ -179,8 +183,8 @@ def test_a_workflow_on_a_legacy_schema_finishes_the_run_it_left(legacy, pg_dsn, 
     assert row[0] > 0  # the workflow's own events went into the same log, after the old ones
 
 
-def test_the_db_migrate_command_on_a_legacy_schema_applies_nothing(legacy, pg_dsn, pg_schema):
-    """`actorflow db migrate` on the previous release's schema: up to date, the bookkeeping untouched."""
+def test_the_db_migrate_command_on_a_legacy_schema_applies_only_what_is_new(legacy, pg_dsn, pg_schema):
+    """`actorflow db migrate` on the previous release's schema: the newer versions, the old bookkeeping kept."""
     result = subprocess.run(
         [sys.executable, "-m", "actorflow.cli", "db", "migrate", "--dsn", pg_dsn, "--schema", pg_schema],
         capture_output=True,
@@ -189,5 +193,5 @@ def test_the_db_migrate_command_on_a_legacy_schema_applies_nothing(legacy, pg_ds
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "none (already up to date)" in result.stdout
-    assert _bookkeeping(pg_dsn, pg_schema) == [(v, name, APPLIED_AT) for v, name in LEGACY_VERSIONS]
+    assert f"applied migrations {', '.join(map(str, NEW))}" in result.stdout
+    assert _bookkeeping(pg_dsn, pg_schema)[:3] == [(v, name, APPLIED_AT) for v, name in LEGACY_VERSIONS]

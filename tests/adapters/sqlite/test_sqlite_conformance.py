@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from actorflow.adapters.sqlite import SqliteEventStreamer, SqliteRecordStore, SqliteTimeoutStore
+from actorflow.adapters.sqlite import SqliteEventStreamer, SqliteRecordStore, SqliteRoleScheduler, SqliteTimeoutStore
 from actorflow.clock import Clock
-from actorflow.testing.adaptertest import EventStreamerSuite, RecordStoreSuite, TimeoutStoreSuite
+from actorflow.testing.adaptertest import EventStreamerSuite, ExpiringLeaseSuite, RecordStoreSuite, TimeoutStoreSuite
 
 
 def _fresh(tmp_path: Path, make: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
@@ -54,3 +54,20 @@ class TestSqliteEventStreamer(EventStreamerSuite):
 
         yield make
         next(fresh, None)
+
+
+class TestSqliteRoleScheduler(ExpiringLeaseSuite):
+    """``n`` schedulers on one file are ``n`` node processes on one host (each with its own connections)."""
+
+    @pytest.fixture
+    def make_role_scheduler(self, tmp_path: Path) -> Iterator[Callable[[int], list[SqliteRoleScheduler]]]:
+        made: list[SqliteRoleScheduler] = []
+
+        def make(n: int) -> list[SqliteRoleScheduler]:
+            made.extend(SqliteRoleScheduler(tmp_path / "roles.db", ttl=0.5) for _ in range(n))
+            return made[-n:]
+
+        yield make
+        for scheduler in made:
+            scheduler.close()
+            assert scheduler.db.open_connections() == 0

@@ -21,7 +21,7 @@ from actorflow.adapters.sqlite import (
 from actorflow.adapters.sqlite._db import Database
 from actorflow.adapters.sqlite._schema import migrations
 from actorflow.testing.adaptertest._records import dummy_record
-from tests.adapters.sql_schema import INDEXES, TABLES, migrate_in_processes
+from tests.adapters.sql_schema import INDEXES, TABLES, migrate_in_processes, versions
 
 ADAPTERS = [SqliteRecordStore, SqliteTimeoutStore, SqliteEventStreamer]
 
@@ -118,7 +118,7 @@ def test_a_thread_that_ends_closes_its_connection(tmp_path):
 def test_migrate_applies_each_version_once(tmp_path):
     """migrate() creates the tables and records each version; a second call applies nothing."""
     path = tmp_path / "migrated.db"
-    assert migrate(path) == [m.version for m in migrations()] == [1, 2, 3, 4]
+    assert migrate(path) == [m.version for m in migrations()] == versions("sqlite")
     assert migrate(path) == []
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT version, name FROM actorflow_migrations").fetchall() == [
@@ -126,6 +126,7 @@ def test_migrate_applies_each_version_once(tmp_path):
             (2, "in_flight"),
             (3, "error_counts_by_run"),
             (4, "postgres_names"),
+            (5, "role_leases"),
         ]
         indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -147,7 +148,7 @@ def test_adapters_migrate_the_file_on_first_use(tmp_path):
 def test_processes_opening_a_new_file_at_once_migrate_it_once(tmp_path):
     """Four processes migrating one fresh file together all succeed; the version is recorded once."""
     path = tmp_path / "race.db"
-    assert migrate_in_processes(path) == ["[1, 2, 3, 4]", "[]", "[]", "[]"]
+    assert migrate_in_processes(path) == [str(versions("sqlite")), "[]", "[]", "[]"]
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM actorflow_migrations").fetchone() == (len(migrations()),)
 

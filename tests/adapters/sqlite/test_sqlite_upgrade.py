@@ -32,9 +32,14 @@ from tests.adapters.sql_schema import (
     event_row,
     finish_the_legacy_run,
     migrate_in_processes,
+    new_versions,
     record_row,
     released_scripts,
+    versions,
 )
+
+ALL = versions("sqlite")  # every version this release knows
+NEW = new_versions("sqlite")  # those the previous release's files lack
 
 # The previous release's bookkeeping table and its rows (microseconds since the epoch).
 LEGACY_BOOKKEEPING = """
@@ -131,7 +136,7 @@ def test_the_new_adapters_read_a_legacy_file_after_upgrading_it(legacy, opened):
     """Records, snapshots, outbox, error counts, in-flight notes and timeouts read back after the renames."""
     store = opened(SqliteRecordStore(legacy))
     assert store.lookup(RUN) == V2  # the first use migrates the file
-    assert store.db.applied == [4]
+    assert store.db.applied == NEW
     assert [r.meta.version for r in store.snapshots(RUN)] == [1, 2]
     assert store.snapshots(RUN) == [V1, V2]
     assert store.latest(WORKFLOW, "item-old") == OLD
@@ -150,7 +155,7 @@ def test_the_new_adapters_read_a_legacy_file_after_upgrading_it(legacy, opened):
 
 def test_the_upgrade_renames_everything_and_adopts_the_old_bookkeeping(legacy):
     """Version 4 is recorded beside the adopted 1-3 (their times kept); old tables and bookkeeping are gone."""
-    assert migrate(legacy) == [4]
+    assert migrate(legacy) == NEW
     assert _rows(legacy, "SELECT version, name, applied_at FROM actorflow_migrations WHERE version < 4") == [
         (v, name, APPLIED_AT) for v, name in LEGACY_VERSIONS
     ]
@@ -185,15 +190,15 @@ def test_an_older_legacy_file_is_adopted_before_the_pending_versions_are_chosen(
     """A file the previous release left at version 2: the adopted bookkeeping makes 3 and 4 pending, not 1 and 2."""
     path = tmp_path / "older.db"
     build_legacy_file(path, versions=2)
-    assert migrate(path) == [3, 4]
-    assert [v for (v,) in _rows(path, "SELECT version FROM actorflow_migrations ORDER BY version")] == [1, 2, 3, 4]
+    assert migrate(path) == [3, *NEW]
+    assert [v for (v,) in _rows(path, "SELECT version FROM actorflow_migrations ORDER BY version")] == ALL
     assert "schema_migrations" not in _names(path, "table")
 
 
 def test_processes_opening_a_legacy_file_at_once_upgrade_it_once(legacy):
     """Four processes opening one legacy file together: one applies version 4, the others find it done."""
-    assert migrate_in_processes(legacy) == ["[4]", "[]", "[]", "[]"]
-    assert _rows(legacy, "SELECT count(*) FROM actorflow_migrations") == [(4,)]
+    assert migrate_in_processes(legacy) == [str(NEW), "[]", "[]", "[]"]
+    assert _rows(legacy, "SELECT count(*) FROM actorflow_migrations") == [(len(ALL),)]
 
 
 def test_the_db_migrate_command_upgrades_a_legacy_file(legacy):
@@ -206,7 +211,7 @@ def test_the_db_migrate_command_upgrades_a_legacy_file(legacy):
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert f"database {legacy}: applied migrations 4" in result.stdout
+    assert f"database {legacy}: applied migrations {', '.join(map(str, NEW))}" in result.stdout
     assert "schema_migrations" not in _names(legacy, "table")
     assert migrate(legacy) == []
 
@@ -227,5 +232,5 @@ def test_an_older_release_refuses_an_upgraded_file_instead_of_starting_it_afresh
         versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
     finally:
         conn.close()
-    assert versions == [1, 2, 3, 4]  # newer than its newest (3): it raises "upgrade actorflow"
+    assert versions == ALL  # newer than its newest (3): it raises "upgrade actorflow"
     assert not _names(legacy, "table") & OLD_TABLES

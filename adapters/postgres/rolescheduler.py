@@ -1,0 +1,64 @@
+"""`PostgresRoleScheduler`: role leases in PostgreSQL, shared by every node of a fleet."""
+
+from __future__ import annotations
+
+from actorflow.protocols import Lease, new_node_id
+
+from ._db import PostgresAdapter
+from ._schema import QUERIES
+
+__all__ = ["PostgresRoleScheduler"]
+
+
+class PostgresRoleScheduler(PostgresAdapter):
+    """Gives each role to at most one node of the fleet at a time, through a lease table.
+
+    A lease lasts ``ttl`` seconds by the database's clock (never a node's: clocks of
+    different hosts disagree) unless its holder renews it; another node may take the
+    role only once it has run out, or its holder released it. Each lease carries a term
+    that grows whenever the role passes to another node, so a node that was frozen or
+    cut off and wakes up late can be refused (fencing). A lease table rather than session
+    advisory locks: a frozen host's session, and so its locks, can live on for as long as
+    TCP keepalive lets it; a lease runs out after ``ttl`` whatever the network does.
+
+    Args:
+        dsn: a libpq connection string or URL.
+        node_id: this process's node id for the fleet (default: host, pid and a short
+            random part, see `actorflow.protocols.new_node_id`).
+        ttl: seconds a lease lasts unless renewed: the longest a dead node's roles stay
+            unworked. The holder renews at a third of it and stops working a role a
+            fifth of it before it would run out.
+        schema: the schema the tables live in (created if missing).
+        max_connections: the pool's size.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        node_id: str | None = None,
+        ttl: float = 3.0,
+        schema: str = "public",
+        max_connections: int = 2,
+    ) -> None:
+        if not ttl > 0:
+            msg = f"ttl must be a positive number of seconds, got {ttl!r}"
+            raise ValueError(msg)
+        super().__init__(dsn, schema=schema, max_connections=max_connections)
+        self.node_id = node_id or new_node_id()
+        self.ttl = float(ttl)
+
+    def acquire(self, role: str, node_id: str) -> Lease | None:
+        """Take or renew ``role`` for ``node_id``; ``None`` while another node's lease is live."""
+        params = {"role": role, "node": node_id, "ttl": self.ttl}
+        row = self.db.fetchone("claiming a role", QUERIES["acquire_role"], params)
+        return None if row is None else Lease(role, node_id, self.ttl, int(row[0]))
+
+    def release(self, role: str, node_id: str) -> None:
+        """Give ``role`` up if ``node_id`` holds it; another node may take it at once."""
+        self.db.execute("releasing a role", QUERIES["release_role"], (role, node_id))
+
+    def holders(self) -> dict[str, tuple[str, int]]:
+        """Every role held now: its node id and term."""
+        rows = self.db.fetchall("listing role holders", QUERIES["role_holders"])
+        return {role: (node, int(term)) for role, node, term in rows}
