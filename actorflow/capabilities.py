@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 from actorflow.clock import Clock
-from actorflow.protocols import EventStreamer
+from actorflow.protocols import EventStreamer, Fence, RoleScheduler
 from actorflow.record import Record
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "ClockBorrower",
     "DirectPublisher",
     "ErrorCounter",
+    "FencedStore",
     "InFlightLog",
     "OutboxWaiter",
     "PartitionedReceiver",
@@ -70,6 +71,28 @@ class BatchStore(Protocol):
 
     def delete_outbox_events(self, ids: Iterable[str]) -> None:
         """Remove many relayed outbox events at once."""
+        ...
+
+
+@runtime_checkable
+class FencedStore(Protocol):
+    """A record store that checks a role's lease in the transaction of the role's writes (fencing).
+
+    A node that was frozen or cut off may wake up after its role passed to another node
+    and try to commit what it had in hand. When the store keeps its records in the same
+    database as the role scheduler's leases, it can refuse such a write atomically: the
+    lease named by the write's `Fence` must still be the role's current one, checked in
+    the write's own transaction (and held, so the role cannot pass on before it commits).
+    """
+
+    def fences_with(self, role_scheduler: RoleScheduler) -> bool:
+        """True when ``role_scheduler``'s leases are in this store's database. Must not connect."""
+        ...
+
+    def store_many(
+        self, records: Sequence[Record], *, forget_errors: bool = False, fence: Fence | None = None
+    ) -> builtins.list[Exception | None]:
+        """As `BatchStore.store_many`; with ``fence``, raise `StaleTerm` and store nothing unless it is current."""
         ...
 
 

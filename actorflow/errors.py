@@ -20,6 +20,7 @@ __all__ = [
     "InvalidTransition",
     "NotRunning",
     "RecordNotFound",
+    "StaleTerm",
     "StepError",
     "TimeoutNotFound",
     "UnknownStatus",
@@ -59,6 +60,10 @@ class WorkflowInProgress(ActorflowError):
 
 class VersionConflict(ActorflowError):
     """The record was modified since it was read (optimistic concurrency check failed)."""
+
+
+class StaleTerm(ActorflowError):
+    """A write was refused: the role it was made for has passed to another node since (fencing)."""
 
 
 class InvalidTransition(ActorflowError, ValueError):

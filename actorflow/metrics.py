@@ -109,6 +109,12 @@ class Metrics:
             ("workflow_name", "node_id"),
             registry=registry,
         )
+        self.fenced_writes = Counter(
+            "actorflow_fenced_writes",
+            "Writes refused because the role had passed to another node (its work is redone there)",
+            _WF_PROC,
+            registry=registry,
+        )
         self.malformed_events = Counter(
             "actorflow_malformed_events",
             "Events that could not be parsed and were skipped",
@@ -135,6 +141,7 @@ class ProcessMetrics:
         self.restarts = metrics.actor_restarts.labels(*labels)
         self.failed = metrics.process_failed.labels(*labels)
         self.malformed = metrics.malformed_events.labels(*labels)
+        self.fenced = metrics.fenced_writes.labels(*labels)
 
     def error(self) -> None:
         """Count one process error."""

@@ -36,6 +36,7 @@ __all__ = [
     "EventReceiver",
     "EventSender",
     "EventStreamer",
+    "Fence",
     "Header",
     "Lease",
     "Order",
@@ -264,6 +265,21 @@ class Lease:
     node_id: str
     ttl: float | None = None
     term: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Fence:
+    """The lease a role's write is made under: a store that fences refuses it once the role moved on.
+
+    Attributes:
+        role: the role whose work the write is.
+        node_id: the node that made it.
+        term: the term of that node's lease on the role (`Lease.term`).
+    """
+
+    role: str
+    node_id: str
+    term: int
 
 
 def new_node_id() -> str:

@@ -21,6 +21,7 @@ from actorflow.capabilities import (
     ClockBorrower,
     DirectPublisher,
     ErrorCounter,
+    FencedStore,
     InFlightLog,
     OutboxWaiter,
     Snapshots,
@@ -68,9 +69,10 @@ class Capabilities:
     snapshots: Snapshots | None
     outbox_waiter: OutboxWaiter | None
     publishes_directly: bool  # events written in the record's transaction: no outbox relay
+    fences: bool  # the store checks a role's lease in the transaction of the role's writes
 
     @classmethod
-    def detect(cls, name: str, store: RecordStore, streamer: EventStreamer) -> Capabilities:
+    def detect(cls, name: str, store: RecordStore, streamer: EventStreamer, scheduler: RoleScheduler) -> Capabilities:
         """Check ``store`` once for each capability (``publish_directly`` may register ``name``)."""
         return cls(
             batch_store=store if isinstance(store, BatchStore) else None,
@@ -79,6 +81,7 @@ class Capabilities:
             snapshots=store if isinstance(store, Snapshots) else None,
             outbox_waiter=store if isinstance(store, OutboxWaiter) else None,
             publishes_directly=isinstance(store, DirectPublisher) and store.publish_directly(name, streamer),
+            fences=isinstance(store, FencedStore) and store.fences_with(scheduler),
         )
 
 
@@ -118,7 +121,7 @@ class Engine(Generic[T, S]):
         self.api = api
         if isinstance(event_streamer, ClockBorrower):
             event_streamer.use_clock(config.clock)  # event times by the workflow's clock
-        self.capabilities = Capabilities.detect(config.name, record_store, event_streamer)
+        self.capabilities = Capabilities.detect(config.name, record_store, event_streamer, role_scheduler)
         self.transitions: Transitions[T, S] = Transitions(config)
         counter = config.error_counter
         if counter is None and isinstance(record_store, ErrorCounter):
@@ -134,6 +137,7 @@ class Engine(Generic[T, S]):
             forget_in_store=in_store,
             watch=self.watch,
             metrics=lambda: self.metrics,
+            fenced=self.capabilities.fences,
         )
         self.schedules: list[ScheduleSpec[T]] = []
         self._metrics: Metrics | None = None

@@ -4,17 +4,19 @@ A consumer's batch (group commit) and an immediate write (a trigger, a callback,
 pause) are two uses of the same call, so the version rule (each write adds exactly 1,
 checked atomically by the store), the forgetting of stale error counts, the
 ``workflow_run_state_changes`` metric and the wake-up of waiters are applied once, the
-same way for every writer. The multi-node fencing term will be added here too.
+same way for every writer. A role's writes carry its lease (`Fence`): a store that can
+check it in the write's own transaction (`FencedStore`) refuses the whole write with
+`StaleTerm` once the role has passed to another node.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from actorflow.capabilities import BatchStore
+from actorflow.capabilities import BatchStore, FencedStore
 from actorflow.errors import VersionConflict, WorkflowInProgress
 from actorflow.metrics import Metrics
-from actorflow.protocols import RecordStore
+from actorflow.protocols import Fence, RecordStore
 
 from .failures import ErrorCounts
 from .transitions import Write
@@ -38,6 +40,8 @@ class Writer:
         watch: the waiters to wake with each stored record.
         metrics: the metrics to count run-state changes in (looked up at each commit:
             a supervisor binds its own registry when it starts).
+        fenced: the store checks a write's `Fence` against the role scheduler's leases
+            (a `FencedStore` on the scheduler's database); otherwise fences are not sent.
     """
 
     def __init__(
@@ -48,25 +52,36 @@ class Writer:
         forget_in_store: bool,
         watch: WatchRegistry,
         metrics: Callable[[], Metrics],
+        fenced: bool = False,
     ) -> None:
         self._store = store
         self._batch = store if isinstance(store, BatchStore) else None
+        self._fenced = store if fenced and isinstance(store, FencedStore) else None
         self._counts = counts
         self._forget_in_store = forget_in_store and self._batch is not None
         self._watch = watch
         self._metrics = metrics
 
-    def commit(self, writes: Sequence[Write]) -> list[Exception | None]:
+    @property
+    def fences(self) -> bool:
+        """True when the store refuses a write made under a lease the role has moved on from."""
+        return self._fenced is not None
+
+    def commit(self, writes: Sequence[Write], *, fence: Fence | None = None) -> list[Exception | None]:
         """Store every write (in one transaction when the store can); one result per write.
 
         A `VersionConflict` or `WorkflowInProgress` is returned in its write's place and
         never undoes the others; any other error is raised (the store itself failed).
+        ``fence`` is the lease of the role the writes are made for: a store that fences
+        raises `StaleTerm` and stores none of them once it is not the role's current one.
         """
         if not writes:
             return []
         records = [write.record for write in writes]
         results: list[Exception | None]
-        if self._batch is None:
+        if fence is not None and self._fenced is not None:
+            results = self._fenced.store_many(records, forget_errors=self._forget_in_store, fence=fence)
+        elif self._batch is None:
             results = []
             for record in records:
                 try:

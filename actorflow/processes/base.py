@@ -19,6 +19,7 @@ from actorflow.options import ResolvedOptions
 if TYPE_CHECKING:
     from actorflow.engine import Engine
     from actorflow.metrics import ProcessMetrics
+    from actorflow.protocols import Fence
 
 __all__ = ["Process"]
 
@@ -40,12 +41,35 @@ class Process(abc.ABC):
         self.options = options
         self.metrics = metrics
         self.valid_until: float | None = None
-        self.term = 0  # the fencing term of the node's lease on the role (0: the scheduler keeps none)
+        # The node's lease on the role, which the role's writes carry (None: the scheduler keeps no terms).
+        self.fence: Fence | None = None
         self._retry_at = 0.0
 
     def holding(self) -> bool:
         """True while the node's lease on the role is still valid."""
         return self.valid_until is None or time.monotonic() < self.valid_until
+
+    @property
+    def term(self) -> int:
+        """The term of the node's lease on the role (0 when the scheduler keeps none)."""
+        return 0 if self.fence is None else self.fence.term
+
+    def fenced_out(self, refused: int) -> None:
+        """The store refused ``refused`` writes: the role passed to another node, which redoes them.
+
+        Stops working the role at once, as if the lease had run out; the scheduler gives
+        it back only if this node holds it again (under a new term).
+        """
+        logger.warning(
+            "%s/%s: role %s passed to another node (this node's term %d): %d write(s) refused, redone there",
+            self.engine.name,
+            self.name,
+            self.role,
+            self.term,
+            refused,
+        )
+        self.metrics.fenced.inc(refused)
+        self.valid_until = time.monotonic()
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """The role was granted: open what the process needs."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from actorflow.capabilities import InFlightLog, PartitionedReceiver
 from actorflow.engine import Write
-from actorflow.errors import CorruptRecord, RecordNotFound
+from actorflow.errors import CorruptRecord, RecordNotFound, StaleTerm
 from actorflow.event import Event, Header, shard_of
 from actorflow.log import logger
 from actorflow.processes.base import Process
@@ -200,7 +200,12 @@ class EventConsumer(Process):
             if not self.holding():
                 self._pending = events  # as above: redo the whole batch if the lease comes back
                 return
-            for error in self.engine.writer.commit(writes):
+            try:
+                results = self.engine.writer.commit(writes, fence=self.fence)
+            except StaleTerm:
+                self.fenced_out(len(writes))  # nothing stored or acknowledged: the new holder redoes the batch
+                return
+            for error in results:
                 if error is not None:
                     # Someone else moved the run since we read it; their event follows.
                     self.metrics.skipped("record version conflict")

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from actorflow.engine import Failed
-from actorflow.errors import CorruptRecord, RecordNotFound, TimeoutNotFound
+from actorflow.errors import CorruptRecord, RecordNotFound, StaleTerm, TimeoutNotFound
 from actorflow.event import Event
 from actorflow.log import logger
 from actorflow.processes.base import Process
@@ -74,7 +74,12 @@ class TimeoutPoller(Process):
         for timeout in self.store.list_valid(self.engine.name, int(self.spec.status), now):
             if not self.holding():
                 return
-            if not self._fire(timeout, now):
+            try:
+                fired = self._fire(timeout, now)
+            except StaleTerm:
+                self.fenced_out(1)  # the timeout stays valid: the new holder fires it
+                return
+            if not fired:
                 # As the original: a failing timeout function backs the poller off for
                 # err_backoff, then this timeout (still valid) is tried first again.
                 self.back_off(self.options.err_backoff)
@@ -111,11 +116,11 @@ class TimeoutPoller(Process):
                 self.metrics.error()
                 pause = self.engine.fail(self.name, record, result.error, self.options.pause_after_err_count)
                 if pause is not None:
-                    writer.commit((pause,))  # refused: the run moved meanwhile, nothing to pause
+                    writer.commit((pause,), fence=self.fence)  # refused: the run moved meanwhile, nothing to pause
                 return False  # the timeout stays valid and is tried again after the back-off
             if result is None:
                 continue
-            if writer.commit((result,))[0] is not None:
+            if writer.commit((result,), fence=self.fence)[0] is not None:
                 return True  # the run moved meanwhile; the next poll sees where it is
             break
         else:

@@ -12,6 +12,7 @@ import pykka
 
 from actorflow.log import logger
 from actorflow.processes.base import Process
+from actorflow.protocols import Fence
 from actorflow.runtime.messages import ChildExited, RoleGranted, RoleLost, Subscribe, Tick, Unsubscribe
 from actorflow.runtime.node import TICK_BUDGET, Node
 from actorflow.runtime.plan import ProcessPlan
@@ -68,7 +69,7 @@ class ProcessActor(pykka.ThreadingActor):
             self._holding = True
             if self.process is not None:
                 self.process.valid_until = message.valid_until
-                self.process.term = message.term
+                self.process.fence = Fence(self.plan.role, self.node.node_id, message.term) if message.term else None
             if not self._ticking:
                 self._ticking = True
                 self.actor_ref.tell(_TICK)

@@ -276,3 +276,7 @@ WHERE role = %s AND node_id = %s AND expires_at > clock_timestamp()
 -- role_holders --
 -- The roles held now, by whom and under which term
 SELECT role, node_id, term FROM workflow_leases WHERE expires_at > clock_timestamp() ORDER BY role
+
+-- check_fence --
+-- A node's lease on a role, if it is still the role's current one; share-locked until the write commits
+SELECT 1 FROM workflow_leases WHERE role = %s AND node_id = %s AND term = %s FOR SHARE

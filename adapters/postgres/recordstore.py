@@ -9,9 +9,9 @@ from typing import Any
 
 import psycopg
 
-from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
+from actorflow.errors import RecordNotFound, StaleTerm, VersionConflict, WorkflowInProgress
 from actorflow.event import OutboxEvent, event_topic
-from actorflow.protocols import EventStreamer, Order, RecordFilter
+from actorflow.protocols import EventStreamer, Fence, Order, RecordFilter, RoleScheduler
 from actorflow.record import Record
 
 from .._sql import (
@@ -84,6 +84,12 @@ class PostgresRecordStore(PostgresAdapter):
             return True
         return False
 
+    def fences_with(self, role_scheduler: RoleScheduler) -> bool:
+        """True when ``role_scheduler`` keeps its leases in this database and schema (a `PostgresRoleScheduler`)."""
+        from .rolescheduler import PostgresRoleScheduler  # noqa: PLC0415 - the store works without it
+
+        return isinstance(role_scheduler, PostgresRoleScheduler) and role_scheduler.db.identity == self.db.identity
+
     # -- writes -------------------------------------------------------------------------
 
     def _params(self, record: Record, *, forget_errors: bool) -> tuple[str, tuple[Any, ...]]:
@@ -112,10 +118,15 @@ class PostgresRecordStore(PostgresAdapter):
         if error is not None:
             raise error
 
-    def store_many(self, records: Sequence[Record], *, forget_errors: bool = False) -> list[Exception | None]:
+    def store_many(
+        self, records: Sequence[Record], *, forget_errors: bool = False, fence: Fence | None = None
+    ) -> list[Exception | None]:
         """Store a batch in one transaction; a record that fails never undoes the others.
 
         ``forget_errors`` also deletes the error counts of each run stored (same statement).
+        ``fence``: the batch is stored only if that lease is still its role's current one,
+        checked (and share-locked, so the role cannot pass on) in the same transaction;
+        else `StaleTerm` and nothing is stored.
 
         If the connection is lost, the batch is sent once more (`Database.run`); a record
         the first attempt did commit then fails its version check, so a conflict on a
@@ -129,13 +140,13 @@ class PostgresRecordStore(PostgresAdapter):
             nonlocal attempts
             attempts += 1
             try:
-                counts = self._store_batch(conn, records, forget_errors=forget_errors)
+                counts = self._store_batch(conn, records, forget_errors=forget_errors, fence=fence)
             except psycopg.errors.IntegrityError:
                 # A constraint failed mid-batch (rare): redo it record by record.
                 counts = []
                 for record in records:
                     try:
-                        counts.extend(self._store_batch(conn, [record], forget_errors=forget_errors))
+                        counts.extend(self._store_batch(conn, [record], forget_errors=forget_errors, fence=fence))
                     except psycopg.errors.IntegrityError:
                         counts.append(-1)
             results: list[Exception | None] = []
@@ -153,7 +164,7 @@ class PostgresRecordStore(PostgresAdapter):
         return found.get(record.run_id) == record
 
     def _store_batch(
-        self, conn: psycopg.Connection[Any], records: Sequence[Record], *, forget_errors: bool
+        self, conn: psycopg.Connection[Any], records: Sequence[Record], *, forget_errors: bool, fence: Fence | None
     ) -> list[int]:
         """Rows written per record (0: its check failed), in one pipelined round trip.
 
@@ -170,6 +181,11 @@ class PostgresRecordStore(PostgresAdapter):
                 groups.append((query, [params]))
         counts: list[int] = []
         with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
+            if fence is not None:
+                cur.execute(QUERIES["check_fence"], (fence.role, fence.node_id, fence.term))
+                if cur.fetchone() is None:
+                    msg = f"role {fence.role} is no longer {fence.node_id}'s under term {fence.term}"
+                    raise StaleTerm(msg, role=fence.role, node_id=fence.node_id, term=fence.term)
             for query, params_seq in groups:
                 cur.executemany(query.encode(), params_seq, returning=True)
                 while True:

@@ -222,3 +222,7 @@ WHERE role = ? AND node_id = ? AND expires_at > CAST((julianday('now') - 2440587
 SELECT role, node_id, term FROM workflow_leases
 WHERE expires_at > CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)
 ORDER BY role;
+
+-- check_fence --
+-- A node's lease on a role, if it is still the role's current one (the write lock keeps it so until commit)
+SELECT 1 FROM workflow_leases WHERE role = ? AND node_id = ? AND term = ?;

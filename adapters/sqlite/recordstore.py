@@ -8,11 +8,12 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import astuple
 from typing import Any
 
-from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
+from actorflow.errors import RecordNotFound, StaleTerm, VersionConflict, WorkflowInProgress
 from actorflow.event import OutboxEvent
-from actorflow.protocols import EventStreamer, Order, RecordFilter
+from actorflow.protocols import EventStreamer, Fence, Order, RecordFilter, RoleScheduler
 from actorflow.record import Record
 
 from .._sql import (
@@ -82,6 +83,12 @@ class SqliteRecordStore(SqliteAdapter):
             return True
         return False
 
+    def fences_with(self, role_scheduler: RoleScheduler) -> bool:
+        """True when ``role_scheduler`` keeps its leases in this file (a `SqliteRoleScheduler` on the same path)."""
+        from .rolescheduler import SqliteRoleScheduler  # noqa: PLC0415 - the store works without it
+
+        return isinstance(role_scheduler, SqliteRoleScheduler) and role_scheduler.path == self.path
+
     # -- writes ---------------------------------------------------------------------------
 
     def store(self, record: Record) -> None:
@@ -89,12 +96,17 @@ class SqliteRecordStore(SqliteAdapter):
         key: str = self.db.write(lambda conn: self._apply(conn, record))
         self.db.hub.bump((key,))
 
-    def store_many(self, records: Sequence[Record], *, forget_errors: bool = False) -> builtins.list[Exception | None]:
+    def store_many(
+        self, records: Sequence[Record], *, forget_errors: bool = False, fence: Fence | None = None
+    ) -> builtins.list[Exception | None]:
         """Store each record as `store` would, in order, in one transaction.
 
         A record refused with `VersionConflict` or `WorkflowInProgress` is reported in
         its place and never undoes the others. ``forget_errors`` also deletes the error
-        counts of each run stored, in the same transaction.
+        counts of each run stored, in the same transaction. ``fence``: the records are
+        stored only if that lease is still its role's current one (checked under the
+        transaction's write lock, so the role cannot pass on before the commit); else
+        `StaleTerm` and nothing is stored.
         """
         if not records:
             return []
@@ -102,6 +114,9 @@ class SqliteRecordStore(SqliteAdapter):
         keys: set[str] = set()
 
         def work(conn: sqlite3.Connection) -> None:
+            if fence is not None and not conn.execute(self._q["check_fence"], astuple(fence)).fetchone():
+                msg = f"role {fence.role} is no longer {fence.node_id}'s under term {fence.term}"
+                raise StaleTerm(msg, role=fence.role, node_id=fence.node_id, term=fence.term)
             for record in records:
                 try:
                     keys.add(self._apply(conn, record, forget_errors=forget_errors))

@@ -8,47 +8,19 @@ step runs once, and when a node stops its roles move to the other.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
-import pytest
 from prometheus_client import CollectorRegistry
 
 import actorflow as af
 from tests.model import Item, Stage, two_steps
 from tests.waiting import eventually
 
-Node = Callable[[], tuple[Any, Any, Any]]  # a node's own (streamer, store, role scheduler)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def new_node(request: pytest.FixtureRequest, tmp_path: Path, opened: Callable[[Any], Any]) -> Node:
-    """Adapters for one more node on the test's shared database."""
-    if request.param == "sqlite":
-        from actorflow.adapters.sqlite import SqliteEventStreamer, SqliteRecordStore, SqliteRoleScheduler
-
-        path = tmp_path / "fleet.db"
-        return lambda: (
-            opened(SqliteEventStreamer(path)),
-            opened(SqliteRecordStore(path)),
-            opened(SqliteRoleScheduler(path, ttl=1.0)),
-        )
-    from actorflow.adapters.postgres import PostgresEventStreamer, PostgresRecordStore, PostgresRoleScheduler
-
-    dsn, schema = request.getfixturevalue("pg_dsn"), request.getfixturevalue("pg_schema")
-    return lambda: (
-        opened(PostgresEventStreamer(dsn, schema=schema)),
-        opened(PostgresRecordStore(dsn, schema=schema)),
-        opened(PostgresRoleScheduler(dsn, schema=schema, ttl=1.0)),
-    )
-
 
 def _supervisor(wf: af.Workflow[Item, Stage], node_id: str) -> af.Supervisor:
     return af.Supervisor([wf], registry=CollectorRegistry(), node_id=node_id, claim_interval=0.05)
 
 
-def test_two_nodes_never_work_one_role_and_every_step_runs_once(new_node: Node):
+def test_two_nodes_never_work_one_role_and_every_step_runs_once(new_node):
     """Each role is RUNNING on exactly one of the two nodes; 40 runs complete with each step run once."""
     calls: list[tuple[str, Stage]] = []
     a, b = (two_steps("fleet", parallel=2, calls=calls).build(*new_node()) for _ in range(2))
@@ -71,7 +43,7 @@ def test_two_nodes_never_work_one_role_and_every_step_runs_once(new_node: Node):
     assert set(Counter(calls).values()) == {1}, "a step ran twice"
 
 
-def test_a_stopped_nodes_roles_move_to_the_other_at_once(new_node: Node):
+def test_a_stopped_nodes_roles_move_to_the_other_at_once(new_node):
     """Stopping a node releases its leases: the other node takes every role well before the ttl."""
     a, b = (two_steps("fleet", parallel=2).build(*new_node()) for _ in range(2))
     sup_a = _supervisor(a, "node-a")

@@ -20,6 +20,7 @@ suite                  fixture                  the fixture returns
 `TimeoutStoreSuite`    ``make_timeout_store``   ``() -> TimeoutStore`` (fresh and empty)
 `RoleSchedulerSuite`   ``make_role_scheduler``  ``(n) -> n RoleSchedulers`` (one backing)
 `ExpiringLeaseSuite`   ``make_role_scheduler``  the same, for leases with a ttl
+`FencedStoreSuite`     ``make_fenced_pair``     ``() -> (RecordStore, RoleScheduler)`` (one db)
 `EventStreamerSuite`   ``make_event_streamer``  ``(clock=None) -> EventStreamer``
 `ConnectorSuite`       ``make_connector``       ``(events) -> ConnectorConstructor``
 =====================  =======================  ============================================
@@ -40,6 +41,7 @@ pytest.register_assert_rewrite(
     "actorflow.testing.adaptertest._workflows",
     "actorflow.testing.adaptertest.connector",
     "actorflow.testing.adaptertest.eventstreamer",
+    "actorflow.testing.adaptertest.fencing",
     "actorflow.testing.adaptertest.recordstore",
     "actorflow.testing.adaptertest.rolescheduler",
     "actorflow.testing.adaptertest.timeoutstore",
@@ -47,6 +49,7 @@ pytest.register_assert_rewrite(
 
 from actorflow.testing.adaptertest.connector import ConnectorFactory, ConnectorSuite  # noqa: E402
 from actorflow.testing.adaptertest.eventstreamer import EventStreamerFactory, EventStreamerSuite  # noqa: E402
+from actorflow.testing.adaptertest.fencing import FencedPairFactory, FencedStoreSuite  # noqa: E402
 from actorflow.testing.adaptertest.recordstore import RecordStoreFactory, RecordStoreSuite  # noqa: E402
 from actorflow.testing.adaptertest.rolescheduler import (  # noqa: E402
     ExpiringLeaseSuite,
@@ -62,6 +65,8 @@ __all__ = [
     "EventStreamerFactory",
     "EventStreamerSuite",
     "ExpiringLeaseSuite",
+    "FencedPairFactory",
+    "FencedStoreSuite",
     "RecordStoreFactory",
     "RecordStoreSuite",
     "RoleSchedulerFactory",

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from actorflow.testing.adaptertest import EventStreamerSuite, ExpiringLeaseSuite, RecordStoreSuite, TimeoutStoreSuite
+from actorflow.testing.adaptertest import (
+    EventStreamerSuite,
+    ExpiringLeaseSuite,
+    FencedStoreSuite,
+    RecordStoreSuite,
+    TimeoutStoreSuite,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -56,3 +62,16 @@ class TestPostgresRoleScheduler(ExpiringLeaseSuite):
         make = next(factory)
         yield lambda n: [make(ttl=0.5) for _ in range(n)]
         next(factory, None)
+
+
+class TestPostgresFencedStore(FencedStoreSuite):
+    @pytest.fixture
+    def make_fenced_pair(
+        self, pg_dsn: str, pg_schema: str, opened: Callable[[Any], Any]
+    ) -> Callable[[], tuple[Any, Any]]:
+        from actorflow.adapters.postgres import PostgresRecordStore, PostgresRoleScheduler
+
+        return lambda: (
+            opened(PostgresRecordStore(pg_dsn, schema=pg_schema)),
+            opened(PostgresRoleScheduler(pg_dsn, schema=pg_schema, ttl=0.3)),
+        )

@@ -11,7 +11,13 @@ import pytest
 
 from actorflow.adapters.sqlite import SqliteEventStreamer, SqliteRecordStore, SqliteRoleScheduler, SqliteTimeoutStore
 from actorflow.clock import Clock
-from actorflow.testing.adaptertest import EventStreamerSuite, ExpiringLeaseSuite, RecordStoreSuite, TimeoutStoreSuite
+from actorflow.testing.adaptertest import (
+    EventStreamerSuite,
+    ExpiringLeaseSuite,
+    FencedStoreSuite,
+    RecordStoreSuite,
+    TimeoutStoreSuite,
+)
 
 
 def _fresh(tmp_path: Path, make: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
@@ -71,3 +77,10 @@ class TestSqliteRoleScheduler(ExpiringLeaseSuite):
         for scheduler in made:
             scheduler.close()
             assert scheduler.db.open_connections() == 0
+
+
+class TestSqliteFencedStore(FencedStoreSuite):
+    @pytest.fixture
+    def make_fenced_pair(self, tmp_path: Path, opened: Callable[[Any], Any]) -> Callable[[], tuple[Any, Any]]:
+        path = tmp_path / "fenced.db"
+        return lambda: (opened(SqliteRecordStore(path)), opened(SqliteRoleScheduler(path, ttl=0.3)))
