@@ -10,7 +10,9 @@ one an adapter claims.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Sequence
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from actorflow.clock import Clock
@@ -25,7 +27,10 @@ __all__ = [
     "DirectPublisher",
     "ErrorCounter",
     "FencedStore",
+    "FleetView",
     "InFlightLog",
+    "Membership",
+    "NodeInfo",
     "OutboxWaiter",
     "PartitionedReceiver",
     "Snapshots",
@@ -219,4 +224,62 @@ class InFlightLog(Protocol):
 
     def end_batches(self, process: str) -> None:
         """``process`` stopped cleanly: nothing of it is in flight."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FleetView:
+    """The fleet as one heartbeat saw it (`Membership.heartbeat`).
+
+    Attributes:
+        joined: False when the node is not registered (it never joined, or it stayed
+            away past its ttl and was dropped): it must `join` again; nothing was renewed.
+        leases: the roles this node holds, renewed by the heartbeat, with their terms.
+        candidates: each role some live node may work, with those nodes.
+        holders: each role held now, and by which node.
+        ttl: seconds the heartbeat's renewals last, from the start of the call.
+    """
+
+    joined: bool
+    leases: Mapping[str, int]
+    candidates: Mapping[str, tuple[str, ...]]
+    holders: Mapping[str, str]
+    ttl: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """A live node of the fleet: when it started, its last heartbeat, the roles it holds."""
+
+    node_id: str
+    started_at: datetime
+    heartbeat_at: datetime
+    roles: tuple[str, ...]
+
+
+@runtime_checkable
+class Membership(Protocol):
+    """A role scheduler that knows the live nodes of the fleet, so the engine can spread roles over them.
+
+    A node joins when its supervisor starts (never when a scheduler is made, a workflow
+    built or a run triggered: a process that only triggers must never be given roles),
+    then heartbeats: one call renews the node and every lease it holds, and tells what
+    the engine needs to place roles (by rendezvous hashing over each role's live
+    candidates). Membership is timed like the leases, by the scheduler's clock.
+    """
+
+    def join(self, node_id: str, roles: Sequence[str]) -> None:
+        """Register ``node_id`` as live, able to work ``roles`` (replacing what it said before)."""
+        ...
+
+    def heartbeat(self, node_id: str) -> FleetView:
+        """Renew the node and all its leases in one statement; the fleet as it is now."""
+        ...
+
+    def leave(self, node_id: str) -> None:
+        """The node stops: release its leases and drop it from the live nodes, at once."""
+        ...
+
+    def nodes(self) -> builtins.list[NodeInfo]:
+        """The live nodes, by id."""
         ...

@@ -13,7 +13,16 @@ import pykka
 from actorflow.log import logger
 from actorflow.processes.base import Process
 from actorflow.protocols import Fence
-from actorflow.runtime.messages import ChildExited, RoleGranted, RoleLost, Subscribe, Tick, Unsubscribe
+from actorflow.runtime.messages import (
+    ChildExited,
+    HandOver,
+    Released,
+    RoleGranted,
+    RoleLost,
+    Subscribe,
+    Tick,
+    Unsubscribe,
+)
 from actorflow.runtime.node import TICK_BUDGET, Node
 from actorflow.runtime.plan import ProcessPlan
 from actorflow.runtime.state import ProcessState
@@ -75,6 +84,13 @@ class ProcessActor(pykka.ThreadingActor):
                 self.actor_ref.tell(_TICK)
         elif isinstance(message, RoleLost):
             self._release()
+        elif isinstance(message, HandOver):
+            # Between ticks: the batch in hand is committed (or dropped) before the role goes.
+            self._release()
+            scheduler = self.node.scheduler
+            if scheduler is not None:
+                with contextlib.suppress(pykka.ActorDeadError):
+                    scheduler.tell(Released(self.plan.role, self.actor_ref))
 
     def _tick(self) -> None:
         process = self.process

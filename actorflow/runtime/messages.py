@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
     from actorflow.protocols import RoleScheduler
 
-__all__ = ["ChildExited", "RoleGranted", "RoleLost", "Subscribe", "Tick", "Unsubscribe"]
+__all__ = ["ChildExited", "HandOver", "Released", "RoleGranted", "RoleLost", "Subscribe", "Tick", "Unsubscribe"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -29,6 +29,19 @@ class RoleGranted:
 @dataclasses.dataclass(frozen=True, slots=True)
 class RoleLost:
     """The node no longer holds the actor's role: stop working it now."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HandOver:
+    """Another node should work the actor's role: stop after the work in hand, then say `Released`."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Released:
+    """The actor of ``role`` stopped working it (after a `HandOver`): its lease may go."""
+
+    role: str
+    actor: pykka.ActorRef[Any]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

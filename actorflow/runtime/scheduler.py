@@ -4,6 +4,11 @@ Each subscribed role is claimed through its workflow's own `RoleScheduler`. A he
 with a time-bounded lease is renewed at a third of its ttl, and the actor is told to stop
 working a little before the lease would run out, so a node that cannot renew (the
 database is away) gives the role up before another node may take it.
+
+A scheduler with `Membership` (the shared lease tables) is driven by fleet heartbeats
+instead (``fleet.py``): the node joins, one call renews all its leases, and roles are
+placed over the live nodes by rendezvous hashing; a role placed elsewhere is handed
+over once the work in hand is done.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from typing import Any
 
 import pykka
 
+from actorflow.capabilities import Membership
 from actorflow.log import logger
 from actorflow.protocols import RoleScheduler
-from actorflow.runtime.messages import RoleGranted, RoleLost, Subscribe, Tick, Unsubscribe
+from actorflow.runtime.fleet import Fleet
+from actorflow.runtime.messages import HandOver, Released, RoleGranted, RoleLost, Subscribe, Tick, Unsubscribe
 from actorflow.runtime.node import TICK_BUDGET, Node
 
 __all__ = ["SchedulerActor"]
@@ -36,6 +43,7 @@ class _Claim:
     valid_until: float | None = None
     term: int = 0
     next_attempt: float = 0.0
+    handing_over: bool = False  # told to stop for another node; the lease goes once it has
 
 
 class SchedulerActor(pykka.ThreadingActor):
@@ -53,6 +61,7 @@ class SchedulerActor(pykka.ThreadingActor):
         self.claim_interval = claim_interval
         self.renew_interval = renew_interval
         self._claims: dict[str, _Claim] = {}
+        self._fleets: dict[int, Fleet] = {}  # by id of the membership scheduler
 
     def on_start(self) -> None:
         """Start ticking."""
@@ -67,34 +76,95 @@ class SchedulerActor(pykka.ThreadingActor):
             claim = self._claims.get(message.role)
             if claim is not None and claim.actor == message.actor:
                 del self._claims[message.role]
+                fleet = self._fleets.get(id(claim.scheduler))
+                if fleet is not None:
+                    fleet.forget(claim.role)
                 if claim.held:
                     self._release(claim)
+        elif isinstance(message, Released):
+            claim = self._claims.get(message.role)
+            if claim is not None and claim.actor == message.actor and claim.handing_over:
+                claim.handing_over = False
+                if claim.held:
+                    self._release(claim)  # the other node takes it at its next heartbeat
         elif isinstance(message, Tick):
             self._tick()
 
     def _subscribe(self, message: Subscribe) -> None:
         claim = self._claims.get(message.role)
+        fleet = self._fleet_of(message.scheduler)
         if claim is None:
             claim = _Claim(message.role, message.scheduler, message.actor, message.workflow_name)
             self._claims[message.role] = claim
-            self._attempt(claim)
         else:
             claim.actor = message.actor
+        if fleet is not None:
+            claim.next_attempt = float("inf")  # the fleet's heartbeats claim and renew it
+            fleet.want(claim.role)
             if claim.held:
                 self._grant(claim)
-            else:
-                self._attempt(claim)
+        elif claim.held:
+            self._grant(claim)
+        else:
+            self._attempt(claim)
         self.node.subscribed(message.role)
+
+    def _fleet_of(self, scheduler: RoleScheduler) -> Fleet | None:
+        if not isinstance(scheduler, Membership):
+            return None
+        fleet = self._fleets.get(id(scheduler))
+        if fleet is None:
+            fleet = self._fleets[id(scheduler)] = Fleet(scheduler, self.node.node_id, self.claim_interval)
+        return fleet
 
     def _tick(self) -> None:
         now = time.monotonic()
+        for fleet in self._fleets.values():
+            if now >= fleet.next_beat:
+                fleet.beat(self)
         for claim in list(self._claims.values()):
             if now >= claim.next_attempt:
                 self._attempt(claim)
-        upcoming = min((c.next_attempt for c in self._claims.values()), default=now + TICK_BUDGET)
+        upcoming = min(
+            [c.next_attempt for c in self._claims.values()] + [f.next_beat for f in self._fleets.values()],
+            default=now + TICK_BUDGET,
+        )
         self.node.scheduler_wake.wait(max(0.0, min(upcoming - time.monotonic(), TICK_BUDGET)))
         self.node.scheduler_wake.clear()
         self.actor_ref.tell(_TICK)
+
+    def claim_of(self, role: str) -> _Claim | None:
+        """The claim of ``role`` on this node, if subscribed."""
+        return self._claims.get(role)
+
+    def renewed(self, claim: _Claim, valid_until: float, term: int) -> None:
+        """The node holds ``claim``'s role until ``valid_until`` under ``term`` (a heartbeat said so)."""
+        claim.valid_until, claim.term = valid_until, term
+        self.node.hold(claim.role, term)
+        was_held, claim.held = claim.held, True
+        if not was_held:
+            self.node.metrics.roles_held.labels(claim.workflow_name, self.node.node_id).inc()
+        self._grant(claim)
+
+    def hand_over(self, claim: _Claim) -> None:
+        """Another node should work ``claim``'s role: the actor stops after the work in hand, then it goes."""
+        claim.handing_over = True
+        try:
+            claim.actor.tell(HandOver())
+        except pykka.ActorDeadError:
+            claim.handing_over = False
+            self._release(claim)
+
+    def lost(self, claim: _Claim) -> None:
+        """The node no longer holds ``claim``'s role (its lease ran out or passed on)."""
+        if claim.held:
+            self._lost(claim)
+
+    def attempt(self, claim: _Claim) -> None:
+        """Try to take ``claim``'s role now (a free role placed here)."""
+        self._attempt(claim)
+        if id(claim.scheduler) in self._fleets:
+            claim.next_attempt = float("inf")  # renewed by the heartbeats from now on
 
     def _attempt(self, claim: _Claim) -> None:
         started = time.monotonic()
@@ -159,8 +229,15 @@ class SchedulerActor(pykka.ThreadingActor):
         self.on_stop()
 
     def on_stop(self) -> None:
-        """Release every role this node holds."""
+        """Release every role this node holds; leave the fleets (one call releases all of a fleet's leases)."""
         for claim in self._claims.values():
-            if claim.held:
+            if claim.held and id(claim.scheduler) in self._fleets:
+                claim.held = False
+                self.node.unhold(claim.role)
+                self.node.metrics.roles_held.labels(claim.workflow_name, self.node.node_id).dec()
+            elif claim.held:
                 self._release(claim)
+        for fleet in self._fleets.values():
+            fleet.leave()
         self._claims.clear()
+        self._fleets.clear()

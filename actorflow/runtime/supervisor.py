@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, Self, cast
 
 import pykka
 
-from actorflow.capabilities import Attachable
+from actorflow.capabilities import Attachable, Membership, NodeInfo
 from actorflow.errors import ActorflowError
 from actorflow.log import logger
 from actorflow.metrics import metrics_for
@@ -118,6 +119,14 @@ class _SupervisorActor(pykka.ThreadingActor):
         self._spawn(plan, delay, replace=True)
 
 
+def _scheduler_node_id(engines: list[Engine[Any, Any]]) -> str | None:
+    for engine in engines:
+        node_id = getattr(engine.role_scheduler, "node_id", None)
+        if isinstance(node_id, str) and node_id:
+            return node_id
+    return None
+
+
 class Supervisor:
     """Hosts workflows on this node: one actor per process, restarted when it crashes.
 
@@ -126,7 +135,8 @@ class Supervisor:
         metrics_port: serve ``/metrics`` and ``/healthz`` on this port (0 picks a free one).
         metrics_host: the address to serve them on.
         registry: the Prometheus registry metrics go to (default: the global one).
-        node_id: this node's identity for the role schedulers (default: host, pid and a short random part).
+        node_id: this node's identity for the role schedulers (default: the ``node_id`` of a
+            workflow's shared role scheduler, else host, pid and a short random part).
         restart: how crashed actors are restarted.
         claim_interval: how often a role held by another node is tried again (seconds).
     """
@@ -148,7 +158,8 @@ class Supervisor:
         if len(set(names)) != len(names):
             msg = f"a supervisor cannot host two workflows with the same name: {sorted(names)}"
             raise ValueError(msg)
-        self.node_id = node_id or new_node_id()
+        # The node's identity in its fleets: given, else the one its shared scheduler was made with.
+        self.node_id = node_id or _scheduler_node_id(self._engines) or new_node_id()
         self.metrics_host = metrics_host
         self._requested_port = metrics_port
         self.registry = registry
@@ -157,6 +168,7 @@ class Supervisor:
         self._node: Node | None = None
         self._server: MetricsServer | None = None
         self._attached: list[Attachable] = []
+        self._started_at: datetime | None = None
 
     def __enter__(self) -> Self:
         self.start()
@@ -190,6 +202,7 @@ class Supervisor:
         for engine in self._engines:
             engine.bind(self, metrics)
         self._node = node
+        self._started_at = datetime.now(UTC)
         node.supervisor = _SupervisorActor.start(node)
         node.scheduler = SchedulerActor.start(node, claim_interval=self.claim_interval)
         node.supervisor.tell(_Spawn(tuple(plans)))
@@ -220,6 +233,27 @@ class Supervisor:
         """The roles this node holds now, with the term of each lease (empty when not running)."""
         node = self._node
         return {} if node is None else node.held()
+
+    def nodes(self) -> list[NodeInfo]:
+        """The live nodes of this node's fleets (by id), with the roles each holds.
+
+        Read from the workflows' role schedulers that keep membership (the shared lease
+        tables); with none of those, only this node, as it knows itself.
+        """
+        found: dict[str, NodeInfo] = {}
+        seen: set[int] = set()
+        for engine in self._engines:
+            scheduler = engine.role_scheduler
+            if isinstance(scheduler, Membership) and id(scheduler) not in seen:
+                seen.add(id(scheduler))
+                for info in scheduler.nodes():
+                    known = found.get(info.node_id)
+                    roles = info.roles if known is None else tuple(sorted({*known.roles, *info.roles}))
+                    found[info.node_id] = dataclasses.replace(info, roles=roles)
+        if not seen and self._node is not None:
+            now = datetime.now(UTC)
+            found[self.node_id] = NodeInfo(self.node_id, self._started_at or now, now, tuple(self.roles()))
+        return [found[node_id] for node_id in sorted(found)]
 
     def _health(self) -> tuple[bool, dict[str, Any]]:
         states = self.states()

@@ -280,3 +280,71 @@ SELECT role, node_id, term FROM workflow_leases WHERE expires_at > clock_timesta
 -- check_fence --
 -- A node's lease on a role, if it is still the role's current one; share-locked until the write commits
 SELECT 1 FROM workflow_leases WHERE role = %s AND node_id = %s AND term = %s FOR SHARE
+
+-- join_node --
+-- Register a node as live for a ttl (a node still live keeps its start time)
+INSERT INTO workflow_nodes AS n (node_id, started_at, heartbeat_at, expires_at)
+VALUES (%(node)s, clock_timestamp(), clock_timestamp(), clock_timestamp() + make_interval(secs => %(ttl)s))
+ON CONFLICT (node_id) DO UPDATE
+SET heartbeat_at = excluded.heartbeat_at,
+    expires_at = excluded.expires_at,
+    started_at = CASE WHEN n.expires_at > clock_timestamp() THEN n.started_at ELSE excluded.started_at END
+
+-- clear_node_roles --
+-- Forget the roles a node said it may work (it says them again when it joins)
+DELETE FROM workflow_node_roles WHERE node_id = %s
+
+-- add_node_role --
+-- A role a node may work
+INSERT INTO workflow_node_roles (node_id, role) VALUES (%s, %s) ON CONFLICT DO NOTHING
+
+-- forget_dead_nodes --
+-- Drop the nodes away for an hour, with the roles they said they may work
+WITH dead AS (
+    DELETE FROM workflow_nodes WHERE expires_at < clock_timestamp() - interval '1 hour' RETURNING node_id
+)
+DELETE FROM workflow_node_roles WHERE node_id IN (SELECT node_id FROM dead)
+
+-- heartbeat --
+-- Renew a live node and every lease it holds in one statement; the fleet as it is: what, whose, who may
+-- Rows: ('node', node id) when the node was live; ('lease', role, term) per renewed lease;
+-- ('candidate', role, node) per role a live node may work; ('holder', role, node) per lease held now.
+WITH node AS (
+    UPDATE workflow_nodes
+    SET heartbeat_at = clock_timestamp(), expires_at = clock_timestamp() + make_interval(secs => %(ttl)s)
+    WHERE node_id = %(node)s AND expires_at > clock_timestamp()
+    RETURNING node_id
+), renewed AS (
+    UPDATE workflow_leases
+    SET expires_at = clock_timestamp() + make_interval(secs => %(ttl)s)
+    WHERE node_id = %(node)s AND expires_at > clock_timestamp() AND EXISTS (SELECT 1 FROM node)
+    RETURNING role, term
+)
+SELECT 'node', node_id, NULL FROM node
+UNION ALL
+SELECT 'lease', role, term::text FROM renewed
+UNION ALL
+SELECT 'candidate', r.role, r.node_id
+FROM workflow_node_roles r JOIN workflow_nodes n ON n.node_id = r.node_id
+WHERE n.expires_at > clock_timestamp()
+UNION ALL
+SELECT 'holder', l.role, l.node_id FROM workflow_leases l WHERE l.expires_at > clock_timestamp()
+
+-- leave_node --
+-- A node stops: its leases are released at once, and it is no longer live
+WITH released AS (
+    UPDATE workflow_leases SET expires_at = clock_timestamp()
+    WHERE node_id = %(node)s AND expires_at > clock_timestamp()
+    RETURNING role
+), gone AS (
+    DELETE FROM workflow_nodes WHERE node_id = %(node)s RETURNING node_id
+)
+DELETE FROM workflow_node_roles WHERE node_id = %(node)s
+
+-- live_nodes --
+-- The live nodes, with each role they hold now (one row per role; NULL when none)
+SELECT n.node_id, n.started_at, n.heartbeat_at, l.role
+FROM workflow_nodes n
+LEFT JOIN workflow_leases l ON l.node_id = n.node_id AND l.expires_at > clock_timestamp()
+WHERE n.expires_at > clock_timestamp()
+ORDER BY n.node_id, l.role

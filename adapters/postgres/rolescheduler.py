@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import builtins
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from actorflow.capabilities import FleetView, NodeInfo
 from actorflow.protocols import Lease, new_node_id
 
+from .._sql.fleet import fleet_view, node_infos
 from ._db import PostgresAdapter
+from ._rows import rows_of
 from ._schema import QUERIES
 
 __all__ = ["PostgresRoleScheduler"]
@@ -62,3 +71,44 @@ class PostgresRoleScheduler(PostgresAdapter):
         """Every role held now: its node id and term."""
         rows = self.db.fetchall("listing role holders", QUERIES["role_holders"])
         return {role: (node, int(term)) for role, node, term in rows}
+
+    # -- membership (actorflow.capabilities.Membership) ----------------------------------
+
+    def join(self, node_id: str, roles: Sequence[str]) -> None:
+        """Register ``node_id`` as live, able to work ``roles``; drop nodes away for an hour."""
+
+        def work(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction():
+                conn.execute(QUERIES["join_node"], {"node": node_id, "ttl": self.ttl})
+                conn.execute(QUERIES["clear_node_roles"], (node_id,))
+                with conn.cursor() as cur:
+                    cur.executemany(QUERIES["add_node_role"], [(node_id, role) for role in roles])
+                conn.execute(QUERIES["forget_dead_nodes"])
+
+        self.db.run("joining the fleet", work)
+
+    def heartbeat(self, node_id: str) -> FleetView:
+        """Renew the node and all its leases in one statement; the fleet as it is now."""
+        rows = self.db.fetchall("heartbeat", QUERIES["heartbeat"], {"node": node_id, "ttl": self.ttl})
+        kinds: dict[str, list[tuple[Any, Any]]] = {"node": [], "lease": [], "candidate": [], "holder": []}
+        for kind, first, second in rows:
+            kinds[kind].append((first, second))
+        return fleet_view(
+            joined=bool(kinds["node"]),
+            leases=kinds["lease"],
+            candidates=kinds["candidate"],
+            holders=kinds["holder"],
+            ttl=self.ttl,
+        )
+
+    def leave(self, node_id: str) -> None:
+        """Release every lease of ``node_id`` and drop it from the live nodes, in one statement."""
+        self.db.execute("leaving the fleet", QUERIES["leave_node"], {"node": node_id})
+
+    def nodes(self) -> builtins.list[NodeInfo]:
+        """The live nodes, by id, with the roles each holds now."""
+
+        def fetch(conn: psycopg.Connection[Any]) -> list[Any]:
+            return rows_of(conn.execute(QUERIES["live_nodes"]))
+
+        return node_infos(self.db.run("listing the fleet", fetch), lambda value: value)

@@ -226,3 +226,70 @@ ORDER BY role;
 -- check_fence --
 -- A node's lease on a role, if it is still the role's current one (the write lock keeps it so until commit)
 SELECT 1 FROM workflow_leases WHERE role = ? AND node_id = ? AND term = ?;
+
+-- join_node --
+-- Register a node as live for a ttl in microseconds (a node still live keeps its start time)
+INSERT INTO workflow_nodes (node_id, started_at, heartbeat_at, expires_at)
+VALUES (:node, :now, :now, :now + :ttl)
+ON CONFLICT (node_id) DO UPDATE
+SET heartbeat_at = excluded.heartbeat_at,
+    expires_at = excluded.expires_at,
+    started_at = CASE WHEN workflow_nodes.expires_at > :now THEN workflow_nodes.started_at ELSE excluded.started_at END;
+
+-- clear_node_roles --
+-- Forget the roles a node said it may work (it says them again when it joins)
+DELETE FROM workflow_node_roles WHERE node_id = ?;
+
+-- add_node_role --
+-- A role a node may work
+INSERT OR IGNORE INTO workflow_node_roles (node_id, role) VALUES (?, ?);
+
+-- forget_dead_nodes --
+-- Drop the nodes away for an hour (3.6e9 microseconds), with the roles they said they may work
+DELETE FROM workflow_node_roles WHERE node_id IN (
+    SELECT node_id FROM workflow_nodes WHERE expires_at < :now - 3600000000
+);
+
+-- forget_dead_node_rows --
+-- Drop the rows of the nodes away for an hour (after their roles)
+DELETE FROM workflow_nodes WHERE expires_at < :now - 3600000000;
+
+-- clock --
+-- SQLite's clock, in microseconds since the epoch (the host's: every process on it shares it)
+SELECT CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER);
+
+-- renew_node --
+-- A live node's heartbeat: it stays live for a ttl more
+UPDATE workflow_nodes SET heartbeat_at = :now, expires_at = :now + :ttl
+WHERE node_id = :node AND expires_at > :now;
+
+-- renew_node_leases --
+-- Every live lease of a node, renewed for a ttl more
+UPDATE workflow_leases SET expires_at = :now + :ttl
+WHERE node_id = :node AND expires_at > :now
+RETURNING role, term;
+
+-- role_candidates --
+-- Each role a live node may work, with that node
+SELECT r.role, r.node_id FROM workflow_node_roles r JOIN workflow_nodes n ON n.node_id = r.node_id
+WHERE n.expires_at > :now;
+
+-- live_holders --
+-- Each lease held now, by whom
+SELECT role, node_id FROM workflow_leases WHERE expires_at > :now;
+
+-- release_node_leases --
+-- A node stops: its leases are released at once
+UPDATE workflow_leases SET expires_at = :now WHERE node_id = :node AND expires_at > :now;
+
+-- drop_node --
+-- A node stops: it is no longer live
+DELETE FROM workflow_nodes WHERE node_id = ?;
+
+-- live_nodes --
+-- The live nodes, with each role they hold now (one row per role; NULL when none)
+SELECT n.node_id, n.started_at, n.heartbeat_at, l.role
+FROM workflow_nodes n
+LEFT JOIN workflow_leases l ON l.node_id = n.node_id AND l.expires_at > :now
+WHERE n.expires_at > :now
+ORDER BY n.node_id, l.role;

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import builtins
 import os
+import sqlite3
+from collections.abc import Sequence
 
+from actorflow.capabilities import FleetView, NodeInfo
 from actorflow.protocols import Lease, new_node_id
 
-from ._db import SqliteAdapter
+from .._sql.fleet import fleet_view, node_infos
+from ._db import SqliteAdapter, from_micros
 
 __all__ = ["SqliteRoleScheduler"]
 
@@ -61,3 +66,60 @@ class SqliteRoleScheduler(SqliteAdapter):
     def holders(self) -> dict[str, tuple[str, int]]:
         """Every role held now: its node id and term."""
         return {role: (node, int(term)) for role, node, term in self.db.fetch(self._q["role_holders"])}
+
+    # -- membership (actorflow.capabilities.Membership) ----------------------------------
+
+    def _now(self, conn: sqlite3.Connection) -> int:
+        """SQLite's clock in microseconds: read once per transaction, so all of it agrees."""
+        return int(conn.execute(self._q["clock"]).fetchone()[0])
+
+    def join(self, node_id: str, roles: Sequence[str]) -> None:
+        """Register ``node_id`` as live, able to work ``roles``; drop nodes away for an hour."""
+        q, ttl = self._q, round(self.ttl * _MICROS)
+
+        def work(conn: sqlite3.Connection) -> None:
+            now = self._now(conn)
+            conn.execute(q["join_node"], {"node": node_id, "now": now, "ttl": ttl})
+            conn.execute(q["clear_node_roles"], (node_id,))
+            conn.executemany(q["add_node_role"], [(node_id, role) for role in roles])
+            conn.execute(q["forget_dead_nodes"], {"now": now})
+            conn.execute(q["forget_dead_node_rows"], {"now": now})
+
+        self.db.write(work)
+
+    def heartbeat(self, node_id: str) -> FleetView:
+        """Renew the node and all its leases in one transaction; the fleet as it is now."""
+        q, ttl = self._q, round(self.ttl * _MICROS)
+
+        def work(conn: sqlite3.Connection) -> FleetView:
+            now = self._now(conn)
+            params = {"node": node_id, "now": now, "ttl": ttl}
+            joined = conn.execute(q["renew_node"], params).rowcount == 1
+            leases = conn.execute(q["renew_node_leases"], params).fetchall() if joined else []
+            return fleet_view(
+                joined=joined,
+                leases=leases,
+                candidates=conn.execute(q["role_candidates"], {"now": now}).fetchall(),
+                holders=conn.execute(q["live_holders"], {"now": now}).fetchall(),
+                ttl=self.ttl,
+            )
+
+        view: FleetView = self.db.write(work, sync=False)  # lost to a power cut: only a renewal to make again
+        return view
+
+    def leave(self, node_id: str) -> None:
+        """Release every lease of ``node_id`` and drop it from the live nodes, in one transaction."""
+        q = self._q
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(q["release_node_leases"], {"node": node_id, "now": self._now(conn)})
+            conn.execute(q["drop_node"], (node_id,))
+            conn.execute(q["clear_node_roles"], (node_id,))
+
+        self.db.write(work)
+
+    def nodes(self) -> builtins.list[NodeInfo]:
+        """The live nodes, by id, with the roles each holds now."""
+        with self.db.snapshot() as conn:
+            rows = conn.execute(self._q["live_nodes"], {"now": self._now(conn)}).fetchall()
+        return node_infos(rows, from_micros)

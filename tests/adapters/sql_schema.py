@@ -37,6 +37,8 @@ TABLES = {
     "workflow_timeouts",
     "workflow_in_flight",
     "workflow_leases",
+    "workflow_nodes",
+    "workflow_node_roles",
 }
 INDEXES = {
     "workflow_records_one_unfinished",
@@ -47,6 +49,7 @@ INDEXES = {
     "workflow_events_by_topic",
     "workflow_error_counts_by_run",
     "workflow_timeouts_valid",
+    "workflow_leases_by_node",
 }
 
 # name and SHA-256 of each released migration, by dialect and version

@@ -21,14 +21,17 @@ def _supervisor(wf: af.Workflow[Item, Stage], node_id: str) -> af.Supervisor:
 
 
 def test_two_nodes_never_work_one_role_and_every_step_runs_once(new_node):
-    """Each role is RUNNING on exactly one of the two nodes; 40 runs complete with each step run once."""
+    """Each role is RUNNING on one of the two nodes, never both; 40 runs complete with each step run once."""
     calls: list[tuple[str, Stage]] = []
     a, b = (two_steps("fleet", parallel=2, calls=calls).build(*new_node()) for _ in range(2))
     with _supervisor(a, "node-a") as sup_a, _supervisor(b, "node-b") as sup_b:
 
-        def one_holder_each() -> bool:
+        def holders_per_role() -> set[int]:
             states_a, states_b = sup_a.states(), sup_b.states()
-            return all([states_a[k], states_b[k]].count(af.ProcessState.RUNNING) == 1 for k in states_a)
+            return {[states_a[k], states_b[k]].count(af.ProcessState.RUNNING) for k in states_a}
+
+        def one_holder_each() -> bool:
+            return holders_per_role() == {1}
 
         eventually(one_holder_each, what="every role held by exactly one node")
         held_a, held_b = sup_a.roles(), sup_b.roles()
@@ -38,24 +41,58 @@ def test_two_nodes_never_work_one_role_and_every_step_runs_once(new_node):
         runs = [(f"r{i}", a.trigger(f"r{i}", Item(f"r{i}"))) for i in range(40)]
         for foreign_id, run_id in runs:
             assert b.await_status(foreign_id, run_id, Stage.DONE, timeout=15).object.steps == 2
-        assert one_holder_each()
+            assert max(holders_per_role()) <= 1, "a role worked by both nodes"
+        eventually(one_holder_each, what="every role held by exactly one node, after the runs")
     assert len(calls) == 80
     assert set(Counter(calls).values()) == {1}, "a step ran twice"
 
 
-def test_a_stopped_nodes_roles_move_to_the_other_at_once(new_node):
-    """Stopping a node releases its leases: the other node takes every role well before the ttl."""
-    a, b = (two_steps("fleet", parallel=2).build(*new_node()) for _ in range(2))
+def _running(sup: af.Supervisor) -> set[str]:
+    return {key for key, state in sup.states().items() if state is af.ProcessState.RUNNING}
+
+
+def test_the_roles_are_spread_over_the_nodes_and_a_stopped_nodes_move_to_the_other(new_node):
+    """Both nodes get a share (rendezvous placement); when one stops, the other takes every role."""
+    a, b = (two_steps("fleet", parallel=6).build(*new_node()) for _ in range(2))
     sup_a = _supervisor(a, "node-a")
-    with sup_a:
-        eventually(lambda: all(s is af.ProcessState.RUNNING for s in sup_a.states().values()), what="a runs")
+    with sup_a, _supervisor(b, "node-b") as sup_b:
+        every = set(sup_a.states())
+
+        def spread() -> bool:
+            on_a, on_b = _running(sup_a), _running(sup_b)
+            return bool(on_a) and bool(on_b) and not on_a & on_b and on_a | on_b == every
+
+        eventually(spread, timeout=10.0, what="every role on exactly one node, each node with a share")
+        sup_a.stop()
+        eventually(lambda: _running(sup_b) == every, timeout=5.0, what="node b holding every role")
+        run_id = b.trigger("after", Item("after"))
+        assert b.await_status("after", run_id, Stage.DONE, timeout=10).object.steps == 2
+        assert {n.node_id for n in sup_b.nodes()} == {"node-b"}
+
+
+def test_a_node_joining_a_busy_fleet_takes_its_share_without_stalling_runs(new_node):
+    """Node a works everything; node b joins while runs flow: roles move over, every run completes once."""
+    calls: list[tuple[str, Stage]] = []
+    a, b = (two_steps("fleet", parallel=6, calls=calls).build(*new_node()) for _ in range(2))
+    with _supervisor(a, "node-a") as sup_a:
+        every = set(sup_a.states())
+        eventually(lambda: _running(sup_a) == every, what="node a holding every role")
+        first = [(f"a{i}", a.trigger(f"a{i}", Item(f"a{i}"))) for i in range(20)]
         with _supervisor(b, "node-b") as sup_b:
-            assert all(s is af.ProcessState.IDLE for s in sup_b.states().values())
-            sup_a.stop()
-            eventually(
-                lambda: all(s is af.ProcessState.RUNNING for s in sup_b.states().values()),
-                timeout=5.0,
-                what="node b holding every role",
-            )
-            run_id = b.trigger("after", Item("after"))
-            assert b.await_status("after", run_id, Stage.DONE, timeout=10).object.steps == 2
+            later = [(f"b{i}", a.trigger(f"b{i}", Item(f"b{i}"))) for i in range(20)]
+            eventually(lambda: bool(_running(sup_b)), timeout=10.0, what="node b taking its share")
+            for foreign_id, run_id in first + later:
+                assert a.await_status(foreign_id, run_id, Stage.DONE, timeout=15).object.steps == 2
+            assert not _running(sup_a) & _running(sup_b)
+            assert {n.node_id for n in sup_a.nodes()} == {"node-a", "node-b"}
+    assert len(calls) == 80
+    assert set(Counter(calls).values()) == {1}, "a step ran twice"
+
+
+def test_a_node_takes_its_id_from_its_shared_scheduler(new_node):
+    """Supervisor(node_id=None) is known in the fleet by the node id its scheduler was made with."""
+    streamer, store, scheduler = new_node()
+    wf = two_steps("named").build(streamer, store, scheduler)
+    with af.Supervisor([wf], registry=CollectorRegistry()) as sup:
+        assert sup.node_id == scheduler.node_id
+        eventually(lambda: [n.node_id for n in sup.nodes()] == [scheduler.node_id], what="the node in the fleet")

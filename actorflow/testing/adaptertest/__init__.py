@@ -21,6 +21,7 @@ suite                  fixture                  the fixture returns
 `RoleSchedulerSuite`   ``make_role_scheduler``  ``(n) -> n RoleSchedulers`` (one backing)
 `ExpiringLeaseSuite`   ``make_role_scheduler``  the same, for leases with a ttl
 `FencedStoreSuite`     ``make_fenced_pair``     ``() -> (RecordStore, RoleScheduler)`` (one db)
+`MembershipSuite`      ``make_role_scheduler``  as `ExpiringLeaseSuite`, with `Membership`
 `EventStreamerSuite`   ``make_event_streamer``  ``(clock=None) -> EventStreamer``
 `ConnectorSuite`       ``make_connector``       ``(events) -> ConnectorConstructor``
 =====================  =======================  ============================================
@@ -42,6 +43,7 @@ pytest.register_assert_rewrite(
     "actorflow.testing.adaptertest.connector",
     "actorflow.testing.adaptertest.eventstreamer",
     "actorflow.testing.adaptertest.fencing",
+    "actorflow.testing.adaptertest.membership",
     "actorflow.testing.adaptertest.recordstore",
     "actorflow.testing.adaptertest.rolescheduler",
     "actorflow.testing.adaptertest.timeoutstore",
@@ -50,6 +52,7 @@ pytest.register_assert_rewrite(
 from actorflow.testing.adaptertest.connector import ConnectorFactory, ConnectorSuite  # noqa: E402
 from actorflow.testing.adaptertest.eventstreamer import EventStreamerFactory, EventStreamerSuite  # noqa: E402
 from actorflow.testing.adaptertest.fencing import FencedPairFactory, FencedStoreSuite  # noqa: E402
+from actorflow.testing.adaptertest.membership import MembershipSuite  # noqa: E402
 from actorflow.testing.adaptertest.recordstore import RecordStoreFactory, RecordStoreSuite  # noqa: E402
 from actorflow.testing.adaptertest.rolescheduler import (  # noqa: E402
     ExpiringLeaseSuite,
@@ -67,6 +70,7 @@ __all__ = [
     "ExpiringLeaseSuite",
     "FencedPairFactory",
     "FencedStoreSuite",
+    "MembershipSuite",
     "RecordStoreFactory",
     "RecordStoreSuite",
     "RoleSchedulerFactory",

@@ -11,6 +11,7 @@ from actorflow.testing.adaptertest import (
     EventStreamerSuite,
     ExpiringLeaseSuite,
     FencedStoreSuite,
+    MembershipSuite,
     RecordStoreSuite,
     TimeoutStoreSuite,
 )
@@ -53,7 +54,7 @@ class TestPostgresEventStreamer(EventStreamerSuite):
         yield from _factory("PostgresEventStreamer", pg_dsn, pg_schema)
 
 
-class TestPostgresRoleScheduler(ExpiringLeaseSuite):
+class TestPostgresRoleScheduler(ExpiringLeaseSuite, MembershipSuite):
     """Each scheduler has a pool of its own: ``n`` of them are ``n`` nodes on one database."""
 
     @pytest.fixture

@@ -15,6 +15,7 @@ from actorflow.testing.adaptertest import (
     EventStreamerSuite,
     ExpiringLeaseSuite,
     FencedStoreSuite,
+    MembershipSuite,
     RecordStoreSuite,
     TimeoutStoreSuite,
 )
@@ -62,7 +63,7 @@ class TestSqliteEventStreamer(EventStreamerSuite):
         next(fresh, None)
 
 
-class TestSqliteRoleScheduler(ExpiringLeaseSuite):
+class TestSqliteRoleScheduler(ExpiringLeaseSuite, MembershipSuite):
     """``n`` schedulers on one file are ``n`` node processes on one host (each with its own connections)."""
 
     @pytest.fixture

@@ -1,0 +1,45 @@
+"""Rows of the fleet tables -> what `actorflow.capabilities.Membership` returns, for both SQL adapters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from actorflow.capabilities import FleetView, NodeInfo
+
+__all__ = ["fleet_view", "node_infos"]
+
+
+def fleet_view(
+    *,
+    joined: bool,
+    leases: Iterable[Sequence[Any]],
+    candidates: Iterable[Sequence[Any]],
+    holders: Iterable[Sequence[Any]],
+    ttl: float,
+) -> FleetView:
+    """A heartbeat's view from its rows: (role, term) leases, (role, node) candidates and holders."""
+    by_role: dict[str, list[str]] = {}
+    for role, node in candidates:
+        by_role.setdefault(role, []).append(node)
+    return FleetView(
+        joined=joined,
+        leases={role: int(term) for role, term in leases} if joined else {},
+        candidates={role: tuple(sorted(nodes)) for role, nodes in by_role.items()},
+        holders={str(role): str(node) for role, node in holders},
+        ttl=ttl,
+    )
+
+
+def node_infos(rows: Iterable[Sequence[Any]], time_in: Callable[[Any], datetime]) -> list[NodeInfo]:
+    """The live nodes from (node id, started_at, heartbeat_at, role or NULL) rows, ordered by node id."""
+    found: dict[str, tuple[Any, Any, list[str]]] = {}
+    for node_id, started_at, heartbeat_at, role in rows:
+        entry = found.setdefault(node_id, (started_at, heartbeat_at, []))
+        if role is not None:
+            entry[2].append(role)
+    return [
+        NodeInfo(node_id, time_in(started), time_in(beat), tuple(roles))
+        for node_id, (started, beat, roles) in sorted(found.items())
+    ]
