@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
-from actorflow.capabilities import FleetView, Membership
+from actorflow.capabilities import FleetChanges, FleetView, Membership
 from actorflow.log import logger
 from actorflow.runtime.placement import preferred_node
 
@@ -71,6 +71,17 @@ class Fleet:
         self._joined = False
         self._dirty = True
         self._free_since: dict[str, float] = {}
+        self._changes = scheduler if isinstance(scheduler, FleetChanges) else None
+        self._changes_seen = -1
+
+    def due(self, now: float) -> bool:
+        """Whether to heartbeat now: its interval passed, or another node released a role, left or joined."""
+        if self._changes is not None:
+            changes = self._changes.fleet_changes()
+            if changes != self._changes_seen:
+                self._changes_seen = changes
+                return True
+        return now >= self.next_beat
 
     def want(self, role: str) -> None:
         """Note that the node may work ``role``; say so at the next heartbeat (soon: subscriptions come in bursts)."""

@@ -120,7 +120,7 @@ class SchedulerActor(pykka.ThreadingActor):
     def _tick(self) -> None:
         now = time.monotonic()
         for fleet in self._fleets.values():
-            if now >= fleet.next_beat:
+            if fleet.due(now):
                 fleet.beat(self)
         for claim in list(self._claims.values()):
             if now >= claim.next_attempt:

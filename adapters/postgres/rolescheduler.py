@@ -18,6 +18,8 @@ from ._schema import QUERIES
 
 __all__ = ["PostgresRoleScheduler"]
 
+_FLEET = "fleet"  # the notification payload of a change of the fleet
+
 
 class PostgresRoleScheduler(PostgresAdapter):
     """Gives each role to at most one node of the fleet at a time, through a lease table.
@@ -64,8 +66,14 @@ class PostgresRoleScheduler(PostgresAdapter):
         return None if row is None else Lease(role, node_id, self.ttl, int(row[0]))
 
     def release(self, role: str, node_id: str) -> None:
-        """Give ``role`` up if ``node_id`` holds it; another node may take it at once."""
-        self.db.execute("releasing a role", QUERIES["release_role"], (role, node_id))
+        """Give ``role`` up if ``node_id`` holds it; the other nodes are woken to take it at once."""
+
+        def work(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction():
+                conn.execute(QUERIES["release_role"], (role, node_id))
+                self.db.notify(conn, [_FLEET])
+
+        self.db.run("releasing a role", work)
 
     def holders(self) -> dict[str, tuple[str, int]]:
         """Every role held now: its node id and term."""
@@ -84,6 +92,7 @@ class PostgresRoleScheduler(PostgresAdapter):
                 with conn.cursor() as cur:
                     cur.executemany(QUERIES["add_node_role"], [(node_id, role) for role in roles])
                 conn.execute(QUERIES["forget_dead_nodes"])
+                self.db.notify(conn, [_FLEET])  # the others may hand roles over to it
 
         self.db.run("joining the fleet", work)
 
@@ -102,8 +111,18 @@ class PostgresRoleScheduler(PostgresAdapter):
         )
 
     def leave(self, node_id: str) -> None:
-        """Release every lease of ``node_id`` and drop it from the live nodes, in one statement."""
-        self.db.execute("leaving the fleet", QUERIES["leave_node"], {"node": node_id})
+        """Release every lease of ``node_id`` and drop it from the live nodes, in one statement; wake the others."""
+
+        def work(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction():
+                conn.execute(QUERIES["leave_node"], {"node": node_id})
+                self.db.notify(conn, [_FLEET])
+
+        self.db.run("leaving the fleet", work)
+
+    def fleet_changes(self) -> int:
+        """Moves when a node of the fleet released a role, left or joined (NOTIFY; LISTEN starts on first use)."""
+        return self.db.listener().version(_FLEET)
 
     def nodes(self) -> builtins.list[NodeInfo]:
         """The live nodes, by id, with the roles each holds now."""

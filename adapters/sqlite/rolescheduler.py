@@ -16,6 +16,7 @@ from ._db import SqliteAdapter, from_micros
 __all__ = ["SqliteRoleScheduler"]
 
 _MICROS = 1_000_000
+_FLEET = "fleet"  # the hub key bumped when this process changes the fleet
 
 
 class SqliteRoleScheduler(SqliteAdapter):
@@ -60,8 +61,9 @@ class SqliteRoleScheduler(SqliteAdapter):
         return None if row is None else Lease(role, node_id, self.ttl, int(row[0]))
 
     def release(self, role: str, node_id: str) -> None:
-        """Give ``role`` up if ``node_id`` holds it; another node may take it at once."""
+        """Give ``role`` up if ``node_id`` holds it; the other nodes of this process are woken at once."""
         self.db.write(lambda conn: conn.execute(self._q["release_role"], (role, node_id)).close())
+        self.db.hub.bump((_FLEET,))
 
     def holders(self) -> dict[str, tuple[str, int]]:
         """Every role held now: its node id and term."""
@@ -86,6 +88,7 @@ class SqliteRoleScheduler(SqliteAdapter):
             conn.execute(q["forget_dead_node_rows"], {"now": now})
 
         self.db.write(work)
+        self.db.hub.bump((_FLEET,))
 
     def heartbeat(self, node_id: str) -> FleetView:
         """Renew the node and all its leases in one transaction; the fleet as it is now."""
@@ -117,6 +120,11 @@ class SqliteRoleScheduler(SqliteAdapter):
             conn.execute(q["clear_node_roles"], (node_id,))
 
         self.db.write(work)
+        self.db.hub.bump((_FLEET,))
+
+    def fleet_changes(self) -> int:
+        """Moves when a node of this process released a role, left or joined (other processes: next heartbeat)."""
+        return self.db.hub.counter(_FLEET)
 
     def nodes(self) -> builtins.list[NodeInfo]:
         """The live nodes, by id, with the roles each holds now."""
