@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -18,6 +19,11 @@ from actorflow._signals import stop_signals
 from actorflow.backends import BACKENDS
 
 __all__ = ["load_target", "main"]
+
+# How long `actorflow run` lets the steps in hand finish on SIGTERM/SIGINT: a process
+# manager's own grace (Kubernetes: 30 s, systemd: 90 s) is longer, so the node exits
+# by itself first, having released its roles.
+_RUN_STOP_GRACE = 10.0
 
 
 def _env(flag: str, default: Any = None) -> Any:
@@ -66,15 +72,66 @@ def load_target(spec: str) -> list[Any]:
     return items
 
 
+def _share_roles(workflows: list[Any], kind: str) -> None:
+    """Claim the workflows' roles through the lease table of their own record store's database."""
+    shared: dict[Any, Any] = {}
+    for wf in workflows:
+        store = wf.record_store
+        if kind == "postgres":
+            postgres = importlib.import_module("actorflow.adapters.postgres")
+            if not isinstance(store, postgres.PostgresRecordStore):
+                msg = f"--roles postgres needs a PostgresRecordStore; {wf.name!r} keeps its records in {store!r}"
+                raise SystemExit(msg)
+            key: Any = store.db.identity
+            if key not in shared:
+                shared[key] = postgres.PostgresRoleScheduler(store.db.dsn, schema=store.db.schema)
+        else:
+            sqlite = importlib.import_module("actorflow.adapters.sqlite")
+            if not isinstance(store, sqlite.SqliteRecordStore):
+                msg = f"--roles sqlite needs a SqliteRecordStore; {wf.name!r} keeps its records in {store!r}"
+                raise SystemExit(msg)
+            key = store.path
+            if key not in shared:
+                shared[key] = sqlite.SqliteRoleScheduler(store.path)
+        wf.engine.use_role_scheduler(shared[key])
+
+
+def _warn_if_roles_are_private(wf: Any) -> None:
+    """Say so when a second node on the same database would run every step again."""
+    from actorflow.capabilities import FencedStore, Membership  # noqa: PLC0415
+
+    if isinstance(wf.record_store, FencedStore) and not isinstance(wf.role_scheduler, Membership):
+        logging.getLogger("actorflow").warning(
+            "%s: its roles are claimed through %s, which knows only this process: a second node on the same "
+            "database would work every role again. Build it with the database's role scheduler "
+            "(PostgresRoleScheduler, SqliteRoleScheduler) or run with --roles postgres|sqlite",
+            wf.name,
+            type(wf.role_scheduler).__name__,
+        )
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from actorflow.runtime.supervisor import Supervisor  # noqa: PLC0415
 
+    # A node is an application: its log goes to stderr (the library alone logs nowhere).
+    logging.basicConfig(
+        level=str(args.log_level).upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
     items = load_target(args.target)
+    if args.roles != "own":
+        _share_roles([item for item in items if not isinstance(item, Supervisor)], args.roles)
+    for item in items:
+        for wf in item.workflows if isinstance(item, Supervisor) else [item]:
+            _warn_if_roles_are_private(wf)
+    grace = None if args.stop_grace is None else float(args.stop_grace)
     if len(items) == 1 and isinstance(items[0], Supervisor):
         supervisor = items[0]
+        if grace is not None:
+            supervisor.stop_grace = grace
     else:
         port = None if args.metrics_port is None else int(args.metrics_port)
-        supervisor = Supervisor(items, metrics_port=port)
+        supervisor = Supervisor(items, metrics_port=port, stop_grace=_RUN_STOP_GRACE if grace is None else grace)
     with stop_signals(lambda name: print(f"received {name}; stopping", flush=True)) as stop:  # noqa: T201
         supervisor.start()
         try:
@@ -164,6 +221,22 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a node for the workflows at MODULE:ATTR until SIGINT/SIGTERM")
     run.add_argument("target", help="MODULE:ATTR naming a Workflow, a list of them, a Supervisor, or a factory")
     _add(run, "metrics-port", type=int, help="serve /metrics and /healthz on this port")
+    _add(
+        run,
+        "roles",
+        default="own",
+        choices=["own", "postgres", "sqlite"],
+        help="claim roles through the workflows' own role scheduler, or the lease table of their record store's "
+        "database (a fleet of nodes on one database)",
+    )
+    _add(run, "log-level", default="info", choices=["debug", "info", "warning", "error"], help="what the node logs")
+    _add(
+        run,
+        "stop-grace",
+        type=float,
+        default=None,
+        help=f"seconds a stop waits for the steps in hand before abandoning them (default {_RUN_STOP_GRACE:g})",
+    )
     run.set_defaults(func=_cmd_run)
 
     diagram = sub.add_parser("diagram", help="print the Mermaid diagram of the workflows at MODULE:ATTR")

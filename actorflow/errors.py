@@ -22,6 +22,7 @@ __all__ = [
     "RecordNotFound",
     "StaleTerm",
     "StepError",
+    "StepTimeout",
     "TimeoutNotFound",
     "UnknownStatus",
     "VersionConflict",
@@ -88,6 +89,10 @@ class CodecError(ActorflowError, ValueError):
 
 class StepError(ActorflowError):
     """A user function (step, callback, timeout) failed; the cause is chained."""
+
+
+class StepTimeout(StepError, TimeoutError):
+    """A step did not return within its ``step_timeout``: it was abandoned (its result will be discarded)."""
 
 
 class ConnectorError(ActorflowError):

@@ -109,6 +109,12 @@ class Metrics:
             ("workflow_name", "node_id"),
             registry=registry,
         )
+        self.claim_errors = Counter(
+            "actorflow_role_claim_errors",
+            "Calls to a role scheduler (claim, renew, heartbeat) that failed",
+            ("node_id",),
+            registry=registry,
+        )
         self.fenced_writes = Counter(
             "actorflow_fenced_writes",
             "Writes refused because the role had passed to another node (its work is redone there)",

@@ -23,10 +23,11 @@ class ResolvedOptions:
     lag: float = 0.0
     lag_alert: float = 1800.0
     pause_after_err_count: int = 0
+    step_timeout: float = 0.0
 
 
 _DEFAULTS = ResolvedOptions()
-_DURATIONS = frozenset({"polling_frequency", "err_backoff", "lag", "lag_alert"})
+_DURATIONS = frozenset({"polling_frequency", "err_backoff", "lag", "lag_alert", "step_timeout"})
 
 
 class Options:
@@ -43,6 +44,9 @@ class Options:
         lag_alert: raise ``workflow_process_lag_alert`` past this lag; 0 disables it
             (unset with a ``lag``: 30 minutes plus the lag, as the original).
         pause_after_err_count: pause a run after this many step errors; 0 never pauses.
+        step_timeout: a step still running after this long is abandoned and counts as a
+            step error (retried after ``err_backoff``; its thread runs on, its result is
+            discarded); 0, the default, waits for as long as the step takes.
     """
 
     __slots__ = ("_set",)
@@ -56,6 +60,7 @@ class Options:
         lag: Duration | None = None,
         lag_alert: Duration | None = None,
         pause_after_err_count: int | None = None,
+        step_timeout: Duration | None = None,
     ) -> None:
         given: dict[str, Any] = {
             "parallel_count": parallel_count,
@@ -64,13 +69,18 @@ class Options:
             "lag": lag,
             "lag_alert": lag_alert,
             "pause_after_err_count": pause_after_err_count,
+            "step_timeout": step_timeout,
         }
         values: dict[str, Any] = {}
         for name, value in given.items():
             if value is None:
                 continue
             if name in _DURATIONS:
-                values[name] = to_seconds(value)
+                try:
+                    values[name] = to_seconds(value)
+                except ValueError as exc:
+                    msg = f"Options.{name}: {exc}"
+                    raise ValueError(msg) from exc
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 msg = f"Options.{name} must be a non-negative int, got {value!r}"
@@ -128,6 +138,7 @@ class Options:
     lag: float
     lag_alert: float
     pause_after_err_count: int
+    step_timeout: float
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -50,14 +50,30 @@ class Workflow(Generic[T, S]):
         self.codec: Codec[T] = config.codec
         self.graph: Graph = config.graph
         self.clock = config.clock
-        self.event_streamer = event_streamer
-        self.record_store = record_store
-        self.role_scheduler = role_scheduler
-        self.timeout_store = timeout_store
         self._private: Supervisor | None = None
 
     def __repr__(self) -> str:
         return f"<Workflow {self.name!r}>"
+
+    @property
+    def event_streamer(self) -> EventStreamer:
+        """The event streamer the workflow was built on."""
+        return self.engine.event_streamer
+
+    @property
+    def record_store(self) -> RecordStore:
+        """The record store the workflow was built on."""
+        return self.engine.record_store
+
+    @property
+    def role_scheduler(self) -> RoleScheduler:
+        """The role scheduler the workflow's roles are claimed through."""
+        return self.engine.role_scheduler
+
+    @property
+    def timeout_store(self) -> TimeoutStore | None:
+        """The timeout store the workflow was built on, if any."""
+        return self.engine.timeout_store
 
     @property
     def schedules(self) -> list[ScheduleSpec[T]]:

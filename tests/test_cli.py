@@ -156,3 +156,126 @@ def test_demo_serve_keeps_the_metrics_up_until_interrupted(tmp_path: Path, start
     finally:
         proc.kill()
     assert proc.returncode == 0, err
+
+
+HANGING = """
+import dataclasses, enum, threading
+import actorflow as af
+from actorflow.adapters.memory import MemoryEventStreamer, MemoryRecordStore, MemoryRoleScheduler
+
+class Status(enum.IntEnum):
+    WAITING = 1
+    DONE = 2
+
+@dataclasses.dataclass
+class Job:
+    id: str = ""
+
+never = threading.Event()
+
+def hang(run):
+    print(f"entered the step of {run.run_id}", flush=True)
+    never.wait()  # a step that never returns
+    return Status.DONE
+
+b = af.Builder("hanging", Job, Status)
+b.add_step(Status.WAITING, hang, Status.DONE)
+wf = b.build(MemoryEventStreamer(), MemoryRecordStore(), MemoryRoleScheduler())
+
+def make():
+    wf.trigger("job-1")
+    return [wf]
+"""
+
+
+def test_run_exits_after_sigterm_within_its_stop_grace_even_when_a_step_never_returns(tmp_path: Path):
+    """The hung step is abandoned after --stop-grace: the node exits 0 and the log names the run it left."""
+    import re
+    import time
+
+    (tmp_path / "hanging.py").write_text(HANGING)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actorflow.cli", "run", "hanging:make", "--stop-grace", "1"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        run_id = None
+        for line in proc.stdout:
+            found = re.search(r"entered the step of (\S+)", line)
+            if found:
+                run_id = found.group(1)
+                break
+        assert run_id is not None
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+        took = time.monotonic() - signalled
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped" in out
+    assert took < 10, f"the node took {took:.1f}s to exit with a 1s stop grace"
+    assert f"abandoned while handling event 1 of run {run_id}" in err
+
+
+SQLITE_FLOW = """
+import dataclasses, enum, os
+import actorflow as af
+from actorflow.adapters.memory import MemoryRoleScheduler
+from actorflow.adapters.sqlite import SqliteEventStreamer, SqliteRecordStore
+
+class Status(enum.IntEnum):
+    STARTED = 1
+    DONE = 2
+
+@dataclasses.dataclass
+class Job:
+    id: str = ""
+
+path = os.environ["FLOW_DB"]
+b = af.Builder("fleet-cli", Job, Status)
+b.add_step(Status.STARTED, lambda r: Status.DONE, Status.DONE)
+wf = b.build(SqliteEventStreamer(path), SqliteRecordStore(path), MemoryRoleScheduler())
+"""
+
+
+@pytest.mark.parametrize("roles", ["own", "sqlite"])
+def test_run_roles_flag_joins_the_fleet_of_the_workflows_database(tmp_path: Path, roles: str):
+    """--roles sqlite claims through the file's lease table (the node joins, then leaves); without it, a warning."""
+    import sqlite3
+
+    (tmp_path / "fleetflow.py").write_text(SQLITE_FLOW)
+    db = tmp_path / "fleet.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actorflow.cli", "run", "fleetflow:wf", "--roles", roles],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "FLOW_DB": str(db)},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "running fleet-cli" in line, line
+        node_id = line.split("actorflow node ", 1)[1].split(" running", 1)[0]
+        with sqlite3.connect(db) as conn:
+            joined = [r[0] for r in conn.execute("SELECT node_id FROM workflow_nodes")]
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    with sqlite3.connect(db) as conn:
+        left = [r[0] for r in conn.execute("SELECT node_id FROM workflow_nodes")]
+    if roles == "sqlite":
+        assert joined == [node_id]
+        assert left == [], "a node that stops leaves the fleet"
+        assert "knows only this process" not in err
+    else:
+        assert joined == []
+        assert "fleet-cli: its roles are claimed through MemoryRoleScheduler, which knows only this process" in err

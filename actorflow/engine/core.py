@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -26,7 +27,7 @@ from actorflow.capabilities import (
     OutboxWaiter,
     Snapshots,
 )
-from actorflow.errors import ActorflowError, RecordNotFound
+from actorflow.errors import ActorflowError, RecordNotFound, StepTimeout
 from actorflow.log import logger
 from actorflow.metrics import Metrics, metrics_for
 from actorflow.protocols import EventStreamer, RecordStore, RoleScheduler, TimeoutStore
@@ -90,6 +91,33 @@ class Failed:
     """A user function raised, or returned what the engine cannot store."""
 
     error: BaseException
+
+
+def _within(timeout: float, fn: Callable[[Run[T, S]], Any], run: Run[T, S]) -> Any:
+    """``fn(run)`` on a thread of its own; `StepTimeout` when it has not returned after ``timeout`` seconds.
+
+    Python cannot interrupt a thread: a step that overruns is abandoned, its thread (a
+    daemon) runs on and whatever it returns is discarded. ``run`` is the step's own copy.
+    """
+    outcome: list[Any] = []
+    failure: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            outcome.append(fn(run))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=call, name=f"actorflow-step-{run.run_id[:8]}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        logger.error("step of run %s abandoned after its %.1fs step_timeout", run.run_id, timeout)
+        msg = f"the step did not return within its step_timeout of {timeout}s"
+        raise StepTimeout(msg, run_id=run.run_id)
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 class Engine(Generic[T, S]):
@@ -173,6 +201,16 @@ class Engine(Generic[T, S]):
         if self._host is host:
             self._host = None
 
+    def use_role_scheduler(self, scheduler: RoleScheduler) -> None:
+        """Claim the workflow's roles through ``scheduler`` from now on (before it is hosted)."""
+        if self._host is not None:
+            msg = f"workflow {self.name!r} is hosted: stop it before changing its role scheduler"
+            raise ActorflowError(msg)
+        self.role_scheduler = scheduler
+        fences = isinstance(self.record_store, FencedStore) and self.record_store.fences_with(scheduler)
+        self.capabilities = dataclasses.replace(self.capabilities, fences=fences)
+        self.writer.fence_through(enabled=fences)
+
     def add_schedule(self, schedule: ScheduleSpec[T]) -> None:
         """Keep ``schedule``; a host starts its process at once."""
         self.schedules.append(schedule)
@@ -181,16 +219,20 @@ class Engine(Generic[T, S]):
 
     # -- running user functions -------------------------------------------------------------
 
-    def apply(self, record: Record, fn: Callable[[Run[T, S]], Any], allowed: Sequence[int]) -> Write | Failed | None:
+    def apply(
+        self, record: Record, fn: Callable[[Run[T, S]], Any], allowed: Sequence[int], *, timeout: float = 0.0
+    ) -> Write | Failed | None:
         """Run a user function on ``record`` and turn its result into the write it asks for.
 
         ``None`` when it asks to skip; `Failed` when it raised, returned a status outside
-        ``allowed``, or left an object that does not encode (nothing is stored then).
-        Storing the write is the caller's: in its batch (group commit) or at once.
+        ``allowed``, left an object that does not encode, or (with ``timeout``) did not
+        return in time: nothing is stored then. Storing the write is the caller's: in its
+        batch (group commit) or at once.
         """
         try:
             run = self.transitions.run(record)
-            return self.transitions.result(record, run, fn(run), allowed)
+            result = fn(run) if timeout <= 0 else _within(timeout, fn, run)
+            return self.transitions.result(record, run, result, allowed)
         except Exception as exc:  # noqa: BLE001 - any error of the user's function is a step error
             return Failed(exc)
 

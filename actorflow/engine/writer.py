@@ -62,6 +62,10 @@ class Writer:
         self._watch = watch
         self._metrics = metrics
 
+    def fence_through(self, *, enabled: bool) -> None:
+        """Send fences to the store from now on (``enabled``), or not (its role scheduler changed)."""
+        self._fenced = self._store if enabled and isinstance(self._store, FencedStore) else None
+
     @property
     def fences(self) -> bool:
         """True when the store refuses a write made under a lease the role has moved on from."""

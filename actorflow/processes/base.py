@@ -43,6 +43,8 @@ class Process(abc.ABC):
         self.valid_until: float | None = None
         # The node's lease on the role, which the role's writes carry (None: the scheduler keeps no terms).
         self.fence: Fence | None = None
+        # What the process is doing now, for the log if it does not stop ("run X at Y"); None when idle.
+        self.in_hand: str | None = None
         self._retry_at = 0.0
 
     def holding(self) -> bool:

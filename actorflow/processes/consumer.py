@@ -185,7 +185,11 @@ class EventConsumer(Process):
                 break
             self.observe_lag((now - event.created_at).total_seconds())
             started = time.perf_counter()
-            outcome = self._filter(event) or self.handle(event)
+            self.in_hand = f"handling event {event.id} of run {event.run_id} on {self.topic}"
+            try:
+                outcome = self._filter(event) or self.handle(event)
+            finally:
+                self.in_hand = None
             self.metrics.latency.observe(time.perf_counter() - started)
             if isinstance(outcome, Retry):
                 self._pending = events[index:]

@@ -39,7 +39,7 @@ class StepConsumer(EventConsumer):
         paused = self.suspect_crash(record)
         if paused is not None:
             return paused
-        result = self.engine.apply(record, self.fn, self.destinations)
+        result = self.engine.apply(record, self.fn, self.destinations, timeout=self.options.step_timeout)
         if isinstance(result, Failed):
             return self.failed(record, result.error)
         if result is None:

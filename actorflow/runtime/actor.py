@@ -38,7 +38,12 @@ class ProcessActor(pykka.ThreadingActor):
     Each tick ends by telling the actor the next Tick, so other messages (a lost role, a
     stop) are handled between ticks. A tick that raises crashes the actor; the
     supervisor is told and starts a fresh one after a back-off (``delay``).
+
+    Its thread is a daemon: a user step that never returns is abandoned when the node
+    stops (Python cannot interrupt a thread) and must not keep the process alive.
     """
+
+    use_daemon_thread = True
 
     def __init__(self, plan: ProcessPlan, node: Node, delay: float = 0.0) -> None:
         super().__init__()
@@ -63,6 +68,7 @@ class ProcessActor(pykka.ThreadingActor):
         except Exception as exc:
             self._report(exc)
             raise
+        self.node.register(self.plan.key, self.process)
         self.node.set_state(self.plan.key, ProcessState.IDLE, self.metrics.state)
         scheduler = self.node.scheduler
         if scheduler is not None:

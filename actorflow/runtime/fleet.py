@@ -58,6 +58,18 @@ class Claims(Protocol):
         """Try to take the role now."""
         ...
 
+    def scheduler_answered(self, ttl: float | None) -> None:
+        """A call to the scheduler succeeded."""
+        ...
+
+    def scheduler_failed(self) -> None:
+        """A call to the scheduler failed."""
+        ...
+
+    def starving(self, *, starved: bool) -> None:
+        """Whether the node holds no role while roles it may work are unclaimed."""
+        ...
+
 
 class Fleet:
     """The roles this node wants from one membership scheduler, and its heartbeats to it."""
@@ -101,12 +113,14 @@ class Fleet:
             view = self._heartbeat()
         except Exception as exc:  # noqa: BLE001 - keep the roles until their deadlines pass
             logger.warning("fleet heartbeat of node %s failed: %s", self.node_id, exc)
+            actor.scheduler_failed()
             self.next_beat = started + self.retry
             for role in self.roles:
                 claim = actor.claim_of(role)
                 if claim is not None and claim.valid_until is not None and time.monotonic() >= claim.valid_until:
                     actor.lost(claim)
             return
+        actor.scheduler_answered(view.ttl)
         self.next_beat = started + view.ttl / 3
         # Trust the renewals only until their start + ttl, minus a margin (River's rule).
         valid_until = started + view.ttl - max(view.ttl * 0.2, 0.05)
@@ -114,6 +128,8 @@ class Fleet:
             claim = actor.claim_of(role)
             if claim is not None:
                 self._place(actor, claim, view, started, valid_until)
+        unclaimed = any(role not in view.holders for role in self.roles)
+        actor.starving(starved=unclaimed and not view.leases)
 
     def _heartbeat(self) -> FleetView:
         if self._dirty or not self._joined:

@@ -10,7 +10,17 @@ if TYPE_CHECKING:
 
     from actorflow.protocols import RoleScheduler
 
-__all__ = ["ChildExited", "HandOver", "Released", "RoleGranted", "RoleLost", "Subscribe", "Tick", "Unsubscribe"]
+__all__ = [
+    "ChildExited",
+    "HandOver",
+    "JoinFleets",
+    "Released",
+    "RoleGranted",
+    "RoleLost",
+    "Subscribe",
+    "Tick",
+    "Unsubscribe",
+]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -29,6 +39,11 @@ class RoleGranted:
 @dataclasses.dataclass(frozen=True, slots=True)
 class RoleLost:
     """The node no longer holds the actor's role: stop working it now."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JoinFleets:
+    """Heartbeat every fleet now (the node joins them): asked once every role is subscribed."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ Only small, lock-protected facts live here; all decisions are made by actors.
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from actorflow.runtime.state import ProcessState
@@ -38,6 +39,10 @@ class Node:
         self._failed: set[str] = set()
         self._subscribed: set[str] = set()
         self._held: dict[str, int] = {}  # role -> term of the lease this node holds
+        self._processes: dict[str, Any] = {}  # process key -> the Process its actor drives
+        # The role schedulers' health, as the scheduler actor saw it (monotonic times).
+        self._scheduler_ok_until = float("inf")  # the last successful claim or heartbeat covers until then
+        self._starved_since: float | None = None  # holding no role while roles it may work are unclaimed
         self._threads: list[threading.Thread] = []
 
     # -- states ---------------------------------------------------------------------------
@@ -92,6 +97,44 @@ class Node:
         with self._lock:
             self._lock.wait_for(lambda: keys <= self._subscribed, timeout)
             return keys - self._subscribed
+
+    # -- processes ----------------------------------------------------------------------
+
+    def register(self, key: str, process: Any) -> None:
+        """Note the process an actor drives (to name what it is doing if it will not stop)."""
+        with self._lock:
+            self._processes[key] = process
+
+    def in_hand(self, key: str) -> str | None:
+        """What the process of ``key`` is working on now, if it says (read from another thread)."""
+        with self._lock:
+            process = self._processes.get(key)
+        return None if process is None else process.in_hand
+
+    # -- scheduler health ---------------------------------------------------------------
+
+    def scheduler_answered(self, valid_for: float) -> None:
+        """A claim or heartbeat succeeded; it vouches for the node for ``valid_for`` seconds more."""
+        with self._lock:
+            self._scheduler_ok_until = time.monotonic() + valid_for
+
+    def starving(self, *, starved: bool) -> None:
+        """Whether the node holds no role while roles it may work are unclaimed (a fleet heartbeat says)."""
+        with self._lock:
+            if not starved:
+                self._starved_since = None
+            elif self._starved_since is None:
+                self._starved_since = time.monotonic()
+
+    def scheduler_trouble(self, patience: float) -> str | None:
+        """Why the node's role scheduling is unhealthy now (None when it is not)."""
+        now = time.monotonic()
+        with self._lock:
+            if now > self._scheduler_ok_until:
+                return f"the role scheduler has not answered for {now - self._scheduler_ok_until:.1f}s past a lease"
+            if self._starved_since is not None and now - self._starved_since > patience:
+                return f"holding no role for {now - self._starved_since:.1f}s while roles it may work are unclaimed"
+        return None
 
     # -- roles held ---------------------------------------------------------------------
 

@@ -25,7 +25,16 @@ from actorflow.capabilities import Membership
 from actorflow.log import logger
 from actorflow.protocols import RoleScheduler
 from actorflow.runtime.fleet import Fleet
-from actorflow.runtime.messages import HandOver, Released, RoleGranted, RoleLost, Subscribe, Tick, Unsubscribe
+from actorflow.runtime.messages import (
+    HandOver,
+    JoinFleets,
+    Released,
+    RoleGranted,
+    RoleLost,
+    Subscribe,
+    Tick,
+    Unsubscribe,
+)
 from actorflow.runtime.node import TICK_BUDGET, Node
 
 __all__ = ["SchedulerActor"]
@@ -69,7 +78,7 @@ class SchedulerActor(pykka.ThreadingActor):
         self.actor_ref.tell(_TICK)
 
     def on_receive(self, message: Any) -> None:
-        """Handle a subscription change or a tick."""
+        """Handle a subscription change, a tick, or a request to join the fleets now."""
         if isinstance(message, Subscribe):
             self._subscribe(message)
         elif isinstance(message, Unsubscribe):
@@ -89,6 +98,9 @@ class SchedulerActor(pykka.ThreadingActor):
                     self._release(claim)  # the other node takes it at its next heartbeat
         elif isinstance(message, Tick):
             self._tick()
+        elif isinstance(message, JoinFleets):
+            for fleet in self._fleets.values():
+                fleet.beat(self)
 
     def _subscribe(self, message: Subscribe) -> None:
         claim = self._claims.get(message.role)
@@ -133,6 +145,18 @@ class SchedulerActor(pykka.ThreadingActor):
         self.node.scheduler_wake.clear()
         self.actor_ref.tell(_TICK)
 
+    def scheduler_answered(self, ttl: float | None) -> None:
+        """A call to a role scheduler succeeded: the node is fine for a lease's ttl (or a renewal) more."""
+        self.node.scheduler_answered(ttl if ttl is not None else 2 * self.renew_interval)
+
+    def scheduler_failed(self) -> None:
+        """A call to a role scheduler failed (counted; /healthz fails once no success covers the node)."""
+        self.node.metrics.claim_errors.labels(self.node.node_id).inc()
+
+    def starving(self, *, starved: bool) -> None:
+        """Whether the node holds no role while roles it may work are unclaimed."""
+        self.node.starving(starved=starved)
+
     def claim_of(self, role: str) -> _Claim | None:
         """The claim of ``role`` on this node, if subscribed."""
         return self._claims.get(role)
@@ -172,10 +196,12 @@ class SchedulerActor(pykka.ThreadingActor):
             lease = claim.scheduler.acquire(claim.role, self.node.node_id)
         except Exception as exc:  # noqa: BLE001 - keep the role until its lease runs out
             logger.warning("role %s: could not claim or renew: %s", claim.role, exc)
+            self.scheduler_failed()
             claim.next_attempt = started + self.claim_interval
             if claim.held and claim.valid_until is not None and time.monotonic() >= claim.valid_until:
                 self._lost(claim)
             return
+        self.scheduler_answered(lease.ttl if lease is not None else None)
         if lease is None:
             claim.next_attempt = started + self.claim_interval
             if claim.held:

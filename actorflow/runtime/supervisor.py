@@ -16,7 +16,7 @@ from actorflow.log import logger
 from actorflow.metrics import metrics_for
 from actorflow.protocols import new_node_id
 from actorflow.runtime.actor import ProcessActor
-from actorflow.runtime.messages import ChildExited
+from actorflow.runtime.messages import ChildExited, JoinFleets
 from actorflow.runtime.node import Node
 from actorflow.runtime.plan import ProcessPlan, plan_schedule, plan_workflow
 from actorflow.runtime.restart import RestartPolicy, RestartTracker
@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Hosted", "Supervisor"]
 
-_STOP_TIMEOUT = 4.5
 _SUBSCRIBE_TIMEOUT = 10.0
+# How long a node may hold no role while roles it may work stay unclaimed before /healthz fails.
+_STARVED_PATIENCE = 10.0
 
 
 class Hosted(Protocol):
@@ -81,7 +82,7 @@ class _SupervisorActor(pykka.ThreadingActor):
         elif isinstance(message, ChildExited):
             self._restart(message)
         elif isinstance(message, _Children):
-            return [ref for _, ref in self._children.values()]
+            return [(key, ref) for key, (_, ref) in self._children.items()]
         return None
 
     def _spawn(self, plan: ProcessPlan, delay: float, *, replace: bool = False) -> None:
@@ -139,6 +140,9 @@ class Supervisor:
             workflow's shared role scheduler, else host, pid and a short random part).
         restart: how crashed actors are restarted.
         claim_interval: how often a role held by another node is tried again (seconds).
+        stop_grace: how long `stop` waits for the steps in hand to finish (seconds); a
+            step still running then is abandoned (logged with its run), and `stop`
+            returns about half a second later.
     """
 
     def __init__(
@@ -151,6 +155,7 @@ class Supervisor:
         node_id: str | None = None,
         restart: RestartPolicy | None = None,
         claim_interval: float = 0.5,
+        stop_grace: float = 4.5,
     ) -> None:
         self.workflows = list(workflows)
         self._engines: list[Engine[Any, Any]] = [wf.engine for wf in self.workflows]
@@ -165,6 +170,10 @@ class Supervisor:
         self.registry = registry
         self.restart = restart or RestartPolicy()
         self.claim_interval = claim_interval
+        if not stop_grace > 0:
+            msg = f"stop_grace must be a positive number of seconds, got {stop_grace!r}"
+            raise ValueError(msg)
+        self.stop_grace = float(stop_grace)
         self._node: Node | None = None
         self._server: MetricsServer | None = None
         self._attached: list[Attachable] = []
@@ -211,6 +220,8 @@ class Supervisor:
             self.stop()
             msg = f"processes did not subscribe for their roles in time: {sorted(missing)}"
             raise ActorflowError(msg)
+        # The node is a member of its fleets once start() returns (a failure is logged and retried).
+        node.scheduler.ask(JoinFleets(), timeout=_SUBSCRIBE_TIMEOUT)
         if self._requested_port is not None:
             from actorflow.web import MetricsServer  # noqa: PLC0415 - only when serving
 
@@ -258,11 +269,14 @@ class Supervisor:
     def _health(self) -> tuple[bool, dict[str, Any]]:
         states = self.states()
         failed = sorted(k for k, v in states.items() if v is ProcessState.FAILED)
-        healthy = self.running and not failed
+        node = self._node
+        trouble = None if node is None else node.scheduler_trouble(patience=_STARVED_PATIENCE)
+        healthy = self.running and not failed and trouble is None
         return healthy, {
             "status": "ok" if healthy else "failing",
             "node_id": self.node_id,
             "failed": failed,
+            "roles": trouble or "ok",
             "processes": {k: str(v) for k, v in states.items()},
         }
 
@@ -274,7 +288,7 @@ class Supervisor:
         node = self._node
         if node is None:
             return
-        deadline = time.monotonic() + _STOP_TIMEOUT
+        deadline = time.monotonic() + self.stop_grace
         node.stopping = True
         try:
             self._stop_actors(node, deadline)
@@ -318,18 +332,27 @@ class Supervisor:
 
     def _stop_actors(self, node: Node, deadline: float) -> None:
         supervisor, scheduler = node.supervisor, node.scheduler
-        children: list[pykka.ActorRef[Any]] = []
+        children: list[tuple[str, pykka.ActorRef[Any]]] = []
         if supervisor is not None:
             try:
-                children = cast("list[pykka.ActorRef[Any]]", supervisor.ask(_Children(), timeout=_STOP_TIMEOUT))
+                children = cast(
+                    "list[tuple[str, pykka.ActorRef[Any]]]", supervisor.ask(_Children(), timeout=self.stop_grace)
+                )
             except (pykka.ActorDeadError, pykka.Timeout):
                 logger.exception("supervisor actor did not answer on stop")
-        futures = [ref.stop(block=False) for ref in children if ref.is_alive()]
-        for future in futures:
+        stopping = [(key, ref.stop(block=False)) for key, ref in children if ref.is_alive()]
+        for key, future in stopping:
             try:
                 future.get(timeout=max(0.0, deadline - time.monotonic()))
             except pykka.Timeout:
-                logger.error("a process actor did not stop in time")
+                # Its thread is a daemon: it does not keep the process alive. A write it makes
+                # if it ever gets there is refused by fencing (its lease is released below).
+                logger.error(
+                    "%s did not stop within the %.1fs stop grace; abandoned while %s",
+                    key,
+                    self.stop_grace,
+                    node.in_hand(key) or "busy",
+                )
         # Roles are released only once no actor of this node works them any more.
         for ref in (scheduler, supervisor):
             if ref is not None and ref.is_alive():

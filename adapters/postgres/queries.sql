@@ -278,8 +278,10 @@ WHERE role = %s AND node_id = %s AND expires_at > clock_timestamp()
 SELECT role, node_id, term FROM workflow_leases WHERE expires_at > clock_timestamp() ORDER BY role
 
 -- check_fence --
--- A node's lease on a role, if it is still the role's current one; share-locked until the write commits
-SELECT 1 FROM workflow_leases WHERE role = %s AND node_id = %s AND term = %s FOR SHARE
+-- A node's lease on a role, if it is still the role's current and live one; share-locked until the write commits
+SELECT 1 FROM workflow_leases
+WHERE role = %s AND node_id = %s AND term = %s AND expires_at > clock_timestamp()
+FOR SHARE
 
 -- join_node --
 -- Register a node as live for a ttl (a node still live keeps its start time)

@@ -224,8 +224,10 @@ WHERE expires_at > CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGE
 ORDER BY role;
 
 -- check_fence --
--- A node's lease on a role, if it is still the role's current one (the write lock keeps it so until commit)
-SELECT 1 FROM workflow_leases WHERE role = ? AND node_id = ? AND term = ?;
+-- A node's lease on a role, if it is still the role's current and live one (the write lock keeps it so until commit)
+SELECT 1 FROM workflow_leases
+WHERE role = ? AND node_id = ? AND term = ?
+  AND expires_at > CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER);
 
 -- join_node --
 -- Register a node as live for a ttl in microseconds (a node still live keeps its start time)

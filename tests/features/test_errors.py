@@ -211,3 +211,55 @@ def test_errors_are_cleared_when_another_process_moves_the_run_on(start, poll_un
     record = wf.record_store.lookup(run_id)
     assert (record.run_state, record.meta.run_state_reason) == (af.RunState.COMPLETED, "")
     assert calls.count("charge", run_id) == 3
+
+
+def _stalling_builder(calls: Calls, release: threading.Event, *, pause_after: int = 0) -> af.Builder[Order, Status]:
+    """STARTED -> DONE whose step hangs on its first call (until ``release``), with a 0.2 s step_timeout."""
+    b = af.Builder("orders", Order, Status)
+
+    def charge(run: af.Run[Order, Status]) -> Status:
+        if calls.add("charge", run.run_id) == 1:
+            release.wait(30)
+        run.object.notes.append("charged")
+        return Status.DONE
+
+    b.add_step(Status.STARTED, charge, Status.DONE).with_options(step_timeout=0.2, pause_after_err_count=pause_after)
+    return b
+
+
+def test_a_step_past_its_step_timeout_is_abandoned_and_retried(start):
+    """The hung call counts as a step error; the retry completes the run; the abandoned call's result is dropped."""
+    calls, release = Calls(), threading.Event()
+    wf = start(_stalling_builder(calls, release))
+    try:
+        run_id = wf.trigger("o-1", Order(id="o-1"))
+        run = wf.await_status("o-1", run_id, Status.DONE, timeout=10)
+    finally:
+        release.set()  # the abandoned call returns now: nothing of it is stored
+    assert run.object.notes == ["charged"]
+    assert calls.count("charge", run_id) == 2
+    assert wf.record_store.lookup(run_id).meta.version == 2
+
+
+def test_a_step_timeout_counts_toward_pause_after_err_count(start, poll_until, run_state_of):
+    """With pause_after_err_count=1, a step that overruns pauses its run."""
+    calls, release = Calls(), threading.Event()
+    wf = start(_stalling_builder(calls, release, pause_after=1))
+    try:
+        run_id = wf.trigger("o-1", Order(id="o-1"))
+        poll_until(lambda: run_state_of(wf, run_id) is af.RunState.PAUSED, timeout=10, what="the run paused")
+    finally:
+        release.set()
+    assert wf.record_store.lookup(run_id).meta.run_state_reason == AUTO_PAUSE_REASON
+
+
+def test_step_timeout_is_an_option_of_steps_with_a_clear_error_for_a_bad_value():
+    """Options(step_timeout=...) takes seconds or a timedelta; a negative one is refused."""
+    from datetime import timedelta
+
+    import pytest
+
+    assert af.Options(step_timeout=timedelta(seconds=2)).resolve().step_timeout == 2.0
+    assert af.Options().resolve().step_timeout == 0.0
+    with pytest.raises(ValueError, match="step_timeout"):
+        af.Options(step_timeout=-1)

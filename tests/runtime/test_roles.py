@@ -121,3 +121,32 @@ def test_a_process_works_under_its_leases_term_and_a_new_holder_gets_a_higher_on
         second = eventually(lambda: (t := terms()) and all(t.values()) and t, what="every role held again")
     assert second.keys() == first.keys()
     assert set(second.values()) == {2}, "the role passed to another node: a higher term"
+
+
+def _healthz(port: int | None) -> tuple[int, dict[str, object]]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_healthz_fails_while_the_role_scheduler_cannot_be_reached_and_recovers_after():
+    """A scheduler failing every call: /healthz 503 once no success covers a lease, claim errors counted; then 200."""
+    registry = CollectorRegistry()
+    cut_off = OutageScheduler(MemoryRoleScheduler(ttl=0.6))
+    wf = two_steps("unreachable").build(MemoryEventStreamer(), MemoryRecordStore(), cut_off)
+    with af.Supervisor([wf], registry=registry, node_id="n", claim_interval=0.05, metrics_port=0) as sup:
+        eventually(lambda: _healthz(sup.metrics_port)[0] == 200, what="a healthy node")
+        cut_off.down.set()
+        _, body = eventually(
+            lambda: (h := _healthz(sup.metrics_port))[0] == 503 and h, timeout=5.0, what="/healthz failing"
+        )
+        assert "role scheduler has not answered" in str(body["roles"])
+        assert (registry.get_sample_value("actorflow_role_claim_errors_total", {"node_id": "n"}) or 0) > 0
+        cut_off.down.clear()
+        eventually(lambda: _healthz(sup.metrics_port)[0] == 200, timeout=5.0, what="/healthz healthy again")

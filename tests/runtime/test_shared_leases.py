@@ -96,3 +96,29 @@ def test_a_node_takes_its_id_from_its_shared_scheduler(new_node):
     with af.Supervisor([wf], registry=CollectorRegistry()) as sup:
         assert sup.node_id == scheduler.node_id
         eventually(lambda: [n.node_id for n in sup.nodes()] == [scheduler.node_id], what="the node in the fleet")
+
+
+def test_healthz_fails_when_the_node_can_take_no_role_while_its_roles_stay_unclaimed(new_node, monkeypatch):
+    """Heartbeats succeed but every claim is refused: the node holds nothing, nothing is held: /healthz 503."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from actorflow.runtime import supervisor
+
+    monkeypatch.setattr(supervisor, "_STARVED_PATIENCE", 0.5)
+    streamer, store, scheduler = new_node()
+    monkeypatch.setattr(scheduler, "acquire", lambda role, node_id: None)  # every claim refused
+    wf = two_steps("starved").build(streamer, store, scheduler)
+
+    def healthz(port: int | None) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+                return resp.status, json.loads(resp.read())["roles"]
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())["roles"]
+
+    with af.Supervisor([wf], registry=CollectorRegistry(), node_id="starved", metrics_port=0) as sup:
+        code, roles = eventually(lambda: (h := healthz(sup.metrics_port))[0] == 503 and h, what="/healthz failing")
+        assert code == 503
+        assert "holding no role" in roles

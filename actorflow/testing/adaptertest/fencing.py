@@ -95,6 +95,15 @@ class FencedStoreSuite:
             store.lookup(late[1].run_id)
         assert store.store_many(late, fence=Fence(ROLE, "node-1", new.term)) == [None, None]
 
+    def test_a_write_under_a_released_lease_is_refused(self, make_fenced_pair: FencedPairFactory) -> None:
+        """A node that released its role (it stopped, or handed it over) writes nothing more under that lease."""
+        store, scheduler = self._pair(make_fenced_pair)
+        lease = scheduler.acquire(ROLE, "node-0")
+        assert lease is not None
+        scheduler.release(ROLE, "node-0")
+        with pytest.raises(StaleTerm):
+            store.store_many([dummy_record()], fence=Fence(ROLE, "node-0", lease.term))
+
     def test_a_write_under_a_lease_never_granted_is_refused(self, make_fenced_pair: FencedPairFactory) -> None:
         """A fence the scheduler never gave out (another node's id, a term ahead) is refused."""
         store, scheduler = self._pair(make_fenced_pair)
