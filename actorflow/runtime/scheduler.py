@@ -168,7 +168,8 @@ class SchedulerActor(pykka.ThreadingActor):
         was_held, claim.held = claim.held, True
         if not was_held:
             self.node.metrics.roles_held.labels(claim.workflow_name, self.node.node_id).inc()
-        self._grant(claim)
+        if not claim.handing_over:  # a role being handed over is not granted again: its actor is stopping
+            self._grant(claim)
 
     def hand_over(self, claim: _Claim) -> None:
         """Another node should work ``claim``'s role: the actor stops after the work in hand, then it goes."""

@@ -11,6 +11,7 @@ done.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from pathlib import Path
@@ -75,6 +76,7 @@ def build(args: list[str]) -> tuple[af.Builder[Item, Stage], tuple[Any, Any, Any
 
 
 def main(args: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     builder, (streamer, store, scheduler, timeouts), _ = build(args)
     wf = builder.build(streamer, store, scheduler, timeout_store=timeouts)
     supervisor = af.Supervisor([wf], metrics_port=0)

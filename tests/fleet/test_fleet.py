@@ -22,7 +22,7 @@ import pytest
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryRoleScheduler
-from tests.model import Item, three_steps
+from tests.model import Item, Stage, three_steps
 from tests.waiting import eventually
 
 NODE = Path(__file__).with_name("fleet_node.py")
@@ -117,15 +117,84 @@ def test_three_nodes_share_the_runs_and_do_each_step_once(fleet):
         return _completed(wf) == RUNS
 
     eventually(done, timeout=240, what=f"all {RUNS} runs completed")
+    logs = []
     for node in nodes:
         code, err = node.stop()
         assert code == 0, err
+        logs.append(err)
     assert not doubles, f"roles worked by two nodes at once: {sorted(set(doubles))}"
     steps = [step for node in nodes for step in node.steps()]
-    assert Counter(steps) == Counter({(run_id, int(s)): 1 for run_id in run_ids for s in (1, 2, 3)}), (
-        "a step ran twice, or not at all"
-    )
+    twice = {step for step, count in Counter(steps).items() if count > 1}
+    assert not twice, f"steps run twice: {sorted(twice)[:5]}; the nodes' logs:\n" + "\n".join(logs)
+    assert set(steps) == {(run_id, s) for run_id in run_ids for s in (1, 2, 3)}, "a step never ran"
     # Rendezvous placement over a handful of roles gives uneven shares; shared it must be.
     assert sum(1 for node in nodes if node.steps()) >= 2, "one node did all the work: the roles were not shared"
     for run_id in run_ids[:50]:
         assert [r.meta.version for r in wf.record_store.snapshots(run_id)] == [1, 2, 3, 4]
+
+
+def _all_stored_once(wf: Any, run_ids: list[str]) -> None:
+    """Every run completed, each of its transitions stored exactly once (versions 1..4)."""
+    assert _completed(wf) >= len(run_ids)
+    for run_id in run_ids:
+        assert [r.meta.version for r in wf.record_store.snapshots(run_id)] == [1, 2, 3, 4], run_id
+
+
+def _complete_one(wf: Any, name: str) -> float:
+    """Seconds from triggering a new run to its completion."""
+    import time
+
+    started = time.monotonic()
+    run_id = wf.trigger(name, Item(name))
+    wf.await_status(name, run_id, Stage.DONE, timeout=60)
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_node_that_dies_or_stops_mid_load_loses_nothing(fleet, signum):
+    """One of three nodes goes mid-load: every run completes, each transition stored once; a new run completes."""
+    start, wf = fleet
+    nodes = [start() for _ in range(3)]
+    run_ids = [wf.trigger(f"r{i}", Item(f"r{i}")) for i in range(RUNS)]
+    eventually(lambda: _completed(wf) >= RUNS // 4, timeout=120, what="a quarter of the runs completed")
+    victim = max(nodes, key=lambda node: len(node.running()))
+    code, err = victim.stop(signum)
+    if signum == signal.SIGTERM:
+        assert code == 0, err
+    took = _complete_one(wf, "after")
+    eventually(lambda: _completed(wf) == RUNS + 1, timeout=120, what="every run completed")
+    for node in nodes:
+        if node is not victim:
+            code, err = node.stop()
+            assert code == 0, err
+    _all_stored_once(wf, run_ids)
+    # The targets (5 s after a kill, 1 s after a stop) are measured in benchmarks/; here: it moved on.
+    assert took < 30, f"a run triggered after the {signal.Signals(signum).name} took {took:.1f}s"
+
+
+def test_a_frozen_node_wakes_after_its_roles_moved_and_rejoins_without_a_restart(fleet):
+    """SIGSTOP one node past its lease: the others take its roles and finish the runs; after SIGCONT it works again."""
+    start, wf = fleet
+    nodes = [start() for _ in range(3)]
+    every = set().union(*(node.running() for node in nodes))
+    run_ids = [wf.trigger(f"r{i}", Item(f"r{i}")) for i in range(RUNS)]
+    frozen = next(node for node in nodes if node.running())
+    others = [node for node in nodes if node is not frozen]
+    eventually(lambda: _completed(wf) >= RUNS // 10, timeout=120, what="the runs under way")
+    frozen.proc.send_signal(signal.SIGSTOP)
+    try:
+        eventually(
+            lambda: set().union(*(node.running() for node in others)) >= every,
+            timeout=30,
+            what="the frozen node's roles held by the others",
+        )
+        eventually(lambda: _completed(wf) == RUNS, timeout=120, what="every run completed while it was frozen")
+    finally:
+        frozen.proc.send_signal(signal.SIGCONT)
+    eventually(lambda: bool(frozen.running()), timeout=30, what="the woken node working a share again")
+    took = _complete_one(wf, "after")
+    for node in nodes:
+        code, err = node.stop()
+        assert code == 0, err
+    _all_stored_once(wf, run_ids)
+    assert took < 30
