@@ -24,6 +24,7 @@ KEY_LINES = {
     "schedule": "runs of 'hourly-report' created at: 00:00, 01:00, 02:00, 03:00, 06:00",
     "connector": "4 runs for 4 signups: the login event started none",
     "order_processing": "stored record: run state DATA_DELETED",
+    "three_nodes": "every run completed: 30 of 30",
 }
 
 

@@ -168,6 +168,10 @@ class _Receiver:
         self._held_since: float | None = None  # since when committed events wait behind the xmin cut
         self._held_retry = _HELD_FIRST_RETRY
         self._held_warned = float("-inf")
+        # The listener's version and the time of the last read that found nothing (and
+        # nothing held back): until a notification moves the version or ``poll`` passes,
+        # reading again could find nothing new. An idle shard reads once a poll, not once a tick.
+        self._quiet: tuple[int, float] | None = None
         if options.stream_from_latest:
             # "Latest" is the head when the receiver is made, not when it first reads.
             self._cursor = self._start()
@@ -193,7 +197,17 @@ class _Receiver:
         poll = max(0.01, self._options.poll_frequency)
         while True:
             seen = listener.version(self._key)
+            quiet = self._quiet
+            if quiet is not None and quiet[0] == seen and listener.connected.is_set():
+                wait = quiet[1] + poll - time.monotonic()
+                if wait > 0:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return []
+                    listener.wait(self._key, seen, min(remaining, wait))
+                    continue
             events, held = self._read(max_events)
+            self._quiet = None if events or held else (seen, time.monotonic())
             if events or not held:
                 self._held_since = None
             if events:
@@ -285,4 +299,5 @@ class _Receiver:
 
     def close(self) -> None:
         self._cursor = None
+        self._quiet = None
         self._delivered.clear()

@@ -285,7 +285,7 @@ class Database:
         if not sync and level in ("FULL", "EXTRA"):
             level = "NORMAL"
         with wrap_exceptions(self.path):
-            return self.hub.write(conn, work, level, self._synchronous)
+            return self.hub.write(conn, work, level, self._synchronous, self._busy_timeout)
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:

@@ -3,7 +3,7 @@
 Usage: python fleet_node.py postgres DSN SCHEMA LOG
        python fleet_node.py sqlite PATH LOG
 
-Every step it runs appends "run_id status" to LOG (one file per node), so the test can
+Every step it runs appends "run_id status" to LOG (after sleeping FLEET_STEP_SECONDS, if set) (one file per node), so the test can
 tell which node ran what. It claims roles through the database's lease table, serves
 /healthz on a free port, prints "ready PORT NODE_ID" once started and "stopped" when
 done.
@@ -12,8 +12,10 @@ done.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for tests.model
@@ -32,8 +34,12 @@ def noting(log_path: str) -> list[tuple[str, Stage]]:
     lock = threading.Lock()
     log = Path(log_path).open("a", buffering=1, encoding="utf-8")  # noqa: SIM115 - open for the node's life
 
+    pace = float(os.environ.get("FLEET_STEP_SECONDS", "0"))  # what each step takes (a test's backlog lasts)
+
     class Noted(list[tuple[str, Stage]]):
         def append(self, item: tuple[str, Stage]) -> None:
+            if pace:
+                time.sleep(pace)  # the step's own work, as an I/O call would take
             with lock:
                 log.write(f"{item[0]} {int(item[1])}\n")
 

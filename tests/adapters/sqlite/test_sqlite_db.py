@@ -273,3 +273,47 @@ def test_writes_queued_behind_a_commit_share_the_next_one_and_fail_alone(tmp_pat
     assert len(set(ran_on)) == 1, "the three queued writes ran in one transaction, on the next leader's connection"
     assert sorted(v for (v,) in db.fetch("SELECT v FROM t")) == ["a", "b", "first"]
     db.close()
+
+
+def _hold_the_write_lock(path: str) -> sqlite3.Connection:
+    """Another connection (as another process would) holding the file's write lock."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def test_a_write_waits_for_another_process_to_commit_then_goes_in(tmp_path, monkeypatch):
+    """The write lock, held elsewhere, is retried in short pauses and taken once the holder commits."""
+    from actorflow.adapters.sqlite import _hub
+
+    db = Database(tmp_path / "busy.db", busy_timeout=30)
+    db.write(lambda conn: conn.execute("CREATE TABLE t (x INTEGER)").close())
+    holder = _hold_the_write_lock(db.path)
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 3:  # the writer has found the lock taken and is retrying: let it go
+            holder.execute("COMMIT")
+
+    monkeypatch.setattr(_hub, "_pause", pause)
+    db.write(lambda conn: conn.execute("INSERT INTO t VALUES (1)").close())
+    assert len(pauses) == 3 and max(pauses) < 0.01, pauses  # short pauses, not SQLite's 1-100 ms sleeps
+    assert db.connection().execute("SELECT x FROM t").fetchall() == [(1,)]
+    assert db.connection().execute("PRAGMA busy_timeout").fetchone() == (30_000,), "the busy timeout is restored"
+    holder.close()
+    db.close()
+
+
+def test_a_write_gives_up_after_the_busy_timeout_with_a_clear_error(tmp_path):
+    """A lock held past busy_timeout: SqliteError naming the lock, nothing written, the connection usable."""
+    db = Database(tmp_path / "stuck.db", busy_timeout=0.2)
+    db.write(lambda conn: conn.execute("CREATE TABLE t (x INTEGER)").close())
+    holder = _hold_the_write_lock(db.path)
+    with pytest.raises(SqliteError, match="locked by another process past the busy timeout"):
+        db.write(lambda conn: conn.execute("INSERT INTO t VALUES (1)").close())
+    holder.execute("ROLLBACK")
+    db.write(lambda conn: conn.execute("INSERT INTO t VALUES (2)").close())
+    assert db.connection().execute("SELECT x FROM t").fetchall() == [(2,)]
+    holder.close()
+    db.close()
