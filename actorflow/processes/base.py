@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from actorflow.log import logger
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from actorflow.protocols import Fence
 
 __all__ = ["Process"]
+
+_RUNS_SHOWN = 5  # run ids a refused batch's log line names
 
 
 class Process(abc.ABC):
@@ -56,21 +59,32 @@ class Process(abc.ABC):
         """The term of the node's lease on the role (0 when the scheduler keeps none)."""
         return 0 if self.fence is None else self.fence.term
 
-    def fenced_out(self, refused: int) -> None:
-        """The store refused ``refused`` writes: the role passed to another node, which redoes them.
+    @property
+    def node_id(self) -> str:
+        """The node working the role, as its lease names it (for logs)."""
+        return "this node" if self.fence is None else self.fence.node_id
+
+    def fenced_out(self, run_ids: Sequence[str]) -> None:
+        """The store refused the writes for ``run_ids``: the role passed to another node, which redoes them.
 
         Stops working the role at once, as if the lease had run out; the scheduler gives
         it back only if this node holds it again (under a new term).
         """
+        shown = ", ".join(run_ids[:_RUNS_SHOWN])
+        if len(run_ids) > _RUNS_SHOWN:
+            shown += f" and {len(run_ids) - _RUNS_SHOWN} more"
         logger.warning(
-            "%s/%s: role %s passed to another node (this node's term %d): %d write(s) refused, redone there",
+            "%s/%s on node %s: role %s passed to another node (this node's term %d): "
+            "%d write(s) refused, redone there (runs %s)",
             self.engine.name,
             self.name,
+            self.node_id,
             self.role,
             self.term,
-            refused,
+            len(run_ids),
+            shown,
         )
-        self.metrics.fenced.inc(refused)
+        self.metrics.fenced.inc(len(run_ids))
         self.valid_until = time.monotonic()
 
     def start(self) -> None:  # noqa: B027 - optional hook

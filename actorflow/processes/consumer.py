@@ -207,12 +207,23 @@ class EventConsumer(Process):
             try:
                 results = self.engine.writer.commit(writes, fence=self.fence)
             except StaleTerm:
-                self.fenced_out(len(writes))  # nothing stored or acknowledged: the new holder redoes the batch
+                # Nothing stored or acknowledged: the new holder redoes the batch.
+                self.fenced_out([write.record.run_id for write in writes])
                 return
-            for error in results:
+            for write, error in zip(writes, results, strict=True):
                 if error is not None:
-                    # Someone else moved the run since we read it; their event follows.
+                    # Someone else moved the run since we read it; their event follows. The
+                    # step's work is lost: say so, a fleet's duplicate work must be seen.
                     self.metrics.skipped("record version conflict")
+                    logger.warning(
+                        "%s/%s on node %s: run %s moved on before this step's result was stored "
+                        "(version %d refused): the other write stands, this one is dropped",
+                        self.engine.name,
+                        self.name,
+                        self.node_id,
+                        write.record.run_id,
+                        write.record.meta.version,
+                    )
         if done is not None:
             receiver.ack(done)
 

@@ -77,7 +77,7 @@ class TimeoutPoller(Process):
             try:
                 fired = self._fire(timeout, now)
             except StaleTerm:
-                self.fenced_out(1)  # the timeout stays valid: the new holder fires it
+                self.fenced_out([timeout.run_id])  # the timeout stays valid: the new holder fires it
                 return
             if not fired:
                 # As the original: a failing timeout function backs the poller off for

@@ -3,7 +3,7 @@
 Used by the scheduler actor for a role scheduler with `Membership`. Each heartbeat is
 one call that renews the node and every lease it holds and tells who is live, who may
 work what, and who holds what; from that, every node computes the same placement
-(`preferred_node`, rendezvous hashing) and acts on its own share:
+(`place`, rendezvous hashing with bounded loads) and acts on its own share:
 
 * a role it holds and should keep: renewed (the actor's deadline moves on);
 * a role it holds that is placed on another live node: handed over, after the work in hand;
@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from actorflow.capabilities import FleetChanges, FleetView, Membership
 from actorflow.log import logger
-from actorflow.runtime.placement import preferred_node
+from actorflow.runtime.placement import place
 
 __all__ = ["Claim", "Claims", "Fleet"]
 
@@ -124,10 +124,11 @@ class Fleet:
         self.next_beat = started + view.ttl / 3
         # Trust the renewals only until their start + ttl, minus a margin (River's rule).
         valid_until = started + view.ttl - max(view.ttl * 0.2, 0.05)
+        placed = place(view.candidates)
         for role in sorted(self.roles):
             claim = actor.claim_of(role)
             if claim is not None:
-                self._place(actor, claim, view, started, valid_until)
+                self._place(actor, claim, view, placed.get(role), started, valid_until)
         unclaimed = any(role not in view.holders for role in self.roles)
         actor.starving(starved=unclaimed and not view.leases)
 
@@ -141,9 +142,10 @@ class Fleet:
             view = self.scheduler.heartbeat(self.node_id)
         return view
 
-    def _place(self, actor: Claims, claim: Claim, view: FleetView, started: float, valid_until: float) -> None:
+    def _place(
+        self, actor: Claims, claim: Claim, view: FleetView, preferred: str | None, started: float, valid_until: float
+    ) -> None:
         role = claim.role
-        preferred = preferred_node(role, view.candidates.get(role, ()))
         term = view.leases.get(role)
         if term is not None:  # this node holds it: renewed
             self._free_since.pop(role, None)

@@ -160,7 +160,9 @@ def test_a_step_error_mid_batch_commits_the_runs_before_it_and_holds_the_runs_af
     )
 
 
-def test_a_version_conflict_in_a_group_commit_does_not_undo_the_other_transitions(build, monkeypatch, poll_until):
+def test_a_version_conflict_in_a_group_commit_does_not_undo_the_other_transitions(
+    build, monkeypatch, poll_until, caplog
+):
     """Batch A, X, B where X's record is moved on by another writer mid-step: A and B commit, X conflicts.
 
     X's step stores a newer version of X itself (as another process would) before
@@ -208,6 +210,10 @@ def test_a_version_conflict_in_a_group_commit_does_not_undo_the_other_transition
         lambda: wf.metrics.skipped_events.value(wf.name, PROCESS, CONFLICT) == conflicts_before + 1,
         what="the conflict being counted",
     )
+    # The lost step is logged with its run and step (and node), not only counted.
+    assert any(ids["X"] in r.getMessage() and "version 2 refused" in r.getMessage() for r in caplog.records), [
+        r.getMessage() for r in caplog.records
+    ]
     snapshots = [(r.status, r.meta.version) for r in wf.record_store.snapshots(ids["X"])]
     assert snapshots == [
         (Status.STARTED, 1),

@@ -25,7 +25,7 @@ def _consumer(wf: Any, registry: CollectorRegistry) -> tuple[Process, str]:
     return plan.make(metrics_for(registry).process(wf.name, plan.name)), plan.role
 
 
-def test_a_node_waking_after_its_role_moved_commits_nothing_and_stops(new_node):
+def test_a_node_waking_after_its_role_moved_commits_nothing_and_stops(new_node, caplog):
     """Node a's late batch is refused whole (counted, not acknowledged); node b, under its term, does the work."""
     streamer_a, store_a, scheduler_a = new_node()
     streamer_b, store_b, scheduler_b = new_node()
@@ -52,6 +52,8 @@ def test_a_node_waking_after_its_role_moved_commits_nothing_and_stops(new_node):
             "actorflow_fenced_writes_total", {"workflow_name": "fenced", "process_name": frozen.name}
         )
         assert fenced == 5
+        refusal = next(r.getMessage() for r in caplog.records if "passed to another node" in r.getMessage())
+        assert f"{frozen.name} on node node-a" in refusal and run_ids[0] in refusal, refusal  # step, node, runs
     finally:
         frozen.stop()
 
