@@ -35,6 +35,7 @@ from .listener import Listener
 # What the adapters import from here (QUERIES, logger, rows_of...) stays importable here.
 __all__ = [
     "QUERIES",
+    "RESENDS",
     "Database",
     "PostgresAdapter",
     "PostgresError",
@@ -53,6 +54,10 @@ T = TypeVar("T")
 # second with the reason, instead of after the pool timeout (twice, if resent).
 _BUSY_WAIT = 1.0
 _PROBE_TIMEOUT = 2
+# Resends of work whose connection was lost while it ran. More than one: a server cutting
+# every session (a restart, pg_terminate_backend of a node's sessions) kills them one
+# after the other, so the fresh connection of a resend may be the next to go.
+RESENDS = 3
 
 
 def _cut(conn: psycopg.Connection[Any]) -> bool:
@@ -144,7 +149,7 @@ class Database(Shared):
 
         A connection lost *while* ``fn`` runs leaves its outcome unknown: the last
         statement (its commit) may or may not have been applied. With ``resend`` (the
-        default) ``fn`` is run once more on a fresh connection, so repeating it must be
+        default) ``fn`` is run again on a fresh connection (up to `RESENDS` times), so repeating it must be
         harmless: reads are; writes are idempotent, conditioned on versions (see
         `PostgresRecordStore.store_many`), or duplicates the engine absorbs (an event
         sent twice, a timeout created twice). Work that is not (counting an error: one
@@ -166,7 +171,7 @@ class Database(Shared):
                 except psycopg.OperationalError:
                     self._check(pool)
                     failures += 1
-                    if not resend or failures > 1:
+                    if not resend or failures > RESENDS:
                         raise
             msg = f"{what}: every pooled connection had been closed by the server"
             raise PostgresError(msg)
