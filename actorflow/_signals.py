@@ -8,8 +8,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Protocol
 
-__all__ = ["StopRequest", "stop_signals"]
+__all__ = ["StopRequest", "run_until_stopped", "stop_signals"]
 
 # How often a waiting main thread wakes to run a signal handler that is pending.
 _HANDLER_PACE = 0.1
@@ -55,3 +56,25 @@ def stop_signals(announce: Callable[[str], None] | None = None) -> Iterator[Stop
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+class _Node(Protocol):
+    def start(self) -> object: ...
+
+    def stop(self) -> object: ...
+
+
+def run_until_stopped(node: _Node, ready: Callable[[], None], announce: Callable[[str], None] | None = None) -> None:
+    """Start ``node``, call ``ready``, and run until SIGINT or SIGTERM; then stop it.
+
+    What a node process's main does (`actorflow run`, the fleet test and benchmark
+    nodes). The signals are caught from before the start, so one sent as soon as
+    ``ready`` says so is not missed. Main thread only.
+    """
+    with stop_signals(announce) as stop:
+        node.start()
+        try:
+            ready()
+            stop.wait()
+        finally:
+            node.stop()

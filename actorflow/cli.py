@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from actorflow._signals import stop_signals
+from actorflow._signals import run_until_stopped
 from actorflow.backends import BACKENDS
 
 __all__ = ["load_target", "main"]
@@ -132,16 +132,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         port = None if args.metrics_port is None else int(args.metrics_port)
         supervisor = Supervisor(items, metrics_port=port, stop_grace=_RUN_STOP_GRACE if grace is None else grace)
-    with stop_signals(lambda name: print(f"received {name}; stopping", flush=True)) as stop:  # noqa: T201
-        supervisor.start()
-        try:
-            names = ", ".join(wf.name for wf in supervisor.workflows)
-            port = supervisor.metrics_port
-            where = "" if port is None else f"; metrics on http://127.0.0.1:{port}/metrics"
-            print(f"actorflow node {supervisor.node_id} running {names}{where}", flush=True)  # noqa: T201
-            stop.wait()
-        finally:
-            supervisor.stop()
+
+    def ready() -> None:
+        names = ", ".join(wf.name for wf in supervisor.workflows)
+        port = supervisor.metrics_port
+        where = "" if port is None else f"; metrics on http://127.0.0.1:{port}/metrics"
+        print(f"actorflow node {supervisor.node_id} running {names}{where}", flush=True)  # noqa: T201
+
+    run_until_stopped(supervisor, ready, lambda name: print(f"received {name}; stopping", flush=True))  # noqa: T201
     print("stopped", flush=True)  # noqa: T201
     return 0
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fleet_flow import adapters_for, builder
 
 import actorflow as af
-from actorflow._signals import stop_signals
+from actorflow._signals import run_until_stopped
 
 
 def main(args: list[str]) -> int:
@@ -33,13 +33,7 @@ def main(args: list[str]) -> int:
     work = float(args[-1]) / 1000
     wf = builder(work).build(*adapters_for(args[:-1], shared_roles=shared))
     supervisor = af.Supervisor([wf], metrics_port=None)
-    with stop_signals() as stop:
-        supervisor.start()
-        try:
-            print(f"ready {supervisor.node_id}", flush=True)
-            stop.wait()
-        finally:
-            supervisor.stop()
+    run_until_stopped(supervisor, lambda: print(f"ready {supervisor.node_id}", flush=True))
     return 0
 
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, 
 from typing import Any
 
 import actorflow as af
-from actorflow._signals import stop_signals
+from actorflow._signals import run_until_stopped
 from tests.model import Item, Stage, three_steps
 
 WORKFLOW = "fleet"
@@ -86,13 +86,7 @@ def main(args: list[str]) -> int:
     builder, (streamer, store, scheduler, timeouts), _ = build(args)
     wf = builder.build(streamer, store, scheduler, timeout_store=timeouts)
     supervisor = af.Supervisor([wf], metrics_port=0)
-    with stop_signals() as stop:
-        supervisor.start()
-        try:
-            print(f"ready {supervisor.metrics_port} {supervisor.node_id}", flush=True)
-            stop.wait()
-        finally:
-            supervisor.stop()
+    run_until_stopped(supervisor, lambda: print(f"ready {supervisor.metrics_port} {supervisor.node_id}", flush=True))
     print("stopped", flush=True)
     return 0
 

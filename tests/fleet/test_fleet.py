@@ -24,8 +24,8 @@ import pytest
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryRoleScheduler
+from tests.adapters.postgres._pg_cluster import throwaway_cluster
 from tests.model import Item, Stage, three_steps
-from tests.services import unavailable
 from tests.waiting import eventually
 
 NODE = Path(__file__).with_name("fleet_node.py")
@@ -263,17 +263,8 @@ def test_a_node_joining_a_busy_fleet_takes_its_share_without_stalling_the_runs(f
 @pytest.fixture
 def cluster() -> Iterator[Any]:
     """A PostgreSQL cluster of the test's own (see tests/adapters/postgres/_pg_cluster.py), removed after."""
-    from tests.adapters.postgres._pg_cluster import Cluster, ClusterUnavailable
-
-    try:
-        made = Cluster()
-    except ClusterUnavailable as exc:
-        unavailable(f"no throwaway PostgreSQL cluster: {exc}")
-    try:
-        made.create()
+    with throwaway_cluster() as made:
         yield made
-    finally:
-        made.destroy()
 
 
 @pytest.mark.postgres

@@ -17,9 +17,12 @@ import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["Cluster", "ClusterUnavailable", "find_bindir"]
+from tests.services import unavailable
+
+__all__ = ["Cluster", "ClusterUnavailable", "find_bindir", "throwaway_cluster"]
 
 _USERS = ("postgres", "nobody")
 _TIMEOUT = 60
@@ -147,3 +150,17 @@ class Cluster:
                 with contextlib.suppress(OSError, ValueError, IndexError):
                     os.kill(int(pid_file.read_text().splitlines()[0]), signal.SIGKILL)  # our own postmaster
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def throwaway_cluster() -> Iterator[Cluster]:
+    """A cluster, created and always removed after; the test skips (fails in CI) where none can run."""
+    try:
+        made = Cluster()
+    except ClusterUnavailable as exc:
+        unavailable(f"no throwaway PostgreSQL cluster: {exc}")
+    try:
+        made.create()
+        yield made
+    finally:
+        made.destroy()

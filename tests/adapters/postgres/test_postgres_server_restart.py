@@ -23,9 +23,8 @@ from prometheus_client import CollectorRegistry
 import actorflow as af
 from actorflow.adapters.memory import MemoryRoleScheduler
 from actorflow.adapters.postgres import PostgresEventStreamer, PostgresRecordStore, PostgresTimeoutStore
-from tests.adapters.postgres._pg_cluster import Cluster, ClusterUnavailable
+from tests.adapters.postgres._pg_cluster import Cluster, throwaway_cluster
 from tests.model import Item, Stage, three_steps
-from tests.services import unavailable
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -37,15 +36,8 @@ TRIGGER_FAILS_WITHIN = 5.0  # seconds a trigger may take to fail while the serve
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     """A PostgreSQL cluster of this module's own, always stopped and removed afterwards."""
-    try:
-        made = Cluster()
-    except ClusterUnavailable as exc:
-        unavailable(f"no throwaway PostgreSQL cluster: {exc}")
-    try:
-        made.create()
+    with throwaway_cluster() as made:
         yield made
-    finally:
-        made.destroy()
 
 
 def _completed(dsn: str, schema: str) -> int:
