@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from actorflow.clock import Clock
+from actorflow.event import Event
 from actorflow.protocols import EventStreamer, Fence, RoleScheduler
 from actorflow.record import Record
 
@@ -26,7 +27,10 @@ __all__ = [
     "ClockBorrower",
     "DirectPublisher",
     "ErrorCounter",
+    "FencedAcks",
+    "FencedReceiver",
     "FencedStore",
+    "FencedTimeouts",
     "FleetChanges",
     "FleetView",
     "InFlightLog",
@@ -99,6 +103,64 @@ class FencedStore(Protocol):
         self, records: Sequence[Record], *, forget_errors: bool = False, fence: Fence | None = None
     ) -> builtins.list[Exception | None]:
         """As `BatchStore.store_many`; with ``fence``, raise `StaleTerm` and store nothing unless it is current."""
+        ...
+
+
+@runtime_checkable
+class FencedAcks(Protocol):
+    """An event streamer whose receivers can check a role's lease in the transaction of an acknowledgement.
+
+    It keeps its cursors in the role scheduler's database: a node that lost a role
+    cannot move the cursor of the node that now holds it. Its receivers are
+    `FencedReceiver`s.
+    """
+
+    def fences_with(self, role_scheduler: RoleScheduler) -> bool:
+        """True when ``role_scheduler``'s leases are in this streamer's database. Must not connect."""
+        ...
+
+
+@runtime_checkable
+class FencedReceiver(Protocol):
+    """A receiver of a `FencedAcks` streamer: acknowledgements under a role's lease."""
+
+    def ack_fenced(self, event: Event, fence: Fence) -> None:
+        """As `EventReceiver.ack`, but raise `StaleTerm` and move nothing unless ``fence`` is current."""
+        ...
+
+
+@runtime_checkable
+class FencedTimeouts(Protocol):
+    """A timeout store that checks a role's lease in the transaction of the role's timeout writes.
+
+    Its timeouts live in the role scheduler's database: a timeout inserter or poller that
+    lost its role cannot create, complete or cancel timeouts any more.
+    """
+
+    def fences_with(self, role_scheduler: RoleScheduler) -> bool:
+        """True when ``role_scheduler``'s leases are in this store's database. Must not connect."""
+        ...
+
+    def create(
+        self,
+        workflow_name: str,
+        foreign_id: str,
+        run_id: str,
+        status: int,
+        expire_at: datetime,
+        *,
+        created_at: datetime | None = None,
+        fence: Fence | None = None,
+    ) -> int:
+        """As `TimeoutStore.create`; with ``fence``, raise `StaleTerm` and store nothing unless it is current."""
+        ...
+
+    def complete(self, id: int, *, fence: Fence | None = None) -> None:  # noqa: A002 - the contract's name
+        """As `TimeoutStore.complete`; with ``fence``, as `create`."""
+        ...
+
+    def cancel(self, id: int, *, fence: Fence | None = None) -> None:  # noqa: A002 - the contract's name
+        """As `TimeoutStore.cancel`; with ``fence``, as `create`."""
         ...
 
 

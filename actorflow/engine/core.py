@@ -22,6 +22,7 @@ from actorflow.capabilities import (
     ClockBorrower,
     DirectPublisher,
     ErrorCounter,
+    FencedAcks,
     FencedStore,
     InFlightLog,
     OutboxWaiter,
@@ -71,6 +72,7 @@ class Capabilities:
     outbox_waiter: OutboxWaiter | None
     publishes_directly: bool  # events written in the record's transaction: no outbox relay
     fences: bool  # the store checks a role's lease in the transaction of the role's writes
+    fenced_acks: bool  # the streamer's receivers check it in the transaction of an acknowledgement
 
     @classmethod
     def detect(cls, name: str, store: RecordStore, streamer: EventStreamer, scheduler: RoleScheduler) -> Capabilities:
@@ -83,6 +85,7 @@ class Capabilities:
             outbox_waiter=store if isinstance(store, OutboxWaiter) else None,
             publishes_directly=isinstance(store, DirectPublisher) and store.publish_directly(name, streamer),
             fences=isinstance(store, FencedStore) and store.fences_with(scheduler),
+            fenced_acks=isinstance(streamer, FencedAcks) and streamer.fences_with(scheduler),
         )
 
 
@@ -208,7 +211,9 @@ class Engine(Generic[T, S]):
             raise ActorflowError(msg)
         self.role_scheduler = scheduler
         fences = isinstance(self.record_store, FencedStore) and self.record_store.fences_with(scheduler)
-        self.capabilities = dataclasses.replace(self.capabilities, fences=fences)
+        streamer = self.event_streamer
+        fenced_acks = isinstance(streamer, FencedAcks) and streamer.fences_with(scheduler)
+        self.capabilities = dataclasses.replace(self.capabilities, fences=fences, fenced_acks=fenced_acks)
         self.writer.fence_through(enabled=fences)
 
     def add_schedule(self, schedule: ScheduleSpec[T]) -> None:

@@ -14,7 +14,7 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from actorflow.capabilities import InFlightLog, PartitionedReceiver
+from actorflow.capabilities import FencedReceiver, InFlightLog, PartitionedReceiver
 from actorflow.engine import Write
 from actorflow.errors import CorruptRecord, RecordNotFound, StaleTerm
 from actorflow.event import Event, Header, shard_of
@@ -225,7 +225,23 @@ class EventConsumer(Process):
                         write.record.meta.version,
                     )
         if done is not None:
-            receiver.ack(done)
+            if not self.holding():
+                self._pending = events  # the lease was lost while handling (a fenced write): as above
+                return
+            self._ack(receiver, done)
+
+    def _ack(self, receiver: EventReceiver, event: Event) -> None:
+        """Acknowledge up to ``event``; under the role's lease when the streamer can check it (fencing)."""
+        fence = self.fence
+        if fence is None or not self.engine.capabilities.fenced_acks or not isinstance(receiver, FencedReceiver):
+            receiver.ack(event)
+            return
+        try:
+            receiver.ack_fenced(event, fence)
+        except StaleTerm:
+            # The role moved on: the cursor stays where the new holder has it, and it
+            # reads these events again (what needed doing was committed, or needs nothing).
+            self.fenced_out([event.run_id])
 
     def _filter(self, event: Event) -> Skipped | None:
         if event.malformed:

@@ -10,6 +10,7 @@ import contextlib
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from actorflow.capabilities import FencedTimeouts
 from actorflow.engine import Failed
 from actorflow.errors import CorruptRecord, RecordNotFound, StaleTerm, TimeoutNotFound
 from actorflow.event import Event
@@ -27,6 +28,13 @@ if TYPE_CHECKING:
 __all__ = ["TimeoutInserter", "TimeoutPoller"]
 
 
+def _fenced(process: Process, store: TimeoutStore) -> FencedTimeouts | None:
+    """``store`` when it can check ``process``'s lease in its own transactions (fencing), else None."""
+    if isinstance(store, FencedTimeouts) and store.fences_with(process.engine.role_scheduler):
+        return store
+    return None
+
+
 class TimeoutInserter(EventConsumer):
     """Reads the status topic; for each timer of the status, stores a timeout for the run."""
 
@@ -34,6 +42,7 @@ class TimeoutInserter(EventConsumer):
         super().__init__(*args, **kwargs)
         self.spec = spec
         self.store = store
+        self._fenced = _fenced(self, store)
 
     def handle(self, event: Event) -> Outcome:
         """Create the run's timeouts (a timer that returns ``None`` sets none)."""
@@ -51,9 +60,20 @@ class TimeoutInserter(EventConsumer):
             expiries = [pair.timer(run, now) for pair in self.spec.pairs]
         except Exception as exc:  # noqa: BLE001 - a user timer failed: a step error
             return self.failed(record, exc)
+        args = (self.engine.name, record.foreign_id, record.run_id, status)
         for expire_at in expiries:
-            if expire_at is not None:
-                self.store.create(self.engine.name, record.foreign_id, record.run_id, status, expire_at, created_at=now)
+            if expire_at is None:
+                continue
+            if self._fenced is None or self.fence is None:
+                self.store.create(*args, expire_at, created_at=now)
+                continue
+            try:
+                self._fenced.create(*args, expire_at, created_at=now, fence=self.fence)
+            except StaleTerm:
+                # The role moved on: the new holder handles this event again (its ack is
+                # not made: the batch stops at the lost lease) and creates the timeouts.
+                self.fenced_out([record.run_id])
+                return None
         return None
 
 
@@ -64,6 +84,7 @@ class TimeoutPoller(Process):
         super().__init__(*args, **kwargs)
         self.spec = spec
         self.store = store
+        self._fenced = _fenced(self, store)
 
     def tick(self, budget: float) -> None:
         """Handle the expired timeouts, then wait for the next poll (or a clock change)."""
@@ -98,7 +119,7 @@ class TimeoutPoller(Process):
             logger.error(
                 "%s: run %s cannot be read; timeout %s dropped: %s", self.name, timeout.run_id, timeout.id, exc
             )
-            self.store.complete(timeout.id)
+            self._complete(timeout)
             return True
         if record.status != timeout.status or record.run_state.finished:
             self._cancel(timeout)
@@ -126,9 +147,19 @@ class TimeoutPoller(Process):
         else:
             self.metrics.skipped("next value specified skip")
         # Fired, or every function skipped: either way it must not fire again.
-        self.store.complete(timeout.id)
+        self._complete(timeout)
         return True
+
+    def _complete(self, timeout: TimeoutRecord) -> None:
+        """Mark ``timeout`` done, under the role's lease when the store can check it (`StaleTerm` if lost)."""
+        if self._fenced is not None and self.fence is not None:
+            self._fenced.complete(timeout.id, fence=self.fence)
+        else:
+            self.store.complete(timeout.id)
 
     def _cancel(self, timeout: TimeoutRecord) -> None:
         with contextlib.suppress(TimeoutNotFound):
-            self.store.cancel(timeout.id)
+            if self._fenced is not None and self.fence is not None:
+                self._fenced.cancel(timeout.id, fence=self.fence)
+            else:
+                self.store.cancel(timeout.id)

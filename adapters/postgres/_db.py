@@ -25,6 +25,9 @@ import psycopg_pool
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 
+from actorflow.errors import StaleTerm
+from actorflow.protocols import Fence, RoleScheduler
+
 from .._lifecycle import Shared
 from ._connect import CONNECT_TIMEOUT, check_schema, connect_once, conninfo
 from ._errors import PostgresError, logger, wrap_exceptions
@@ -37,8 +40,10 @@ __all__ = [
     "QUERIES",
     "RESENDS",
     "Database",
+    "LeaseKeeper",
     "PostgresAdapter",
     "PostgresError",
+    "check_fence",
     "check_schema",
     "drop_schema",
     "logger",
@@ -269,6 +274,18 @@ class Database(Shared):
             fn()
 
 
+def check_fence(cursor: psycopg.Cursor[Any], fence: Fence) -> None:
+    """Raise `StaleTerm` unless ``fence`` is its role's current, live lease (in the caller's transaction).
+
+    The lease row is share-locked until that transaction ends, so the role cannot pass
+    to another node before the write it guards commits.
+    """
+    cursor.execute(QUERIES["check_fence"], (fence.role, fence.node_id, fence.term))
+    if cursor.fetchone() is None:
+        msg = f"role {fence.role} is no longer {fence.node_id}'s under term {fence.term}"
+        raise StaleTerm(msg, role=fence.role, node_id=fence.node_id, term=fence.term)
+
+
 class PostgresAdapter:
     """What every PostgreSQL adapter shares: its `Database`, `close`, `attach` and `detach`."""
 
@@ -277,6 +294,10 @@ class PostgresAdapter:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} schema={self.db.schema!r}>"
+
+    def fences_with(self, role_scheduler: RoleScheduler) -> bool:
+        """True when ``role_scheduler`` keeps its leases in this database and schema (a `PostgresRoleScheduler`)."""
+        return isinstance(role_scheduler, LeaseKeeper) and role_scheduler.db.identity == self.db.identity
 
     def attach(self) -> None:
         """A supervisor starts using this adapter."""
@@ -289,3 +310,11 @@ class PostgresAdapter:
     def close(self) -> None:
         """Close the pool and the listener (reopened on next use)."""
         self.db.close()
+
+
+class LeaseKeeper(PostgresAdapter):
+    """An adapter that keeps role leases in its database (`PostgresRoleScheduler`).
+
+    The other adapters on the same database can then check those leases in their own
+    transactions (`fences_with`).
+    """

@@ -9,9 +9,9 @@ from typing import Any
 
 import psycopg
 
-from actorflow.errors import RecordNotFound, StaleTerm, VersionConflict, WorkflowInProgress
+from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
 from actorflow.event import OutboxEvent, event_topic
-from actorflow.protocols import EventStreamer, Fence, Order, RecordFilter, RoleScheduler
+from actorflow.protocols import EventStreamer, Fence, Order, RecordFilter
 from actorflow.record import Record
 
 from .._sql import (
@@ -27,7 +27,7 @@ from .._sql import (
     sort_direction,
     update_params,
 )
-from ._db import PostgresAdapter
+from ._db import PostgresAdapter, check_fence
 from ._errors import logger
 from ._rows import rows_of
 from ._schema import QUERIES
@@ -83,12 +83,6 @@ class PostgresRecordStore(PostgresAdapter):
             self._direct.add(workflow_name)
             return True
         return False
-
-    def fences_with(self, role_scheduler: RoleScheduler) -> bool:
-        """True when ``role_scheduler`` keeps its leases in this database and schema (a `PostgresRoleScheduler`)."""
-        from .rolescheduler import PostgresRoleScheduler  # noqa: PLC0415 - the store works without it
-
-        return isinstance(role_scheduler, PostgresRoleScheduler) and role_scheduler.db.identity == self.db.identity
 
     # -- writes -------------------------------------------------------------------------
 
@@ -182,10 +176,7 @@ class PostgresRecordStore(PostgresAdapter):
         counts: list[int] = []
         with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
             if fence is not None:
-                cur.execute(QUERIES["check_fence"], (fence.role, fence.node_id, fence.term))
-                if cur.fetchone() is None:
-                    msg = f"role {fence.role} is no longer {fence.node_id}'s under term {fence.term}"
-                    raise StaleTerm(msg, role=fence.role, node_id=fence.node_id, term=fence.term)
+                check_fence(cur, fence)
             for query, params_seq in groups:
                 cur.executemany(query.encode(), params_seq, returning=True)
                 while True:

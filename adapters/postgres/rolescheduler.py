@@ -12,7 +12,7 @@ from actorflow.capabilities import FleetView, NodeInfo
 from actorflow.protocols import Lease, new_node_id
 
 from .._sql.fleet import fleet_view, node_infos
-from ._db import PostgresAdapter
+from ._db import LeaseKeeper
 from ._rows import rows_of
 from ._schema import QUERIES
 
@@ -21,7 +21,7 @@ __all__ = ["PostgresRoleScheduler"]
 _FLEET = "fleet"  # the notification payload of a change of the fleet
 
 
-class PostgresRoleScheduler(PostgresAdapter):
+class PostgresRoleScheduler(LeaseKeeper):
     """Gives each role to at most one node of the fleet at a time, through a lease table.
 
     A lease lasts ``ttl`` seconds by the database's clock (never a node's: clocks of

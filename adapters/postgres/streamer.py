@@ -27,10 +27,10 @@ import psycopg
 
 from actorflow.clock import AdapterClock, Clock, to_seconds
 from actorflow.event import Event
-from actorflow.protocols import ReceiverOptions
+from actorflow.protocols import Fence, ReceiverOptions
 
 from .._sql import DEFAULT_RETENTION, Retention, event_from_row, event_row
-from ._db import Database, PostgresAdapter
+from ._db import Database, PostgresAdapter, check_fence
 from ._errors import PostgresError, logger
 from ._schema import QUERIES
 
@@ -286,16 +286,33 @@ class _Receiver:
             )
         return events, held
 
-    def ack(self, event: Event) -> None:
+    def _acked(self, event: Event) -> tuple[str, int] | None:
+        """The cursor position that acknowledges ``event`` (and every event delivered before it)."""
         position = None
         while self._delivered:
             event_id, event_xid = self._delivered.popleft()
             position = (event_xid, event_id)
             if event_id == event.id:
                 break
+        return position
+
+    def ack(self, event: Event) -> None:
+        position = self._acked(event)
+        if position is not None:
+            self._db.execute("saving a cursor", QUERIES["save_cursor"], (self._topic, self._name, *position))
+
+    def ack_fenced(self, event: Event, fence: Fence) -> None:
+        """As `ack`, in one transaction with the check of ``fence``: `StaleTerm`, and no move, unless current."""
+        position = self._acked(event)
         if position is None:
             return
-        self._db.execute("saving a cursor", QUERIES["save_cursor"], (self._topic, self._name, *position))
+
+        def save(conn: psycopg.Connection[Any]) -> None:
+            with conn.pipeline(), conn.transaction(), conn.cursor() as cur:  # one round trip, not four
+                check_fence(cur, fence)
+                cur.execute(QUERIES["save_cursor"], (self._topic, self._name, *position))
+
+        self._db.run("saving a cursor", save)
 
     def close(self) -> None:
         self._cursor = None

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
 from actorflow.errors import TimeoutNotFound
-from actorflow.protocols import TimeoutRecord
+from actorflow.protocols import Fence, TimeoutRecord
 
 from .._sql import readable_timeouts
-from ._db import PostgresAdapter
+from ._db import PostgresAdapter, check_fence
 from ._errors import logger
 from ._schema import QUERIES
+
+T = TypeVar("T")
 
 __all__ = ["PostgresTimeoutStore"]
 
@@ -40,34 +43,51 @@ class PostgresTimeoutStore(PostgresAdapter):
         expire_at: datetime,
         *,
         created_at: datetime | None = None,
+        fence: Fence | None = None,
     ) -> int:
-        """Store a timeout; returns its id.
+        """Store a timeout; returns its id. With ``fence``, only while that lease is current (else `StaleTerm`).
 
         Sent again after a connection lost mid-write, like everything the inserter does
         (its event is handled again after a failure anyway): a timeout stored twice is
         harmless, the second one is cancelled when it expires, as its run moved on.
         """
         params = (workflow_name, foreign_id, run_id, int(status), expire_at, created_at or datetime.now(UTC))
-        row = self.db.fetchone("creating a timeout", QUERIES["create_timeout"], params)
+        row = self._write(
+            "creating a timeout", fence, lambda cur: cur.execute(QUERIES["create_timeout"], params).fetchone()
+        )
         return int(row[0]) if row else 0
 
-    def complete(self, id: int) -> None:  # noqa: A002 - the contract's name
-        """Mark a timeout completed."""
-        if self.db.execute("completing a timeout", QUERIES["complete_timeout"], (id,)) == 0:
+    def complete(self, id: int, *, fence: Fence | None = None) -> None:  # noqa: A002 - the contract's name
+        """Mark a timeout completed; with ``fence``, only while that lease is current (else `StaleTerm`)."""
+        changed = self._write(
+            "completing a timeout", fence, lambda cur: cur.execute(QUERIES["complete_timeout"], (id,)).rowcount
+        )
+        if changed == 0:
             raise TimeoutNotFound(id=id)
 
-    def cancel(self, id: int) -> None:  # noqa: A002 - the contract's name
-        """Remove a timeout; `TimeoutNotFound` for an unknown id."""
+    def cancel(self, id: int, *, fence: Fence | None = None) -> None:  # noqa: A002 - the contract's name
+        """Remove a timeout; `TimeoutNotFound` for an unknown id; with ``fence``, as `complete`."""
         attempts = 0
 
-        def delete(conn: psycopg.Connection[Any]) -> int:
+        def delete(cur: psycopg.Cursor[Any]) -> int:
             nonlocal attempts
             attempts += 1
-            return conn.execute(QUERIES["cancel_timeout"], (id,)).rowcount
+            return cur.execute(QUERIES["cancel_timeout"], (id,)).rowcount
 
         # Sent again after a lost connection, nothing to delete means the first send did it.
-        if self.db.run("cancelling a timeout", delete) == 0 and attempts == 1:
+        if self._write("cancelling a timeout", fence, delete) == 0 and attempts == 1:
             raise TimeoutNotFound(id=id)
+
+    def _write(self, what: str, fence: Fence | None, fn: Callable[[psycopg.Cursor[Any]], T]) -> T:
+        """``fn(cursor)`` in a transaction that first checks ``fence`` (when given) against the leases."""
+
+        def work(conn: psycopg.Connection[Any]) -> T:
+            with conn.transaction(), conn.cursor() as cur:  # no pipeline: the row counts are read at once
+                if fence is not None:
+                    check_fence(cur, fence)
+                return fn(cur)
+
+        return self.db.run(what, work)
 
     def list(self, workflow_name: str) -> builtins.list[TimeoutRecord]:
         """Uncompleted timeouts of the workflow, by id."""

@@ -22,13 +22,14 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from actorflow.errors import ActorflowError
+from actorflow.errors import ActorflowError, StaleTerm
+from actorflow.protocols import Fence, RoleScheduler
 
 from ._hub import Hub, Work, hub_for
 from ._schema import migrate, queries
@@ -37,8 +38,10 @@ __all__ = [
     "SYNCHRONOUS",
     "Database",
     "Hub",
+    "LeaseKeeper",
     "SqliteAdapter",
     "SqliteError",
+    "check_fence",
     "events_key",
     "from_micros",
     "logger",
@@ -304,6 +307,17 @@ class Database:
             return self.connection().execute(query, tuple(params)).fetchall()
 
 
+def check_fence(conn: sqlite3.Connection, queries: Mapping[str, str], fence: Fence) -> None:
+    """Raise `StaleTerm` unless ``fence`` is its role's current, live lease (inside a write transaction).
+
+    The transaction's write lock keeps every other process out until it commits, so the
+    role cannot pass to another node before the write it guards is in.
+    """
+    if not conn.execute(queries["check_fence"], (fence.role, fence.node_id, fence.term)).fetchone():
+        msg = f"role {fence.role} is no longer {fence.node_id}'s under term {fence.term}"
+        raise StaleTerm(msg, role=fence.role, node_id=fence.node_id, term=fence.term)
+
+
 class SqliteAdapter:
     """What every SQLite adapter shares: its file, `close`, and use as a context manager.
 
@@ -316,6 +330,10 @@ class SqliteAdapter:
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL", busy_timeout: float = 5.0) -> None:
         self.db = Database(path, synchronous=synchronous, busy_timeout=busy_timeout)
         self._q = self.db.queries
+
+    def fences_with(self, role_scheduler: RoleScheduler) -> bool:
+        """True when ``role_scheduler`` keeps its leases in this file (a `SqliteRoleScheduler` on the same path)."""
+        return isinstance(role_scheduler, LeaseKeeper) and role_scheduler.path == self.path
 
     @property
     def path(self) -> str:
@@ -336,3 +354,11 @@ class SqliteAdapter:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class LeaseKeeper(SqliteAdapter):
+    """An adapter that keeps role leases in its database (`SqliteRoleScheduler`).
+
+    The other adapters on the same database can then check those leases in their own
+    transactions (`fences_with`).
+    """

@@ -8,12 +8,11 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import astuple
 from typing import Any
 
-from actorflow.errors import RecordNotFound, StaleTerm, VersionConflict, WorkflowInProgress
+from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
 from actorflow.event import OutboxEvent
-from actorflow.protocols import EventStreamer, Fence, Order, RecordFilter, RoleScheduler
+from actorflow.protocols import EventStreamer, Fence, Order, RecordFilter
 from actorflow.record import Record
 
 from .._sql import (
@@ -29,7 +28,7 @@ from .._sql import (
     sort_direction,
     update_params,
 )
-from ._db import SqliteAdapter, events_key, from_micros, logger, outbox_key, to_micros
+from ._db import SqliteAdapter, check_fence, events_key, from_micros, logger, outbox_key, to_micros
 from .streamer import SqliteEventStreamer
 
 __all__ = ["SqliteRecordStore"]
@@ -83,12 +82,6 @@ class SqliteRecordStore(SqliteAdapter):
             return True
         return False
 
-    def fences_with(self, role_scheduler: RoleScheduler) -> bool:
-        """True when ``role_scheduler`` keeps its leases in this file (a `SqliteRoleScheduler` on the same path)."""
-        from .rolescheduler import SqliteRoleScheduler  # noqa: PLC0415 - the store works without it
-
-        return isinstance(role_scheduler, SqliteRoleScheduler) and role_scheduler.path == self.path
-
     # -- writes ---------------------------------------------------------------------------
 
     def store(self, record: Record) -> None:
@@ -114,9 +107,8 @@ class SqliteRecordStore(SqliteAdapter):
         keys: set[str] = set()
 
         def work(conn: sqlite3.Connection) -> None:
-            if fence is not None and not conn.execute(self._q["check_fence"], astuple(fence)).fetchone():
-                msg = f"role {fence.role} is no longer {fence.node_id}'s under term {fence.term}"
-                raise StaleTerm(msg, role=fence.role, node_id=fence.node_id, term=fence.term)
+            if fence is not None:
+                check_fence(conn, self._q, fence)
             for record in records:
                 try:
                     keys.add(self._apply(conn, record, forget_errors=forget_errors))

@@ -13,7 +13,7 @@ from actorflow.capabilities import FleetView, NodeInfo
 from actorflow.protocols import Lease, new_node_id
 
 from .._sql.fleet import fleet_view, node_infos
-from ._db import SqliteAdapter, from_micros
+from ._db import LeaseKeeper, from_micros
 
 __all__ = ["SqliteRoleScheduler"]
 
@@ -22,7 +22,7 @@ _FLEET = "fleet"  # the hub key bumped when this process changes the fleet
 _SIDECAR = "-fleet"  # next to the file, as SQLite's -wal and -shm: touched when any process changes the fleet
 
 
-class SqliteRoleScheduler(SqliteAdapter):
+class SqliteRoleScheduler(LeaseKeeper):
     """Gives each role to at most one node process at a time, through a lease table in the file.
 
     For several node processes on one host sharing one file (a second core for a

@@ -24,10 +24,10 @@ from datetime import datetime, timedelta
 
 from actorflow.clock import AdapterClock, Clock, to_seconds
 from actorflow.event import Event
-from actorflow.protocols import ReceiverOptions
+from actorflow.protocols import Fence, ReceiverOptions
 
 from .._sql import DEFAULT_RETENTION, Retention, event_from_row, event_row
-from ._db import Database, SqliteAdapter, events_key, from_micros, logger, to_micros
+from ._db import Database, SqliteAdapter, check_fence, events_key, from_micros, logger, to_micros
 
 __all__ = ["SqliteEventStreamer"]
 
@@ -140,11 +140,17 @@ class _EventLog:
         self.db.write(lambda conn: conn.executemany(self._q["insert_event"], rows).close())
         self.db.hub.bump((events_key(topic),))
 
-    def ack(self, topic: str, name: str, event_id: int) -> None:
-        """Move the cursor of (topic, name) forward to ``event_id``."""
+    def ack(self, topic: str, name: str, event_id: int, fence: Fence | None = None) -> None:
+        """Move the cursor of (topic, name) forward to ``event_id``; with ``fence``, only if it is current."""
+
+        def save(conn: sqlite3.Connection) -> None:
+            if fence is not None:
+                check_fence(conn, self._q, fence)
+            conn.execute(self._q["ack_cursor"], (topic, name, event_id)).close()
+
         # Not synced: a cursor lost to a power cut only delivers events again, which every
         # consumer absorbs (at-least-once); this halves the syncs of a transition.
-        self.db.write(lambda conn: conn.execute(self._q["ack_cursor"], (topic, name, event_id)).close(), sync=False)
+        self.db.write(save, sync=False)
 
     def read(self, topic: str, position: int, max_events: int, options: ReceiverOptions) -> tuple[list[Event], int]:
         """The next events of the receiver's share after ``position``, and the new position.
@@ -248,6 +254,10 @@ class _Receiver:
 
     def ack(self, event: Event) -> None:
         self._log.ack(self._topic, self._name, event.id)
+
+    def ack_fenced(self, event: Event, fence: Fence) -> None:
+        """As `ack`, in one transaction with the check of ``fence``: `StaleTerm`, and no move, unless current."""
+        self._log.ack(self._topic, self._name, event.id, fence)
 
     def close(self) -> None:
         self._closed = True

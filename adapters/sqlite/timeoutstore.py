@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import builtins
 import os
+import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from actorflow.errors import TimeoutNotFound
-from actorflow.protocols import TimeoutRecord
+from actorflow.protocols import Fence, TimeoutRecord
 
 from .._sql import readable_timeouts
-from ._db import SqliteAdapter, from_micros, logger, to_micros
+from ._db import SqliteAdapter, check_fence, from_micros, logger, to_micros
 
 __all__ = ["SqliteTimeoutStore"]
 
@@ -44,27 +45,38 @@ class SqliteTimeoutStore(SqliteAdapter):
         expire_at: datetime,
         *,
         created_at: datetime | None = None,
+        fence: Fence | None = None,
     ) -> int:
-        """Store a timeout; returns its id."""
+        """Store a timeout; returns its id. With ``fence``, only while that lease is current (else `StaleTerm`)."""
         created = created_at or datetime.now(UTC)
         params = (workflow_name, foreign_id, run_id, int(status), to_micros(expire_at), to_micros(created))
-        timeout_id: int | None = self.db.write(lambda conn: conn.execute(self._q["insert_timeout"], params).lastrowid)
+
+        def insert(conn: sqlite3.Connection) -> int | None:
+            if fence is not None:
+                check_fence(conn, self._q, fence)
+            return conn.execute(self._q["insert_timeout"], params).lastrowid
+
+        timeout_id: int | None = self.db.write(insert)
         if timeout_id is None:  # pragma: no cover - an INSERT always sets it
             msg = "SQLite returned no id for the new timeout"
             raise RuntimeError(msg)
         return timeout_id
 
-    def complete(self, id: int) -> None:  # noqa: A002 - the contract's name
-        """Mark a timeout completed; `TimeoutNotFound` for an unknown id."""
-        self._change("complete_timeout", id)
+    def complete(self, id: int, *, fence: Fence | None = None) -> None:  # noqa: A002 - the contract's name
+        """Mark a timeout completed; `TimeoutNotFound` for an unknown id; with ``fence``, as `create`."""
+        self._change("complete_timeout", id, fence)
 
-    def cancel(self, id: int) -> None:  # noqa: A002 - the contract's name
-        """Remove a timeout; `TimeoutNotFound` for an unknown id."""
-        self._change("delete_timeout", id)
+    def cancel(self, id: int, *, fence: Fence | None = None) -> None:  # noqa: A002 - the contract's name
+        """Remove a timeout; `TimeoutNotFound` for an unknown id; with ``fence``, as `create`."""
+        self._change("delete_timeout", id, fence)
 
-    def _change(self, query: str, timeout_id: int) -> None:
-        changed: int = self.db.write(lambda conn: conn.execute(self._q[query], (timeout_id,)).rowcount)
-        if changed != 1:
+    def _change(self, query: str, timeout_id: int, fence: Fence | None) -> None:
+        def change(conn: sqlite3.Connection) -> int:
+            if fence is not None:
+                check_fence(conn, self._q, fence)
+            return conn.execute(self._q[query], (timeout_id,)).rowcount
+
+        if self.db.write(change) != 1:
             raise TimeoutNotFound(id=timeout_id)
 
     def list(self, workflow_name: str) -> builtins.list[TimeoutRecord]:

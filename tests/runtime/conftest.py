@@ -28,25 +28,34 @@ def make_workflow() -> Callable[..., af.Workflow[Item, Stage]]:
 
 
 Node = Callable[[], tuple[Any, Any, Any]]  # a node's own (streamer, store, role scheduler)
+TimedNode = Callable[[], tuple[Any, Any, Any, Any]]  # the same and a timeout store
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def new_node(request: pytest.FixtureRequest, tmp_path: Path, opened: Callable[[Any], Any]) -> Node:
-    """Adapters for one more node on the test's shared database."""
+def new_timed_node(request: pytest.FixtureRequest, tmp_path: Path, opened: Callable[[Any], Any]) -> TimedNode:
+    """Adapters for one more node on the test's shared database, a timeout store included."""
     if request.param == "sqlite":
-        from actorflow.adapters.sqlite import SqliteEventStreamer, SqliteRecordStore, SqliteRoleScheduler
+        from actorflow.adapters import sqlite
 
         path = tmp_path / "fleet.db"
         return lambda: (
-            opened(SqliteEventStreamer(path)),
-            opened(SqliteRecordStore(path)),
-            opened(SqliteRoleScheduler(path, ttl=1.0)),
+            opened(sqlite.SqliteEventStreamer(path)),
+            opened(sqlite.SqliteRecordStore(path)),
+            opened(sqlite.SqliteRoleScheduler(path, ttl=1.0)),
+            opened(sqlite.SqliteTimeoutStore(path)),
         )
-    from actorflow.adapters.postgres import PostgresEventStreamer, PostgresRecordStore, PostgresRoleScheduler
+    from actorflow.adapters import postgres
 
     dsn, schema = request.getfixturevalue("pg_dsn"), request.getfixturevalue("pg_schema")
     return lambda: (
-        opened(PostgresEventStreamer(dsn, schema=schema)),
-        opened(PostgresRecordStore(dsn, schema=schema)),
-        opened(PostgresRoleScheduler(dsn, schema=schema, ttl=1.0)),
+        opened(postgres.PostgresEventStreamer(dsn, schema=schema)),
+        opened(postgres.PostgresRecordStore(dsn, schema=schema)),
+        opened(postgres.PostgresRoleScheduler(dsn, schema=schema, ttl=1.0)),
+        opened(postgres.PostgresTimeoutStore(dsn, schema=schema)),
     )
+
+
+@pytest.fixture
+def new_node(new_timed_node: TimedNode) -> Node:
+    """Adapters for one more node on the test's shared database."""
+    return lambda: new_timed_node()[:3]

@@ -21,6 +21,8 @@ suite                  fixture                  the fixture returns
 `RoleSchedulerSuite`   ``make_role_scheduler``  ``(n) -> n RoleSchedulers`` (one backing)
 `ExpiringLeaseSuite`   ``make_role_scheduler``  the same, for leases with a ttl
 `FencedStoreSuite`     ``make_fenced_pair``     ``() -> (RecordStore, RoleScheduler)`` (one db)
+`FencedAcksSuite`      ``make_fenced_streamer`` ``() -> (EventStreamer, RoleScheduler)`` (one db)
+`FencedTimeoutsSuite`  ``make_fenced_timeouts`` ``() -> (TimeoutStore, RoleScheduler)`` (one db)
 `MembershipSuite`      ``make_role_scheduler``  as `ExpiringLeaseSuite`, with `Membership`
 `EventStreamerSuite`   ``make_event_streamer``  ``(clock=None) -> EventStreamer``
 `ConnectorSuite`       ``make_connector``       ``(events) -> ConnectorConstructor``
@@ -51,7 +53,14 @@ pytest.register_assert_rewrite(
 
 from actorflow.testing.adaptertest.connector import ConnectorFactory, ConnectorSuite  # noqa: E402
 from actorflow.testing.adaptertest.eventstreamer import EventStreamerFactory, EventStreamerSuite  # noqa: E402
-from actorflow.testing.adaptertest.fencing import FencedPairFactory, FencedStoreSuite  # noqa: E402
+from actorflow.testing.adaptertest.fencing import (  # noqa: E402
+    FencedAcksSuite,
+    FencedPairFactory,
+    FencedStoreSuite,
+    FencedStreamerFactory,
+    FencedTimeoutsFactory,
+    FencedTimeoutsSuite,
+)
 from actorflow.testing.adaptertest.membership import MembershipSuite  # noqa: E402
 from actorflow.testing.adaptertest.recordstore import RecordStoreFactory, RecordStoreSuite  # noqa: E402
 from actorflow.testing.adaptertest.rolescheduler import (  # noqa: E402
@@ -68,8 +77,12 @@ __all__ = [
     "EventStreamerFactory",
     "EventStreamerSuite",
     "ExpiringLeaseSuite",
+    "FencedAcksSuite",
     "FencedPairFactory",
     "FencedStoreSuite",
+    "FencedStreamerFactory",
+    "FencedTimeoutsFactory",
+    "FencedTimeoutsSuite",
     "MembershipSuite",
     "RecordStoreFactory",
     "RecordStoreSuite",

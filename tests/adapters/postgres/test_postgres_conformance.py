@@ -10,7 +10,9 @@ import pytest
 from actorflow.testing.adaptertest import (
     EventStreamerSuite,
     ExpiringLeaseSuite,
+    FencedAcksSuite,
     FencedStoreSuite,
+    FencedTimeoutsSuite,
     MembershipSuite,
     RecordStoreSuite,
     TimeoutStoreSuite,
@@ -63,6 +65,32 @@ class TestPostgresRoleScheduler(ExpiringLeaseSuite, MembershipSuite):
         make = next(factory)
         yield lambda n: [make(ttl=0.5) for _ in range(n)]
         next(factory, None)
+
+
+class TestPostgresFencedAcks(FencedAcksSuite):
+    @pytest.fixture
+    def make_fenced_streamer(
+        self, pg_dsn: str, pg_schema: str, opened: Callable[[Any], Any]
+    ) -> Callable[[], tuple[Any, Any]]:
+        from actorflow.adapters.postgres import PostgresEventStreamer, PostgresRoleScheduler
+
+        return lambda: (
+            opened(PostgresEventStreamer(pg_dsn, schema=pg_schema)),
+            opened(PostgresRoleScheduler(pg_dsn, schema=pg_schema, ttl=0.3)),
+        )
+
+
+class TestPostgresFencedTimeouts(FencedTimeoutsSuite):
+    @pytest.fixture
+    def make_fenced_timeouts(
+        self, pg_dsn: str, pg_schema: str, opened: Callable[[Any], Any]
+    ) -> Callable[[], tuple[Any, Any]]:
+        from actorflow.adapters.postgres import PostgresRoleScheduler, PostgresTimeoutStore
+
+        return lambda: (
+            opened(PostgresTimeoutStore(pg_dsn, schema=pg_schema)),
+            opened(PostgresRoleScheduler(pg_dsn, schema=pg_schema, ttl=0.3)),
+        )
 
 
 class TestPostgresFencedStore(FencedStoreSuite):

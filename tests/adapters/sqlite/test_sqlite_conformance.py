@@ -14,7 +14,9 @@ from actorflow.clock import Clock
 from actorflow.testing.adaptertest import (
     EventStreamerSuite,
     ExpiringLeaseSuite,
+    FencedAcksSuite,
     FencedStoreSuite,
+    FencedTimeoutsSuite,
     MembershipSuite,
     RecordStoreSuite,
     TimeoutStoreSuite,
@@ -78,6 +80,20 @@ class TestSqliteRoleScheduler(ExpiringLeaseSuite, MembershipSuite):
         for scheduler in made:
             scheduler.close()
             assert scheduler.db.open_connections() == 0
+
+
+class TestSqliteFencedAcks(FencedAcksSuite):
+    @pytest.fixture
+    def make_fenced_streamer(self, tmp_path: Path, opened: Callable[[Any], Any]) -> Callable[[], tuple[Any, Any]]:
+        path = tmp_path / "fenced-acks.db"
+        return lambda: (opened(SqliteEventStreamer(path)), opened(SqliteRoleScheduler(path, ttl=0.3)))
+
+
+class TestSqliteFencedTimeouts(FencedTimeoutsSuite):
+    @pytest.fixture
+    def make_fenced_timeouts(self, tmp_path: Path, opened: Callable[[Any], Any]) -> Callable[[], tuple[Any, Any]]:
+        path = tmp_path / "fenced-timeouts.db"
+        return lambda: (opened(SqliteTimeoutStore(path)), opened(SqliteRoleScheduler(path, ttl=0.3)))
 
 
 class TestSqliteFencedStore(FencedStoreSuite):
