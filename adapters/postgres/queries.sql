@@ -223,6 +223,21 @@ INSERT INTO workflow_cursors (topic, name, xid, id) VALUES (%s, %s, %s::xid8, %s
 ON CONFLICT (topic, name) DO UPDATE SET xid = excluded.xid, id = excluded.id
 WHERE (workflow_cursors.xid, workflow_cursors.id) < (excluded.xid, excluded.id)
 
+-- save_cursor_fenced --
+-- Move a receiver's cursor forward only while a node's lease on its role is current; says whether it was.
+-- One statement: a plain read of the lease (not share-locked: an ack racing a hand-over by
+-- microseconds only marks as done what the node committed), so the heartbeats' renewals never wait for it
+WITH lease AS (
+    SELECT 1 FROM workflow_leases
+    WHERE role = %(role)s AND node_id = %(node)s AND term = %(term)s AND expires_at > clock_timestamp()
+), saved AS (
+    INSERT INTO workflow_cursors (topic, name, xid, id)
+    SELECT %(topic)s, %(name)s, %(xid)s::xid8, %(id)s::bigint FROM lease
+    ON CONFLICT (topic, name) DO UPDATE SET xid = excluded.xid, id = excluded.id
+    WHERE (workflow_cursors.xid, workflow_cursors.id) < (excluded.xid, excluded.id)
+)
+SELECT EXISTS (SELECT 1 FROM lease)
+
 -- set_delete_lock_timeout --
 -- Give up on a table lock after two seconds in this transaction (the clean-up tries again later)
 SET LOCAL lock_timeout = '2s'

@@ -26,11 +26,12 @@ from typing import Any
 import psycopg
 
 from actorflow.clock import AdapterClock, Clock, to_seconds
+from actorflow.errors import StaleTerm
 from actorflow.event import Event
 from actorflow.protocols import Fence, ReceiverOptions
 
 from .._sql import DEFAULT_RETENTION, Retention, event_from_row, event_row
-from ._db import Database, PostgresAdapter, check_fence
+from ._db import Database, PostgresAdapter
 from ._errors import PostgresError, logger
 from ._schema import QUERIES
 
@@ -302,17 +303,23 @@ class _Receiver:
             self._db.execute("saving a cursor", QUERIES["save_cursor"], (self._topic, self._name, *position))
 
     def ack_fenced(self, event: Event, fence: Fence) -> None:
-        """As `ack`, in one transaction with the check of ``fence``: `StaleTerm`, and no move, unless current."""
+        """As `ack`, in the statement that checks ``fence``: `StaleTerm`, and no move, unless it is current."""
         position = self._acked(event)
         if position is None:
             return
-
-        def save(conn: psycopg.Connection[Any]) -> None:
-            with conn.pipeline(), conn.transaction(), conn.cursor() as cur:  # one round trip, not four
-                check_fence(cur, fence)
-                cur.execute(QUERIES["save_cursor"], (self._topic, self._name, *position))
-
-        self._db.run("saving a cursor", save)
+        params = {
+            "role": fence.role,
+            "node": fence.node_id,
+            "term": fence.term,
+            "topic": self._topic,
+            "name": self._name,
+            "xid": position[0],
+            "id": position[1],
+        }
+        row = self._db.fetchone("saving a cursor", QUERIES["save_cursor_fenced"], params)
+        if not (row and row[0]):
+            msg = f"role {fence.role} is no longer {fence.node_id}'s under term {fence.term}"
+            raise StaleTerm(msg, role=fence.role, node_id=fence.node_id, term=fence.term)
 
     def close(self) -> None:
         self._cursor = None
