@@ -29,7 +29,8 @@ from tests.model import Item, Stage, three_steps
 from tests.waiting import eventually
 
 NODE = Path(__file__).with_name("fleet_node.py")
-RUNS = 2000
+RUNS = 2000  # the issue's load for three nodes sharing the work
+LOAD = 1000  # the load a node fails under (enough to be mid-load when it goes)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -46,10 +47,15 @@ class Node:
             text=True,
             env={**os.environ, "FLEET_STEP_SECONDS": str(step_seconds)},
         )
+        self.port, self.node_id = 0, ""
+
+    def wait_ready(self) -> Node:
+        """Block until the node says it is ready (nodes launched together start up in parallel)."""
         assert self.proc.stdout is not None
         ready = self.proc.stdout.readline().split()
         assert ready[:1] == ["ready"], (ready, self.proc.communicate(timeout=10))
         self.port, self.node_id = int(ready[1]), ready[2]
+        return self
 
     def running(self) -> set[str]:
         """The processes this node works now (from its /healthz)."""
@@ -87,9 +93,13 @@ class Fleet:
 
     def start(self, step_seconds: float = 0.0) -> Node:
         """One more node, once ready; each of its steps takes ``step_seconds``."""
-        node = Node(self.args, self.logs / f"steps-{len(self.nodes)}.log", step_seconds)
-        self.nodes.append(node)
-        return node
+        return self.start_many(1, step_seconds)[0]
+
+    def start_many(self, count: int, step_seconds: float = 0.0) -> list[Node]:
+        """``count`` more nodes, launched together, once all are ready."""
+        launched = [Node(self.args, self.logs / f"steps-{len(self.nodes) + i}.log", step_seconds) for i in range(count)]
+        self.nodes.extend(launched)
+        return [node.wait_ready() for node in launched]
 
     def close(self) -> None:
         """Kill every node still running; close the adapters."""
@@ -108,7 +118,7 @@ def _postgres_fleet(dsn: str, schema: str, logs: Path) -> Fleet:
 
 @pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"])
 def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Callable[..., Node], Any]]:
-    """``(start_node, trigger_only_workflow)`` on the test's database; every node is stopped after."""
+    """``(start_nodes(count, step_seconds=0), trigger_only_workflow)`` on the test's database; all stopped after."""
     if request.param == "postgres":
         made = _postgres_fleet(request.getfixturevalue("pg_dsn"), request.getfixturevalue("pg_schema"), tmp_path)
     else:
@@ -117,7 +127,7 @@ def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Call
         path = str(tmp_path / "fleet.db")
         made = Fleet(["sqlite", path], (SqliteEventStreamer(path), SqliteRecordStore(path)), tmp_path)
     try:
-        yield made.start, made.wf
+        yield made.start_many, made.wf
     finally:
         made.close()
 
@@ -131,7 +141,7 @@ def _completed(wf: Any) -> int:
 def test_three_nodes_share_the_runs_and_do_each_step_once(fleet):
     """Three node processes, 2,000 runs: every run completes once, each step runs once, no role on two nodes."""
     start, wf = fleet
-    nodes = [start() for _ in range(3)]
+    nodes = start(3)
     run_ids = [wf.trigger(f"r{i}", Item(f"r{i}")) for i in range(RUNS)]
     doubles: list[str] = []
 
@@ -175,15 +185,15 @@ def _complete_one(wf: Any, name: str) -> float:
 def test_a_node_that_dies_or_stops_mid_load_loses_nothing(fleet, signum):
     """One of three nodes goes mid-load: every run completes, each transition stored once; a new run completes."""
     start, wf = fleet
-    nodes = [start() for _ in range(3)]
-    run_ids = [wf.trigger(f"r{i}", Item(f"r{i}")) for i in range(RUNS)]
-    eventually(lambda: _completed(wf) >= RUNS // 4, timeout=120, what="a quarter of the runs completed")
+    nodes = start(3)
+    run_ids = [wf.trigger(f"r{i}", Item(f"r{i}")) for i in range(LOAD)]
+    eventually(lambda: _completed(wf) >= LOAD // 4, timeout=120, what="a quarter of the runs completed")
     victim = max(nodes, key=lambda node: len(node.running()))
     code, err = victim.stop(signum)
     if signum == signal.SIGTERM:
         assert code == 0, err
     took = _complete_one(wf, "after")
-    eventually(lambda: _completed(wf) == RUNS + 1, timeout=120, what="every run completed")
+    eventually(lambda: _completed(wf) == LOAD + 1, timeout=120, what="every run completed")
     for node in nodes:
         if node is not victim:
             code, err = node.stop()
@@ -199,12 +209,12 @@ def test_a_node_that_dies_or_stops_mid_load_loses_nothing(fleet, signum):
 def test_a_frozen_node_wakes_after_its_roles_moved_and_rejoins_without_a_restart(fleet):
     """SIGSTOP one node past its lease: the others take its roles and finish the runs; after SIGCONT it works again."""
     start, wf = fleet
-    nodes = [start() for _ in range(3)]
+    nodes = start(3)
     every = set().union(*(node.running() for node in nodes))
-    run_ids = [wf.trigger(f"r{i}", Item(f"r{i}")) for i in range(RUNS)]
+    run_ids = [wf.trigger(f"r{i}", Item(f"r{i}")) for i in range(LOAD)]
     frozen = next(node for node in nodes if node.running())
     others = [node for node in nodes if node is not frozen]
-    eventually(lambda: _completed(wf) >= RUNS // 10, timeout=120, what="the runs under way")
+    eventually(lambda: _completed(wf) >= LOAD // 10, timeout=120, what="the runs under way")
     frozen.proc.send_signal(signal.SIGSTOP)
     try:
         eventually(
@@ -212,7 +222,7 @@ def test_a_frozen_node_wakes_after_its_roles_moved_and_rejoins_without_a_restart
             timeout=30,
             what="the frozen node's roles held by the others",
         )
-        eventually(lambda: _completed(wf) == RUNS, timeout=120, what="every run completed while it was frozen")
+        eventually(lambda: _completed(wf) == LOAD, timeout=120, what="every run completed while it was frozen")
     finally:
         frozen.proc.send_signal(signal.SIGCONT)
     eventually(lambda: bool(frozen.running()), timeout=30, what="the woken node working a share again")
@@ -228,10 +238,10 @@ def test_a_node_joining_a_busy_fleet_takes_its_share_without_stalling_the_runs(f
     """Two nodes work a backlog; a third joins: it takes roles and works steps, and the runs never stop moving."""
     start, wf = fleet
     pace = 0.005  # each step: a backlog that lasts ~10 s, well past the time the hand-overs take
-    first = [start(pace) for _ in range(2)]
+    first = start(2, pace)
     run_ids = [wf.trigger(f"r{i}", Item(f"r{i}")) for i in range(RUNS)]
     eventually(lambda: _completed(wf) >= RUNS // 5, timeout=120, what="a fifth of the runs completed")
-    joined = start(pace)
+    (joined,) = start(1, pace)
     nodes = [*first, joined]
     # Progress sampled while the roles move over: the longest time with no run completing.
     last_count, last_change, longest = _completed(wf), time.monotonic(), 0.0
@@ -272,16 +282,16 @@ def test_three_nodes_finish_every_run_when_the_database_restarts(cluster, tmp_pa
     """The server stops for 3 s under three busy nodes and starts again: every run completes, stored once."""
     made = _postgres_fleet(cluster.dsn, "fleet", tmp_path)
     try:
-        nodes = [made.start() for _ in range(3)]
-        run_ids = [made.wf.trigger(f"r{i}", Item(f"r{i}")) for i in range(RUNS // 2)]
-        eventually(lambda: _completed(made.wf) >= RUNS // 10, timeout=120, what="runs under way")
+        nodes = made.start_many(3)
+        run_ids = [made.wf.trigger(f"r{i}", Item(f"r{i}")) for i in range(LOAD)]
+        eventually(lambda: _completed(made.wf) >= LOAD // 10, timeout=120, what="runs under way")
         cluster.stop("fast")
         time.sleep(3.0)  # the outage itself (no connection can be made meanwhile), not a synchronisation
         cluster.start()
 
         def all_completed() -> bool:
             try:
-                return _completed(made.wf) == RUNS // 2
+                return _completed(made.wf) == LOAD
             except af.ActorflowError:  # the test's own connections find the server restarting too
                 return False
 
