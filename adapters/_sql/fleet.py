@@ -7,8 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from actorflow.capabilities import FleetView, NodeInfo
+from actorflow.errors import StaleTerm
+from actorflow.protocols import Fence
 
-__all__ = ["fleet_view", "node_infos"]
+__all__ = ["fleet_view", "node_infos", "stale_term"]
 
 
 def fleet_view(
@@ -43,3 +45,9 @@ def node_infos(rows: Iterable[Sequence[Any]], time_in: Callable[[Any], datetime]
         NodeInfo(node_id, time_in(started), time_in(beat), tuple(roles))
         for node_id, (started, beat, roles) in sorted(found.items())
     ]
+
+
+def stale_term(fence: Fence) -> StaleTerm:
+    """The refusal of a write made under ``fence``, a lease its role has moved on from."""
+    msg = f"role {fence.role} is no longer {fence.node_id}'s under term {fence.term}"
+    return StaleTerm(msg, role=fence.role, node_id=fence.node_id, term=fence.term)

@@ -25,10 +25,10 @@ import psycopg_pool
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 
-from actorflow.errors import StaleTerm
 from actorflow.protocols import Fence, RoleScheduler
 
 from .._lifecycle import Shared
+from .._sql.fleet import stale_term
 from ._connect import CONNECT_TIMEOUT, check_schema, connect_once, conninfo
 from ._errors import PostgresError, logger, wrap_exceptions
 from ._rows import rows_of
@@ -282,8 +282,7 @@ def check_fence(cursor: psycopg.Cursor[Any], fence: Fence) -> None:
     """
     cursor.execute(QUERIES["check_fence"], (fence.role, fence.node_id, fence.term))
     if cursor.fetchone() is None:
-        msg = f"role {fence.role} is no longer {fence.node_id}'s under term {fence.term}"
-        raise StaleTerm(msg, role=fence.role, node_id=fence.node_id, term=fence.term)
+        raise stale_term(fence)
 
 
 class PostgresAdapter:

@@ -26,11 +26,11 @@ from typing import Any
 import psycopg
 
 from actorflow.clock import AdapterClock, Clock, to_seconds
-from actorflow.errors import StaleTerm
 from actorflow.event import Event
 from actorflow.protocols import Fence, ReceiverOptions
 
 from .._sql import DEFAULT_RETENTION, Retention, event_from_row, event_row
+from .._sql.fleet import stale_term
 from ._db import Database, PostgresAdapter
 from ._errors import PostgresError, logger
 from ._schema import QUERIES
@@ -318,8 +318,7 @@ class _Receiver:
         }
         row = self._db.fetchone("saving a cursor", QUERIES["save_cursor_fenced"], params)
         if not (row and row[0]):
-            msg = f"role {fence.role} is no longer {fence.node_id}'s under term {fence.term}"
-            raise StaleTerm(msg, role=fence.role, node_id=fence.node_id, term=fence.term)
+            raise stale_term(fence)
 
     def close(self) -> None:
         self._cursor = None

@@ -28,9 +28,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from actorflow.errors import ActorflowError, StaleTerm
+from actorflow.errors import ActorflowError
 from actorflow.protocols import Fence, RoleScheduler
 
+from .._sql.fleet import stale_term
 from ._hub import Hub, Work, hub_for
 from ._schema import migrate, queries
 
@@ -314,8 +315,7 @@ def check_fence(conn: sqlite3.Connection, queries: Mapping[str, str], fence: Fen
     role cannot pass to another node before the write it guards is in.
     """
     if not conn.execute(queries["check_fence"], (fence.role, fence.node_id, fence.term)).fetchone():
-        msg = f"role {fence.role} is no longer {fence.node_id}'s under term {fence.term}"
-        raise StaleTerm(msg, role=fence.role, node_id=fence.node_id, term=fence.term)
+        raise stale_term(fence)
 
 
 class SqliteAdapter:
