@@ -24,10 +24,14 @@ class ResolvedOptions:
     lag_alert: float = 1800.0
     pause_after_err_count: int = 0
     step_timeout: float = 0.0
+    max_in_flight: int = 32
+    batch_size: int = 100
+    commit_interval: float = 0.005
 
 
 _DEFAULTS = ResolvedOptions()
-_DURATIONS = frozenset({"polling_frequency", "err_backoff", "lag", "lag_alert", "step_timeout"})
+_DURATIONS = frozenset({"polling_frequency", "err_backoff", "lag", "lag_alert", "step_timeout", "commit_interval"})
+_AT_LEAST_ONE = frozenset({"max_in_flight", "batch_size"})
 
 
 class Options:
@@ -47,6 +51,14 @@ class Options:
         step_timeout: a step still running after this long is abandoned and counts as a
             step error (retried after ``err_backoff``; its thread runs on, its result is
             discarded); 0, the default, waits for as long as the step takes.
+        max_in_flight: steps of different runs one shard may run at once (default 32).
+            Steps that return quickly (under about 2 ms, CPU-bound work) run one at a time
+            on the shard's own thread whatever this says; steps that take longer (waiting
+            on I/O) run on up to this many threads beside each other. One run's events
+            are always handled one after another. 1 runs every step on the shard's thread.
+        batch_size: events read, and step results committed together, at most (default 100).
+        commit_interval: the longest a finished step's result waits for others to share
+            its commit (default 5 ms); it is committed sooner when nothing else is in hand.
     """
 
     __slots__ = ("_set",)
@@ -61,6 +73,9 @@ class Options:
         lag_alert: Duration | None = None,
         pause_after_err_count: int | None = None,
         step_timeout: Duration | None = None,
+        max_in_flight: int | None = None,
+        batch_size: int | None = None,
+        commit_interval: Duration | None = None,
     ) -> None:
         given: dict[str, Any] = {
             "parallel_count": parallel_count,
@@ -70,6 +85,9 @@ class Options:
             "lag_alert": lag_alert,
             "pause_after_err_count": pause_after_err_count,
             "step_timeout": step_timeout,
+            "max_in_flight": max_in_flight,
+            "batch_size": batch_size,
+            "commit_interval": commit_interval,
         }
         values: dict[str, Any] = {}
         for name, value in given.items():
@@ -84,6 +102,9 @@ class Options:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 msg = f"Options.{name} must be a non-negative int, got {value!r}"
+                raise ValueError(msg)
+            if name in _AT_LEAST_ONE and value < 1:
+                msg = f"Options.{name} must be at least 1, got {value!r}"
                 raise ValueError(msg)
             values[name] = value
         if values.get("polling_frequency") == 0:
@@ -139,6 +160,9 @@ class Options:
     lag_alert: float
     pause_after_err_count: int
     step_timeout: float
+    max_in_flight: int
+    batch_size: int
+    commit_interval: float
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

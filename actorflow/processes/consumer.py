@@ -1,16 +1,27 @@
 """The event-consume loop every topic-reading process shares.
 
-A tick pulls a batch of events, handles them in order, commits the writes of the batch
-together (group commit), and only then acknowledges the last event handled. A handler
-that asks to retry stops the batch at that event: the writes before it are committed and
-acknowledged, and the event and those after it wait for the back-off, in order.
+Events are handled in stream order, and each run's events one after another; events of
+different runs may overlap. A handler returns the write its event asks for (or a skip, a
+retry); a handler with slow work (a user's step) returns it as `Work`, which runs on the
+consumer's own thread while steps are quick, and on up to ``max_in_flight`` worker threads
+beside each other once they take longer (steps that wait on I/O). Writes are committed
+together (group commit: when nothing else is in hand, ``batch_size`` writes are waiting, or
+the oldest has waited ``commit_interval``), and the cursor is acknowledged only past
+events whose effects are committed: a crash re-runs at most the events in hand. A retry
+holds its own run (that run's later events wait behind it), not the others.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
+import heapq
+import itertools
+import queue
 import time
+from collections import deque
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +30,7 @@ from actorflow.engine import Write
 from actorflow.errors import CorruptRecord, RecordNotFound, StaleTerm
 from actorflow.event import Event, Header, shard_of
 from actorflow.log import logger
+from actorflow.processes._workers import Workers
 from actorflow.processes.base import Process
 from actorflow.protocols import EventReceiver, ReceiverOptions
 from actorflow.record import Record
@@ -28,9 +40,22 @@ if TYPE_CHECKING:
     from actorflow.metrics import ProcessMetrics
     from actorflow.options import ResolvedOptions
 
-__all__ = ["EventConsumer", "Retry", "Skipped"]
+__all__ = ["BATCH_SIZE", "EventConsumer", "Retry", "Skipped", "Work"]
 
-BATCH_SIZE = 100
+BATCH_SIZE = 100  # the default batch_size: events read, and writes committed, at a time
+
+# How long, on average, a `Work` takes before it goes to the worker threads. Quicker work
+# runs on the consumer's thread: handing it to a thread would cost more than it takes.
+INLINE_BELOW = 0.002
+# With work in hand, the receiver is asked for more at most this often (it is asked at
+# once, and waited on, when nothing is in hand).
+_POLL_WHILE_BUSY = 0.005
+# Events held in memory past the oldest unfinished one (a run retried again and again
+# holds the cursor, not the others); past this the consumer reads no more until it ends.
+WINDOW_LIMIT = 10_000
+# How long stopping waits for the steps running on workers (a step that hangs is abandoned:
+# its event is not acknowledged, and the role's next holder handles it again).
+DRAIN_LIMIT = 5.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -42,12 +67,35 @@ class Skipped:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Retry:
-    """Handle the event again after ``delay`` seconds (it keeps its place in the stream)."""
+    """Handle the event again after ``delay`` seconds (its run's later events wait behind it)."""
 
     delay: float
 
 
-Outcome = Write | Skipped | Retry | None
+@dataclasses.dataclass(frozen=True, slots=True)
+class Work:
+    """The slow part of handling an event (a user's step): ``run`` may go to a worker thread.
+
+    ``run`` must not touch the stores (it may run on any thread, beside other events'
+    work); ``then`` gets its result on the consumer's thread and returns the outcome.
+    """
+
+    run: Callable[[], Any]
+    then: Callable[[Any], Outcome]
+
+
+Outcome = Write | Skipped | Retry | Work | None
+
+
+class _Slot:
+    """One received event on its way through the consumer."""
+
+    __slots__ = ("done", "event", "started")
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self.done = False  # its effect is committed, or it needed none: the cursor may pass it
+        self.started = 0.0
 
 
 class EventConsumer(Process):
@@ -71,12 +119,29 @@ class EventConsumer(Process):
         self.shard = shard
         self.shard_count = shard_count
         self._receiver: EventReceiver | None = None
-        self._pending: list[Event] = []
         self._lag_until: Any = None
         self._prefetched: dict[str, Record] = {}
         # Runs this role's previous holder was handling when it died (see InFlightLog).
         self._suspects: set[str] = set()
         self._refilter = True
+        self._workers: Workers | None = None
+        self._work_time = 0.0  # moving average of a Work's duration: quick work runs on this thread
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget every event in hand (not acknowledged: the receiver delivers them again)."""
+        self._window: deque[_Slot] = deque()  # received, not acknowledged, in stream order
+        self._ready: deque[_Slot] = deque()  # to handle now, in stream order
+        self._behind: dict[str, deque[_Slot]] = {}  # a run with an event in hand -> its events after it
+        self._retries: list[tuple[float, int, _Slot]] = []  # (due, order, slot): a heap
+        self._staged: list[tuple[_Slot, Write]] = []  # handled: their writes wait for the commit
+        self._staged_at = 0.0
+        self._unread: deque[Event] = deque()  # received, let in one at a time (after a node died)
+        self._running: dict[_Slot, Work] = {}
+        self._finished: queue.SimpleQueue[tuple[int, _Slot, Any, BaseException | None]] = queue.SimpleQueue()
+        self._next_poll = 0.0
+        self._order = itertools.count()
+        self._generation = getattr(self, "_generation", 0) + 1  # work finishing after a reset is dropped
 
     @abc.abstractmethod
     def handle(self, event: Event) -> Outcome:
@@ -97,10 +162,18 @@ class EventConsumer(Process):
         self._receiver = receiver
 
     def stop(self) -> None:
-        """Close the receiver; events not yet acknowledged are delivered again."""
-        self._pending = []
-        self._lag_until = None
+        """Finish the work in hand while the lease lasts, then close the receiver.
+
+        Events not acknowledged are delivered again to the role's next holder.
+        """
         receiver, self._receiver = self._receiver, None
+        if receiver is not None and self._running and self.holding():
+            self._drain(receiver)
+        self._reset()
+        self._lag_until = None
+        workers, self._workers = self._workers, None
+        if workers is not None:
+            workers.close()
         if receiver is not None:
             receiver.close()
             log = self._in_flight_log()
@@ -109,6 +182,17 @@ class EventConsumer(Process):
                     log.end_batches(self.role)  # an orderly stop: nothing of ours is in flight
                 except Exception:  # noqa: BLE001 - the note only makes the next holder careful
                     logger.warning("%s: could not clear its in-flight note", self.name, exc_info=True)
+
+    def _drain(self, receiver: EventReceiver) -> None:
+        """Wait (while the lease lasts) for the steps running, and commit what they return."""
+        give_up = time.monotonic() + DRAIN_LIMIT
+        while self._running and self.holding() and time.monotonic() < give_up:
+            self.in_hand = f"waiting for {len(self._running)} step(s) in hand on {self.topic} to finish"
+            until = give_up if self.valid_until is None else min(give_up, self.valid_until)
+            self._take_finished(max(0.0, min(until - time.monotonic(), 1.0)))
+        self.in_hand = None
+        if self._staged and self.holding():
+            self._commit(receiver)
 
     def _in_flight_log(self) -> InFlightLog | None:
         """The in-flight log, when this process pauses runs after errors (else no cost)."""
@@ -130,105 +214,269 @@ class EventConsumer(Process):
         pause = self.engine.fail(self.name, record, error, self.options.pause_after_err_count)
         return pause if pause is not None else Retry(self.options.err_backoff)
 
-    def tick(self, budget: float) -> None:
-        """Handle the next batch of events (or wait, if backing off or lagging)."""
-        receiver = self._receiver
-        if receiver is None or self.backing_off(budget):
-            return
-        if self._lag_until is not None:
-            self.engine.clock.wait_until(self._lag_until, timeout=budget)
-            if self.engine.clock.now() < self._lag_until:
-                return
-            self._lag_until = None
-        if self._pending:
-            events, self._pending = self._pending, []
-        else:
-            events = list(receiver.receive(BATCH_SIZE, budget))
-        if events:
-            self._handle_batch(receiver, events)
+    # -- the loop -------------------------------------------------------------------------
 
-    def _handle_batch(self, receiver: EventReceiver, events: list[Event]) -> None:
-        rest: list[Event] = []
+    def tick(self, budget: float) -> None:
+        """Move events along for up to ``budget`` seconds: read, handle, commit, acknowledge."""
+        receiver = self._receiver
+        if receiver is None:
+            return
+        deadline = time.monotonic() + budget
+        while self._receiver is receiver:
+            self._take_finished(0.0)
+            self._due_retries()
+            if not self.holding():
+                return  # the actor sees the lease gone and stops the process
+            self._dispatch()
+            if self._commit_due():
+                self._commit(receiver)
+            elif not self._staged:
+                self._acknowledge(receiver)
+            now = time.monotonic()
+            if now >= deadline or not self.holding():
+                return
+            if self._wants_events(now):
+                busy = bool(self._running or self._staged or self._ready or self._retries)
+                events = self._next_events(receiver, 0.0 if busy else deadline - now)
+                self._next_poll = time.monotonic() + _POLL_WHILE_BUSY
+                if events:
+                    self._accept(events)
+                    continue
+                if not busy:
+                    continue  # the receiver waited until the tick's end
+            if self._lag_until is not None and not self._running:
+                self._wait_for_lag(deadline)
+                continue
+            self._take_finished(max(0.0, self._wake_at(deadline) - time.monotonic()))
+
+    def _wants_events(self, now: float) -> bool:
+        """Whether to ask the receiver for more now."""
+        if not self.holding() or len(self._window) >= WINDOW_LIMIT:
+            return False
+        if self._unread:
+            # After a node died: the next event only once the one in hand is finished.
+            return not self._window
+        if len(self._ready) >= max(1, self.options.max_in_flight) or self._lag_until is not None:
+            return False
+        return not (self._running or self._staged) or now >= self._next_poll
+
+    def _wait_for_lag(self, deadline: float) -> None:
+        """Nothing running: wait on the workflow's clock until the first ready event is old enough."""
+        until = self._retries[0][0] if self._retries else deadline
+        clock = self.engine.clock
+        clock.wait_until(self._lag_until, timeout=max(0.0, min(deadline, until) - time.monotonic()))
+        if clock.now() >= self._lag_until:
+            self._lag_until = None
+
+    def _wake_at(self, deadline: float) -> float:
+        """When to look again if no work finishes first: a commit, a retry, a poll or the lag falling due."""
+        now = time.monotonic()
+        wake = deadline
+        if self._staged:
+            wake = min(wake, self._staged_at + self.options.commit_interval)
+        if self._retries:
+            wake = min(wake, self._retries[0][0])
+        if self._lag_until is not None:
+            wake = min(wake, now + max(0.0, (self._lag_until - self.engine.clock.now()).total_seconds()))
+        if self._wants_events(now):
+            wake = min(wake, self._next_poll)
+        return wake
+
+    def _next_events(self, receiver: EventReceiver, wait: float) -> list[Event]:
+        if self._unread:
+            return [self._unread.popleft()]
+        events = list(receiver.receive(self.options.batch_size, wait))
+        if self._suspects and any(event.run_id in self._suspects for event in events):
+            # After a node died: one event at a time, so only a run that kills the node
+            # again is blamed again.
+            self._unread.extend(events[1:])
+            return events[:1]
+        return events
+
+    def _accept(self, events: list[Event]) -> None:
+        """Take received events in: each is ready, or waits behind its run's event in hand."""
+        behind = self._behind
+        for event in events:
+            slot = _Slot(event)
+            self._window.append(slot)
+            waiting = behind.get(event.run_id)
+            if waiting is None:
+                behind[event.run_id] = deque()
+                self._ready.append(slot)
+            else:
+                waiting.append(slot)
         log = self._in_flight_log()
         if log is not None:
-            if self._suspects and any(event.run_id in self._suspects for event in events):
-                # After a node died: one event at a time, so only a run that kills the node
-                # again is blamed again.
-                events, rest = events[:1], events[1:]
-            log.begin_batch(self.role, [event.run_id for event in events])
+            # Noted before any of them runs: the runs in hand, which a crash would leave unfinished.
+            log.begin_batch(self.role, list(behind))
+
+    def _dispatch(self) -> None:
+        """Handle ready events in order while there is room; quick work runs here, slow work on workers."""
+        self._lag_until = None  # set again below while the first ready event is too young
+        ready = self._ready
+        limit = max(1, self.options.max_in_flight)
+        if not ready or len(self._running) >= limit:
+            return
         batch_lookup = self.engine.capabilities.batch_lookup
         if batch_lookup is not None:
-            # One round trip for the batch's records instead of one per event.
-            self._prefetched = batch_lookup.lookup_many(event.run_id for event in events)
-        try:
-            self._handle_events(receiver, events)
-        finally:
-            self._prefetched = {}
-            self._pending.extend(rest)
-
-    def _handle_events(self, receiver: EventReceiver, events: list[Event]) -> None:
-        writes: list[Write] = []
-        done: Event | None = None
+            # One round trip for the records of the events about to be handled, not one each:
+            # all of them while work runs here, as many as there is room for on the workers.
+            room = len(ready) if limit == 1 or self._work_time < INLINE_BELOW else limit - len(self._running)
+            wanted = {slot.event.run_id for slot in itertools.islice(ready, room) if not slot.event.malformed}
+            if wanted:
+                self._prefetched = batch_lookup.lookup_many(wanted)
         lag = self.options.lag
-        for index, event in enumerate(events):
-            if not self.holding():
-                # Nothing committed or acknowledged. Keep the batch: the receiver's position
-                # is past it, so dropping it would let a later ack skip it if the lease is
-                # renewed; if the role is lost instead, stop() drops it and the next holder
-                # reads it again from the durable cursor.
-                self._pending = events
-                return
-            now = self.engine.clock.now()
-            if lag and event.created_at + timedelta(seconds=lag) > now:
-                self._pending = events[index:]
-                self._lag_until = event.created_at + timedelta(seconds=lag)
-                break
-            self.observe_lag((now - event.created_at).total_seconds())
-            started = time.perf_counter()
-            self.in_hand = f"handling event {event.id} of run {event.run_id} on {self.topic}"
-            try:
-                outcome = self._filter(event) or self.handle(event)
-            finally:
-                self.in_hand = None
-            self.metrics.latency.observe(time.perf_counter() - started)
-            if isinstance(outcome, Retry):
-                self._pending = events[index:]
-                self.back_off(outcome.delay)
-                break
-            if isinstance(outcome, Write):
-                writes.append(outcome)
-            elif isinstance(outcome, Skipped):
-                self.metrics.skipped(outcome.reason)
-            done = event
-        if writes:
-            if not self.holding():
-                self._pending = events  # as above: redo the whole batch if the lease comes back
-                return
-            try:
-                results = self.engine.writer.commit(writes, fence=self.fence)
-            except StaleTerm:
-                # Nothing stored or acknowledged: the new holder redoes the batch.
-                self.fenced_out([write.record.run_id for write in writes])
-                return
-            for write, error in zip(writes, results, strict=True):
+        try:
+            while ready and len(self._running) < limit:
+                if not self.holding():
+                    return
+                slot = ready[0]
+                event = slot.event
+                now = self.engine.clock.now()
+                if lag and event.created_at + timedelta(seconds=lag) > now:
+                    self._lag_until = event.created_at + timedelta(seconds=lag)
+                    return
+                ready.popleft()
+                self.observe_lag((now - event.created_at).total_seconds())
+                slot.started = time.perf_counter()
+                self.in_hand = f"handling event {event.id} of run {event.run_id} on {self.topic}"
+                try:
+                    outcome = self._filter(event) or self.handle(event)
+                    if isinstance(outcome, Work):
+                        if limit > 1 and self._work_time >= INLINE_BELOW:
+                            self._submit(slot, outcome)
+                            continue
+                        outcome = self._run_here(outcome)
+                finally:
+                    self.in_hand = None
+                self._settle(slot, outcome)
+        finally:
+            self._prefetched.clear()
+
+    def _run_here(self, work: Work) -> Outcome:
+        return work.then(self._timed(work.run))
+
+    def _timed(self, run: Callable[[], Any]) -> Any:
+        """``run()``, its duration added to the moving average that decides where work runs."""
+        started = time.perf_counter()
+        try:
+            return run()
+        finally:
+            elapsed = time.perf_counter() - started
+            # A plain float store: workers' updates may race and lose one sample, never corrupt it.
+            self._work_time = elapsed if self._work_time == 0.0 else 0.7 * self._work_time + 0.3 * elapsed
+
+    def _submit(self, slot: _Slot, work: Work) -> None:
+        workers = self._workers
+        if workers is None:
+            generation = self._generation
+            finished = self._finished
+
+            def done(token: Any, result: Any, error: BaseException | None) -> None:
+                finished.put((generation, token, result, error))
+
+            workers = self._workers = Workers(self.name, max(1, self.options.max_in_flight), done)
+        self._running[slot] = work
+        workers.submit(slot, functools.partial(self._timed, work.run))
+
+    def _take_finished(self, wait: float) -> None:
+        """Settle the work the workers finished, waiting up to ``wait`` seconds for the first."""
+        if not self._running:
+            if wait > 0:
+                time.sleep(wait)
+            return
+        try:
+            item = self._finished.get(timeout=wait) if wait > 0 else self._finished.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            generation, slot, result, error = item
+            work = self._running.pop(slot, None) if generation == self._generation else None
+            if work is not None:
                 if error is not None:
-                    # Someone else moved the run since we read it; their event follows. The
-                    # step's work is lost: say so, a fleet's duplicate work must be seen.
-                    self.metrics.skipped("record version conflict")
-                    logger.warning(
-                        "%s/%s on node %s: run %s moved on before this step's result was stored "
-                        "(version %d refused): the other write stands, this one is dropped",
-                        self.engine.name,
-                        self.name,
-                        self.node_id,
-                        write.record.run_id,
-                        write.record.meta.version,
-                    )
-        if done is not None:
-            if not self.holding():
-                self._pending = events  # the lease was lost while handling (a fenced write): as above
+                    raise error  # Work.run catches the user's errors: anything else is ours
+                self._settle(slot, work.then(result))
+            try:
+                item = self._finished.get_nowait()
+            except queue.Empty:
                 return
-            self._ack(receiver, done)
+
+    def _settle(self, slot: _Slot, outcome: Outcome) -> None:
+        """Record what handling the event came to."""
+        self.metrics.latency.observe(time.perf_counter() - slot.started)
+        if isinstance(outcome, Retry):
+            heapq.heappush(self._retries, (time.monotonic() + outcome.delay, next(self._order), slot))
+            return
+        if isinstance(outcome, Write):
+            if not self._staged:
+                self._staged_at = time.monotonic()
+            self._staged.append((slot, outcome))
+            return
+        if isinstance(outcome, Skipped):
+            self.metrics.skipped(outcome.reason)
+        self._finish(slot)
+
+    def _finish(self, slot: _Slot) -> None:
+        """The event is done: the cursor may pass it, and its run's next event is ready."""
+        slot.done = True
+        run_id = slot.event.run_id
+        waiting = self._behind.get(run_id)
+        if waiting:
+            self._ready.append(waiting.popleft())
+        else:
+            self._behind.pop(run_id, None)
+
+    def _due_retries(self) -> None:
+        retries = self._retries
+        now = time.monotonic()
+        while retries and retries[0][0] <= now:
+            self._ready.appendleft(heapq.heappop(retries)[2])
+
+    def _commit_due(self) -> bool:
+        if not self._staged:
+            return False
+        if len(self._staged) >= self.options.batch_size:
+            return True
+        if not (self._running or self._ready) or self._lag_until is not None:
+            return True  # nothing else in hand that could join this commit
+        return time.monotonic() - self._staged_at >= self.options.commit_interval
+
+    def _commit(self, receiver: EventReceiver) -> None:
+        """Store the staged writes in one transaction, then acknowledge past what is done."""
+        staged, self._staged = self._staged, []
+        writes = [write for _, write in staged]
+        try:
+            results = self.engine.writer.commit(writes, fence=self.fence)
+        except StaleTerm:
+            # Nothing stored or acknowledged: the new holder redoes these events.
+            self.fenced_out([write.record.run_id for write in writes])
+            return
+        for (slot, write), error in zip(staged, results, strict=True):
+            if error is not None:
+                # Someone else moved the run since we read it; their event follows. The
+                # step's work is lost: say so, a fleet's duplicate work must be seen.
+                self.metrics.skipped("record version conflict")
+                logger.warning(
+                    "%s/%s on node %s: run %s moved on before this step's result was stored "
+                    "(version %d refused): the other write stands, this one is dropped",
+                    self.engine.name,
+                    self.name,
+                    self.node_id,
+                    write.record.run_id,
+                    write.record.meta.version,
+                )
+            self._finish(slot)
+        self._acknowledge(receiver)
+
+    def _acknowledge(self, receiver: EventReceiver) -> None:
+        """Acknowledge up to the last event before the first one not done (one call for them all)."""
+        window = self._window
+        if not window or not window[0].done or not self.holding():
+            return
+        last = window.popleft()
+        while window and window[0].done:
+            last = window.popleft()
+        self._ack(receiver, last.event)
 
     def _ack(self, receiver: EventReceiver, event: Event) -> None:
         """Acknowledge up to ``event``; under the role's lease when the streamer can check it (fencing)."""

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from actorflow.engine import Failed
 from actorflow.event import Event
-from actorflow.processes.consumer import EventConsumer, Outcome, Skipped
+from actorflow.processes.consumer import EventConsumer, Outcome, Skipped, Work
 from actorflow.record import Record, Run
 
 if TYPE_CHECKING:
@@ -32,16 +32,23 @@ class StepConsumer(EventConsumer):
         self.destinations = tuple(destinations)
 
     def handle(self, event: Event) -> Outcome:
-        """Load the run, run the step, and return the write its result asks for."""
+        """Load the run; the step itself is `Work` (it may run beside other runs' steps)."""
         record = self.load(event, self.status)
         if not isinstance(record, Record):
             return record
         paused = self.suspect_crash(record)
         if paused is not None:
             return paused
-        result = self.engine.apply(record, self.fn, self.destinations, timeout=self.options.step_timeout)
-        if isinstance(result, Failed):
-            return self.failed(record, result.error)
-        if result is None:
-            return Skipped("next value specified skip")
-        return result
+        engine, fn, destinations, timeout = self.engine, self.fn, self.destinations, self.options.step_timeout
+
+        def step() -> Any:
+            return engine.apply(record, fn, destinations, timeout=timeout)
+
+        def then(result: Any) -> Outcome:
+            if isinstance(result, Failed):
+                return self.failed(record, result.error)
+            if result is None:
+                return Skipped("next value specified skip")
+            return result  # type: ignore[no-any-return]
+
+        return Work(step, then)

@@ -1,12 +1,14 @@
 """A node for the crash test: a 3-step workflow run until killed, or until every run is done.
 
-Usage: python crash_node.py sqlite PATH RUNS [--trigger] [--poison FOREIGN_ID]
-       python crash_node.py postgres DSN SCHEMA RUNS [--trigger] [--poison FOREIGN_ID]
+Usage: python crash_node.py sqlite PATH RUNS [--trigger] [--poison FOREIGN_ID] [--io]
+       python crash_node.py postgres DSN SCHEMA RUNS [--trigger] [--poison FOREIGN_ID] [--io]
 
 With --trigger it first starts RUNS runs (foreign ids run-0 ... run-<RUNS-1>). It then runs
 the workflow and exits 0 once every run is Completed (or, with --poison, Paused: that run's
 first step kills the whole process, exit code 3, every time it runs). Progress is read
-through the record store's own API, so the same script serves every backend.
+through the record store's own API, so the same script serves every backend. With --io
+every step first waits 5 ms, as an I/O call would: the shards run their steps on worker
+threads, many at once, and the kill lands with a window of steps in hand.
 """
 
 from __future__ import annotations
@@ -53,13 +55,23 @@ def _poisoned(foreign_id: str) -> Any:
     return step
 
 
+class _Waiting(list[tuple[str, Stage]]):
+    """The steps' call log, kept as a wait: each step waits as an I/O call of ``IO_WAIT`` would."""
+
+    def append(self, item: tuple[str, Stage]) -> None:  # noqa: ARG002 - nothing kept
+        threading.Event().wait(IO_WAIT)
+
+
+IO_WAIT = 0.005
+
+
 def main() -> int:
     streamer, store, runs = adapters(sys.argv[1:])
     if "--poison" in sys.argv:
         poisoned = _poisoned(sys.argv[sys.argv.index("--poison") + 1])
         b = three_steps("crash", parallel=2, first=poisoned, first_pause_after=3)
     else:
-        b = three_steps("crash", parallel=2)
+        b = three_steps("crash", parallel=2, calls=_Waiting() if "--io" in sys.argv else None)
     wf = b.build(streamer, store, MemoryRoleScheduler(), defaults=af.Options(polling_frequency=0.05))
     if "--trigger" in sys.argv:
         for i in range(runs):

@@ -3,8 +3,9 @@
 Usage: python fleet_node.py postgres DSN SCHEMA LOG
        python fleet_node.py sqlite PATH LOG
 
-Every step it runs appends "run_id status" to LOG (after sleeping FLEET_STEP_SECONDS, if set) (one file per node), so the test can
-tell which node ran what. It claims roles through the database's lease table, serves
+Every step it runs appends "run_id status" to LOG (after sleeping FLEET_STEP_SECONDS, if set;
+one file per node), so the test can tell which node ran what; FLEET_MAX_IN_FLIGHT, if set, is
+the workflow's ``max_in_flight``. It claims roles through the database's lease table, serves
 /healthz on a free port, prints "ready PORT NODE_ID" once started and "stopped" when
 done.
 """
@@ -84,7 +85,10 @@ def build(args: list[str]) -> tuple[af.Builder[Item, Stage], tuple[Any, Any, Any
 def main(args: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     builder, (streamer, store, scheduler, timeouts), _ = build(args)
-    wf = builder.build(streamer, store, scheduler, timeout_store=timeouts)
+    # FLEET_MAX_IN_FLIGHT: steps a shard runs at once (a test whose backlog must last sets it low).
+    in_flight = os.environ.get("FLEET_MAX_IN_FLIGHT")
+    defaults = af.Options(max_in_flight=int(in_flight)) if in_flight else None
+    wf = builder.build(streamer, store, scheduler, timeout_store=timeouts, defaults=defaults)
     supervisor = af.Supervisor([wf], metrics_port=0)
     run_until_stopped(supervisor, lambda: print(f"ready {supervisor.metrics_port} {supervisor.node_id}", flush=True))
     print("stopped", flush=True)

@@ -38,14 +38,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 class Node:
     """One node process, started; its /healthz port and node id once it said it is ready."""
 
-    def __init__(self, args: list[str], log: Path, step_seconds: float = 0.0) -> None:
+    def __init__(self, args: list[str], log: Path, step_seconds: float = 0.0, in_flight: int = 0) -> None:
         self.log = log
+        env = {**os.environ, "FLEET_STEP_SECONDS": str(step_seconds)}
+        if in_flight:
+            env["FLEET_MAX_IN_FLIGHT"] = str(in_flight)
         self.proc = subprocess.Popen(
             [sys.executable, str(NODE), *args, str(log)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "FLEET_STEP_SECONDS": str(step_seconds)},
+            env=env,
         )
         self.port, self.node_id = 0, ""
 
@@ -91,13 +94,16 @@ class Fleet:
         self.nodes: list[Node] = []
         self.wf = three_steps("fleet").build(*adapters, MemoryRoleScheduler())
 
-    def start(self, step_seconds: float = 0.0) -> Node:
+    def start(self, step_seconds: float = 0.0, in_flight: int = 0) -> Node:
         """One more node, once ready; each of its steps takes ``step_seconds``."""
-        return self.start_many(1, step_seconds)[0]
+        return self.start_many(1, step_seconds, in_flight)[0]
 
-    def start_many(self, count: int, step_seconds: float = 0.0) -> list[Node]:
-        """``count`` more nodes, launched together, once all are ready."""
-        launched = [Node(self.args, self.logs / f"steps-{len(self.nodes) + i}.log", step_seconds) for i in range(count)]
+    def start_many(self, count: int, step_seconds: float = 0.0, in_flight: int = 0) -> list[Node]:
+        """``count`` more nodes, launched together, once all are ready (``in_flight``: their max_in_flight)."""
+        launched = [
+            Node(self.args, self.logs / f"steps-{len(self.nodes) + i}.log", step_seconds, in_flight)
+            for i in range(count)
+        ]
         self.nodes.extend(launched)
         return [node.wait_ready() for node in launched]
 
@@ -237,11 +243,13 @@ def test_a_frozen_node_wakes_after_its_roles_moved_and_rejoins_without_a_restart
 def test_a_node_joining_a_busy_fleet_takes_its_share_without_stalling_the_runs(fleet):
     """Two nodes work a backlog; a third joins: it takes roles and works steps, and the runs never stop moving."""
     start, wf = fleet
-    pace = 0.005  # each step: a backlog that lasts ~10 s, well past the time the hand-overs take
-    first = start(2, pace)
+    # Each step waits 10 ms, two at a time per shard: a backlog that lasts several seconds, well
+    # past the time the hand-overs take (which wait for the steps in hand).
+    pace, in_flight = 0.01, 2
+    first = start(2, pace, in_flight)
     run_ids = [wf.trigger(f"r{i}", Item(f"r{i}")) for i in range(RUNS)]
     eventually(lambda: _completed(wf) >= RUNS // 5, timeout=120, what="a fifth of the runs completed")
-    (joined,) = start(1, pace)
+    (joined,) = start(1, pace, in_flight)
     nodes = [*first, joined]
     # Progress sampled while the roles move over: the longest time with no run completing.
     last_count, last_change, longest = _completed(wf), time.monotonic(), 0.0
