@@ -170,11 +170,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.vs:
+        from actorflow.bench_vs import run_vs  # noqa: PLC0415
+
+        if not args.dsn:
+            sys.stderr.write("actorflow bench --vs dbos: --dsn (a PostgreSQL DSN both engines use) is required\n")
+            return 2
+        single = 200 if args.latency_runs is None else int(args.latency_runs)
+        return run_vs(dsn=args.dsn, single=single, parallel=int(args.parallel), output=args.output)
     from actorflow.bench import run_bench  # noqa: PLC0415
 
     return run_bench(
         runs=int(args.runs),
-        latency_runs=int(args.latency_runs),
+        latency_runs=1000 if args.latency_runs is None else int(args.latency_runs),
         backend=args.backend,
         output=args.output,
         dsn=args.dsn,
@@ -261,11 +269,13 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure throughput and latency, and append them to BENCHMARKS.md")
     _add(bench, "runs", default=10_000, type=int, help="runs in the throughput backlog")
-    _add(bench, "latency-runs", default=1000, type=int, help="single runs timed one after another")
+    _add(bench, "latency-runs", default=None, type=int, help="single runs timed one after another (1000; --vs: 200)")
     _add(bench, "backend", default="memory", choices=list(BACKENDS), help="adapters to measure")
     _add(bench, "dsn", default=None, help="database DSN for server backends (kafka: records in PostgreSQL)")
     _add(bench, "bootstrap-servers", default=None, help="Kafka brokers for --backend kafka, e.g. localhost:9092")
     _add(bench, "output", default="BENCHMARKS.md", help="file the figures are appended to ('-' for none)")
+    _add(bench, "vs", default=None, choices=["dbos"], help="run DBOS Transact on the same loads, compare (bench extra)")
+    _add(bench, "parallel", default=4, type=int, help="--vs: actorflow's parallel_count for each step")
     bench.set_defaults(func=_cmd_bench)
     return parser
 

@@ -7,7 +7,7 @@ The public facade of a built workflow. Every method delegates to the workflow's
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -106,6 +106,18 @@ class Workflow(Generic[T, S]):
         that does not encode; nothing is stored then.
         """
         return actions.trigger(self.engine, foreign_id, initial_value, None if start_at is None else int(start_at))
+
+    def trigger_many(self, items: Iterable[str | tuple[str, T | None]], start_at: S | None = None) -> list[str]:
+        """Start a run for each item (a foreign id, or ``(foreign_id, initial_value)``), in one commit.
+
+        Returns the run ids in the items' order. For bulk work: one transaction (one
+        multi-row write) instead of one per run. Every item is checked first, and an
+        unknown status, a terminal ``start_at`` or an object that does not encode raises
+        before anything is stored. A foreign id with an unfinished run is refused alone:
+        the others are stored, and `WorkflowInProgress` is raised with ``foreign_ids``
+        (the refused) and ``run_ids`` (the runs started).
+        """
+        return actions.trigger_many(self.engine, items, None if start_at is None else int(start_at))
 
     def await_status(self, foreign_id: str, run_id: str, status: S, timeout: float = 60.0) -> Run[T, S]:
         """Wait until the run is, or has been since it was triggered, at ``status``.

@@ -8,26 +8,57 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from actorflow._trace import trace_origin
-from actorflow.errors import ActorflowError, AwaitTimeout, InvalidTransition, StepError, VersionConflict
+from actorflow.errors import (
+    ActorflowError,
+    AwaitTimeout,
+    InvalidTransition,
+    StepError,
+    VersionConflict,
+    WorkflowInProgress,
+)
 from actorflow.record import Record, RecordMeta, Run
 from actorflow.runstate import RunState, check_run_state_transition
 
 from .core import Engine, Failed
 from .transitions import Write
 
-__all__ = ["await_status", "callback", "change_run_state", "trigger"]
+__all__ = ["await_status", "callback", "change_run_state", "trigger", "trigger_many"]
 
 # Run states a status counts as reached in (a pause or a cancel never satisfies a wait).
 _REACHED = frozenset({RunState.INITIATED, RunState.RUNNING, RunState.COMPLETED})
 _RETRIES_ON_CONFLICT = 5
+_SHOWN = 5  # foreign ids an error message names
 
 
 def trigger(engine: Engine[Any, Any], foreign_id: str, initial_value: Any = None, start_at: int | None = None) -> str:
     """Store version 1 of a new run of ``foreign_id``; its run id (see `Workflow.trigger`)."""
+    record = _first_record(engine, foreign_id, initial_value, start_at)
+    engine.writer.store(Write(record, RunState.UNKNOWN))
+    return record.run_id
+
+
+def trigger_many(engine: Engine[Any, Any], items: Iterable[Any], start_at: int | None = None) -> list[str]:
+    """Store version 1 of a run for each item, in one commit; their run ids (see `Workflow.trigger_many`)."""
+    records = []
+    for item in items:
+        foreign_id, initial_value = (item, None) if isinstance(item, str) else item
+        records.append(_first_record(engine, foreign_id, initial_value, start_at))
+    results = engine.writer.store_all([Write(record, RunState.UNKNOWN) for record in records])
+    refused = [(record.foreign_id, error) for record, error in zip(records, results, strict=True) if error is not None]
+    if refused:
+        stored = [record.run_id for record, error in zip(records, results, strict=True) if error is None]
+        shown = ", ".join(repr(fid) for fid, _ in refused[:_SHOWN]) + (" ..." if len(refused) > _SHOWN else "")
+        msg = f"{len(refused)} of {len(records)} runs not started, a run of each in progress: {shown}"
+        raise WorkflowInProgress(msg, foreign_ids=[fid for fid, _ in refused], run_ids=stored)
+    return [record.run_id for record in records]
+
+
+def _first_record(engine: Engine[Any, Any], foreign_id: str, initial_value: Any, start_at: int | None) -> Record:
+    """A new run's version 1, checked (the start status, the object encodes); nothing stored."""
     config = engine.config
     start = config.default_start if start_at is None else int(start_at)
     config.graph.require(start)
@@ -38,7 +69,7 @@ def trigger(engine: Engine[Any, Any], foreign_id: str, initial_value: Any = None
     obj = config.object_type() if initial_value is None else initial_value
     data = config.codec.encode(obj)
     now = engine.clock.now()
-    record = Record(
+    return Record(
         workflow_name=engine.name,
         foreign_id=foreign_id,
         run_id=str(uuid.uuid4()),
@@ -49,8 +80,6 @@ def trigger(engine: Engine[Any, Any], foreign_id: str, initial_value: Any = None
         updated_at=now,
         meta=RecordMeta(version=1, status_description=describe(start), trace_origin=trace_origin()),
     )
-    engine.writer.store(Write(record, RunState.UNKNOWN))
-    return record.run_id
 
 
 def await_status(engine: Engine[Any, Any], foreign_id: str, run_id: str, status: int, timeout: float) -> Run[Any, Any]:

@@ -1,7 +1,8 @@
 """The engine's one write path: every record the engine stores goes through `Writer.commit`.
 
 A consumer's batch (group commit) and an immediate write (a trigger, a callback, a
-pause) are two uses of the same call, so the version rule (each write adds exactly 1,
+pause) are two uses of the same call; immediate writes made at the same time by several
+threads share one commit too (`Writer.store`), so the version rule (each write adds exactly 1,
 checked atomically by the store), the forgetting of stale error counts, the
 ``workflow_run_state_changes`` metric and the wake-up of waiters are applied once, the
 same way for every writer. A role's writes carry its lease (`Fence`): a store that can
@@ -11,6 +12,7 @@ check it in the write's own transaction (`FencedStore`) refuses the whole write 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 
 from actorflow.capabilities import BatchStore, FencedStore
@@ -61,6 +63,10 @@ class Writer:
         self._forget_in_store = forget_in_store and self._batch is not None
         self._watch = watch
         self._metrics = metrics
+        # Immediate writes waiting for the commit in progress to end, to share the next one.
+        self._queue: list[_Queued] = []
+        self._committing = False
+        self._turn = threading.Condition()
 
     def fence_through(self, *, enabled: bool) -> None:
         """Send fences to the store from now on (``enabled``), or not (its role scheduler changed)."""
@@ -110,8 +116,69 @@ class Writer:
                 raise error
         return results
 
+    @property
+    def waiting(self) -> int:
+        """Writes queued behind the shared commit in progress (`store`)."""
+        with self._turn:
+            return sum(len(queued.writes) for queued in self._queue)
+
     def store(self, write: Write) -> None:
-        """Store one write now, raising `VersionConflict`/`WorkflowInProgress` as the store does."""
-        error = self.commit((write,))[0]
+        """Store one write now, raising `VersionConflict`/`WorkflowInProgress` as the store does.
+
+        Writes that other threads make meanwhile share a commit (group commit): a thread
+        that finds a commit in progress queues its write, and the first to find none
+        commits everything queued in one transaction. Alone, a write commits at once.
+        """
+        error = self.store_all((write,))[0]
         if error is not None:
             raise error
+
+    def store_all(self, writes: Sequence[Write]) -> list[Exception | None]:
+        """As `commit` without a fence, sharing the commit with other threads' (see `store`)."""
+        mine = _Queued(writes)
+        turn = self._turn
+        with turn:
+            self._queue.append(mine)
+            while mine.results is None and mine.error is None and self._committing:
+                turn.wait()
+            if mine.results is not None or mine.error is not None:
+                return mine.take()
+            self._committing = True
+            batch, self._queue = self._queue, []
+        try:
+            flat = [write for queued in batch for write in queued.writes]
+            try:
+                results: list[Exception | None] | None = self.commit(flat)
+                error: Exception | None = None
+            except Exception as exc:  # noqa: BLE001 - handed to every writer of the batch
+                results, error = None, exc
+            start = 0
+            for queued in batch:
+                end = start + len(queued.writes)
+                queued.results, queued.error = (None, error) if results is None else (results[start:end], None)
+                start = end
+        finally:
+            for queued in batch:
+                if queued.results is None and queued.error is None:  # interrupted (a BaseException)
+                    queued.error = RuntimeError("the shared commit was interrupted")
+            with turn:
+                self._committing = False
+                turn.notify_all()
+        return mine.take()
+
+
+class _Queued:
+    """Writes waiting in `Writer.store_all`, and what their commit came to."""
+
+    __slots__ = ("error", "results", "writes")
+
+    def __init__(self, writes: Sequence[Write]) -> None:
+        self.writes = writes
+        self.results: list[Exception | None] | None = None
+        self.error: Exception | None = None
+
+    def take(self) -> list[Exception | None]:
+        if self.error is not None:
+            raise self.error
+        assert self.results is not None  # noqa: S101 - set before any waiter returns
+        return self.results

@@ -167,15 +167,19 @@ class EventConsumer(Process):
         Events not acknowledged are delivered again to the role's next holder.
         """
         receiver, self._receiver = self._receiver, None
-        if receiver is not None and self._running and self.holding():
-            self._drain(receiver)
-        self._reset()
-        self._lag_until = None
-        workers, self._workers = self._workers, None
-        if workers is not None:
-            workers.close()
+        try:
+            if receiver is not None and self._running and self.holding():
+                self._drain(receiver)
+        finally:
+            # Even when the drain failed (the store is down): no thread or receiver is left.
+            self._reset()
+            self._lag_until = None
+            workers, self._workers = self._workers, None
+            if workers is not None:
+                workers.close()
+            if receiver is not None:
+                receiver.close()
         if receiver is not None:
-            receiver.close()
             log = self._in_flight_log()
             if log is not None:
                 try:

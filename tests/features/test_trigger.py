@@ -9,6 +9,7 @@ import pytest
 
 import actorflow as af
 from tests.model import T0, Calls, Order, Status
+from tests.waiting import eventually
 
 
 def _nothing_stored(wf: af.Workflow[Order, Status], foreign_id: str) -> None:
@@ -160,3 +161,92 @@ def test_concurrent_triggers_for_one_foreign_id_start_exactly_one_run(build, lin
     assert len(run_ids) == 1
     assert all(isinstance(r, af.WorkflowInProgress) for r in results if not isinstance(r, str))
     assert [r.run_id for r in wf.record_store.list(wf.name, filter=af.RecordFilter(foreign_ids=("o-1",)))] == run_ids
+
+
+def _spy_store_many(
+    monkeypatch: pytest.MonkeyPatch, wf: af.Workflow[Order, Status], hold: threading.Event | None = None
+):
+    """The record batches ``wf``'s store commits from now on; the first waits for ``hold`` when given."""
+    store = wf.record_store
+    original = store.store_many
+    batches: list[list[str]] = []
+    lock = threading.Lock()
+
+    def store_many(records, **options):
+        records = list(records)
+        with lock:
+            first = not batches
+            batches.append([r.foreign_id for r in records])
+        if first and hold is not None:
+            assert hold.wait(10), "the test never released the first commit"
+        return original(records, **options)
+
+    monkeypatch.setattr(store, "store_many", store_many)
+    return batches
+
+
+def test_trigger_many_starts_every_run_in_one_commit(start, linear, monkeypatch):
+    """Run ids in the items' order, one store_many for all of them, and every run goes through."""
+    wf = start(linear())
+    batches = _spy_store_many(monkeypatch, wf)
+    items = [f"o-{i}" for i in range(5)] + [("o-5", Order(id="o-5", amount=7))]
+    run_ids = wf.trigger_many(items)
+    assert batches[0] == [f"o-{i}" for i in range(6)]
+    assert [wf.record_store.lookup(r).foreign_id for r in run_ids] == [f"o-{i}" for i in range(6)]
+    assert wf.await_status("o-5", run_ids[5], Status.DONE, timeout=10).object.amount == 7 + 3  # one per step
+    for i, run_id in enumerate(run_ids[:5]):
+        wf.await_status(f"o-{i}", run_id, Status.DONE, timeout=10)
+
+
+def test_trigger_many_stores_nothing_when_an_item_does_not_encode(build):
+    """An object that does not encode, anywhere in the items: CodecError, no run started."""
+    from tests.model import Unencodable
+
+    b = af.Builder("unenc", Unencodable, Status)
+    b.add_step(Status.STARTED, lambda run: Status.DONE, Status.DONE)
+    wf = build(b)
+    with pytest.raises(af.CodecError):
+        wf.trigger_many(["a", ("b", Unencodable(id="b", things={object()})), "c"])
+    for fid in "abc":
+        with pytest.raises(af.RecordNotFound):
+            wf.record_store.latest(wf.name, fid)
+
+
+def test_trigger_many_refuses_a_foreign_id_in_progress_alone(build, linear):
+    """One item's foreign id has a run in progress: it is refused, the others start, and the error names both."""
+    wf = build(linear())
+    busy = wf.trigger("busy")
+    with pytest.raises(af.WorkflowInProgress) as caught:
+        wf.trigger_many(["a", "busy", "b"])
+    assert caught.value.foreign_ids == ["busy"]
+    assert [wf.record_store.lookup(r).foreign_id for r in caught.value.run_ids] == ["a", "b"]
+    assert wf.record_store.latest(wf.name, "busy").run_id == busy
+
+
+def test_triggers_from_many_threads_share_a_commit(build, linear, monkeypatch):
+    """While one trigger's commit is in progress, the triggers of other threads queue and then commit together."""
+    wf = build(linear())
+    hold = threading.Event()
+    batches = _spy_store_many(monkeypatch, wf, hold)
+    results: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def trigger(fid: str) -> None:
+        run_id = wf.trigger(fid)
+        with lock:
+            results[fid] = run_id
+
+    first = threading.Thread(target=trigger, args=("first",))
+    first.start()
+    eventually(lambda: len(batches) == 1, what="the first trigger's commit in progress")
+    others = [threading.Thread(target=trigger, args=(f"o-{i}",)) for i in range(6)]
+    for t in others:
+        t.start()
+    eventually(lambda: wf.engine.writer.waiting == 6, what="six triggers queued behind it")
+    hold.set()
+    for t in [first, *others]:
+        t.join(10)
+    assert batches[0] == ["first"]
+    assert sorted(batches[1]) == [f"o-{i}" for i in range(6)]
+    assert len(batches) == 2
+    assert {wf.record_store.lookup(r).foreign_id for r in results.values()} == {"first"} | {f"o-{i}" for i in range(6)}

@@ -236,4 +236,3 @@ def test_quick_steps_run_on_the_shard_thread():
     finally:
         wf.stop()
     assert not any("worker" in name for name in threads), threads
-
