@@ -13,7 +13,7 @@ import builtins
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from actorflow.clock import Clock
 from actorflow.event import Event
@@ -25,6 +25,9 @@ __all__ = [
     "BatchLookup",
     "BatchStore",
     "ClockBorrower",
+    "CommitAcks",
+    "CursorMove",
+    "CursorMoves",
     "DirectPublisher",
     "ErrorCounter",
     "FencedAcks",
@@ -38,6 +41,7 @@ __all__ = [
     "NodeInfo",
     "OutboxWaiter",
     "PartitionedReceiver",
+    "RecordsAlong",
     "Snapshots",
 ]
 
@@ -117,6 +121,72 @@ class FencedAcks(Protocol):
 
     def fences_with(self, role_scheduler: RoleScheduler) -> bool:
         """True when ``role_scheduler``'s leases are in this streamer's database. Must not connect."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CursorMove:
+    """A receiver's acknowledgement, made by the record store in the transaction of a batch (`CommitAcks`).
+
+    ``position`` is the adapter's own cursor position (what its receiver would save).
+    """
+
+    topic: str
+    name: str
+    position: tuple[Any, ...]
+
+
+@runtime_checkable
+class CursorMoves(Protocol):
+    """A receiver whose acknowledgements a `CommitAcks` store can make in its commits."""
+
+    def cursor_move(self, event: Event) -> CursorMove | None:
+        """The acknowledgement up to ``event`` as a move for the store's next commit (``None``: nothing to move).
+
+        The receiver counts it as made: the caller commits it, or drops the receiver (its
+        next holder reads from the durable cursor).
+        """
+        ...
+
+
+@runtime_checkable
+class RecordsAlong(Protocol):
+    """A receiver that reads each event's current record in the same query as the event.
+
+    When the record store keeps its records in the streamer's database, a consumer then
+    needs no lookup round trip of its own for the events it is about to handle.
+    """
+
+    def read_records_along(self) -> None:
+        """From now on, read each event's record with it (the caller knows the store shares the database)."""
+        ...
+
+    def records(self) -> dict[str, Record]:
+        """The records read with the events of the last `receive`, by run id (taken: the next call has none)."""
+        ...
+
+
+@runtime_checkable
+class CommitAcks(Protocol):
+    """A record store that moves a cursor of its own database in the transaction of a batch of records.
+
+    A consumer's acknowledgement then rides in the commit of the writes it follows: one
+    transaction per batch instead of two, and the cursor moves exactly when they commit.
+    """
+
+    def acks_for(self, event_streamer: EventStreamer) -> bool:
+        """True when ``event_streamer``'s cursors are in this store's database. Must not connect."""
+        ...
+
+    def store_many(
+        self,
+        records: Sequence[Record],
+        *,
+        forget_errors: bool = False,
+        fence: Fence | None = None,
+        acks: Sequence[CursorMove] = (),
+    ) -> builtins.list[Exception | None]:
+        """As `FencedStore.store_many`; the cursor moves in ``acks`` are made in the same transaction."""
         ...
 
 

@@ -47,7 +47,7 @@ def trigger_many(engine: Engine[Any, Any], items: Iterable[Any], start_at: int |
     for item in items:
         foreign_id, initial_value = (item, None) if isinstance(item, str) else item
         records.append(_first_record(engine, foreign_id, initial_value, start_at))
-    results = engine.writer.store_all([Write(record, RunState.UNKNOWN) for record in records])
+    results = engine.writer.commit([Write(record, RunState.UNKNOWN) for record in records])
     refused = [(record.foreign_id, error) for record, error in zip(records, results, strict=True) if error is not None]
     if refused:
         stored = [record.run_id for record, error in zip(records, results, strict=True) if error is None]

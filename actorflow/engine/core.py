@@ -20,6 +20,7 @@ from actorflow.capabilities import (
     BatchLookup,
     BatchStore,
     ClockBorrower,
+    CommitAcks,
     DirectPublisher,
     ErrorCounter,
     FencedAcks,
@@ -73,6 +74,7 @@ class Capabilities:
     publishes_directly: bool  # events written in the record's transaction: no outbox relay
     fences: bool  # the store checks a role's lease in the transaction of the role's writes
     fenced_acks: bool  # the streamer's receivers check it in the transaction of an acknowledgement
+    commit_acks: bool  # the store moves the streamer's cursors in the transaction of a batch
 
     @classmethod
     def detect(cls, name: str, store: RecordStore, streamer: EventStreamer, scheduler: RoleScheduler) -> Capabilities:
@@ -86,6 +88,7 @@ class Capabilities:
             publishes_directly=isinstance(store, DirectPublisher) and store.publish_directly(name, streamer),
             fences=isinstance(store, FencedStore) and store.fences_with(scheduler),
             fenced_acks=isinstance(streamer, FencedAcks) and streamer.fences_with(scheduler),
+            commit_acks=isinstance(store, CommitAcks) and store.acks_for(streamer),
         )
 
 

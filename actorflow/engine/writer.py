@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from actorflow.capabilities import BatchStore, FencedStore
+from actorflow.capabilities import BatchStore, CommitAcks, CursorMove, FencedStore
 from actorflow.errors import VersionConflict, WorkflowInProgress
 from actorflow.metrics import Metrics
 from actorflow.protocols import Fence, RecordStore
@@ -58,6 +58,7 @@ class Writer:
     ) -> None:
         self._store = store
         self._batch = store if isinstance(store, BatchStore) else None
+        self._acks = store if isinstance(store, CommitAcks) else None
         self._fenced = store if fenced and isinstance(store, FencedStore) else None
         self._counts = counts
         self._forget_in_store = forget_in_store and self._batch is not None
@@ -77,19 +78,39 @@ class Writer:
         """True when the store refuses a write made under a lease the role has moved on from."""
         return self._fenced is not None
 
-    def commit(self, writes: Sequence[Write], *, fence: Fence | None = None) -> list[Exception | None]:
+    def commit(
+        self, writes: Sequence[Write], *, fence: Fence | None = None, ack: CursorMove | None = None
+    ) -> list[Exception | None]:
         """Store every write (in one transaction when the store can); one result per write.
 
         A `VersionConflict` or `WorkflowInProgress` is returned in its write's place and
         never undoes the others; any other error is raised (the store itself failed).
         ``fence`` is the lease of the role the writes are made for: a store that fences
         raises `StaleTerm` and stores none of them once it is not the role's current one.
+        ``ack``: a cursor move the store makes in the same transaction (a `CommitAcks`
+        store only, for its own streamer's receivers: ``Capabilities.commit_acks``).
+
+        Commits made by several threads at the same time share one transaction (group
+        commit): a thread that finds a commit in progress queues its writes, and the
+        first to find none commits everything queued together. Alone, writes commit at
+        once. Fenced writes commit alone: their lease is checked in their own transaction.
         """
         if not writes:
             return []
+        if ack is not None and self._acks is None:
+            msg = "a cursor move was given to a store that cannot make one (not CommitAcks)"
+            raise TypeError(msg)
+        if fence is not None and self._fenced is not None:
+            return self._write(writes, fence, [ack] if ack is not None else [])
+        return self._shared(_Queued(writes, ack))
+
+    def _write(self, writes: Sequence[Write], fence: Fence | None, acks: list[CursorMove]) -> list[Exception | None]:
+        """One transaction for ``writes`` (and the cursor moves), then what every stored write is owed."""
         records = [write.record for write in writes]
         results: list[Exception | None]
-        if fence is not None and self._fenced is not None:
+        if acks and self._acks is not None:
+            results = self._acks.store_many(records, forget_errors=self._forget_in_store, fence=fence, acks=acks)
+        elif fence is not None and self._fenced is not None:
             results = self._fenced.store_many(records, forget_errors=self._forget_in_store, fence=fence)
         elif self._batch is None:
             results = []
@@ -116,26 +137,8 @@ class Writer:
                 raise error
         return results
 
-    @property
-    def waiting(self) -> int:
-        """Writes queued behind the shared commit in progress (`store`)."""
-        with self._turn:
-            return sum(len(queued.writes) for queued in self._queue)
-
-    def store(self, write: Write) -> None:
-        """Store one write now, raising `VersionConflict`/`WorkflowInProgress` as the store does.
-
-        Writes that other threads make meanwhile share a commit (group commit): a thread
-        that finds a commit in progress queues its write, and the first to find none
-        commits everything queued in one transaction. Alone, a write commits at once.
-        """
-        error = self.store_all((write,))[0]
-        if error is not None:
-            raise error
-
-    def store_all(self, writes: Sequence[Write]) -> list[Exception | None]:
-        """As `commit` without a fence, sharing the commit with other threads' (see `store`)."""
-        mine = _Queued(writes)
+    def _shared(self, mine: _Queued) -> list[Exception | None]:
+        """Commit ``mine`` with whatever other threads queue meanwhile (see `commit`)."""
         turn = self._turn
         with turn:
             self._queue.append(mine)
@@ -147,8 +150,9 @@ class Writer:
             batch, self._queue = self._queue, []
         try:
             flat = [write for queued in batch for write in queued.writes]
+            acks = [queued.ack for queued in batch if queued.ack is not None]
             try:
-                results: list[Exception | None] | None = self.commit(flat)
+                results: list[Exception | None] | None = self._write(flat, None, acks)
                 error: Exception | None = None
             except Exception as exc:  # noqa: BLE001 - handed to every writer of the batch
                 results, error = None, exc
@@ -166,14 +170,27 @@ class Writer:
                 turn.notify_all()
         return mine.take()
 
+    @property
+    def waiting(self) -> int:
+        """Writes queued behind the shared commit in progress (see `commit`)."""
+        with self._turn:
+            return sum(len(queued.writes) for queued in self._queue)
+
+    def store(self, write: Write) -> None:
+        """Store one write now (sharing a commit with other threads'), raising a refusal as the store does."""
+        error = self.commit((write,))[0]
+        if error is not None:
+            raise error
+
 
 class _Queued:
-    """Writes waiting in `Writer.store_all`, and what their commit came to."""
+    """Writes (and a cursor move) waiting for a shared commit, and what it came to."""
 
-    __slots__ = ("error", "results", "writes")
+    __slots__ = ("ack", "error", "results", "writes")
 
-    def __init__(self, writes: Sequence[Write]) -> None:
+    def __init__(self, writes: Sequence[Write], ack: CursorMove | None) -> None:
         self.writes = writes
+        self.ack = ack
         self.results: list[Exception | None] | None = None
         self.error: Exception | None = None
 

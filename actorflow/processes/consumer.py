@@ -25,7 +25,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from actorflow.capabilities import FencedReceiver, InFlightLog, PartitionedReceiver
+from actorflow.capabilities import (
+    CursorMove,
+    CursorMoves,
+    FencedReceiver,
+    InFlightLog,
+    PartitionedReceiver,
+    RecordsAlong,
+)
 from actorflow.engine import Write
 from actorflow.errors import CorruptRecord, RecordNotFound, StaleTerm
 from actorflow.event import Event, Header, shard_of
@@ -124,6 +131,10 @@ class EventConsumer(Process):
         # Runs this role's previous holder was handling when it died (see InFlightLog).
         self._suspects: set[str] = set()
         self._refilter = True
+        self._fresh: dict[str, Record] = {}
+        self._moves: CursorMoves | None = None
+        self._fenced_receiver: FencedReceiver | None = None
+        self._records_along: RecordsAlong | None = None
         self._workers: Workers | None = None
         self._work_time = 0.0  # moving average of a Work's duration: quick work runs on this thread
         self._reset()
@@ -137,6 +148,8 @@ class EventConsumer(Process):
         self._staged: list[tuple[_Slot, Write]] = []  # handled: their writes wait for the commit
         self._staged_at = 0.0
         self._unread: deque[Event] = deque()  # received, let in one at a time (after a node died)
+        # Records read with the events (RecordsAlong), for the first slot in hand of each run.
+        self._along: dict[str, Record] = {}
         self._running: dict[_Slot, Work] = {}
         self._finished: queue.SimpleQueue[tuple[int, _Slot, Any, BaseException | None]] = queue.SimpleQueue()
         self._next_poll = 0.0
@@ -159,6 +172,13 @@ class EventConsumer(Process):
         receiver = self.engine.event_streamer.new_receiver(self.topic, self.role, options)
         # A partitioned receiver's share is its partitions, whoever placed the events there.
         self._refilter = not (isinstance(receiver, PartitionedReceiver) and receiver.partitioned())
+        # Checked once: a runtime protocol check costs tens of microseconds, too much per commit.
+        shared = self.engine.capabilities.commit_acks  # the store is in the streamer's database
+        self._moves = receiver if shared and isinstance(receiver, CursorMoves) else None
+        self._fenced_receiver = receiver if isinstance(receiver, FencedReceiver) else None
+        self._records_along = receiver if shared and isinstance(receiver, RecordsAlong) else None
+        if self._records_along is not None:
+            self._records_along.read_records_along()
         self._receiver = receiver
 
     def stop(self) -> None:
@@ -290,6 +310,8 @@ class EventConsumer(Process):
         if self._unread:
             return [self._unread.popleft()]
         events = list(receiver.receive(self.options.batch_size, wait))
+        if self._records_along is not None:
+            self._fresh = self._records_along.records()
         if self._suspects and any(event.run_id in self._suspects for event in events):
             # After a node died: one event at a time, so only a run that kills the node
             # again is blamed again.
@@ -300,13 +322,18 @@ class EventConsumer(Process):
     def _accept(self, events: list[Event]) -> None:
         """Take received events in: each is ready, or waits behind its run's event in hand."""
         behind = self._behind
+        fresh, self._fresh = self._fresh, {}
         for event in events:
             slot = _Slot(event)
             self._window.append(slot)
-            waiting = behind.get(event.run_id)
+            run_id = event.run_id
+            waiting = behind.get(run_id)
             if waiting is None:
-                behind[event.run_id] = deque()
+                behind[run_id] = deque()
                 self._ready.append(slot)
+                record = fresh.get(run_id)
+                if record is not None:  # read with the event: good for this slot (not for later ones)
+                    self._along[run_id] = record
             else:
                 waiting.append(slot)
         log = self._in_flight_log()
@@ -321,14 +348,17 @@ class EventConsumer(Process):
         limit = max(1, self.options.max_in_flight)
         if not ready or len(self._running) >= limit:
             return
+        # The records of the events about to be handled: read with them, else one round trip
+        # for all (not one each): all of them while work runs here, as many as there is room
+        # for on the workers.
+        room = len(ready) if limit == 1 or self._work_time < INLINE_BELOW else limit - len(self._running)
+        wanted = {slot.event.run_id for slot in itertools.islice(ready, room) if not slot.event.malformed}
+        along = self._along
+        found = {run_id: along.pop(run_id) for run_id in wanted if run_id in along}
         batch_lookup = self.engine.capabilities.batch_lookup
-        if batch_lookup is not None:
-            # One round trip for the records of the events about to be handled, not one each:
-            # all of them while work runs here, as many as there is room for on the workers.
-            room = len(ready) if limit == 1 or self._work_time < INLINE_BELOW else limit - len(self._running)
-            wanted = {slot.event.run_id for slot in itertools.islice(ready, room) if not slot.event.malformed}
-            if wanted:
-                self._prefetched = batch_lookup.lookup_many(wanted)
+        if batch_lookup is not None and len(found) < len(wanted):
+            found.update(batch_lookup.lookup_many(wanted.difference(found)))
+        self._prefetched = found
         lag = self.options.lag
         try:
             while ready and len(self._running) < limit:
@@ -424,6 +454,7 @@ class EventConsumer(Process):
         """The event is done: the cursor may pass it, and its run's next event is ready."""
         slot.done = True
         run_id = slot.event.run_id
+        self._along.pop(run_id, None)
         waiting = self._behind.get(run_id)
         if waiting:
             self._ready.append(waiting.popleft())
@@ -449,8 +480,9 @@ class EventConsumer(Process):
         """Store the staged writes in one transaction, then acknowledge past what is done."""
         staged, self._staged = self._staged, []
         writes = [write for _, write in staged]
+        last, move = self._cursor_move(staged)
         try:
-            results = self.engine.writer.commit(writes, fence=self.fence)
+            results = self.engine.writer.commit(writes, fence=self.fence, ack=move)
         except StaleTerm:
             # Nothing stored or acknowledged: the new holder redoes these events.
             self.fenced_out([write.record.run_id for write in writes])
@@ -470,7 +502,33 @@ class EventConsumer(Process):
                     write.record.meta.version,
                 )
             self._finish(slot)
+        if move is not None:
+            # The commit moved the cursor past ``last``: those slots leave the window unacknowledged here.
+            window = self._window
+            while window and window[0] is not last:
+                window.popleft()
+            window.popleft()
         self._acknowledge(receiver)
+
+    def _cursor_move(self, staged: list[tuple[_Slot, Write]]) -> tuple[_Slot | None, CursorMove | None]:
+        """The acknowledgement the commit of ``staged`` can make itself: past the last slot it leaves done.
+
+        ``(None, None)`` when the store cannot (the receiver then acknowledges after the
+        commit), or when the commit would not move the cursor.
+        """
+        moves = self._moves  # the receiver's own capability, checked when it was opened
+        if moves is None:
+            return None, None
+        committing = {id(slot) for slot, _ in staged}
+        last: _Slot | None = None
+        for slot in self._window:
+            if not (slot.done or id(slot) in committing):
+                break
+            last = slot
+        if last is None:
+            return None, None
+        move = moves.cursor_move(last.event)
+        return (last, move) if move is not None else (None, None)
 
     def _acknowledge(self, receiver: EventReceiver) -> None:
         """Acknowledge up to the last event before the first one not done (one call for them all)."""
@@ -484,12 +542,12 @@ class EventConsumer(Process):
 
     def _ack(self, receiver: EventReceiver, event: Event) -> None:
         """Acknowledge up to ``event``; under the role's lease when the streamer can check it (fencing)."""
-        fence = self.fence
-        if fence is None or not self.engine.capabilities.fenced_acks or not isinstance(receiver, FencedReceiver):
+        fence, fenced = self.fence, self._fenced_receiver
+        if fence is None or not self.engine.capabilities.fenced_acks or fenced is None:
             receiver.ack(event)
             return
         try:
-            receiver.ack_fenced(event, fence)
+            fenced.ack_fenced(event, fence)
         except StaleTerm:
             # The role moved on: the cursor stays where the new holder has it, and it
             # reads these events again (what needed doing was committed, or needs nothing).

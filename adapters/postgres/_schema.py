@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from .._sql import RECORD_COLUMNS
 from .._sql.migrations import Migration, apply_migrations, load_migrations
 from .._sql.queries import load_queries
 from ._connect import application_name, check_schema, connect_once, conninfo
@@ -27,6 +28,22 @@ _PACKAGE = __name__.rpartition(".")[0]
 
 QUERIES = load_queries(resources.files(_PACKAGE) / "queries.sql", placeholder="%s")
 """Every named query of ``queries.sql`` (psycopg placeholders), the record columns filled in."""
+
+
+def _reading_events(query: str, *, along: bool) -> str:
+    """``read_events`` alone, or with each event's record (its `RECORD_COLUMNS` after the event's)."""
+    if not along:
+        return query.format(along_outer="", along_inner="", along_join="", along_nulls="")
+    return query.format(
+        along_outer="".join(f", r.rec_{c}" for c in RECORD_COLUMNS),
+        along_inner="".join(f", rec.{c} AS rec_{c}" for c in RECORD_COLUMNS),
+        along_join=" LEFT JOIN workflow_records rec ON rec.run_id = e.run_id",
+        along_nulls=", NULL" * len(RECORD_COLUMNS),
+    )
+
+
+QUERIES["read_events_along"] = _reading_events(QUERIES["read_events"], along=True)
+QUERIES["read_events"] = _reading_events(QUERIES["read_events"], along=False)
 
 
 @functools.cache

@@ -1,25 +1,45 @@
 """The LISTEN thread: wakes waiting receivers when a commit announces new events.
 
 Writers ``pg_notify`` the channel in their own transaction (so the notification arrives
-only after the commit). Waiters take the current version of a key *before* they query,
-then wait for it to change: a notification between their query and their wait is never
-lost. While the connection is down, waiters simply time out and query again (polling is
-the fallback), and the thread reconnects with back-off.
+only after the commit). An event notice names its topic and the shard hashes of the runs
+it is about (`event_notice`): a sharded receiver waits on its own shard's key, so a commit
+wakes only the shards that have something new, not every shard of the topic. Waiters
+take the current version of a key *before* they query, then wait for it to change: a
+notification between their query and their wait is never lost. While the connection is
+down, waiters simply time out and query again (polling is the fallback), and the thread
+reconnects with back-off.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 
 import psycopg
 
-__all__ = ["Listener"]
+__all__ = ["Listener", "event_notice", "shard_key"]
 
 logger = logging.getLogger("actorflow.postgres")
 
 _NOTIFY_POLL = 0.25  # how often the thread looks at its stop flag while idle
 _MAX_BACKOFF = 5.0
+# More hashes than this in one notice: name none (every shard of the topic looks; a notice
+# must stay under PostgreSQL's 8,000-byte payload limit).
+_MOST_HASHES = 500
+
+
+def event_notice(key: str, hashes: Iterable[int]) -> str:
+    """The payload announcing new events under ``key`` (``e:<topic>``) for runs of these shard hashes."""
+    unique = set(hashes)
+    if not unique or len(unique) > _MOST_HASHES:
+        return key
+    return key + "|" + ",".join(map(str, unique))
+
+
+def shard_key(key: str, shard: int, count: int) -> str:
+    """The key a receiver of shard ``shard`` of ``count`` waits on (see `Listener.watch_shards`)."""
+    return f"{key}#{shard}/{count}"
 
 
 class Listener:
@@ -30,6 +50,7 @@ class Listener:
         self._channel = channel
         self._cond = threading.Condition()
         self._versions: dict[str, int] = {}
+        self._shard_counts: dict[str, set[int]] = {}  # key -> the shard counts its receivers use
         self._epoch = 0  # bumped on every (re)connection: a notification may have been missed
         self._stop = threading.Event()
         self.connected = threading.Event()
@@ -48,17 +69,35 @@ class Listener:
     def _version(self, key: str) -> int:
         return self._epoch + self._versions.get(key, 0)
 
+    def watch_shards(self, key: str, count: int) -> None:
+        """Keep `shard_key` versions of ``key`` for ``count`` shards (before taking one's version)."""
+        with self._cond:
+            self._shard_counts.setdefault(key, set()).add(count)
+
     def wait(self, key: str, seen: int, timeout: float) -> None:
         """Block until ``key`` is notified after ``seen`` was taken, or ``timeout`` seconds."""
         with self._cond:
             self._cond.wait_for(lambda: self._version(key) != seen or self._stop.is_set(), timeout)
 
-    def _bump(self, key: str | None) -> None:
+    def _bump(self, payload: str | None) -> None:
         with self._cond:
-            if key is None:  # (re)connected: something may have been missed; wake everyone
+            if payload is None:  # (re)connected: something may have been missed; wake everyone
                 self._epoch += 1
             else:
-                self._versions[key] = self._versions.get(key, 0) + 1
+                key, _, listed = payload.partition("|")
+                versions = self._versions
+                versions[key] = versions.get(key, 0) + 1
+                counts = self._shard_counts.get(key)
+                if counts:
+                    try:
+                        hashes = [int(h) for h in listed.split(",")] if listed else None
+                    except ValueError:
+                        hashes = None  # not ours to read: every shard looks
+                    for count in counts:
+                        shards = range(count) if hashes is None else {h % count for h in hashes}
+                        for shard in shards:
+                            name = shard_key(key, shard, count)
+                            versions[name] = versions.get(name, 0) + 1
             self._cond.notify_all()
 
     def _run(self) -> None:

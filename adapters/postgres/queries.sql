@@ -174,11 +174,13 @@ INSERT INTO workflow_events (topic, run_id, type, headers, created_at, shard_has
 -- filtered by shard: a shard with nothing of its own there would scan the whole held-back
 -- region on every read; another shard's event only costs a cheap early re-poll.
 -- The marker's index scan starts at the cut (or the cursor, if later): never across a backlog.
+-- {along_...}: nothing here; in "read_events_along" (see _schema.py), each event's current
+-- record too (LEFT JOIN workflow_records), when the record store shares the database.
 WITH cut AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
-SELECT r.id, r.cursor_xid, r.run_id, r.type, r.headers, r.created_at
+SELECT r.id, r.cursor_xid, r.run_id, r.type, r.headers, r.created_at{along_outer}
 FROM (
-    (SELECT e.xid AS sort_xid, e.id, e.xid::text AS cursor_xid, e.run_id, e.type, e.headers, e.created_at
-     FROM workflow_events e
+    (SELECT e.xid AS sort_xid, e.id, e.xid::text AS cursor_xid, e.run_id, e.type, e.headers, e.created_at{along_inner}
+     FROM workflow_events e{along_join}
      WHERE e.topic = %(topic)s
        AND (e.xid, e.id) > (%(xid)s::xid8, %(id)s::bigint)
        AND e.xid < (SELECT xmin FROM cut)
@@ -186,7 +188,7 @@ FROM (
      ORDER BY e.xid, e.id
      LIMIT %(limit)s)
     UNION ALL
-    (SELECT e.xid, e.id, e.xid::text, NULL, NULL, NULL, NULL
+    (SELECT e.xid, e.id, e.xid::text, NULL, NULL, NULL, NULL{along_nulls}
      FROM workflow_events e
      WHERE e.topic = %(topic)s
        AND e.xid >= greatest((SELECT xmin FROM cut), %(xid)s::xid8)

@@ -9,8 +9,9 @@ from typing import Any
 
 import psycopg
 
+from actorflow.capabilities import CursorMove
 from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
-from actorflow.event import OutboxEvent, event_topic
+from actorflow.event import OutboxEvent, event_topic, shard_hash
 from actorflow.protocols import EventStreamer, Fence, Order, RecordFilter
 from actorflow.record import Record
 
@@ -31,6 +32,7 @@ from ._db import PostgresAdapter, check_fence
 from ._errors import logger
 from ._rows import rows_of
 from ._schema import QUERIES
+from .listener import event_notice
 
 __all__ = ["PostgresRecordStore"]
 
@@ -84,6 +86,12 @@ class PostgresRecordStore(PostgresAdapter):
             return True
         return False
 
+    def acks_for(self, event_streamer: EventStreamer) -> bool:
+        """True when ``event_streamer`` keeps its cursors in this database (its acks can ride in our commits)."""
+        from .streamer import PostgresEventStreamer  # noqa: PLC0415 - avoid a cycle
+
+        return isinstance(event_streamer, PostgresEventStreamer) and event_streamer.db.identity == self.db.identity
+
     # -- writes -------------------------------------------------------------------------
 
     def _params(self, record: Record, *, forget_errors: bool) -> tuple[str, tuple[Any, ...]]:
@@ -94,7 +102,15 @@ class PostgresRecordStore(PostgresAdapter):
         return _UPDATE[direct, forget_errors], update_params(record) + publish
 
     def _notices(self, records: Sequence[Record]) -> list[str]:
-        return [f"e:{event_topic(r)}" if r.workflow_name in self._direct else f"o:{r.workflow_name}" for r in records]
+        """One notice per topic written to (naming the runs' shard hashes), one per outbox."""
+        topics: dict[str, list[int]] = {}
+        outboxes: dict[str, None] = {}
+        for r in records:
+            if r.workflow_name in self._direct:
+                topics.setdefault(f"e:{event_topic(r)}", []).append(shard_hash(r.run_id))
+            else:
+                outboxes[f"o:{r.workflow_name}"] = None
+        return [event_notice(key, hashes) for key, hashes in topics.items()] + list(outboxes)
 
     def _failure(self, conn: psycopg.Connection[Any], record: Record, *, in_progress: bool = False) -> Exception:
         if in_progress:
@@ -113,14 +129,20 @@ class PostgresRecordStore(PostgresAdapter):
             raise error
 
     def store_many(
-        self, records: Sequence[Record], *, forget_errors: bool = False, fence: Fence | None = None
+        self,
+        records: Sequence[Record],
+        *,
+        forget_errors: bool = False,
+        fence: Fence | None = None,
+        acks: Sequence[CursorMove] = (),
     ) -> list[Exception | None]:
         """Store a batch in one transaction; a record that fails never undoes the others.
 
         ``forget_errors`` also deletes the error counts of each run stored (same statement).
         ``fence``: the batch is stored only if that lease is still its role's current one,
         checked (and share-locked, so the role cannot pass on) in the same transaction;
-        else `StaleTerm` and nothing is stored.
+        else `StaleTerm` and nothing is stored. ``acks``: receivers' cursor moves, saved
+        in the same transaction (`CommitAcks`).
 
         If the connection is lost, the batch is sent once more (`Database.run`); a record
         the first attempt did commit then fails its version check, so a conflict on a
@@ -134,15 +156,17 @@ class PostgresRecordStore(PostgresAdapter):
             nonlocal attempts
             attempts += 1
             try:
-                counts = self._store_batch(conn, records, forget_errors=forget_errors, fence=fence)
+                counts = self._store_batch(conn, records, forget_errors=forget_errors, fence=fence, acks=acks)
             except psycopg.errors.IntegrityError:
-                # A constraint failed mid-batch (rare): redo it record by record.
+                # A constraint failed mid-batch (rare): redo it record by record, the cursor move after.
                 counts = []
                 for record in records:
                     try:
                         counts.extend(self._store_batch(conn, [record], forget_errors=forget_errors, fence=fence))
                     except psycopg.errors.IntegrityError:
                         counts.append(-1)
+                for ack in acks:
+                    conn.execute(QUERIES["save_cursor"], (ack.topic, ack.name, *ack.position))
             results: list[Exception | None] = []
             for record, count in zip(records, counts, strict=True):
                 if count > 0 or (attempts > 1 and self._is_stored(conn, record)):
@@ -158,7 +182,13 @@ class PostgresRecordStore(PostgresAdapter):
         return found.get(record.run_id) == record
 
     def _store_batch(
-        self, conn: psycopg.Connection[Any], records: Sequence[Record], *, forget_errors: bool, fence: Fence | None
+        self,
+        conn: psycopg.Connection[Any],
+        records: Sequence[Record],
+        *,
+        forget_errors: bool,
+        fence: Fence | None,
+        acks: Sequence[CursorMove] = (),
     ) -> list[int]:
         """Rows written per record (0: its check failed), in one pipelined round trip.
 
@@ -174,17 +204,27 @@ class PostgresRecordStore(PostgresAdapter):
             else:
                 groups.append((query, [params]))
         counts: list[int] = []
-        with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
-            if fence is not None:
-                check_fence(cur, fence)
-            for query, params_seq in groups:
-                cur.executemany(query.encode(), params_seq, returning=True)
-                while True:
-                    row = cur.fetchone()
-                    counts.append(int(row[0]) if row else 0)
-                    if not cur.nextset():
-                        break
-            self.db.notify(conn, self._notices(records))
+        cursors: list[psycopg.Cursor[Any]] = []
+        # Everything goes out in one round trip: the results are read after the commit.
+        with conn.pipeline():
+            with conn.transaction():
+                if fence is not None:
+                    with conn.cursor() as cur:
+                        check_fence(cur, fence)
+                for query, params_seq in groups:
+                    cur = conn.cursor()
+                    cur.executemany(query.encode(), params_seq, returning=True)
+                    cursors.append(cur)
+                for ack in acks:
+                    conn.execute(QUERIES["save_cursor"], (ack.topic, ack.name, *ack.position))
+                self.db.notify(conn, self._notices(records))
+            for cur in cursors:
+                with cur:
+                    while True:
+                        row = cur.fetchone()
+                        counts.append(int(row[0]) if row else 0)
+                        if not cur.nextset():
+                            break
         return counts
 
     # -- reads --------------------------------------------------------------------------

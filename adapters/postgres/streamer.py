@@ -25,15 +25,18 @@ from typing import Any
 
 import psycopg
 
+from actorflow.capabilities import CursorMove
 from actorflow.clock import AdapterClock, Clock, to_seconds
-from actorflow.event import Event
+from actorflow.event import Event, shard_hash
 from actorflow.protocols import Fence, ReceiverOptions
+from actorflow.record import Record
 
-from .._sql import DEFAULT_RETENTION, Retention, event_from_row, event_row
+from .._sql import DEFAULT_RETENTION, Retention, event_from_row, event_row, records_by_run
 from .._sql.fleet import stale_term
 from ._db import Database, PostgresAdapter
 from ._errors import PostgresError, logger
 from ._schema import QUERIES
+from .listener import event_notice, shard_key
 
 __all__ = ["PostgresEventStreamer"]
 
@@ -123,21 +126,25 @@ class _Sender:
         self._now = now
         self._retention = retention
         self._pending: list[tuple[Any, ...]] = []
+        self._run_ids: list[str] = []
 
     def send(self, run_id: str, event_type: int, headers: Mapping[str, str]) -> None:
         self._pending.append(event_row(self._topic, run_id, event_type, headers, self._now()))
+        self._run_ids.append(run_id)
 
     def flush(self) -> None:
         self._retention.poke()  # a clock read, unless a clean-up is due
         if not self._pending:
             return
-        rows, self._pending = self._pending, []
+        rows, self._pending, run_ids = self._pending, [], self._run_ids
+        self._run_ids = []
         db = self._db
+        notice = event_notice(f"e:{self._topic}", map(shard_hash, run_ids))
 
         def insert(conn: psycopg.Connection[Any]) -> None:
             with conn.transaction(), conn.cursor() as cur:
                 cur.executemany(QUERIES["insert_events"], rows)
-                db.notify(conn, [f"e:{self._topic}"])
+                db.notify(conn, [notice])
 
         db.run("sending events", insert)
 
@@ -164,14 +171,20 @@ class _Receiver:
         self._options = options
         self._cursor: tuple[str, int] | None = None
         self._delivered: deque[tuple[int, str]] = deque()
-        self._key = f"e:{topic}"
+        self._along = False  # read each event's record with it (read_records_along)
+        self._records: dict[str, Record] = {}
+        # What the receiver waits on: its own shard's notices when sharded (see Listener).
+        self._topic_key = f"e:{topic}"
+        count = options.shard_count
+        self._key = shard_key(self._topic_key, options.shard, count) if count > 1 else self._topic_key
         self._where = f"schema {self._db.schema}"
         self._held_since: float | None = None  # since when committed events wait behind the xmin cut
         self._held_retry = _HELD_FIRST_RETRY
         self._held_warned = float("-inf")
-        # The listener's version and the time of the last read that found nothing (and
-        # nothing held back): until a notification moves the version or ``poll`` passes,
-        # reading again could find nothing new. An idle shard reads once a poll, not once a tick.
+        # The listener's version and the time of the last read that found all there was
+        # (fewer events than asked, nothing held back): until a notification moves the
+        # version or ``poll`` passes, reading again could find nothing new. An idle shard
+        # reads once a poll, not once a tick, and a busy one does not read again for nothing.
         self._quiet: tuple[int, float] | None = None
         if options.stream_from_latest:
             # "Latest" is the head when the receiver is made, not when it first reads.
@@ -192,6 +205,8 @@ class _Receiver:
         deadline = time.monotonic() + timeout
         self._retention.poke()  # a clock read, unless a clean-up is due
         listener = self._db.listener()
+        if self._key != self._topic_key:
+            listener.watch_shards(self._topic_key, self._options.shard_count)  # before taking its version
         if self._cursor is None:
             self._cursor = self._start()
             listener.connected.wait(min(timeout, 1.0))
@@ -208,7 +223,9 @@ class _Receiver:
                     listener.wait(self._key, seen, min(remaining, wait))
                     continue
             events, held = self._read(max_events)
-            self._quiet = None if events or held else (seen, time.monotonic())
+            # Quiet after a read that found everything there was (fewer than asked, none
+            # held back): until a notice moves the version, a new read would find nothing.
+            self._quiet = None if held or len(events) >= max_events else (seen, time.monotonic())
             if events or not held:
                 self._held_since = None
             if events:
@@ -271,11 +288,14 @@ class _Receiver:
             "shard": self._options.shard,
             "limit": max_events,
         }
-        rows = self._db.fetchall("reading events", QUERIES["read_events"], params)
+        along = self._along
+        rows = self._db.fetchall("reading events", QUERIES["read_events_along" if along else "read_events"], params)
         events: list[Event] = []
         held = False
         now = self._now
-        for event_id, event_xid, run_id, event_type, headers, created_at in rows:
+        if along:
+            self._records.update(records_by_run((row[6:] for row in rows if row[8] is not None), where=self._where))
+        for event_id, event_xid, run_id, event_type, headers, created_at, *_ in rows:
             if run_id is None:  # the marker: the first committed event beyond the cut
                 held = True
                 continue
@@ -296,6 +316,20 @@ class _Receiver:
             if event_id == event.id:
                 break
         return position
+
+    def read_records_along(self) -> None:
+        """Read each event's record with it (`RecordsAlong`: the record store is in this database)."""
+        self._along = True
+
+    def records(self) -> dict[str, Record]:
+        """The records read with the last events, by run id (taken)."""
+        found, self._records = self._records, {}
+        return found
+
+    def cursor_move(self, event: Event) -> CursorMove | None:
+        """The acknowledgement up to ``event`` for the record store's commit (`CommitAcks`)."""
+        position = self._acked(event)
+        return None if position is None else CursorMove(self._topic, self._name, position)
 
     def ack(self, event: Event) -> None:
         position = self._acked(event)

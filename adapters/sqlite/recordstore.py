@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from actorflow.capabilities import CursorMove
 from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
 from actorflow.event import OutboxEvent
 from actorflow.protocols import EventStreamer, Fence, Order, RecordFilter
@@ -82,6 +83,10 @@ class SqliteRecordStore(SqliteAdapter):
             return True
         return False
 
+    def acks_for(self, event_streamer: EventStreamer) -> bool:
+        """True when ``event_streamer`` keeps its cursors in this file (its acks can ride in our commits)."""
+        return isinstance(event_streamer, SqliteEventStreamer) and event_streamer.path == self.path
+
     # -- writes ---------------------------------------------------------------------------
 
     def store(self, record: Record) -> None:
@@ -90,7 +95,12 @@ class SqliteRecordStore(SqliteAdapter):
         self.db.hub.bump((key,))
 
     def store_many(
-        self, records: Sequence[Record], *, forget_errors: bool = False, fence: Fence | None = None
+        self,
+        records: Sequence[Record],
+        *,
+        forget_errors: bool = False,
+        fence: Fence | None = None,
+        acks: Sequence[CursorMove] = (),
     ) -> builtins.list[Exception | None]:
         """Store each record as `store` would, in order, in one transaction.
 
@@ -99,7 +109,8 @@ class SqliteRecordStore(SqliteAdapter):
         counts of each run stored, in the same transaction. ``fence``: the records are
         stored only if that lease is still its role's current one (checked under the
         transaction's write lock, so the role cannot pass on before the commit); else
-        `StaleTerm` and nothing is stored.
+        `StaleTerm` and nothing is stored. ``acks``: receivers' cursor moves, made in the
+        same transaction (`CommitAcks`).
         """
         if not records:
             return []
@@ -116,6 +127,8 @@ class SqliteRecordStore(SqliteAdapter):
                     results.append(exc)
                 else:
                     results.append(None)
+            for ack in acks:
+                conn.execute(self._q["ack_cursor"], (ack.topic, ack.name, *ack.position)).close()
 
         self.db.write(work)
         self.db.hub.bump(keys)

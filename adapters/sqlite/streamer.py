@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
+from actorflow.capabilities import CursorMove
 from actorflow.clock import AdapterClock, Clock, to_seconds
 from actorflow.event import Event
 from actorflow.protocols import Fence, ReceiverOptions
@@ -254,6 +255,10 @@ class _Receiver:
 
     def ack(self, event: Event) -> None:
         self._log.ack(self._topic, self._name, event.id)
+
+    def cursor_move(self, event: Event) -> CursorMove:
+        """The acknowledgement up to ``event`` for the record store's commit (`CommitAcks`)."""
+        return CursorMove(self._topic, self._name, (event.id,))
 
     def ack_fenced(self, event: Event, fence: Fence) -> None:
         """As `ack`, in one transaction with the check of ``fence``: `StaleTerm`, and no move, unless current."""
