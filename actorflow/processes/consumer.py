@@ -60,6 +60,7 @@ _POLL_WHILE_BUSY = 0.005
 # Events held in memory past the oldest unfinished one (a run retried again and again
 # holds the cursor, not the others); past this the consumer reads no more until it ends.
 WINDOW_LIMIT = 10_000
+_FREE: Any = object()  # `_behind.get` default: the run has no event in hand
 # How long stopping waits for the steps running on workers (a step that hangs is abandoned:
 # its event is not acknowledged, and the role's next holder handles it again).
 DRAIN_LIMIT = 5.0
@@ -131,6 +132,7 @@ class EventConsumer(Process):
         # Runs this role's previous holder was handling when it died (see InFlightLog).
         self._suspects: set[str] = set()
         self._refilter = True
+        self._handling: _Slot | None = None  # the event being handled on this thread (see in_hand)
         self._fresh: dict[str, Record] = {}
         self._moves: CursorMoves | None = None
         self._fenced_receiver: FencedReceiver | None = None
@@ -143,7 +145,8 @@ class EventConsumer(Process):
         """Forget every event in hand (not acknowledged: the receiver delivers them again)."""
         self._window: deque[_Slot] = deque()  # received, not acknowledged, in stream order
         self._ready: deque[_Slot] = deque()  # to handle now, in stream order
-        self._behind: dict[str, deque[_Slot]] = {}  # a run with an event in hand -> its events after it
+        # A run with an event in hand -> its events waiting behind it (None: none yet).
+        self._behind: dict[str, deque[_Slot] | None] = {}
         self._retries: list[tuple[float, int, _Slot]] = []  # (due, order, slot): a heap
         self._staged: list[tuple[_Slot, Write]] = []  # handled: their writes wait for the commit
         self._staged_at = 0.0
@@ -211,10 +214,8 @@ class EventConsumer(Process):
         """Wait (while the lease lasts) for the steps running, and commit what they return."""
         give_up = time.monotonic() + DRAIN_LIMIT
         while self._running and self.holding() and time.monotonic() < give_up:
-            self.in_hand = f"waiting for {len(self._running)} step(s) in hand on {self.topic} to finish"
             until = give_up if self.valid_until is None else min(give_up, self.valid_until)
             self._take_finished(max(0.0, min(until - time.monotonic(), 1.0)))
-        self.in_hand = None
         if self._staged and self.holding():
             self._commit(receiver)
 
@@ -327,13 +328,15 @@ class EventConsumer(Process):
             slot = _Slot(event)
             self._window.append(slot)
             run_id = event.run_id
-            waiting = behind.get(run_id)
-            if waiting is None:
-                behind[run_id] = deque()
+            waiting = behind.get(run_id, _FREE)
+            if waiting is _FREE:
+                behind[run_id] = None  # in hand, nothing behind it yet
                 self._ready.append(slot)
                 record = fresh.get(run_id)
                 if record is not None:  # read with the event: good for this slot (not for later ones)
                     self._along[run_id] = record
+            elif waiting is None:
+                behind[run_id] = deque((slot,))
             else:
                 waiting.append(slot)
         log = self._in_flight_log()
@@ -360,20 +363,23 @@ class EventConsumer(Process):
             found.update(batch_lookup.lookup_many(wanted.difference(found)))
         self._prefetched = found
         lag = self.options.lag
+        now = self.engine.clock.now()  # once for the events handled now: they are handled within a tick
+        lagged = False
         try:
             while ready and len(self._running) < limit:
                 if not self.holding():
                     return
                 slot = ready[0]
                 event = slot.event
-                now = self.engine.clock.now()
                 if lag and event.created_at + timedelta(seconds=lag) > now:
                     self._lag_until = event.created_at + timedelta(seconds=lag)
                     return
                 ready.popleft()
-                self.observe_lag((now - event.created_at).total_seconds())
+                if not lagged:  # the oldest event handled now: the gauge's value for this round
+                    lagged = True
+                    self.observe_lag((now - event.created_at).total_seconds())
                 slot.started = time.perf_counter()
-                self.in_hand = f"handling event {event.id} of run {event.run_id} on {self.topic}"
+                self._handling = slot
                 try:
                     outcome = self._filter(event) or self.handle(event)
                     if isinstance(outcome, Work):
@@ -382,10 +388,25 @@ class EventConsumer(Process):
                             continue
                         outcome = self._run_here(outcome)
                 finally:
-                    self.in_hand = None
+                    self._handling = None
                 self._settle(slot, outcome)
         finally:
             self._prefetched.clear()
+
+    @property
+    def in_hand(self) -> str | None:
+        """What the consumer is doing now, for the log if it does not stop."""
+        slot = self._handling
+        if slot is not None:
+            event = slot.event
+            return f"handling event {event.id} of run {event.run_id} on {self.topic}"
+        if self._running:
+            return f"waiting for {len(self._running)} step(s) in hand on {self.topic} to finish"
+        return None
+
+    @in_hand.setter
+    def in_hand(self, value: str | None) -> None:
+        """Set by the base class only (to None): what is in hand is read from the pipeline."""
 
     def _run_here(self, work: Work) -> Outcome:
         return work.then(self._timed(work.run))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
-from actorflow.engine import Failed
+from actorflow.engine import Failed, Write
 from actorflow.event import Event
 from actorflow.processes.consumer import EventConsumer, Outcome, Skipped, Work
 from actorflow.record import Record, Run
@@ -39,16 +40,15 @@ class StepConsumer(EventConsumer):
         paused = self.suspect_crash(record)
         if paused is not None:
             return paused
-        engine, fn, destinations, timeout = self.engine, self.fn, self.destinations, self.options.step_timeout
+        return Work(
+            functools.partial(self.engine.apply, record, self.fn, self.destinations, timeout=self.options.step_timeout),
+            functools.partial(self._outcome, record),
+        )
 
-        def step() -> Any:
-            return engine.apply(record, fn, destinations, timeout=timeout)
-
-        def then(result: Any) -> Outcome:
-            if isinstance(result, Failed):
-                return self.failed(record, result.error)
-            if result is None:
-                return Skipped("next value specified skip")
-            return result  # type: ignore[no-any-return]
-
-        return Work(step, then)
+    def _outcome(self, record: Record, result: Write | Failed | None) -> Outcome:
+        """What the step's result comes to (on the consumer's thread): its write, a skip, or the failure rule."""
+        if isinstance(result, Failed):
+            return self.failed(record, result.error)
+        if result is None:
+            return Skipped("next value specified skip")
+        return result
