@@ -34,7 +34,7 @@ def event_notice(key: str, hashes: Iterable[int]) -> str:
     unique = set(hashes)
     if not unique or len(unique) > _MOST_HASHES:
         return key
-    return key + "|" + ",".join(map(str, unique))
+    return key + "|" + ",".join(map(str, sorted(unique)))
 
 
 def shard_key(key: str, shard: int, count: int) -> str:

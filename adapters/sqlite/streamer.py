@@ -15,6 +15,7 @@ minutes, a bounded batch per transaction (see `actorflow.adapters._sql.Retention
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -26,8 +27,9 @@ from actorflow.capabilities import CursorMove
 from actorflow.clock import AdapterClock, Clock, to_seconds
 from actorflow.event import Event
 from actorflow.protocols import Fence, ReceiverOptions
+from actorflow.record import Record
 
-from .._sql import DEFAULT_RETENTION, Retention, event_from_row, event_row
+from .._sql import DEFAULT_RETENTION, Retention, event_from_row, event_row, records_by_run
 from ._db import Database, SqliteAdapter, check_fence, events_key, from_micros, logger, to_micros
 
 __all__ = ["SqliteEventStreamer"]
@@ -177,6 +179,11 @@ class _EventLog:
             events.append(event_from_row(row, from_micros, now=self._clock.now, where=self.db.path))
         return events, position
 
+    def records(self, run_ids: list[str]) -> dict[str, Record]:
+        """The current records of ``run_ids`` (the record store's table in this file; unreadable ones left out)."""
+        wanted = json.dumps(list(dict.fromkeys(run_ids)))
+        return records_by_run(self.db.fetch(self._q["lookup_records"], (wanted,)), from_micros, where=self.db.path)
+
     def delete_old_events(self, cutoff: datetime, limit: int) -> int:
         """Delete at most ``limit`` events created before ``cutoff``, oldest first; how many."""
         query, before = self._q["delete_old_events"], to_micros(cutoff)
@@ -232,6 +239,17 @@ class _Receiver:
         self._position = position
         self._options = options
         self._closed = False
+        self._along = False  # read each event's record with it (read_records_along)
+        self._records: dict[str, Record] = {}
+
+    def read_records_along(self) -> None:
+        """Read each event's record with it (`RecordsAlong`: the record store is in this file)."""
+        self._along = True
+
+    def records(self) -> dict[str, Record]:
+        """The records read with the last events, by run id (taken)."""
+        found, self._records = self._records, {}
+        return found
 
     def receive(self, max_events: int, timeout: float) -> Sequence[Event]:
         hub = self._log.db.hub
@@ -244,6 +262,8 @@ class _Receiver:
             before = self._position
             events, self._position = self._log.read(self._topic, before, max_events, self._options)
             if events:
+                if self._along:
+                    self._records = self._log.records([event.run_id for event in events if not event.malformed])
                 return events
             if self._position != before:
                 continue  # only other shards' events: look further at once

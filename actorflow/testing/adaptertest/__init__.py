@@ -26,6 +26,7 @@ suite                  fixture                  the fixture returns
 `MembershipSuite`      ``make_role_scheduler``  as `ExpiringLeaseSuite`, with `Membership`
 `EventStreamerSuite`   ``make_event_streamer``  ``(clock=None) -> EventStreamer``
 `ConnectorSuite`       ``make_connector``       ``(events) -> ConnectorConstructor``
+`SharedDatabaseSuite`  ``make_shared_pair``     ``() -> (RecordStore, EventStreamer)`` (one db)
 =====================  =======================  ============================================
 
 A fixture may be a generator fixture: ``yield`` the factory, then clean up. The suites
@@ -48,6 +49,7 @@ pytest.register_assert_rewrite(
     "actorflow.testing.adaptertest.membership",
     "actorflow.testing.adaptertest.recordstore",
     "actorflow.testing.adaptertest.rolescheduler",
+    "actorflow.testing.adaptertest.shared",
     "actorflow.testing.adaptertest.timeoutstore",
 )
 
@@ -69,6 +71,7 @@ from actorflow.testing.adaptertest.rolescheduler import (  # noqa: E402
     RoleSchedulerSuite,
     await_role,
 )
+from actorflow.testing.adaptertest.shared import SharedDatabaseFactory, SharedDatabaseSuite  # noqa: E402
 from actorflow.testing.adaptertest.timeoutstore import TimeoutStoreFactory, TimeoutStoreSuite  # noqa: E402
 
 __all__ = [
@@ -88,6 +91,8 @@ __all__ = [
     "RecordStoreSuite",
     "RoleSchedulerFactory",
     "RoleSchedulerSuite",
+    "SharedDatabaseFactory",
+    "SharedDatabaseSuite",
     "TimeoutStoreFactory",
     "TimeoutStoreSuite",
     "await_role",

@@ -11,6 +11,7 @@ from actorflow.testing.adaptertest import (
     EventStreamerSuite,
     ExpiringLeaseSuite,
     FencedAcksSuite,
+    SharedDatabaseSuite,
     FencedStoreSuite,
     FencedTimeoutsSuite,
     MembershipSuite,
@@ -103,4 +104,17 @@ class TestPostgresFencedStore(FencedStoreSuite):
         return lambda: (
             opened(PostgresRecordStore(pg_dsn, schema=pg_schema)),
             opened(PostgresRoleScheduler(pg_dsn, schema=pg_schema, ttl=0.3)),
+        )
+
+
+class TestPostgresSharedDatabase(SharedDatabaseSuite):
+    @pytest.fixture
+    def make_shared_pair(
+        self, pg_dsn: str, pg_schema: str, opened: Callable[[Any], Any]
+    ) -> Callable[[], tuple[Any, Any]]:
+        from actorflow.adapters.postgres import PostgresEventStreamer, PostgresRecordStore
+
+        return lambda: (
+            opened(PostgresRecordStore(pg_dsn, schema=pg_schema)),
+            opened(PostgresEventStreamer(pg_dsn, schema=pg_schema)),
         )

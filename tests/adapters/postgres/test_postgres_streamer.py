@@ -15,6 +15,7 @@ import pytest
 from actorflow.adapters.postgres import PostgresEventStreamer, migrate
 from actorflow.protocols import Header, ReceiverOptions, shard_of
 from tests.retention_checks import assert_stopping_ends_a_running_cleanup
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.postgres
 
@@ -463,3 +464,43 @@ def test_closing_ends_a_running_cleanup(pg_dsn, pg_schema):
     """close() (the last Supervisor.stop) stops the clean-up thread after its batch; no thread is left."""
     streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema, retention=timedelta(days=1))
     assert_stopping_ends_a_running_cleanup(streamer, streamer.close)
+
+
+def test_a_commit_wakes_only_the_shard_its_events_belong_to(streamer):
+    """Shards 0 and 1 of 2 wait on a topic; events of shard-0 runs notify shard 0 alone (shard 1 reads nothing)."""
+    from actorflow.adapters.postgres.listener import shard_key
+
+    receivers = [streamer.new_receiver("sharded", "r", ReceiverOptions(shard=i, shard_count=2)) for i in range(2)]
+    for receiver in receivers:
+        assert receiver.receive(10, 0.05) == []  # registers the shard keys, the listener started
+    listener = streamer.db.listener()
+    assert listener.connected.wait(5)
+    keys = [shard_key("e:sharded", i, 2) for i in range(2)]
+    before = [listener.version(key) for key in keys]
+    runs = [f"run-{i}" for i in range(40) if shard_of(f"run-{i}", 2) == 0][:3]
+    sender = streamer.new_sender("sharded")
+    for run_id in runs:
+        sender.send(run_id, 1, {})
+    sender.flush()
+    assert [e.run_id for e in collect(receivers[0], 3)] == runs
+    assert listener.version(keys[0]) > before[0]
+    assert listener.version(keys[1]) == before[1], "the other shard was woken for events not its own"
+    assert receivers[1].receive(10, 0.05) == []
+
+
+def test_a_notice_from_a_writer_that_names_no_runs_wakes_every_shard(streamer, pg_dsn, pg_schema):
+    """An older writer's notice names only the topic: every shard of it looks."""
+    from actorflow.adapters.postgres.listener import shard_key
+
+    for i in range(2):
+        streamer.new_receiver("plain", "r", ReceiverOptions(shard=i, shard_count=2)).receive(1, 0.05)
+    listener = streamer.db.listener()
+    assert listener.connected.wait(5)
+    keys = [shard_key("e:plain", i, 2) for i in range(2)]
+    before = [listener.version(key) for key in keys]
+    with _raw(pg_dsn, pg_schema) as conn:
+        conn.execute("SELECT pg_notify(%s, 'e:plain')", (streamer.db.channel,))
+    eventually(
+        lambda: all(listener.version(k) > b for k, b in zip(keys, before, strict=True)),
+        what="every shard woken by a notice naming no runs",
+    )

@@ -15,6 +15,7 @@ from actorflow.testing.adaptertest import (
     EventStreamerSuite,
     ExpiringLeaseSuite,
     FencedAcksSuite,
+    SharedDatabaseSuite,
     FencedStoreSuite,
     FencedTimeoutsSuite,
     MembershipSuite,
@@ -101,3 +102,10 @@ class TestSqliteFencedStore(FencedStoreSuite):
     def make_fenced_pair(self, tmp_path: Path, opened: Callable[[Any], Any]) -> Callable[[], tuple[Any, Any]]:
         path = tmp_path / "fenced.db"
         return lambda: (opened(SqliteRecordStore(path)), opened(SqliteRoleScheduler(path, ttl=0.3)))
+
+
+class TestSqliteSharedDatabase(SharedDatabaseSuite):
+    @pytest.fixture
+    def make_shared_pair(self, tmp_path: Path, opened: Callable[[Any], Any]) -> Callable[[], tuple[Any, Any]]:
+        path = tmp_path / "shared.db"
+        return lambda: (opened(SqliteRecordStore(path)), opened(SqliteEventStreamer(path)))
