@@ -120,9 +120,17 @@ def event_headers(record: Record) -> dict[str, str]:
         Header.FOREIGN_ID: record.foreign_id,
         Header.TOPIC: event_topic(record),
         Header.RUN_ID: record.run_id,
-        Header.RUN_STATE: str(int(record.run_state)),
-        Header.RECORD_VERSION: str(record.meta.version),
+        Header.RUN_STATE: _decimal(int(record.run_state)),
+        Header.RECORD_VERSION: _decimal(record.meta.version),
     }
+
+
+_DECIMALS = tuple(str(n) for n in range(256))
+
+
+def _decimal(n: int) -> str:
+    """``str(n)``, one shared string for small numbers (every event carries two)."""
+    return _DECIMALS[n] if 0 <= n < len(_DECIMALS) else str(n)
 
 
 def make_outbox_event(record: Record) -> OutboxEvent:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 __all__ = [
     "delete_topic",
     "make_role",
@@ -14,11 +16,14 @@ def _clean(name: str) -> str:
     return name.replace(" ", "_")
 
 
+# Cached: every event names its topic, and one string per topic is enough.
+@functools.lru_cache(maxsize=4096)
 def topic(workflow_name: str, status: int) -> str:
     """The status topic ``<workflow>-<status int>`` (spaces become ``_``, case kept)."""
     return f"{_clean(workflow_name)}-{int(status)}"
 
 
+@functools.lru_cache(maxsize=1024)
 def run_state_change_topic(workflow_name: str) -> str:
     """The topic of run-state changes: ``<workflow>-run-state-change``."""
     return f"{_clean(workflow_name)}-run-state-change"

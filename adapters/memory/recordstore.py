@@ -28,7 +28,7 @@ class MemoryRecordStore:
         self._cond = threading.Condition(threading.Lock())
         self._records: dict[str, Record] = {}
         self._created: list[str] = []
-        self._latest: dict[tuple[str, str], str] = {}
+        self._latest: dict[str, dict[str, str]] = {}  # workflow -> foreign id -> its latest run
         self._unfinished: dict[tuple[str, str], str] = {}
         self._snapshots: dict[str, list[Record]] = {}
         self._outbox: dict[str, dict[str, OutboxEvent]] = {}
@@ -74,7 +74,7 @@ class MemoryRecordStore:
             if other is not None:
                 raise WorkflowInProgress(run_id=other, foreign_id=record.foreign_id)
             self._created.append(run_id)
-            self._latest[key] = run_id
+            self._latest.setdefault(record.workflow_name, {})[record.foreign_id] = run_id
         elif existing.meta.version != version - 1:
             msg = f"run {run_id} is at version {existing.meta.version}; cannot store version {version} over it"
             raise VersionConflict(msg, run_id=run_id)
@@ -110,7 +110,7 @@ class MemoryRecordStore:
     def latest(self, workflow_name: str, foreign_id: str) -> Record:
         """The most recently created run of ``foreign_id``."""
         with self._cond:
-            run_id = self._latest.get((workflow_name, foreign_id))
+            run_id = self._latest.get(workflow_name, {}).get(foreign_id)
             if run_id is None:
                 raise RecordNotFound(workflow_name=workflow_name, foreign_id=foreign_id)
             return self._records[run_id]

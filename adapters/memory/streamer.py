@@ -2,25 +2,52 @@
 
 from __future__ import annotations
 
+import array
 import functools
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from actorflow.clock import AdapterClock, Clock
-from actorflow.event import Event, shard_hash
+from actorflow.event import Event, Header, shard_hash
 from actorflow.protocols import ReceiverOptions
 
 __all__ = ["MemoryEventStreamer"]
 
+# The headers the engine's events carry, in this order: their values are kept as a tuple.
+_KEYS = (Header.WORKFLOW_NAME, Header.FOREIGN_ID, Header.TOPIC, Header.RUN_ID, Header.RUN_STATE, Header.RECORD_VERSION)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
 
 class _Topic:
-    __slots__ = ("cond", "events", "hashes")
+    """One topic's events, kept compact (a tuple each; an `Event` is made when one is read).
+
+    A topic holds every event ever sent to it, so a run's events cost what they hold and
+    little more: the engine's header values as a tuple (the core shares the strings that
+    repeat: topic, workflow, run state, version), the time and the hash in arrays.
+    """
+
+    __slots__ = ("cond", "hashes", "rows", "times")
 
     def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.hashes: list[int] = []  # crc32 of each event's run id, for shard filtering
+        self.rows: list[tuple[str, int, Any]] = []  # (run_id, type, header values or a headers dict)
+        self.times = array.array("q")  # created_at, microseconds since the epoch
+        self.hashes = array.array("L")  # crc32 of each event's run id, for shard filtering
         self.cond = threading.Condition(threading.Lock())
+
+    def event(self, position: int) -> Event:
+        """The event at 0-based ``position``."""
+        run_id, event_type, headers = self.rows[position]
+        return Event(
+            position + 1,
+            run_id,
+            event_type,
+            dict(zip(_KEYS, headers, strict=True)) if isinstance(headers, tuple) else dict(headers),
+            _EPOCH + self.times[position] * _MICRO,
+        )
 
 
 class MemoryEventStreamer:
@@ -65,17 +92,19 @@ class MemoryEventStreamer:
         with self._lock:
             if key not in self._cursors and opts.stream_from_latest:
                 with log.cond:
-                    self._cursors[key] = len(log.events)
+                    self._cursors[key] = len(log.rows)
             position = self._cursors.get(key, 0)
         return _Receiver(log, functools.partial(self._commit, key), position, opts)
 
     def _append(self, topic: str, run_id: str, event_type: int, headers: Mapping[str, str]) -> None:
         log = self._topic(topic)
-        now = self._clock.now()
+        micros = (self._clock.now() - _EPOCH) // _MICRO
         digest = shard_hash(run_id)
+        # The engine's headers as a tuple of their values (which it already shares between events).
+        kept: Any = tuple(headers.values()) if tuple(headers) == _KEYS else dict(headers)
         with log.cond:
-            event = Event(len(log.events) + 1, run_id, int(event_type), dict(headers), now)
-            log.events.append(event)
+            log.rows.append((run_id, int(event_type), kept))
+            log.times.append(micros)
             log.hashes.append(digest)
             log.cond.notify_all()
 
@@ -88,7 +117,7 @@ class MemoryEventStreamer:
         """Every event ever sent to ``topic`` (for tests and debugging)."""
         log = self._topic(topic)
         with log.cond:
-            return list(log.events)
+            return [log.event(i) for i in range(len(log.rows))]
 
 
 class _Sender:
@@ -124,12 +153,12 @@ class _Receiver:
         out: list[Event] = []
         with log.cond:
             while not self._closed:
-                events, hashes = log.events, log.hashes
-                position, end = self._position, len(events)
+                hashes = log.hashes
+                position, end = self._position, len(hashes)
                 count, shard = self._count, self._shard
                 while position < end and len(out) < max_events:
                     if not count or hashes[position] % count == shard:
-                        out.append(events[position])
+                        out.append(log.event(position))
                     position += 1
                 self._position = position
                 if out:
