@@ -20,11 +20,12 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import actorflow as af
 from actorflow.backends import Backend, make_backend
 
-__all__ = ["BenchResult", "run_bench"]
+__all__ = ["BenchObject", "BenchResult", "BenchStatus", "run_bench", "three_steps"]
 
 
 class BenchStatus(enum.IntEnum):
@@ -45,12 +46,32 @@ class BenchObject:
     note: str = ""
 
 
-def _step(to: BenchStatus) -> Callable[[af.Run[BenchObject, BenchStatus]], BenchStatus]:
-    def step(run: af.Run[BenchObject, BenchStatus]) -> BenchStatus:
-        run.object.counter += 1
-        return to
+def three_steps(name: str, *, wait: float = 0.0, **options: Any) -> af.Builder[BenchObject, BenchStatus]:
+    """The benchmarks' workflow: STARTED -> FIRST -> SECOND -> DONE, each step adding 1 to ``counter``.
 
-    return step
+    ``wait``: seconds each step first sleeps, as a call to another service would take;
+    ``options`` go to every step (``parallel_count``, ``max_in_flight``...).
+    """
+
+    def step(to: BenchStatus) -> Callable[[af.Run[BenchObject, BenchStatus]], BenchStatus]:
+        def run(r: af.Run[BenchObject, BenchStatus]) -> BenchStatus:
+            if wait:
+                time.sleep(wait)  # the call the step makes
+            r.object.counter += 1
+            return to
+
+        return run
+
+    b = af.Builder(name, BenchObject, BenchStatus)
+    for frm, to in (
+        (BenchStatus.STARTED, BenchStatus.FIRST),
+        (BenchStatus.FIRST, BenchStatus.SECOND),
+        (BenchStatus.SECOND, BenchStatus.DONE),
+    ):
+        spec = b.add_step(frm, step(to), to)
+        if options:
+            spec.with_options(**options)
+    return b
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,10 +102,7 @@ def _stores(backend: str, dsn: str | None) -> str:
 def _workflow(
     name: str, backend: str, dsn: str | None, bootstrap_servers: str | None = None
 ) -> tuple[af.Workflow[BenchObject, BenchStatus], Backend]:
-    b = af.Builder(name, BenchObject, BenchStatus)
-    b.add_step(BenchStatus.STARTED, _step(BenchStatus.FIRST), BenchStatus.FIRST)
-    b.add_step(BenchStatus.FIRST, _step(BenchStatus.SECOND), BenchStatus.SECOND)
-    b.add_step(BenchStatus.SECOND, _step(BenchStatus.DONE), BenchStatus.DONE)
+    b = three_steps(name)
     adapters = make_backend(backend, dsn=dsn, bootstrap_servers=bootstrap_servers)
     return b.build(adapters.event_streamer, adapters.record_store, adapters.role_scheduler), adapters
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import enum
 import importlib
 import json
 import os
@@ -124,21 +123,9 @@ def _measure(trigger: Callable[[str], str], done: _Completions, runs: int, singl
 # -- actorflow's side -------------------------------------------------------------------------
 
 
-class _Stage(enum.IntEnum):
-    STARTED = 1
-    FIRST = 2
-    SECOND = 3
-    DONE = 4
-
-
-@dataclasses.dataclass
-class _Counter:
-    id: str = ""
-    counter: int = 0
-
-
 def _actorflow(load: str, dsn: str, schema: str, runs: int, single: int, parallel: int) -> Figures:
     import actorflow as af  # noqa: PLC0415 - the child's own import
+    from actorflow.bench import BenchObject, BenchStatus, three_steps  # noqa: PLC0415
 
     # By name, as the core imports adapters (actorflow.backends).
     memory = importlib.import_module("actorflow.adapters.memory")
@@ -155,27 +142,17 @@ def _actorflow(load: str, dsn: str, schema: str, runs: int, single: int, paralle
         """The store's own, noting each run whose final record it committed (the call has returned)."""
         records = list(records)
         results = commit(records, **kwargs)
-        done.note([r.run_id for r, e in zip(records, results, strict=True) if e is None and r.status == _Stage.DONE])
+        done.note(
+            [r.run_id for r, e in zip(records, results, strict=True) if e is None and r.status == BenchStatus.DONE]
+        )
         return results
 
     store.store_many = store_many
 
-    def step(to: _Stage) -> Callable[[af.Run[_Counter, _Stage]], _Stage]:
-        def run(r: af.Run[_Counter, _Stage]) -> _Stage:
-            if wait:
-                time.sleep(wait)  # the call the step makes
-            r.object.counter += 1
-            return to
-
-        return run
-
-    b = af.Builder("vs", _Counter, _Stage)
-    for frm, to in ((_Stage.STARTED, _Stage.FIRST), (_Stage.FIRST, _Stage.SECOND), (_Stage.SECOND, _Stage.DONE)):
-        b.add_step(frm, step(to), to).with_options(parallel_count=parallel)
-    wf = b.build(streamer, store, memory.MemoryRoleScheduler())
+    wf = three_steps("vs", wait=wait, parallel_count=parallel).build(streamer, store, memory.MemoryRoleScheduler())
     wf.run()
     try:
-        seconds, single_ms, load_ms = _measure(lambda key: wf.trigger(key, _Counter(id=key)), done, runs, single)
+        seconds, single_ms, load_ms = _measure(lambda key: wf.trigger(key, BenchObject(id=key)), done, runs, single)
     finally:
         wf.stop()
         streamer.close()

@@ -177,11 +177,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             sys.stderr.write("actorflow bench --vs dbos: --dsn (a PostgreSQL DSN both engines use) is required\n")
             return 2
         single = 200 if args.latency_runs is None else int(args.latency_runs)
-        return run_vs(dsn=args.dsn, single=single, parallel=int(args.parallel), output=args.output)
+        runs = None if args.runs is None else int(args.runs)
+        return run_vs(dsn=args.dsn, single=single, parallel=int(args.parallel), runs=runs, output=args.output)
     from actorflow.bench import run_bench  # noqa: PLC0415
 
     return run_bench(
-        runs=int(args.runs),
+        runs=10_000 if args.runs is None else int(args.runs),
         latency_runs=1000 if args.latency_runs is None else int(args.latency_runs),
         backend=args.backend,
         output=args.output,
@@ -268,7 +269,7 @@ def _parser() -> argparse.ArgumentParser:
     db_migrate.set_defaults(func=_cmd_db_migrate)
 
     bench = sub.add_parser("bench", help="measure throughput and latency, and append them to BENCHMARKS.md")
-    _add(bench, "runs", default=10_000, type=int, help="runs in the throughput backlog")
+    _add(bench, "runs", default=None, type=int, help="runs in the throughput backlog (10,000; --vs: 2,000 and 300)")
     _add(bench, "latency-runs", default=None, type=int, help="single runs timed one after another (1000; --vs: 200)")
     _add(bench, "backend", default="memory", choices=list(BACKENDS), help="adapters to measure")
     _add(bench, "dsn", default=None, help="database DSN for server backends (kafka: records in PostgreSQL)")

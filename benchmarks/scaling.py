@@ -35,34 +35,19 @@ from typing import Any
 
 import actorflow as af
 from actorflow.backends import make_backend
-from actorflow.bench import BenchObject, BenchStatus
+from actorflow.bench import BenchObject, BenchStatus, three_steps
 
 CHARTS = Path(__file__).with_name("charts")
 IO_WAIT = 0.020
 
 
 def _workflow(backend: str, dsn: str | None, *, wait: float, parallel: int, in_flight: int | None) -> tuple[Any, Any]:
-    def step(to: BenchStatus) -> Any:
-        def run(r: af.Run[BenchObject, BenchStatus]) -> BenchStatus:
-            if wait:
-                time.sleep(wait)  # the call the step makes
-            r.object.counter += 1
-            return to
-
-        return run
-
     options: dict[str, Any] = {"parallel_count": parallel}
     if in_flight is not None:
         options["max_in_flight"] = in_flight
-    b = af.Builder("scaling", BenchObject, BenchStatus)
-    for frm, to in (
-        (BenchStatus.STARTED, BenchStatus.FIRST),
-        (BenchStatus.FIRST, BenchStatus.SECOND),
-        (BenchStatus.SECOND, BenchStatus.DONE),
-    ):
-        b.add_step(frm, step(to), to).with_options(**options)
     adapters = make_backend(backend, dsn=dsn)
-    return b.build(adapters.event_streamer, adapters.record_store, adapters.role_scheduler), adapters
+    builder = three_steps("scaling", wait=wait, **options)
+    return builder.build(adapters.event_streamer, adapters.record_store, adapters.role_scheduler), adapters
 
 
 def backlog(

@@ -117,6 +117,31 @@ def test_bench_appends_its_figures(tmp_path: Path):
     assert "p50" in text
 
 
+@pytest.mark.postgres
+def test_bench_against_dbos_runs_both_engines_and_prints_the_ratios(tmp_path: Path, pg_dsn: str):
+    """`actorflow bench --vs dbos` on a few runs: both engines on both loads, the table, the ratios, the file."""
+    out = tmp_path / "BENCH.md"
+    result = actorflow(
+        "bench", "--vs", "dbos", "--dsn", pg_dsn, "--runs", "20", "--latency-runs", "3", "--parallel", "2",
+        "--output", str(out), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for row in ("| dbos 3.4.0 | instant | 20 |", "| dbos 3.4.0 | io | 20 |", "| instant | 20 |", "| io | 20 |"):
+        assert row in result.stdout, result.stdout
+    assert "instant steps: actorflow/DBOS steps/s" in result.stdout
+    assert "io steps: actorflow/DBOS steps/s" in result.stdout
+    text = out.read_text()
+    assert "actorflow against DBOS Transact" in text
+    assert pg_dsn not in text, "the DSN (which may hold a password) was written to the file"
+
+
+def test_bench_against_dbos_needs_a_dsn(tmp_path: Path):
+    """Without --dsn the comparison says what it needs instead of starting."""
+    result = actorflow("bench", "--vs", "dbos", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--dsn" in result.stderr
+
+
 # Runs the rest of the command line with SIGINT ignored: exec keeps an ignored signal ignored.
 IGNORING_SIGINT = (
     "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])"

@@ -261,14 +261,16 @@ class EventConsumer(Process):
             if now >= deadline or not self.holding():
                 return
             if self._wants_events(now):
-                busy = bool(self._running or self._staged or self._ready or self._retries)
-                events = self._next_events(receiver, 0.0 if busy else deadline - now)
+                busy = bool(self._running or self._staged or self._ready)
+                # Idle but for retries: the receiver waits until the first falls due.
+                until = min(deadline, self._retries[0][0]) if self._retries else deadline
+                events = self._next_events(receiver, 0.0 if busy else max(0.0, until - now))
                 self._next_poll = time.monotonic() + _POLL_WHILE_BUSY
                 if events:
                     self._accept(events)
                     continue
                 if not busy:
-                    continue  # the receiver waited until the tick's end
+                    continue  # the receiver waited until the tick's end or a retry's time
             if self._lag_until is not None and not self._running:
                 self._wait_for_lag(deadline)
                 continue
@@ -283,7 +285,7 @@ class EventConsumer(Process):
             return not self._window
         if len(self._ready) >= max(1, self.options.max_in_flight) or self._lag_until is not None:
             return False
-        return not (self._running or self._staged) or now >= self._next_poll
+        return not (self._running or self._staged or self._ready) or now >= self._next_poll
 
     def _wait_for_lag(self, deadline: float) -> None:
         """Nothing running: wait on the workflow's clock until the first ready event is old enough."""

@@ -59,6 +59,18 @@ def test_options_have_the_original_defaults():
     assert opts.pause_after_err_count == 0
 
 
+def test_the_concurrency_and_commit_options_have_their_defaults_and_refuse_nonsense():
+    """max_in_flight 32, batch_size 100, commit_interval 5 ms; a window or batch under 1 is refused."""
+    opts = af.Options().resolve()
+    assert (opts.max_in_flight, opts.batch_size, opts.commit_interval) == (32, 100, 0.005)
+    assert af.Options(commit_interval=timedelta(milliseconds=2)).resolve().commit_interval == 0.002
+    for bad in ({"max_in_flight": 0}, {"batch_size": 0}, {"max_in_flight": -1}, {"batch_size": 2.5}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            af.Options(**bad)
+    with pytest.raises(ValueError, match="commit_interval"):
+        af.Options(commit_interval=-1)
+
+
 def test_options_merge_only_what_was_given():
     """A step's options override the workflow's; unset ones are inherited, never zeroed."""
     defaults = af.Options(err_backoff=timedelta(seconds=3), polling_frequency=0.1)
