@@ -41,6 +41,9 @@ from .listener import event_notice, shard_key
 __all__ = ["PostgresEventStreamer"]
 
 _HELD_FIRST_RETRY = 0.01  # seconds before looking again when older transactions hold events back
+# At most this long between looks while events stay held back: under load, one short
+# transaction after another holds them (each ending without a notice for this shard).
+_HELD_LONGEST_RETRY = 0.05
 _HELD_WARN_AFTER = 10.0  # seconds of held-back delivery before a warning
 _HELD_WARN_EVERY = 60.0  # at most one such warning per receiver this often
 
@@ -241,13 +244,13 @@ class _Receiver:
 
         Its end sends no notification (unless it wrote events of this topic), so waiting
         for one would mean waiting a whole ``poll``: look again after 10 ms, then at
-        doubling intervals up to ``poll`` while it stays open.
+        doubling intervals up to 50 ms (``poll`` if shorter) while it stays open.
         """
         now = time.monotonic()
         if self._held_since is None:
             self._held_since, self._held_retry = now, _HELD_FIRST_RETRY
         else:
-            self._held_retry = min(self._held_retry * 2, poll)
+            self._held_retry = min(self._held_retry * 2, poll, _HELD_LONGEST_RETRY)
         if now - self._held_since >= _HELD_WARN_AFTER and now - self._held_warned >= _HELD_WARN_EVERY:
             self._held_warned = now
             self._warn_held(now - self._held_since)
