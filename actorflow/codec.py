@@ -63,9 +63,16 @@ class FunctionCodec(Generic[T]):
             raise CodecError(msg) from exc
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # a dataclass's field names, looked up once per class
+
+
 def _default(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+        cls = type(obj)
+        names = _FIELD_NAMES.get(cls)
+        if names is None:
+            names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(obj))
+        return {name: getattr(obj, name) for name in names}
     if isinstance(obj, datetime | date):
         return obj.isoformat()
     if isinstance(obj, timedelta):
