@@ -58,7 +58,7 @@ def _poisoned(foreign_id: str) -> Any:
 class _Waiting(list[tuple[str, Stage]]):
     """The steps' call log, kept as a wait: each step waits as an I/O call of ``IO_WAIT`` would."""
 
-    def append(self, item: tuple[str, Stage]) -> None:  # noqa: ARG002 - nothing kept
+    def append(self, item: tuple[str, Stage]) -> None:
         threading.Event().wait(IO_WAIT)
 
 

@@ -15,11 +15,11 @@ from actorflow.testing.adaptertest import (
     EventStreamerSuite,
     ExpiringLeaseSuite,
     FencedAcksSuite,
-    SharedDatabaseSuite,
     FencedStoreSuite,
     FencedTimeoutsSuite,
     MembershipSuite,
     RecordStoreSuite,
+    SharedDatabaseSuite,
     TimeoutStoreSuite,
 )
 
