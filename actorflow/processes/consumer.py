@@ -62,8 +62,9 @@ _POLL_WHILE_BUSY = 0.005
 WINDOW_LIMIT = 10_000
 _FREE: Any = object()  # `_behind.get` default: the run has no event in hand
 # How long stopping waits for the steps running on workers (a step that hangs is abandoned:
-# its event is not acknowledged, and the role's next holder handles it again).
-DRAIN_LIMIT = 5.0
+# its event is not acknowledged, and the role's next holder handles it again). Under the
+# supervisor's default stop grace (4.5 s), so an orderly stop stores what finished in time.
+DRAIN_LIMIT = 3.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
