@@ -12,6 +12,8 @@ from ._errors import PostgresError
 
 __all__ = ["CONNECT_TIMEOUT", "application_name", "check_schema", "connect_once", "conninfo"]
 
+IDLE_IN_TRANSACTION_MS = 5000
+
 _SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 CONNECT_TIMEOUT = 10
@@ -41,7 +43,12 @@ def conninfo(dsn: str, schema: str) -> str:
     params.setdefault("connect_timeout", CONNECT_TIMEOUT)
     params.setdefault("application_name", application_name(schema))
     options = str(params.get("options") or "")
-    params["options"] = f"{options} -c search_path={schema} -c timezone=UTC".strip()
+    # A session that sits inside a transaction for this long is a frozen (SIGSTOPped, cut off)
+    # node's: the server ends it, and the lease rows its fenced write share-locked are free for
+    # the role's next holder. Our transactions never wait on the client: they are pipelined.
+    # First, so a DSN's own options may set it otherwise.
+    idle = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
+    params["options"] = f"{idle} {options} -c search_path={schema} -c timezone=UTC".replace("  ", " ")
     return make_conninfo("", **params)
 
 

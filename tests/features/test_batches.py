@@ -152,10 +152,11 @@ def test_a_step_error_holds_its_own_run_and_the_other_runs_of_the_batch_go_on(bu
     assert log.items() == ["A", "B", "C", "D", "C", "C"]
     # When C was first retried, A, B and D had been stored past STARTED.
     assert all(seen_at_first_retry[fid] != Status.STARTED for fid in "ABD"), seen_at_first_retry
-    # One group commit for A, B and D (C's failure held only C), then C alone.
-    assert _charged_commits(commits, ids) == [[("A", "ok"), ("B", "ok"), ("D", "ok")], [("C", "ok")]], (
-        "expected the four events in one batch (triggered and published before the workflow ran)"
-    )
+    # A, B and D committed (together, unless a Kafka poll split the read) before C's retry,
+    # which commits alone, last.
+    charged = _charged_commits(commits, ids)
+    assert charged[-1] == [("C", "ok")], charged
+    assert sorted(entry for commit in charged[:-1] for entry in commit) == [("A", "ok"), ("B", "ok"), ("D", "ok")]
 
 
 def test_a_version_conflict_in_a_group_commit_does_not_undo_the_other_transitions(
@@ -201,9 +202,13 @@ def test_a_version_conflict_in_a_group_commit_does_not_undo_the_other_transition
     }
     assert log.items() == ["A", "X", "B", "X"]
     # (X's later transition is a single write: some stores take it through store(), unseen here.)
-    assert _charged_commits(commits, ids)[0] == [("A", "ok"), ("X", "VersionConflict"), ("B", "ok")], (
-        "expected A, X and B in one batch (triggered and published before the workflow ran)"
-    )
+    # X's refused write shares its commit with A's (and B's too, when the first read brought all
+    # three: a Kafka poll may bring B's partition a read later), and neither is undone by it.
+    first = _charged_commits(commits, ids)[0]
+    assert first in (
+        [("A", "ok"), ("X", "VersionConflict"), ("B", "ok")],
+        [("A", "ok"), ("X", "VersionConflict")],
+    ), first
     poll_until(
         lambda: wf.metrics.skipped_events.value(wf.name, PROCESS, CONFLICT) == conflicts_before + 1,
         what="the conflict being counted",

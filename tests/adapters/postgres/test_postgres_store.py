@@ -423,3 +423,33 @@ def test_work_whose_outcome_is_unknown_is_resent_only_when_allowed(adapters, pg_
     with pytest.raises(PostgresError):
         store.db.run("resent", commit_then_lose_the_connection)
     assert attempts() == 1 + 1 + RESENDS, "sent once, then resent RESENDS times before giving up"
+
+
+def test_a_frozen_writer_holding_a_lease_lock_cannot_keep_the_role_from_its_next_holder(pg_dsn, pg_schema):
+    """A node frozen inside a fenced write (the lease row share-locked, idle in transaction): the
+    server ends its session after idle_in_transaction_session_timeout, and the role passes on."""
+    from actorflow.adapters.postgres import PostgresRoleScheduler
+    from actorflow.adapters.postgres._connect import IDLE_IN_TRANSACTION_MS, conninfo
+    from actorflow.testing.adaptertest import await_role
+
+    first = PostgresRoleScheduler(pg_dsn, schema=pg_schema, ttl=0.5)
+    second = PostgresRoleScheduler(pg_dsn, schema=pg_schema, ttl=0.5)
+    frozen = psycopg.connect(conninfo(pg_dsn, pg_schema))  # the sessions every adapter opens
+    try:
+        lease = first.acquire("role-a", "node-1")
+        assert lease is not None
+        # What a fenced write does first, and where a SIGSTOP would leave it.
+        frozen.execute(
+            "SELECT 1 FROM workflow_leases WHERE role = %s AND node_id = %s AND term = %s FOR SHARE",
+            ("role-a", "node-1", lease.term),
+        )
+        started = time.monotonic()
+        taken = await_role(second, "role-a", "node-2", timeout=IDLE_IN_TRANSACTION_MS / 1000 + 10)
+        assert taken is not None and taken.term > lease.term
+        assert time.monotonic() - started < IDLE_IN_TRANSACTION_MS / 1000 + 5
+        with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+            frozen.execute("SELECT 1")  # its session was ended by the server
+    finally:
+        frozen.close()
+        first.close()
+        second.close()
