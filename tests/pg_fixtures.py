@@ -41,12 +41,21 @@ def pg_dsn() -> str:
 def _drop(dsn: str, schema: str) -> None:
     import psycopg
 
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            (f"actorflow-{schema}"[:63],),
-        )
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    # A terminated session lets go of its locks a moment later, and a thread still closing
+    # may open one more: a drop that deadlocks with it is tried again (terminating again).
+    for attempt in range(3):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                (f"actorflow-{schema}"[:63],),
+            )
+            try:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            except psycopg.errors.DeadlockDetected:
+                if attempt == 2:
+                    raise
+            else:
+                return
 
 
 @pytest.fixture
