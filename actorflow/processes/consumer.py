@@ -140,6 +140,7 @@ class EventConsumer(Process):
         self._records_along: RecordsAlong | None = None
         self._workers: Workers | None = None
         self._work_time = 0.0  # moving average of a Work's duration: quick work runs on this thread
+        self._generation = 0  # bumped by each reset: work finishing after it is dropped
         self._reset()
 
     def _reset(self) -> None:
@@ -158,7 +159,7 @@ class EventConsumer(Process):
         self._finished: queue.SimpleQueue[tuple[int, _Slot, Any, BaseException | None]] = queue.SimpleQueue()
         self._next_poll = 0.0
         self._order = itertools.count()
-        self._generation = getattr(self, "_generation", 0) + 1  # work finishing after a reset is dropped
+        self._generation += 1
 
     @abc.abstractmethod
     def handle(self, event: Event) -> Outcome:
@@ -386,6 +387,7 @@ class EventConsumer(Process):
                 try:
                     outcome = self._filter(event) or self.handle(event)
                     if isinstance(outcome, Work):
+                        # Read at each event: a first slow step sends the rest of the round to the workers.
                         if limit > 1 and self._work_time >= INLINE_BELOW:
                             self._submit(slot, outcome)
                             continue
@@ -504,7 +506,7 @@ class EventConsumer(Process):
         """Store the staged writes in one transaction, then acknowledge past what is done."""
         staged, self._staged = self._staged, []
         writes = [write for _, write in staged]
-        last, move = self._cursor_move(staged)
+        move = self._cursor_move(staged)
         try:
             results = self.engine.writer.commit(writes, fence=self.fence, ack=move)
         except StaleTerm:
@@ -527,42 +529,42 @@ class EventConsumer(Process):
                 )
             self._finish(slot)
         if move is not None:
-            # The commit moved the cursor past ``last``: those slots leave the window unacknowledged here.
-            window = self._window
-            while window and window[0] is not last:
-                window.popleft()
-            window.popleft()
+            self._pass_done()  # the commit moved the cursor past them: no ack of their own
         self._acknowledge(receiver)
 
-    def _cursor_move(self, staged: list[tuple[_Slot, Write]]) -> tuple[_Slot | None, CursorMove | None]:
+    def _cursor_move(self, staged: list[tuple[_Slot, Write]]) -> CursorMove | None:
         """The acknowledgement the commit of ``staged`` can make itself: past the last slot it leaves done.
 
-        ``(None, None)`` when the store cannot (the receiver then acknowledges after the
-        commit), or when the commit would not move the cursor.
+        ``None`` when the store cannot (the receiver then acknowledges after the commit), or
+        when the commit would not move the cursor. Once ``staged`` is committed (and so
+        done), `_pass_done` drops exactly the slots the move covers.
         """
         moves = self._moves  # the receiver's own capability, checked when it was opened
         if moves is None:
-            return None, None
+            return None
         committing = {id(slot) for slot, _ in staged}
         last: _Slot | None = None
         for slot in self._window:
             if not (slot.done or id(slot) in committing):
                 break
             last = slot
-        if last is None:
-            return None, None
-        move = moves.cursor_move(last.event)
-        return (last, move) if move is not None else (None, None)
+        return None if last is None else moves.cursor_move(last.event)
+
+    def _pass_done(self) -> _Slot | None:
+        """Drop the done slots at the window's head; the last dropped (``None`` if none)."""
+        window = self._window
+        last: _Slot | None = None
+        while window and window[0].done:
+            last = window.popleft()
+        return last
 
     def _acknowledge(self, receiver: EventReceiver) -> None:
         """Acknowledge up to the last event before the first one not done (one call for them all)."""
-        window = self._window
-        if not window or not window[0].done or not self.holding():
+        if not self.holding():
             return
-        last = window.popleft()
-        while window and window[0].done:
-            last = window.popleft()
-        self._ack(receiver, last.event)
+        last = self._pass_done()
+        if last is not None:
+            self._ack(receiver, last.event)
 
     def _ack(self, receiver: EventReceiver, event: Event) -> None:
         """Acknowledge up to ``event``; under the role's lease when the streamer can check it (fencing)."""

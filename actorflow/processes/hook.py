@@ -19,7 +19,7 @@ class HookConsumer(EventConsumer):
     """Reads run-state changes to one state and calls the user's hook with the record.
 
     The hook sees the record as it is when the event is handled (as in the original). A
-    hook that raises is retried after the back-off, holding the hook's stream in order.
+    hook that raises is retried after the back-off; that run's later events wait behind it.
     """
 
     def __init__(self, *args: Any, state: RunState, hook: HookFunc, **kwargs: Any) -> None:

@@ -79,15 +79,13 @@ class PostgresRecordStore(PostgresAdapter):
 
     def publish_directly(self, workflow_name: str, event_streamer: EventStreamer) -> bool:
         """Write ``workflow_name``'s events into ``event_streamer``'s log, if it is in this database."""
-        from .streamer import PostgresEventStreamer  # noqa: PLC0415 - avoid a cycle
-
-        if isinstance(event_streamer, PostgresEventStreamer) and event_streamer.db.identity == self.db.identity:
+        if self.acks_for(event_streamer):
             self._direct.add(workflow_name)
             return True
         return False
 
     def acks_for(self, event_streamer: EventStreamer) -> bool:
-        """True when ``event_streamer`` keeps its cursors in this database (its acks can ride in our commits)."""
+        """True when ``event_streamer`` keeps its events and cursors in this database (server, database, schema)."""
         from .streamer import PostgresEventStreamer  # noqa: PLC0415 - avoid a cycle
 
         return isinstance(event_streamer, PostgresEventStreamer) and event_streamer.db.identity == self.db.identity
@@ -165,8 +163,7 @@ class PostgresRecordStore(PostgresAdapter):
                         counts.extend(self._store_batch(conn, [record], forget_errors=forget_errors, fence=fence))
                     except psycopg.errors.IntegrityError:
                         counts.append(-1)
-                for ack in acks:
-                    conn.execute(QUERIES["save_cursor"], (ack.topic, ack.name, *ack.position))
+                _move_cursors(conn, acks)
             results: list[Exception | None] = []
             for record, count in zip(records, counts, strict=True):
                 if count > 0 or (attempts > 1 and self._is_stored(conn, record)):
@@ -217,8 +214,7 @@ class PostgresRecordStore(PostgresAdapter):
                     counts.append(int(row[0]) if row else 0)
                     if not cur.nextset():
                         break
-            for ack in acks:
-                cur.execute(QUERIES["save_cursor"], (ack.topic, ack.name, *ack.position))
+            _move_cursors(cur, acks)
             self.db.notify(conn, self._notices(records))
         return counts
 
@@ -335,3 +331,9 @@ class PostgresRecordStore(PostgresAdapter):
     def end_batches(self, process: str) -> None:
         """``process`` stopped cleanly."""
         self.db.execute("clearing the in-flight note", QUERIES["end_batches"], (process,))
+
+
+def _move_cursors(executor: psycopg.Connection[Any] | psycopg.Cursor[Any], acks: Sequence[CursorMove]) -> None:
+    """Save the receivers' cursor moves (in the caller's transaction; a cursor only moves forward)."""
+    for ack in acks:
+        executor.execute(QUERIES["save_cursor"], (ack.topic, ack.name, *ack.position))

@@ -180,6 +180,7 @@ class _Receiver:
         self._topic_key = f"e:{topic}"
         count = options.shard_count
         self._key = shard_key(self._topic_key, options.shard, count) if count > 1 else self._topic_key
+        self._watched: object = None  # the listener told of this shard key (a reopened database has a new one)
         self._where = f"schema {self._db.schema}"
         self._held_since: float | None = None  # since when committed events wait behind the xmin cut
         self._held_retry = _HELD_FIRST_RETRY
@@ -208,8 +209,9 @@ class _Receiver:
         deadline = time.monotonic() + timeout
         self._retention.poke()  # a clock read, unless a clean-up is due
         listener = self._db.listener()
-        if self._key != self._topic_key:
+        if self._key != self._topic_key and self._watched is not listener:
             listener.watch_shards(self._topic_key, self._options.shard_count)  # before taking its version
+            self._watched = listener
         if self._cursor is None:
             self._cursor = self._start()
             listener.connected.wait(min(timeout, 1.0))

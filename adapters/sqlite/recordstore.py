@@ -78,13 +78,13 @@ class SqliteRecordStore(SqliteAdapter):
         True when ``event_streamer`` is a `SqliteEventStreamer` on the same file (the
         paths are compared resolved; nothing is opened).
         """
-        if isinstance(event_streamer, SqliteEventStreamer) and event_streamer.path == self.path:
+        if self.acks_for(event_streamer):
             self._direct.add(workflow_name)
             return True
         return False
 
     def acks_for(self, event_streamer: EventStreamer) -> bool:
-        """True when ``event_streamer`` keeps its cursors in this file (its acks can ride in our commits)."""
+        """True when ``event_streamer`` keeps its events and cursors in this file (paths compared resolved)."""
         return isinstance(event_streamer, SqliteEventStreamer) and event_streamer.path == self.path
 
     # -- writes ---------------------------------------------------------------------------

@@ -54,8 +54,8 @@ class _Streams:
             self._open.pop().close()
 
 
-def _collect(receiver: EventReceiver, count: int, timeout: float = 5.0) -> list[Event]:
-    """Receive until ``count`` events arrived or ``timeout`` seconds passed."""
+def collect(receiver: EventReceiver, count: int, timeout: float = 5.0) -> list[Event]:
+    """Receive until ``count`` events arrived or ``timeout`` seconds passed (the suites share it)."""
     out: list[Event] = []
     deadline = time.monotonic() + timeout
     while len(out) < count:
@@ -120,7 +120,7 @@ class EventStreamerSuite:
         receiver = streams.receiver(streamer, topic, "my-receiver", ReceiverOptions(stream_from_latest=True))
 
         _send(sender, topic, ["789"])
-        (event,) = _collect(receiver, 1)
+        (event,) = collect(receiver, 1)
         assert event.run_id == "789"
         receiver.ack(event)
         streams.close(receiver)
@@ -141,7 +141,7 @@ class EventStreamerSuite:
 
         _send(sender, "test-1", ["101"])
         receiver = streams.receiver(streamer, "test-1", "my-receiver", ReceiverOptions(stream_from_latest=True))
-        events = _collect(receiver, 1)
+        events = collect(receiver, 1)
         assert [e.run_id for e in events] == ["101"]
         receiver.ack(events[0])
 
@@ -176,14 +176,14 @@ class EventStreamerSuite:
         _send(sender, "resume", [f"run-{i}" for i in range(5)])
 
         receiver = streams.receiver(streamer, "resume", "resumer")
-        events = _collect(receiver, 5)
+        events = collect(receiver, 5)
         assert sorted(e.run_id for e in events) == [f"run-{i}" for i in range(5)]
         receiver.ack(events[0])
         receiver.ack(events[1])
         streams.close(receiver)
 
         again = streams.receiver(streamer, "resume", "resumer")
-        redelivered = _collect(again, 3)
+        redelivered = collect(again, 3)
         assert sorted((e.id, e.run_id) for e in redelivered) == sorted((e.id, e.run_id) for e in events[2:])
         assert again.receive(10, 0.2) == []
 
@@ -194,13 +194,13 @@ class EventStreamerSuite:
         _send(sender, "cumulative", [f"run-{i}" for i in range(5)])
 
         receiver = streams.receiver(streamer, "cumulative", "acker")
-        events = _collect(receiver, 5)
+        events = collect(receiver, 5)
         assert len(events) == 5
         receiver.ack(events[3])
         streams.close(receiver)
 
         again = streams.receiver(streamer, "cumulative", "acker")
-        assert [(e.id, e.run_id) for e in _collect(again, 1)] == [(events[4].id, events[4].run_id)]
+        assert [(e.id, e.run_id) for e in collect(again, 1)] == [(events[4].id, events[4].run_id)]
         assert again.receive(10, 0.2) == []
 
     def test_receivers_with_different_names_each_get_every_event(
@@ -215,7 +215,7 @@ class EventStreamerSuite:
         _send(sender, "fan-out", run_ids)
 
         for receiver in (first, second):
-            events = _collect(receiver, 10)
+            events = collect(receiver, 10)
             assert sorted(e.run_id for e in events) == sorted(run_ids)
             receiver.ack(events[-1])
 
@@ -227,7 +227,7 @@ class EventStreamerSuite:
         receiver = streams.receiver(streamer, "topic-a", "reader")
         _send(streams.sender(streamer, "topic-b"), "topic-b", ["b-1", "b-2"])
         _send(streams.sender(streamer, "topic-a"), "topic-a", ["a-1"])
-        events = _collect(receiver, 1)
+        events = collect(receiver, 1)
         assert [e.run_id for e in events] == ["a-1"]
         assert receiver.receive(10, 0.2) == []
 
@@ -283,7 +283,7 @@ class EventStreamerSuite:
         receiver = streams.receiver(streamer, "wake", "sleeper")
         sender = streams.sender(streamer, "wake")
         _send(sender, "wake", ["warm-up"])  # the receiver is connected once it has read one event
-        receiver.ack(_collect(receiver, 1)[0])
+        receiver.ack(collect(receiver, 1)[0])
 
         timer = threading.Timer(0.2, _send, args=(sender, "wake", ["wake-up"]))
         started = time.monotonic()
@@ -323,7 +323,7 @@ class EventStreamerSuite:
         receiver = streams.receiver(streamer, "ordered", "orderly")
         first = receiver.receive(3, 5.0)
         assert 1 <= len(first) <= 3
-        events = [*first, *_collect(receiver, len(sent) - len(first))]
+        events = [*first, *collect(receiver, len(sent) - len(first))]
         assert len(events) == len(sent)
         for run_id in ("a", "b"):
             assert [e.type for e in events if e.run_id == run_id] == list(range(1, 11))
@@ -350,7 +350,7 @@ class EventStreamerSuite:
         sender.send("run-ü", 7, headers)
         sender.flush()
         receiver = streams.receiver(streamer, "headers", "inspector")
-        (event,) = _collect(receiver, 1)
+        (event,) = collect(receiver, 1)
         assert event.run_id == "run-ü"
         assert event.type == 7
         assert dict(event.headers) == headers

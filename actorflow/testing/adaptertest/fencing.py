@@ -20,6 +20,7 @@ from actorflow.errors import RecordNotFound, StaleTerm
 from actorflow.event import Event
 from actorflow.protocols import EventStreamer, Fence, Lease, RecordStore, RoleScheduler, TimeoutStore
 from actorflow.testing.adaptertest._records import dummy_record, next_version
+from actorflow.testing.adaptertest.eventstreamer import collect
 from actorflow.testing.adaptertest.rolescheduler import await_role
 
 __all__ = [
@@ -159,11 +160,8 @@ class FencedAcksSuite:
         receiver = streamer.new_receiver("fenced-topic", name)
         fenced: object = receiver
         assert isinstance(fenced, FencedReceiver), "a FencedAcks streamer's receivers ack under a fence"
-        events: list[Event] = []
-        while len(events) < count:
-            got = list(receiver.receive(count - len(events), 5.0))
-            assert got, f"expected {count} events, got {len(events)}"
-            events.extend(got)
+        events = collect(receiver, count)
+        assert len(events) == count, f"expected {count} events, got {len(events)}"
         return receiver, events
 
     def _send(self, streamer: Any, count: int) -> None:

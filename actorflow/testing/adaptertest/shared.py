@@ -18,6 +18,7 @@ from actorflow.capabilities import CommitAcks, CursorMoves, DirectPublisher, Rec
 from actorflow.event import Event, event_topic
 from actorflow.protocols import EventStreamer, RecordStore
 from actorflow.testing.adaptertest._records import WORKFLOW, dummy_record, next_version
+from actorflow.testing.adaptertest.eventstreamer import collect
 
 __all__ = ["SharedDatabaseFactory", "SharedDatabaseSuite"]
 
@@ -59,11 +60,8 @@ class SharedDatabaseSuite:
     @staticmethod
     def _events(streamer: Any, topic: str, name: str, count: int) -> tuple[Any, list[Event]]:
         receiver = streamer.new_receiver(topic, name)
-        events: list[Event] = []
-        while len(events) < count:
-            got = list(receiver.receive(count - len(events), 5.0))
-            assert got, f"expected {count} events, got {len(events)}"
-            events.extend(got)
+        events = collect(receiver, count)
+        assert len(events) == count, f"expected {count} events, got {len(events)}"
         return receiver, events
 
     def test_a_cursor_move_is_made_in_the_commit_of_the_records(self, make_shared_pair: SharedDatabaseFactory) -> None:
