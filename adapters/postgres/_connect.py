@@ -10,9 +10,23 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ._errors import PostgresError
 
-__all__ = ["CONNECT_TIMEOUT", "application_name", "check_schema", "connect_once", "conninfo"]
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "IDLE_IN_TRANSACTION_MS",
+    "LOCK_TIMEOUT_MS",
+    "STUCK_AFTER",
+    "application_name",
+    "check_schema",
+    "connect_once",
+    "conninfo",
+]
 
 IDLE_IN_TRANSACTION_MS = 5000
+"""A session idle inside a transaction this long is ended by the server (a frozen client's)."""
+LOCK_TIMEOUT_MS = 2000
+"""The longest a statement waits for a lock before it fails (and stuck sessions are looked for)."""
+STUCK_AFTER = IDLE_IN_TRANSACTION_MS / 1000
+"""Seconds a session may wait on its client in the middle of a statement before it counts as stuck."""
 
 _SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -46,9 +60,12 @@ def conninfo(dsn: str, schema: str) -> str:
     # A session that sits inside a transaction for this long is a frozen (SIGSTOPped, cut off)
     # node's: the server ends it, and the lease rows its fenced write share-locked are free for
     # the role's next holder. Our transactions never wait on the client: they are pipelined.
-    # First, so a DSN's own options may set it otherwise.
-    idle = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
-    params["options"] = f"{idle} {options} -c search_path={schema} -c timezone=UTC".replace("  ", " ")
+    # A frozen client can also stop in the middle of a pipeline, where the session stays
+    # "active" and no server timeout applies: no statement waits for a lock past
+    # LOCK_TIMEOUT_MS, and a lock timeout ends such stuck sessions (`Database.run`).
+    # First, so a DSN's own options may set them otherwise.
+    timeouts = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS} -c lock_timeout={LOCK_TIMEOUT_MS}"
+    params["options"] = f"{timeouts} {options} -c search_path={schema} -c timezone=UTC".replace("  ", " ")
     return make_conninfo("", **params)
 
 

@@ -29,7 +29,7 @@ from actorflow.protocols import Fence, RoleScheduler
 
 from .._lifecycle import Shared
 from .._sql.fleet import stale_term
-from ._connect import CONNECT_TIMEOUT, check_schema, connect_once, conninfo
+from ._connect import CONNECT_TIMEOUT, STUCK_AFTER, check_schema, connect_once, conninfo
 from ._errors import PostgresError, logger, wrap_exceptions
 from ._rows import rows_of
 from ._schema import QUERIES, drop_schema, migrate, migrate_on
@@ -171,6 +171,15 @@ class Database(Shared):
                         return fn(conn)
                 except _Cut:
                     self._check(pool)
+                except psycopg.errors.LockNotAvailable:
+                    # Nothing was applied (the statement failed, its transaction rolled back).
+                    # A frozen node's session may hold the lock for ever: end any stuck one,
+                    # and try again only if one was ended.
+                    if not self._end_stuck_sessions(pool) or not resend:
+                        raise
+                    failures += 1
+                    if failures > RESENDS:
+                        raise
                 except psycopg_pool.PoolTimeout:
                     raise  # nothing was sent: no resend (an OperationalError subclass, caught next)
                 except psycopg.OperationalError:
@@ -206,6 +215,15 @@ class Database(Shared):
                 yield conn
         finally:
             pool.putconn(conn)
+
+    def _end_stuck_sessions(self, pool: psycopg_pool.ConnectionPool[Any]) -> int:
+        """End the sessions on this schema stuck mid-pipeline past `STUCK_AFTER` (see ``end_stuck_sessions``)."""
+        with self._checkout(pool) as conn:
+            row = conn.execute(QUERIES["end_stuck_sessions"], (STUCK_AFTER,)).fetchone()
+        ended = int(row[0]) if row else 0
+        if ended:
+            logger.warning("schema %s: ended %d session(s) stuck mid-statement", self.schema, ended)
+        return ended
 
     @staticmethod
     def _check(pool: psycopg_pool.ConnectionPool[Any]) -> None:

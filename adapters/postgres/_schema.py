@@ -93,6 +93,7 @@ def migrate_on(conn: psycopg.Connection[Any], schema: str) -> list[int]:
     before anything is applied. ``conn``'s ``search_path`` is ``schema``.
     """
     with conn.transaction():
+        conn.execute(QUERIES["wait_for_locks"])  # another migrator may take a while
         conn.execute(QUERIES["lock_schema"], (_lock_key(schema),))
         conn.execute(_with_schema("create_schema", schema))
         applied = apply_migrations(

@@ -9,6 +9,10 @@
 -- Create the adapters' schema if it is missing ({schema}: a quoted identifier)
 CREATE SCHEMA IF NOT EXISTS {schema}
 
+-- wait_for_locks --
+-- No lock timeout in this transaction (the sessions' default is a short one, see _connect.py)
+SET LOCAL lock_timeout = 0
+
 -- lock_schema --
 -- Hold the schema's advisory lock until the transaction ends: one migrator at a time
 SELECT pg_advisory_xact_lock(%s)
@@ -33,6 +37,18 @@ INSERT INTO actorflow_migrations (version, name) VALUES (%s, %s)
 -- Cut this library's other sessions on a schema (named by application_name) before dropping it
 SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 WHERE application_name = %s AND pid <> pg_backend_pid()
+
+-- end_stuck_sessions --
+-- End this library's sessions on the schema whose client stopped inside a transaction (a
+-- frozen node): waiting to read from it, for longer than a number of seconds. Mid-pipeline
+-- ("active") no server timeout ends them, and idle in transaction the server's own timeout
+-- was seen not to fire for a SIGSTOPped client; the locks they hold (a lease share-locked
+-- by a fenced write, rows being written) would keep the role's next holder waiting for ever.
+SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+WHERE application_name = current_setting('application_name') AND pid <> pg_backend_pid()
+  AND datname = current_database() AND wait_event = 'ClientRead' AND xact_start IS NOT NULL
+  AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')
+  AND state_change < clock_timestamp() - make_interval(secs => %s)
 
 -- drop_schema --
 -- Drop the adapters' schema and everything in it ({schema}: a quoted identifier)

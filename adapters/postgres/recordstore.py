@@ -201,21 +201,28 @@ class PostgresRecordStore(PostgresAdapter):
             else:
                 groups.append((query, [params]))
         counts: list[int] = []
-        # Each group's results are read (a sync) before the next is sent: between syncs the
-        # session is idle in transaction, which the server ends after 5 s if this process
-        # froze (see _connect.py), so a frozen writer cannot hold the lease row it locked.
-        with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
-            if fence is not None:
-                check_fence(cur, fence)
-            for query, params_seq in groups:
-                cur.executemany(query.encode(), params_seq, returning=True)
-                while True:
-                    row = cur.fetchone()
-                    counts.append(int(row[0]) if row else 0)
-                    if not cur.nextset():
-                        break
-            _move_cursors(cur, acks)
-            self.db.notify(conn, self._notices(records))
+        cursors: list[psycopg.Cursor[Any]] = []
+        # Everything goes out in one round trip; the results are read after the commit. A
+        # writer frozen mid-transaction holds its locks until a node they block ends its
+        # session (`Database.run` on a lock timeout, see _connect.py).
+        with conn.pipeline():
+            with conn.transaction():
+                if fence is not None:
+                    with conn.cursor() as cur:
+                        check_fence(cur, fence)
+                for query, params_seq in groups:
+                    cur = conn.cursor()
+                    cur.executemany(query.encode(), params_seq, returning=True)
+                    cursors.append(cur)
+                _move_cursors(conn, acks)
+                self.db.notify(conn, self._notices(records))
+            for cur in cursors:
+                with cur:
+                    while True:
+                        row = cur.fetchone()
+                        counts.append(int(row[0]) if row else 0)
+                        if not cur.nextset():
+                            break
         return counts
 
     # -- reads --------------------------------------------------------------------------

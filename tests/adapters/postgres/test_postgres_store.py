@@ -21,9 +21,11 @@ from actorflow.adapters.postgres import (
     migrate,
 )
 from actorflow.adapters.postgres._db import RESENDS
+from actorflow.protocols import Lease
 from actorflow.testing.adaptertest._records import dummy_record
 from tests.adapters.sql_schema import versions
 from tests.model import Item, Stage, three_steps
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.postgres
 
@@ -425,12 +427,30 @@ def test_work_whose_outcome_is_unknown_is_resent_only_when_allowed(adapters, pg_
     assert attempts() == 1 + 1 + RESENDS, "sent once, then resent RESENDS times before giving up"
 
 
+def _claim_past_lock_timeouts(scheduler, role: str, node_id: str, *, timeout: float) -> tuple[Lease, int]:
+    """``role`` for ``node_id`` once free, as a role scheduler's claims go on past failures; the lease and
+    how many claims failed on a lock timeout (a session holding the lease row)."""
+    from actorflow.testing.adaptertest import await_role
+
+    timeouts = 0
+
+    def claim() -> Lease | None:
+        nonlocal timeouts
+        try:
+            return await_role(scheduler, role, node_id, timeout=timeout)
+        except PostgresError as exc:
+            assert "LockNotAvailable" in str(exc), exc
+            timeouts += 1
+            return None
+
+    return eventually(claim, timeout=timeout, what=f"{role} claimed"), timeouts
+
+
 def test_a_frozen_writer_holding_a_lease_lock_cannot_keep_the_role_from_its_next_holder(pg_dsn, pg_schema):
     """A node frozen inside a fenced write (the lease row share-locked, idle in transaction): the
     server ends its session after idle_in_transaction_session_timeout, and the role passes on."""
     from actorflow.adapters.postgres import PostgresRoleScheduler
     from actorflow.adapters.postgres._connect import IDLE_IN_TRANSACTION_MS, conninfo
-    from actorflow.testing.adaptertest import await_role
 
     first = PostgresRoleScheduler(pg_dsn, schema=pg_schema, ttl=0.5)
     second = PostgresRoleScheduler(pg_dsn, schema=pg_schema, ttl=0.5)
@@ -444,11 +464,57 @@ def test_a_frozen_writer_holding_a_lease_lock_cannot_keep_the_role_from_its_next
             ("role-a", "node-1", lease.term),
         )
         started = time.monotonic()
-        taken = await_role(second, "role-a", "node-2", timeout=IDLE_IN_TRANSACTION_MS / 1000 + 10)
-        assert taken is not None and taken.term > lease.term
+        taken, _ = _claim_past_lock_timeouts(second, "role-a", "node-2", timeout=IDLE_IN_TRANSACTION_MS / 1000 + 10)
+        assert taken.term > lease.term
         assert time.monotonic() - started < IDLE_IN_TRANSACTION_MS / 1000 + 5
         with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
             frozen.execute("SELECT 1")  # its session was ended by the server
+    finally:
+        frozen.close()
+        first.close()
+        second.close()
+
+
+def test_a_writer_frozen_mid_pipeline_is_ended_when_it_keeps_a_role_from_its_next_holder(pg_dsn, pg_schema):
+    """A node frozen while sending a pipeline (the lease row share-locked, the session "active",
+    which no server timeout ends): the next holder's claim times out on the lock, ends the
+    stuck session, and takes the role."""
+    from actorflow.adapters.postgres import PostgresRoleScheduler
+    from actorflow.adapters.postgres._connect import LOCK_TIMEOUT_MS, STUCK_AFTER, conninfo
+
+    first = PostgresRoleScheduler(pg_dsn, schema=pg_schema, ttl=0.5)
+    second = PostgresRoleScheduler(pg_dsn, schema=pg_schema, ttl=0.5)
+    frozen = psycopg.connect(conninfo(pg_dsn, pg_schema), autocommit=True)
+    try:
+        lease = first.acquire("role-a", "node-1")
+        assert lease is not None
+        # What a fenced write sends first, flushed with no sync: the server runs it and waits
+        # for the rest of the pipeline, which a SIGSTOPped client never sends.
+        pgconn = frozen.pgconn
+        pgconn.enter_pipeline_mode()
+        pgconn.send_query_params(b"BEGIN", None)
+        pgconn.send_query_params(
+            b"SELECT 1 FROM workflow_leases WHERE role = $1 AND node_id = $2 AND term = $3::bigint FOR SHARE",
+            [b"role-a", b"node-1", str(lease.term).encode()],
+        )
+        pgconn.send_flush_request()
+        while pgconn.flush():
+            pass
+        pid = pgconn.backend_pid
+
+        def state() -> tuple[str, str] | None:
+            with _raw(pg_dsn, pg_schema) as conn:
+                row = conn.execute("SELECT state, wait_event FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+            return None if row is None else (row[0], row[1])
+
+        eventually(lambda: state() == ("active", "ClientRead"), timeout=10, what="the session waiting mid-pipeline")
+        started = time.monotonic()
+        bound = STUCK_AFTER + 2 * LOCK_TIMEOUT_MS / 1000 + 5
+        taken, timeouts = _claim_past_lock_timeouts(second, "role-a", "node-2", timeout=bound)
+        assert taken.term > lease.term
+        assert time.monotonic() - started < bound
+        assert timeouts >= 1, "the claim waited on the frozen session's lock"
+        eventually(lambda: state() is None, timeout=10, what="the stuck session ended")
     finally:
         frozen.close()
         first.close()
