@@ -65,6 +65,11 @@ _FREE: Any = object()  # `_behind.get` default: the run has no event in hand
 # its event is not acknowledged, and the role's next holder handles it again). Under the
 # supervisor's default stop grace (4.5 s), so an orderly stop stores what finished in time.
 DRAIN_LIMIT = 3.0
+# How long an event may stay ahead of its run's record (a stale read: the store has not
+# caught up) before it is skipped as malformed. Every adapter commits a record before its
+# event can be read, so only a hostile or corrupt event (a record_version from the future)
+# stays ahead for long: retried for ever, it would hold its run and, past WINDOW_LIMIT, the shard.
+STALE_READ_LIMIT = 60.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -76,9 +81,13 @@ class Skipped:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Retry:
-    """Handle the event again after ``delay`` seconds (its run's later events wait behind it)."""
+    """Handle the event again after ``delay`` seconds (its run's later events wait behind it).
+
+    ``stale``: the event is ahead of its record; such retries end after `STALE_READ_LIMIT`.
+    """
 
     delay: float
+    stale: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -99,12 +108,13 @@ Outcome = Write | Skipped | Retry | Work | None
 class _Slot:
     """One received event on its way through the consumer."""
 
-    __slots__ = ("done", "event", "started")
+    __slots__ = ("done", "event", "stale_since", "started")
 
     def __init__(self, event: Event) -> None:
         self.event = event
         self.done = False  # its effect is committed, or it needed none: the cursor may pass it
         self.started = 0.0
+        self.stale_since: float | None = None  # when it was first found ahead of its record
 
 
 class EventConsumer(Process):
@@ -464,6 +474,8 @@ class EventConsumer(Process):
     def _settle(self, slot: _Slot, outcome: Outcome) -> None:
         """Record what handling the event came to."""
         self.metrics.latency.observe(time.perf_counter() - slot.started)
+        if isinstance(outcome, Retry) and outcome.stale:
+            outcome = self._stale_read(slot, outcome)
         if isinstance(outcome, Retry):
             heapq.heappush(self._retries, (time.monotonic() + outcome.delay, next(self._order), slot))
             return
@@ -475,6 +487,26 @@ class EventConsumer(Process):
         if isinstance(outcome, Skipped):
             self.metrics.skipped(outcome.reason)
         self._finish(slot)
+
+    def _stale_read(self, slot: _Slot, retry: Retry) -> Retry | Skipped:
+        """``retry``, unless the event has been ahead of its record for `STALE_READ_LIMIT`: then skipped."""
+        now = time.monotonic()
+        if slot.stale_since is None:
+            slot.stale_since = now
+        if now - slot.stale_since < STALE_READ_LIMIT:
+            return retry
+        event = slot.event
+        self.metrics.malformed.inc()
+        logger.error(
+            "%s: event %s of run %s on %s skipped: its record_version %s stayed ahead of the record for %.1fs",
+            self.name,
+            event.id,
+            event.run_id,
+            self.topic,
+            event.headers.get(Header.RECORD_VERSION),
+            now - slot.stale_since,
+        )
+        return Skipped("event ahead of its record")
 
     def _finish(self, slot: _Slot) -> None:
         """The event is done: the cursor may pass it, and its run's next event is ready."""
@@ -639,7 +671,7 @@ class EventConsumer(Process):
         if record.meta.version > version:
             return Skipped("event record version lower than latest record version")
         if record.meta.version < version:
-            return Retry(self.options.err_backoff)
+            return Retry(self.options.err_backoff, stale=True)
         if status is not None and record.status != status:
             return Skipped("record status not in expected state")
         if record.run_state.stopped:

@@ -201,3 +201,24 @@ def test_an_event_with_an_unreadable_record_version_is_skipped_as_malformed(star
     poll_until(lambda: calls.count("charge", run_id) == 3, what="the event behind the malformed one")
     assert _skipped(wf, MALFORMED) == malformed_before + 1
     assert wf.metrics.registry.get_sample_value("actorflow_malformed_events_total", labels) == counted_before + 1
+
+
+def test_an_event_that_stays_ahead_of_its_record_is_skipped_after_the_stale_read_limit(start, poll_until, monkeypatch):
+    """A record_version from the future (hostile or corrupt) is retried only for STALE_READ_LIMIT:
+    then skipped and counted as malformed, and the run's next event is handled (it is not held for ever)."""
+    from actorflow.processes import consumer
+
+    monkeypatch.setattr(consumer, "STALE_READ_LIMIT", 0.3)
+    calls = Calls()
+    wf, run_id, headers = _rest_at_version_2(start, calls, poll_until)
+    ahead = "event ahead of its record"
+    labels = {"workflow_name": wf.name, "process_name": PROCESS}
+    counted_before = wf.metrics.registry.get_sample_value("actorflow_malformed_events_total", labels) or 0.0
+    ahead_before = _skipped(wf, ahead)
+
+    _send(wf, run_id, {**headers, Header.RECORD_VERSION: "9" * 18})
+    _send(wf, run_id, headers)  # behind it: a current event, which runs the step once the other is skipped
+    poll_until(lambda: calls.count("charge", run_id) == 3, what="the event behind the one from the future")
+    assert _skipped(wf, ahead) == ahead_before + 1
+    assert wf.metrics.registry.get_sample_value("actorflow_malformed_events_total", labels) == counted_before + 1
+    assert wf.record_store.lookup(run_id).meta.version == 2
