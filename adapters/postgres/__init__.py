@@ -15,7 +15,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     msg = 'actorflow.adapters.postgres needs psycopg 3: pip install "actorflow[postgres]"'
     raise ImportError(msg) from exc
 
-from ._errors import PostgresError
+from ._errors import PostgresConfigError, PostgresError
 from ._schema import drop_schema, migrate
 from .recordstore import PostgresRecordStore
 from .rolescheduler import PostgresRoleScheduler
@@ -23,6 +23,7 @@ from .streamer import PostgresEventStreamer
 from .timeoutstore import PostgresTimeoutStore
 
 __all__ = [
+    "PostgresConfigError",
     "PostgresError",
     "PostgresEventStreamer",
     "PostgresRecordStore",

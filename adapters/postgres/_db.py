@@ -25,6 +25,7 @@ import psycopg_pool
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 
+from actorflow._redact import redact
 from actorflow.protocols import Fence, RoleScheduler
 
 from .._lifecycle import Shared
@@ -104,6 +105,9 @@ class Database(Shared):
         self._listener: Listener | None = None
         self._on_close: list[Callable[[], None]] = []
         self._on_closed: list[Callable[[], None]] = []
+
+    def __repr__(self) -> str:
+        return f"<Database {redact(self.dsn)!r} schema={self.schema!r}>"
 
     @property
     def identity(self) -> tuple[str, str, str]:
@@ -310,7 +314,8 @@ class PostgresAdapter:
         self.db = Database(dsn, check_schema(schema), max_connections=max_connections)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} schema={self.db.schema!r}>"
+        # The DSN redacted: a repr ends up in logs and tracebacks.
+        return f"<{type(self).__name__} {redact(self.db.dsn)!r} schema={self.db.schema!r}>"
 
     def fences_with(self, role_scheduler: RoleScheduler) -> bool:
         """True when ``role_scheduler`` keeps its leases in this database and schema (a `PostgresRoleScheduler`)."""

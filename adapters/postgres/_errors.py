@@ -1,4 +1,8 @@
-"""The PostgreSQL adapters' error, the wrapping of driver errors into it, and their logger."""
+"""The PostgreSQL adapters' errors, the wrapping of driver errors into them, and their logger.
+
+Every message is redacted (`actorflow._redact.redact`): a driver error may quote the
+connection string, and a password must never reach an error message or a log.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,10 @@ from collections.abc import Iterator
 import psycopg
 import psycopg_pool
 
+from actorflow._redact import redact
 from actorflow.errors import ActorflowError
 
-__all__ = ["PostgresError", "logger", "wrap_exceptions"]
+__all__ = ["PostgresConfigError", "PostgresError", "logger", "scrub", "wrap_exceptions"]
 
 logger = logging.getLogger("actorflow.postgres")
 
@@ -20,20 +25,33 @@ class PostgresError(ActorflowError):
     """A PostgreSQL operation failed (the driver's error is the cause)."""
 
 
-# Named by its public home, so tracebacks and docs point at an importable class.
+class PostgresConfigError(PostgresError, ValueError):
+    """The PostgreSQL DSN or schema is not one the adapters will use (refused before connecting)."""
+
+
+# Named by their public home, so tracebacks and docs point at importable classes.
 PostgresError.__module__ = "actorflow.adapters.postgres"
+PostgresConfigError.__module__ = "actorflow.adapters.postgres"
+
+
+def scrub(exc: BaseException) -> BaseException:
+    """``exc`` with any password in its message redacted (in place): it is kept as a cause, printed in tracebacks."""
+    args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in exc.args)
+    if args != exc.args:
+        exc.args = args
+    return exc
 
 
 @contextlib.contextmanager
 def wrap_exceptions(what: str) -> Iterator[None]:
-    """Turn driver and pool errors into `PostgresError`, keeping them as the cause."""
+    """Turn driver and pool errors into `PostgresError`, keeping them as the cause (the message redacted)."""
     try:
         yield
     except ActorflowError:
         raise
     except psycopg_pool.PoolTimeout as exc:
-        msg = f"{what}: no database connection within the pool timeout ({exc})"
-        raise PostgresError(msg) from exc
+        msg = redact(f"{what}: no database connection within the pool timeout ({exc})")
+        raise PostgresError(msg) from scrub(exc)
     except psycopg.Error as exc:
-        msg = f"{what}: {type(exc).__name__}: {exc}".strip()
-        raise PostgresError(msg) from exc
+        msg = redact(f"{what}: {type(exc).__name__}: {exc}".strip())
+        raise PostgresError(msg) from scrub(exc)

@@ -18,6 +18,8 @@ from collections.abc import Iterable
 
 import psycopg
 
+from actorflow._redact import redact
+
 __all__ = ["Listener", "event_notice", "shard_key"]
 
 logger = logging.getLogger("actorflow.postgres")
@@ -116,7 +118,7 @@ class Listener:
                 self.connected.clear()
                 if self._stop.is_set():
                     break
-                logger.warning("LISTEN connection lost (%s); reconnecting in %.1fs", exc, backoff)
+                logger.warning("LISTEN connection lost (%s); reconnecting in %.1fs", redact(str(exc)), backoff)
                 self._bump(None)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF)
