@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from actorflow._redact import redact
 from actorflow.clock import Clock
 from actorflow.protocols import EventStreamer, RecordStore, RoleScheduler, TimeoutStore
 
@@ -92,7 +93,7 @@ def _postgres(dsn: str | None, clock: Clock | None) -> Backend:
         postgres.PostgresRecordStore(dsn, schema=schema),
         _module("memory").MemoryRoleScheduler(),  # one node: roles in memory
         postgres.PostgresTimeoutStore(dsn, schema=schema),
-        location=f"{dsn} (schema {schema}, dropped at the end)",
+        location=f"{redact(dsn)} (schema {schema}, dropped at the end)",
         cleanup=cleanup,
     )
 
@@ -114,7 +115,7 @@ def _kafka(path: str | None, dsn: str | None, bootstrap_servers: str | None, clo
             postgres.PostgresRecordStore(dsn, schema=schema),
             memory.MemoryRoleScheduler(),
             postgres.PostgresTimeoutStore(dsn, schema=schema),
-            location=f"{bootstrap_servers} + {dsn} (schema {schema}, dropped at the end)",
+            location=f"{bootstrap_servers} + {redact(dsn)} (schema {schema}, dropped at the end)",
             cleanup=cleanup,
         )
     sqlite = _module("sqlite")
@@ -172,5 +173,5 @@ def make_backend(
         return _postgres(dsn, clock)
     if name == "kafka":
         return _kafka(path, dsn, bootstrap_servers, clock)
-    msg = f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)} (path={path!r}, dsn={dsn!r})"
+    msg = f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)} (path={path!r}, dsn={redact(dsn or '')!r})"
     raise ValueError(msg)

@@ -1,24 +1,57 @@
 """The ``actorflow`` command: run a node, draw a workflow, try the demo, run the benchmark.
 
 Every flag can also come from an ``ACTORFLOW_<FLAG>`` environment variable (shown in
-``--help``); only this module reads the environment.
+``--help``); only this module reads the environment. A flag given on the command line
+wins over its variable; a variable with a bad value is an error only for a subcommand
+that uses it, and only when the flag is not given.
+
+A user error (a bad flag value or variable, a DSN, a schema, a target, a server that
+cannot be reached) is one line on stderr, ``actorflow <subcommand>: error: <message>``
+(passwords in it hidden), and a distinct exit status (`ExitCode`):
+
+====  ==========================================================================
+0     success
+1     an unexpected error: a bug, reported with its traceback
+2     usage: an unknown or malformed flag (argparse), a missing required option
+3     bad configuration or input: a flag or ``ACTORFLOW_*`` value, a DSN, a
+      schema, a ``MODULE:ATTR`` target, a workflow definition, a metrics address
+4     a server cannot be reached or failed: PostgreSQL, Kafka, a SQLite file
+5     a workflow operation failed (any other actorflow error)
+130   interrupted (Ctrl-C)
+====  ==========================================================================
+
+``--debug`` (or ``ACTORFLOW_DEBUG=1``) prints the traceback of a user error too.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import enum
 import importlib
+import inspect
 import logging
 import os
+import socket
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from actorflow._redact import redact
 from actorflow._signals import run_until_stopped
 from actorflow.backends import BACKENDS
+from actorflow.errors import (
+    ActorflowError,
+    CodecError,
+    CorruptRecord,
+    InvalidRunStateTransition,
+    InvalidTransition,
+    UnknownStatus,
+)
 
-__all__ = ["load_target", "main"]
+__all__ = ["CommandError", "ExitCode", "load_target", "main"]
 
 # How long `actorflow run` lets the steps in hand finish on SIGTERM/SIGINT: a process
 # manager's own grace (Kubernetes: 30 s, systemd: 90 s) is longer, so the node exits
@@ -26,29 +59,110 @@ __all__ = ["load_target", "main"]
 _RUN_STOP_GRACE = 10.0
 
 
-def _env(flag: str, default: Any = None) -> Any:
-    return os.environ.get("ACTORFLOW_" + flag.upper().replace("-", "_"), default)
+class ExitCode(enum.IntEnum):
+    """The exit status of the ``actorflow`` command, one per kind of failure."""
+
+    OK = 0
+    INTERNAL = 1
+    """An unexpected error (a bug): Python's own status, with the traceback."""
+    USAGE = 2
+    """The command line is wrong: argparse's errors, a missing required option."""
+    CONFIG = 3
+    """Bad configuration or input: a flag or variable value, a DSN, a schema, a target."""
+    BACKEND = 4
+    """A server cannot be reached or failed the operation: PostgreSQL, Kafka, a SQLite file."""
+    WORKFLOW = 5
+    """A workflow operation failed: any other actorflow error."""
+    INTERRUPTED = 130
+    """Interrupted by Ctrl-C (128 + SIGINT, as a shell reports it)."""
+
+
+_EPILOG = """\
+exit status:
+  0    success
+  1    an unexpected error (a bug): the traceback is printed
+  2    usage: an unknown or malformed flag, a missing required option
+  3    bad configuration or input: a flag or ACTORFLOW_* value, a DSN, a schema,
+       a MODULE:ATTR target, a workflow definition, a metrics address
+  4    a server cannot be reached or failed: PostgreSQL, Kafka, a SQLite file
+  5    a workflow operation failed (any other actorflow error)
+  130  interrupted (Ctrl-C)
+
+An error is one line on stderr; --debug (or ACTORFLOW_DEBUG=1) adds its traceback.
+"""
+
+# Actorflow's ValueErrors that are about a run or stored data, not about what the user gave.
+_RUN_VALUE_ERRORS = (CodecError, CorruptRecord, InvalidRunStateTransition, InvalidTransition, UnknownStatus)
+
+
+class CommandError(ActorflowError):
+    """The command cannot do what it was asked (the message says why; `code` is the exit status)."""
+
+    def __init__(self, message: str, code: ExitCode = ExitCode.CONFIG) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _variable(flag: str) -> str:
+    return "ACTORFLOW_" + flag.upper().replace("-", "_")
+
+
+@dataclasses.dataclass(frozen=True)
+class _FromEnv:
+    """A flag's default read from its environment variable: converted (and checked) only when used."""
+
+    variable: str
+    raw: str
+    convert: Callable[[str], Any] | None
+    choices: Sequence[Any] | None
+
+    def value(self) -> Any:
+        try:
+            value = self.raw if self.convert is None else self.convert(self.raw)
+        except (TypeError, ValueError) as exc:
+            kind = getattr(self.convert, "__name__", "")
+            msg = f"{self.variable}={self.raw!r}: not a valid {kind} value ({exc})"
+            raise CommandError(msg) from exc
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(str(c) for c in self.choices)
+            msg = f"{self.variable}={self.raw!r}: not one of {allowed}"
+            raise CommandError(msg)
+        return value
 
 
 def _add(parser: argparse.ArgumentParser, flag: str, *, default: Any = None, **kwargs: Any) -> None:
-    """Add ``--flag`` whose default comes from ``ACTORFLOW_FLAG`` (named in the help)."""
-    env = "ACTORFLOW_" + flag.upper().replace("-", "_")
-    value = _env(flag, default)
-    if value is not None and "type" in kwargs:
-        value = kwargs["type"](value)
+    """Add ``--flag`` whose default comes from ``ACTORFLOW_FLAG`` (named in the help).
+
+    The variable's value is converted when the parsed arguments are (`_resolve_env`), not
+    here: a bad one then breaks only the subcommand that uses it, and not when the flag
+    is given.
+    """
+    env = _variable(flag)
+    raw = os.environ.get(env)
+    value = default if raw is None else _FromEnv(env, raw, kwargs.get("type"), kwargs.get("choices"))
     help_text = kwargs.pop("help", "")
     parser.add_argument(f"--{flag}", default=value, help=f"{help_text} [env {env}]", **kwargs)
 
 
+def _resolve_env(args: argparse.Namespace) -> None:
+    """Convert the defaults taken from the environment, for the options of the chosen subcommand."""
+    for name, value in vars(args).items():
+        if isinstance(value, _FromEnv):
+            setattr(args, name, value.value())
+
+
 def load_target(spec: str) -> list[Any]:
-    """The workflows (or one supervisor) named by ``MODULE:ATTR``; a callable is called first."""
+    """The workflows (or one supervisor) named by ``MODULE:ATTR``; a callable is called first.
+
+    Raises `CommandError` when ``spec`` names nothing usable.
+    """
     from actorflow.runtime.supervisor import Supervisor  # noqa: PLC0415 - keep startup light
     from actorflow.workflow import Workflow  # noqa: PLC0415
 
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         msg = f"expected MODULE:ATTR (e.g. myapp.flows:workflow), got {spec!r}"
-        raise SystemExit(msg)
+        raise CommandError(msg)
     cwd = str(Path.cwd())
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
@@ -56,20 +170,42 @@ def load_target(spec: str) -> list[Any]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         msg = f"cannot import {module_name!r}: {exc}"
-        raise SystemExit(msg) from exc
+        raise CommandError(msg) from exc
     try:
         target = getattr(module, attr)
     except AttributeError:
         msg = f"module {module_name!r} has no attribute {attr!r}"
-        raise SystemExit(msg) from None
+        raise CommandError(msg) from None
     if callable(target) and not isinstance(target, Workflow | Supervisor):
+        _check_takes_no_arguments(spec, target)
         target = target()
     items = list(target) if isinstance(target, list | tuple) else [target]
     for item in items:
         if not isinstance(item, Workflow | Supervisor):
             msg = f"{spec} is not a Workflow, a list of workflows or a Supervisor: {item!r}"
-            raise SystemExit(msg)
+            raise CommandError(msg)
     return items
+
+
+def _check_takes_no_arguments(spec: str, factory: Callable[..., Any]) -> None:
+    """Refuse a factory that cannot be called without arguments (before calling it: its own errors stay its own)."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # no signature to read (some builtins): just call it
+        return
+    try:
+        signature.bind()
+    except TypeError:
+        needed = [
+            name
+            for name, param in signature.parameters.items()
+            if param.default is param.empty and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
+        ]
+        msg = (
+            f"{spec} is a factory that needs arguments ({', '.join(needed)}); "
+            "name a Workflow, a list of them, a Supervisor, or a factory that takes none"
+        )
+        raise CommandError(msg) from None
 
 
 def _share_roles(workflows: list[Any], kind: str) -> None:
@@ -81,7 +217,7 @@ def _share_roles(workflows: list[Any], kind: str) -> None:
             postgres = importlib.import_module("actorflow.adapters.postgres")
             if not isinstance(store, postgres.PostgresRecordStore):
                 msg = f"--roles postgres needs a PostgresRecordStore; {wf.name!r} keeps its records in {store!r}"
-                raise SystemExit(msg)
+                raise CommandError(msg)
             key: Any = store.db.identity
             if key not in shared:
                 shared[key] = postgres.PostgresRoleScheduler(store.db.dsn, schema=store.db.schema)
@@ -89,7 +225,7 @@ def _share_roles(workflows: list[Any], kind: str) -> None:
             sqlite = importlib.import_module("actorflow.adapters.sqlite")
             if not isinstance(store, sqlite.SqliteRecordStore):
                 msg = f"--roles sqlite needs a SqliteRecordStore; {wf.name!r} keeps its records in {store!r}"
-                raise SystemExit(msg)
+                raise CommandError(msg)
             key = store.path
             if key not in shared:
                 shared[key] = sqlite.SqliteRoleScheduler(store.path)
@@ -108,6 +244,23 @@ def _warn_if_roles_are_private(wf: Any) -> None:
             wf.name,
             type(wf.role_scheduler).__name__,
         )
+
+
+def _check_can_bind(host: str, port: int) -> None:
+    """Fail now, and clearly, when the metrics endpoint could not be served on ``host:port`` (IPv4, as it is)."""
+    try:
+        infos = socket.getaddrinfo(host, port, family=socket.AF_INET, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the HTTP server binds
+            probe.bind(address)
+    except OSError as exc:
+        msg = f"cannot serve metrics on --metrics-host {host} --metrics-port {port}: {exc.strerror or exc}"
+        raise CommandError(msg) from exc
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -131,12 +284,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
             supervisor.stop_grace = grace
     else:
         port = None if args.metrics_port is None else int(args.metrics_port)
-        supervisor = Supervisor(items, metrics_port=port, stop_grace=_RUN_STOP_GRACE if grace is None else grace)
+        host = str(args.metrics_host)
+        if port is not None:
+            _check_can_bind(host, port)
+        supervisor = Supervisor(
+            items,
+            metrics_port=port,
+            metrics_host=host,
+            stop_grace=_RUN_STOP_GRACE if grace is None else grace,
+        )
 
     def ready() -> None:
         names = ", ".join(wf.name for wf in supervisor.workflows)
         port = supervisor.metrics_port
-        where = "" if port is None else f"; metrics on http://127.0.0.1:{port}/metrics"
+        host = _url_host(supervisor.metrics_host)
+        where = "" if port is None else f"; metrics on http://{host}:{port}/metrics"
         print(f"actorflow node {supervisor.node_id} running {names}{where}", flush=True)  # noqa: T201
 
     run_until_stopped(supervisor, ready, lambda name: print(f"received {name}; stopping", flush=True))  # noqa: T201
@@ -155,9 +317,20 @@ def _cmd_diagram(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_backend_options(args: argparse.Namespace) -> None:
+    """The options a server backend cannot do without, asked for before anything starts."""
+    if args.backend == "postgres" and not args.dsn:
+        msg = "--backend postgres needs --dsn (or ACTORFLOW_DSN), e.g. postgresql://user@localhost:5432/db"
+        raise CommandError(msg, ExitCode.USAGE)
+    if args.backend == "kafka" and not args.bootstrap_servers:
+        msg = "--backend kafka needs --bootstrap-servers (or ACTORFLOW_BOOTSTRAP_SERVERS), e.g. localhost:9092"
+        raise CommandError(msg, ExitCode.USAGE)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from actorflow.demo import run_demo  # noqa: PLC0415
 
+    _check_backend_options(args)
     return run_demo(
         runs=int(args.runs),
         metrics_port=int(args.metrics_port),
@@ -174,13 +347,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from actorflow.bench_vs import run_vs  # noqa: PLC0415
 
         if not args.dsn:
-            sys.stderr.write("actorflow bench --vs dbos: --dsn (a PostgreSQL DSN both engines use) is required\n")
-            return 2
+            msg = "--vs dbos needs --dsn (a PostgreSQL DSN both engines use)"
+            raise CommandError(msg, ExitCode.USAGE)
         single = 200 if args.latency_runs is None else int(args.latency_runs)
         runs = None if args.runs is None else int(args.runs)
         return run_vs(dsn=args.dsn, single=single, parallel=int(args.parallel), runs=runs, output=args.output)
     from actorflow.bench import run_bench  # noqa: PLC0415
 
+    _check_backend_options(args)
     return run_bench(
         runs=10_000 if args.runs is None else int(args.runs),
         latency_runs=1000 if args.latency_runs is None else int(args.latency_runs),
@@ -192,29 +366,24 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_db_migrate(args: argparse.Namespace) -> int:
-    import importlib  # noqa: PLC0415
-
     if not args.dsn:
         msg = "--dsn (or ACTORFLOW_DSN) is required, e.g. postgresql://user@host:5432/db or sqlite:///PATH"
-        raise SystemExit(msg)
+        raise CommandError(msg, ExitCode.USAGE)
     if args.dsn.startswith("sqlite://"):
         sqlite = importlib.import_module("actorflow.adapters.sqlite")
         # As SQLAlchemy spells it: sqlite:///relative/path, sqlite:////absolute/path.
         path = args.dsn.removeprefix("sqlite://").removeprefix("/")
         if not path:
             msg = f"a SQLite DSN names a file: sqlite:///PATH, got {args.dsn!r}"
-            raise SystemExit(msg)
-        try:
-            applied = sqlite.migrate(path)
-        except (sqlite.SqliteError, ValueError) as exc:
-            raise SystemExit(str(exc)) from exc
+            raise CommandError(msg)
+        applied = sqlite.migrate(path)  # a file it cannot use: SqliteError, exit status 4
         where = f"database {path}"
     else:
         postgres = importlib.import_module("actorflow.adapters.postgres")
         try:
             applied = postgres.migrate(args.dsn, schema=args.schema)
-        except postgres.PostgresError as exc:
-            raise SystemExit(str(exc)) from exc
+        except ValueError as exc:  # the schema name (a failure on the server is a PostgresError)
+            raise CommandError(f"--schema: {exc}") from exc
         where = f"schema {args.schema}"
     done = ", ".join(str(v) for v in applied) or "none (already up to date)"
     print(f"{where}: applied migrations {done}")  # noqa: T201
@@ -222,12 +391,25 @@ def _cmd_db_migrate(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="actorflow", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="actorflow",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error [env ACTORFLOW_DEBUG=1]")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a node for the workflows at MODULE:ATTR until SIGINT/SIGTERM")
     run.add_argument("target", help="MODULE:ATTR naming a Workflow, a list of them, a Supervisor, or a factory")
-    _add(run, "metrics-port", type=int, help="serve /metrics and /healthz on this port")
+    _add(run, "metrics-port", type=int, help="serve /metrics and /healthz on this port (0 picks a free one)")
+    _add(
+        run,
+        "metrics-host",
+        default="127.0.0.1",
+        help="the address /metrics and /healthz are served on (0.0.0.0: every interface); "
+        "with --metrics-port, unless the target is a Supervisor (it has its own)",
+    )
     _add(
         run,
         "roles",
@@ -278,13 +460,75 @@ def _parser() -> argparse.ArgumentParser:
     _add(bench, "vs", default=None, choices=["dbos"], help="run DBOS Transact on the same loads, compare (bench extra)")
     _add(bench, "parallel", default=4, type=int, help="--vs: actorflow's parallel_count for each step")
     bench.set_defaults(func=_cmd_bench)
+
+    for leaf in (run, diagram, demo, db_migrate, bench):  # also after the subcommand; SUPPRESS keeps a given one
+        leaf.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print an error's traceback")
     return parser
 
 
+def _subcommand(args: argparse.Namespace) -> str:
+    return " ".join(str(part) for part in (args.command, getattr(args, "db_command", None)) if part)
+
+
+def _exit_code(exc: BaseException) -> ExitCode | None:
+    """The exit status for a user error, or None for an unexpected one (a bug: let it show)."""
+    if isinstance(exc, CommandError):
+        return exc.code
+    if not isinstance(exc, ActorflowError):
+        return None
+    if isinstance(exc, ValueError | TypeError) and not isinstance(exc, _RUN_VALUE_ERRORS):
+        return ExitCode.CONFIG  # BuildError, PostgresConfigError, a bad setting...
+    # The server adapters' errors, looked up only if their modules are loaded (their drivers may not be installed).
+    postgres = sys.modules.get("actorflow.adapters.postgres")
+    if postgres is not None and isinstance(exc, postgres.PostgresError):
+        return _postgres_exit_code(exc)
+    for module, name in (("actorflow.adapters.kafka", "KafkaError"), ("actorflow.adapters.sqlite", "SqliteError")):
+        loaded = sys.modules.get(module)
+        if loaded is not None and isinstance(exc, getattr(loaded, name)):
+            return ExitCode.BACKEND
+    return ExitCode.WORKFLOW
+
+
+def _postgres_exit_code(exc: BaseException) -> ExitCode:
+    """CONFIG when PostgreSQL refused what it was given (a DSN that does not parse, a reserved name), else BACKEND."""
+    psycopg = sys.modules.get("psycopg")
+    cause = exc.__cause__
+    while cause is not None:
+        if psycopg is not None and isinstance(cause, psycopg.ProgrammingError):
+            return ExitCode.CONFIG
+        cause = cause.__cause__
+    return ExitCode.BACKEND
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _debug_requested(args: argparse.Namespace) -> bool:
+    flag = os.environ.get("ACTORFLOW_DEBUG", "").strip().lower()
+    return bool(getattr(args, "debug", False)) or flag in {"1", "true", "yes", "on"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``actorflow`` console script."""
-    args = _parser().parse_args(argv)
-    result: int = args.func(args)
+    """Entry point of the ``actorflow`` console script; returns the exit status (`ExitCode`)."""
+    args = _parser().parse_args(argv)  # a usage error exits here, with status 2
+    where = f"actorflow {_subcommand(args)}"
+    try:
+        _resolve_env(args)
+        result: int = args.func(args)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{where}: interrupted\n")
+        return ExitCode.INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - a user error in one line, a bug with its traceback
+        code = _exit_code(exc)
+        if code is None or _debug_requested(args):  # a bug shows its traceback (without passwords)
+            sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+        if code is None:
+            return ExitCode.INTERNAL
+        message = _one_line(redact(str(exc))) or type(exc).__name__
+        sys.stderr.write(f"{where}: error: {message}\n")
+        sys.stderr.flush()
+        return code
     return result
 
 
