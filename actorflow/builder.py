@@ -7,11 +7,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from actorflow.clock import Clock, SystemClock, to_seconds
+from actorflow.clock import Clock, SystemClock
 from actorflow.codec import Codec, make_codec
 from actorflow.errors import BuildError
 from actorflow.graph import Graph
-from actorflow.options import Options, OutboxOptions
+from actorflow.options import Options, OutboxOptions, duration
 from actorflow.runstate import RunState
 from actorflow.specs import (
     CallbackSpec,
@@ -191,7 +191,7 @@ class Builder(Generic[T, S]):
             debug: log every event handled at DEBUG level.
             clock: the time source (a `FakeClock` in tests).
             outbox: the outbox relay's options, or ``False`` when another process relays.
-            pause_retry: resume paused runs after this long; ``None`` disables it.
+            pause_retry: resume paused runs after this long (more than 0); ``None`` disables it.
             custom_delete: replaces a run's object when its data is deleted.
             error_counter: where step errors are counted (default: in memory, or the
                 record store when it can count durably).
@@ -220,7 +220,7 @@ class Builder(Generic[T, S]):
             hooks=dict(self._hooks),
             defaults=merged,
             outbox=(OutboxOptions() if outbox is True else outbox) or None,
-            pause_retry=None if pause_retry is None else to_seconds(pause_retry),
+            pause_retry=None if pause_retry is None else duration("pause_retry", pause_retry, positive=True),
             custom_delete=custom_delete,
             clock=clock or SystemClock(),
             debug=debug,

@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-__all__ = ["AdapterClock", "Clock", "FakeClock", "SystemClock", "to_seconds"]
+__all__ = ["AdapterClock", "Clock", "FakeClock", "SystemClock"]
 
 
 @runtime_checkable
@@ -115,14 +115,3 @@ class AdapterClock:
     def wait_until(self, deadline: datetime, *, timeout: float) -> None:
         """Wait on the adapter's clock."""
         self._clock.wait_until(deadline, timeout=timeout)
-
-
-def to_seconds(value: float | timedelta) -> float:
-    """Normalise a duration given as seconds or a `timedelta` to float seconds."""
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    seconds = float(value)
-    if seconds < 0:
-        msg = f"a duration cannot be negative: {value!r}"
-        raise ValueError(msg)
-    return seconds

@@ -21,6 +21,7 @@ __all__ = [
     "NotRunning",
     "RecordNotFound",
     "StaleTerm",
+    "StatusTypeError",
     "StepError",
     "StepTimeout",
     "TimeoutNotFound",
@@ -77,6 +78,10 @@ class InvalidRunStateTransition(ActorflowError, ValueError):
 
 class UnknownStatus(ActorflowError, ValueError):
     """The status is not a node of the workflow's graph."""
+
+
+class StatusTypeError(ActorflowError, TypeError):
+    """A status was not of the workflow's status enum (another IntEnum's member, or not an int)."""
 
 
 class BuildError(ActorflowError, ValueError):

@@ -3,14 +3,39 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from datetime import timedelta
 from typing import Any
 
-from actorflow.clock import to_seconds
+from actorflow.errors import BuildError
 
-__all__ = ["Options", "OutboxOptions", "ResolvedOptions"]
+__all__ = ["Options", "OutboxOptions", "ResolvedOptions", "duration"]
 
 Duration = float | timedelta
+
+
+def duration(where: str, value: Duration, *, positive: bool = False) -> float:
+    """``value`` (seconds or a `timedelta`) in seconds, checked.
+
+    Raises `BuildError` (a `ValueError`) naming ``where`` for a negative duration, a zero
+    one when ``positive``, or one that is not a finite number. The one check of every
+    duration an option or a builder argument takes.
+    """
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        msg = f"{where} must be seconds or a timedelta, got {value!r}"
+        raise BuildError(msg, option=where, value=value)
+    if not math.isfinite(seconds):
+        msg = f"{where} must be a finite duration, got {value!r}"
+        raise BuildError(msg, option=where, value=value)
+    if seconds < 0 or (positive and seconds == 0):
+        bound = "greater than 0" if positive else "0 or more"
+        msg = f"{where} must be {bound}, got {value!r}"
+        raise BuildError(msg, option=where, value=value)
+    return seconds
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -28,10 +53,40 @@ class ResolvedOptions:
     batch_size: int = 100
     commit_interval: float = 0.005
 
+    def __post_init__(self) -> None:
+        _check_fields(self)
+
+
+_DURATIONS = frozenset({"polling_frequency", "err_backoff", "lag", "lag_alert", "step_timeout", "commit_interval"})
+_POSITIVE = frozenset({"polling_frequency"})  # 0 would poll in a busy loop
+_AT_LEAST_ONE = frozenset({"max_in_flight", "batch_size", "lookup_limit"})
+
+
+def _checked(owner: str, name: str, value: Any) -> Any:
+    """An option's value checked (durations in seconds); `BuildError` when it is out of range."""
+    where = f"{owner}.{name}"
+    if name in _DURATIONS:
+        return duration(where, value, positive=name in _POSITIVE)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        msg = f"{where} must be a non-negative int, got {value!r}"
+        raise BuildError(msg, option=where, value=value)
+    if name in _AT_LEAST_ONE and value < 1:
+        msg = f"{where} must be at least 1, got {value!r}"
+        raise BuildError(msg, option=where, value=value)
+    return value
+
+
+def _check_fields(options: ResolvedOptions | OutboxOptions) -> None:
+    """Check a frozen dataclass of options in place (durations given as timedeltas become seconds)."""
+    owner = type(options).__name__
+    for field in dataclasses.fields(options):
+        value = getattr(options, field.name)
+        checked = _checked(owner, field.name, value)
+        if checked is not value:
+            object.__setattr__(options, field.name, checked)
+
 
 _DEFAULTS = ResolvedOptions()
-_DURATIONS = frozenset({"polling_frequency", "err_backoff", "lag", "lag_alert", "step_timeout", "commit_interval"})
-_AT_LEAST_ONE = frozenset({"max_in_flight", "batch_size"})
 
 
 class Options:
@@ -89,28 +144,9 @@ class Options:
             "batch_size": batch_size,
             "commit_interval": commit_interval,
         }
-        values: dict[str, Any] = {}
-        for name, value in given.items():
-            if value is None:
-                continue
-            if name in _DURATIONS:
-                try:
-                    values[name] = to_seconds(value)
-                except ValueError as exc:
-                    msg = f"Options.{name}: {exc}"
-                    raise ValueError(msg) from exc
-                continue
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                msg = f"Options.{name} must be a non-negative int, got {value!r}"
-                raise ValueError(msg)
-            if name in _AT_LEAST_ONE and value < 1:
-                msg = f"Options.{name} must be at least 1, got {value!r}"
-                raise ValueError(msg)
-            values[name] = value
-        if values.get("polling_frequency") == 0:
-            msg = "Options.polling_frequency must be greater than 0"
-            raise ValueError(msg)
-        self._set: dict[str, Any] = values
+        self._set: dict[str, Any] = {
+            name: _checked("Options", name, value) for name, value in given.items() if value is not None
+        }
 
     @property
     def given(self) -> frozenset[str]:
@@ -167,9 +203,12 @@ class Options:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class OutboxOptions:
-    """Options of the outbox relay (the original's outbox defaults)."""
+    """Options of the outbox relay (the original's outbox defaults); durations in seconds or timedeltas."""
 
     polling_frequency: float = 0.25
     err_backoff: float = 0.5
     lag_alert: float = 60.0
     lookup_limit: int = 1000
+
+    def __post_init__(self) -> None:
+        _check_fields(self)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from actorflow.options import Options
+from actorflow.options import duration as checked_duration
 
 if TYPE_CHECKING:
     from actorflow.event import ConnectorEvent
@@ -130,7 +131,7 @@ HookFunc = Callable[["TypedRecord[Any, Any]"], None]
 
 def duration_timer(duration: timedelta | float) -> TimerFunc:
     """A timer that expires ``duration`` after the run reached the status."""
-    delta = duration if isinstance(duration, timedelta) else timedelta(seconds=duration)
+    delta = timedelta(seconds=checked_duration("the timeout's duration", duration))  # never negative
 
     def timer(_run: Run[Any, Any], now: datetime) -> datetime:
         return now + delta

@@ -6,7 +6,17 @@ import enum
 import re
 from typing import Self
 
-__all__ = ["RESERVED", "RUN_STATE_UPDATED", "SAVE_AND_REPEAT", "SKIP", "Sentinel", "status_name"]
+from actorflow.errors import StatusTypeError
+
+__all__ = [
+    "RESERVED",
+    "RUN_STATE_UPDATED",
+    "SAVE_AND_REPEAT",
+    "SKIP",
+    "Sentinel",
+    "status_name",
+    "status_value",
+]
 
 
 class Sentinel(int):
@@ -29,6 +39,29 @@ SKIP = Sentinel(0, "skip")
 RUN_STATE_UPDATED = Sentinel(-1, "run-state updated")
 SAVE_AND_REPEAT = Sentinel(-2, "save and repeat")
 RESERVED = frozenset({0, -1, -2})
+
+
+def status_value(status: object, status_type: type[enum.IntEnum], argument: str) -> int:
+    """The value of ``status`` given as ``argument`` to a workflow of ``status_type``.
+
+    A member of ``status_type`` or a plain int (kept for callers that store statuses as
+    numbers; whether the value is a status of the graph is checked after) is accepted.
+    Another enum's member is refused even when its value is a status of the workflow,
+    as are bools and non-ints: `StatusTypeError` (a `TypeError`).
+    """
+    if isinstance(status, status_type):
+        return int(status)
+    if isinstance(status, enum.Enum):
+        msg = (
+            f"{argument}={type(status).__name__}.{status.name} is a member of {type(status).__name__}, "
+            f"not of the workflow's status enum {status_type.__name__}"
+        )
+        raise StatusTypeError(msg, status=status, status_type=status_type)
+    if not isinstance(status, int) or isinstance(status, bool):
+        msg = f"{argument} must be a {status_type.__name__} (or its int value), got {status!r}"
+        raise StatusTypeError(msg, status=status, status_type=status_type)
+    return int(status)
+
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 

@@ -103,9 +103,10 @@ class Workflow(Generic[T, S]):
         Works without `run` (another node may run the steps). Raises `WorkflowInProgress`
         when the foreign id has an unfinished run, `UnknownStatus` for a status outside the
         graph, `InvalidTransition` for a terminal ``start_at``, `CodecError` for an object
-        that does not encode; nothing is stored then.
+        that does not encode, `StatusTypeError` (a `TypeError`) for a ``start_at`` of
+        another enum (a plain int value is accepted); nothing is stored then.
         """
-        return actions.trigger(self.engine, foreign_id, initial_value, None if start_at is None else int(start_at))
+        return actions.trigger(self.engine, foreign_id, initial_value, start_at)
 
     def trigger_many(self, items: Iterable[str | tuple[str, T | None]], start_at: S | None = None) -> list[str]:
         """Start a run for each item (a foreign id, or ``(foreign_id, initial_value)``), in one commit.
@@ -117,7 +118,7 @@ class Workflow(Generic[T, S]):
         the others are stored, and `WorkflowInProgress` is raised with ``foreign_ids``
         (the refused) and ``run_ids`` (the runs started).
         """
-        return actions.trigger_many(self.engine, items, None if start_at is None else int(start_at))
+        return actions.trigger_many(self.engine, items, start_at)
 
     def await_status(self, foreign_id: str, run_id: str, status: S, timeout: float = 60.0) -> Run[T, S]:
         """Wait until the run is, or has been since it was triggered, at ``status``.
@@ -126,6 +127,7 @@ class Workflow(Generic[T, S]):
         change never satisfies the wait. Raises `AwaitTimeout` (a `TimeoutError`) after
         ``timeout`` seconds. "Has been" needs a store with `Snapshots` (every shipped
         store); over a store without them only the versions seen while waiting count.
+        A ``status`` of another enum raises `StatusTypeError` (a `TypeError`).
         """
         return actions.await_status(self.engine, foreign_id, run_id, status, timeout)
 
@@ -133,6 +135,7 @@ class Workflow(Generic[T, S]):
         """Hand ``payload`` to the callbacks of ``status`` for the latest run of ``foreign_id``.
 
         Changes nothing when that run is not at ``status`` or is stopped. Raises
+        `StatusTypeError` for a ``status`` of another enum,
         `UnknownStatus`, `RecordNotFound`, or `StepError` when the callback function
         fails or returns a status it may not (the error is counted toward
         ``pause_after_err_count`` and nothing is stored).

@@ -22,6 +22,7 @@ from actorflow.errors import (
 )
 from actorflow.record import Record, RecordMeta, Run
 from actorflow.runstate import RunState, check_run_state_transition
+from actorflow.status import status_value
 
 from .core import Engine, Failed
 from .transitions import Write
@@ -34,15 +35,16 @@ _RETRIES_ON_CONFLICT = 5
 _SHOWN = 5  # foreign ids an error message names
 
 
-def trigger(engine: Engine[Any, Any], foreign_id: str, initial_value: Any = None, start_at: int | None = None) -> str:
+def trigger(engine: Engine[Any, Any], foreign_id: str, initial_value: Any = None, start_at: Any = None) -> str:
     """Store version 1 of a new run of ``foreign_id``; its run id (see `Workflow.trigger`)."""
     record = _first_record(engine, foreign_id, initial_value, start_at)
     engine.writer.store(Write(record, RunState.UNKNOWN))
     return record.run_id
 
 
-def trigger_many(engine: Engine[Any, Any], items: Iterable[Any], start_at: int | None = None) -> list[str]:
+def trigger_many(engine: Engine[Any, Any], items: Iterable[Any], start_at: Any = None) -> list[str]:
     """Store version 1 of a run for each item, in one commit; their run ids (see `Workflow.trigger_many`)."""
+    start_at = _status(engine, start_at, "start_at")
     records = []
     for item in items:
         foreign_id, initial_value = (item, None) if isinstance(item, str) else item
@@ -57,10 +59,16 @@ def trigger_many(engine: Engine[Any, Any], items: Iterable[Any], start_at: int |
     return [record.run_id for record in records]
 
 
-def _first_record(engine: Engine[Any, Any], foreign_id: str, initial_value: Any, start_at: int | None) -> Record:
+def _status(engine: Engine[Any, Any], status: Any, argument: str) -> Any:
+    """``status`` as an int when it is of the workflow's enum (`status_value`); ``None`` kept."""
+    return None if status is None else status_value(status, engine.config.status_type, argument)
+
+
+def _first_record(engine: Engine[Any, Any], foreign_id: str, initial_value: Any, start_at: Any) -> Record:
     """A new run's version 1, checked (the start status, the object encodes); nothing stored."""
     config = engine.config
-    start = config.default_start if start_at is None else int(start_at)
+    start_at = _status(engine, start_at, "start_at")
+    start = config.default_start if start_at is None else start_at
     config.graph.require(start)
     describe = engine.transitions.describe
     if config.graph.is_terminal(start):
@@ -82,9 +90,9 @@ def _first_record(engine: Engine[Any, Any], foreign_id: str, initial_value: Any,
     )
 
 
-def await_status(engine: Engine[Any, Any], foreign_id: str, run_id: str, status: int, timeout: float) -> Run[Any, Any]:
+def await_status(engine: Engine[Any, Any], foreign_id: str, run_id: str, status: Any, timeout: float) -> Run[Any, Any]:
     """The run as it was at ``status``, once it is or has been there (see `Workflow.await_status`)."""
-    target = int(status)
+    target = status_value(status, engine.config.status_type, "status")
     engine.config.graph.require(target)
     deadline = time.monotonic() + timeout
     poll = engine.config.defaults.polling_frequency
@@ -108,9 +116,10 @@ def await_status(engine: Engine[Any, Any], foreign_id: str, run_id: str, status:
     return engine.transitions.run(found, as_stored=True)
 
 
-def callback(engine: Engine[Any, Any], foreign_id: str, status: int, payload: bytes | None) -> None:
+def callback(engine: Engine[Any, Any], foreign_id: str, status: Any, payload: bytes | None) -> None:
     """Hand ``payload`` to the callbacks of ``status`` (see `Workflow.callback`)."""
-    engine.config.graph.require(int(status))
+    status = status_value(status, engine.config.status_type, "status")
+    engine.config.graph.require(status)
     data = b"" if payload is None else payload
     specs = engine.config.callbacks.get(int(status), ())
     if not specs:

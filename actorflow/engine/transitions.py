@@ -137,6 +137,8 @@ class Transitions(Generic[T, S]):
     def result(self, record: Record, run: Run[T, S], result: Any, allowed: Sequence[int]) -> Write | None:
         """The record a user function's result asks for; ``None`` to skip.
 
+        A returned ``0`` (the original's zero status, which no workflow status may be) is
+        a skip, as ``run.skip()``.
         Raises `StepError` when the result is not one of ``allowed`` (or a sentinel), or the
         object no longer encodes: nothing is stored in that case.
         """
@@ -152,6 +154,8 @@ class Transitions(Generic[T, S]):
                 return self.next(record, run_state=state, reason=reason)
             if result == SAVE_AND_REPEAT:
                 return self.next(record, run_state=RunState.RUNNING, data=self._encode(run))
+        if isinstance(result, int) and not isinstance(result, bool) and result == 0:
+            return None  # the original's zero status: skip, as run.skip() (no status of a workflow is 0)
         if result is None or not isinstance(result, int):
             msg = f"the function returned {result!r}; return a status or a run.skip()/pause()/cancel() result"
             raise StepError(msg, run_id=record.run_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+from actorflow.options import duration
 from actorflow.protocols import Lease
 
 __all__ = ["MemoryRoleScheduler"]
@@ -20,7 +21,7 @@ class MemoryRoleScheduler:
 
     def __init__(self, *, ttl: float | None = None) -> None:
         self._lock = threading.Lock()
-        self._ttl = ttl
+        self._ttl = None if ttl is None else duration("ttl", ttl, positive=True)
         self._holders: dict[str, tuple[str, float, int]] = {}  # role -> (node, expires, term)
 
     def acquire(self, role: str, node_id: str) -> Lease | None:

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 
 from actorflow.capabilities import FleetView, NodeInfo
+from actorflow.options import duration
 from actorflow.protocols import Lease, new_node_id
 
 from .._sql.fleet import fleet_view, node_infos
@@ -52,12 +53,10 @@ class PostgresRoleScheduler(LeaseKeeper):
         schema: str = "public",
         max_connections: int = 2,
     ) -> None:
-        if not ttl > 0:
-            msg = f"ttl must be a positive number of seconds, got {ttl!r}"
-            raise ValueError(msg)
+        ttl = duration("ttl", ttl, positive=True)
         super().__init__(dsn, schema=schema, max_connections=max_connections)
         self.node_id = node_id or new_node_id()
-        self.ttl = float(ttl)
+        self.ttl = ttl
 
     def acquire(self, role: str, node_id: str) -> Lease | None:
         """Take or renew ``role`` for ``node_id``; ``None`` while another node's lease is live."""

@@ -26,8 +26,9 @@ from typing import Any
 import psycopg
 
 from actorflow.capabilities import CursorMove
-from actorflow.clock import AdapterClock, Clock, to_seconds
+from actorflow.clock import AdapterClock, Clock
 from actorflow.event import Event, shard_hash
+from actorflow.options import duration
 from actorflow.protocols import Fence, ReceiverOptions
 from actorflow.record import Record
 
@@ -82,7 +83,7 @@ class PostgresEventStreamer(PostgresAdapter):
         max_connections: int = 10,
     ) -> None:
         super().__init__(dsn, schema=schema, max_connections=max_connections)
-        self.retention = None if retention is None else to_seconds(retention)
+        self.retention = None if retention is None else duration("retention", retention, positive=True)
         self._clock = AdapterClock(clock)
         self.retention_job = Retention(
             self.retention,

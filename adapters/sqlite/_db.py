@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from actorflow.errors import ActorflowError
+from actorflow.options import duration
 from actorflow.protocols import Fence, RoleScheduler
 
 from .._sql.fleet import stale_term
@@ -36,6 +37,7 @@ from ._hub import Hub, Work, hub_for
 from ._schema import migrate, queries
 
 __all__ = [
+    "FILE_MODE",
     "SYNCHRONOUS",
     "Database",
     "Hub",
@@ -54,6 +56,7 @@ __all__ = [
 logger = logging.getLogger("actorflow.adapters.sqlite")
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+FILE_MODE = 0o600  # a new database file is readable by its owner only (SQLite gives -wal/-shm the same)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -158,21 +161,34 @@ class Database:
             tables, on first use.
         synchronous: SQLite's ``synchronous`` pragma (see the adapters' docstrings).
         busy_timeout: seconds to wait for a write lock held by another thread or process.
+        file_mode: the permissions a new database file is created with (exactly, whatever
+            the umask); ``None`` leaves it to SQLite (0o644 under the usual umask). An
+            existing file's permissions are never changed.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL", busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "FULL",
+        busy_timeout: float = 5.0,
+        file_mode: int | None = FILE_MODE,
+    ) -> None:
         if synchronous.upper() not in SYNCHRONOUS:
             msg = f"synchronous must be one of {', '.join(SYNCHRONOUS)}, got {synchronous!r}"
             raise ValueError(msg)
-        if not busy_timeout > 0:
-            msg = f"busy_timeout must be > 0 seconds, got {busy_timeout!r}"
+        if file_mode is not None and (
+            not isinstance(file_mode, int) or isinstance(file_mode, bool) or file_mode & ~0o777
+        ):
+            msg = f"file_mode must be permission bits between 0o000 and 0o777, or None, got {file_mode!r}"
             raise ValueError(msg)
         self.path = _resolve(path)
         self.hub = hub_for(self.path)
         self.queries = queries()
         self.applied: list[int] = []
         self._synchronous = synchronous.upper()
-        self._busy_timeout = busy_timeout
+        self._busy_timeout = duration("busy_timeout", busy_timeout, positive=True)
+        self._file_mode = file_mode
         self._local = threading.local()
         self._lock = threading.Lock()  # guards the bookkeeping below, never held during I/O
         self._finalizers: set[weakref.finalize[Any, Any]] = set()
@@ -219,6 +235,7 @@ class Database:
             )
             raise SqliteError(msg, path=self.path)
         with wrap_exceptions(self.path):
+            self._create_file()
             connection = sqlite3.connect(
                 self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
             )
@@ -232,6 +249,29 @@ class Database:
             connection.close()
             raise
         return connection
+
+    def _create_file(self) -> None:
+        """Create the database file, empty, with ``file_mode`` when it does not exist yet.
+
+        ``O_EXCL``: when another process creates it first, or it exists, it is left as it
+        is. SQLite takes an empty file as a new database, and creates its ``-wal`` and
+        ``-shm`` files with the main file's permissions.
+        """
+        if self._file_mode is None:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, self._file_mode)
+        except FileExistsError:
+            return
+        except OSError as exc:
+            msg = (
+                f"cannot create the SQLite database {self.path} ({exc.strerror}): check that its directory is writable"
+            )
+            raise SqliteError(msg, path=self.path) from exc
+        try:
+            os.fchmod(fd, self._file_mode)  # exactly the mode asked for, whatever the umask
+        finally:
+            os.close(fd)
 
     def _use_wal(self, connection: sqlite3.Connection) -> None:
         """Put the file in WAL mode (kept in the file): readers and the writer never block each other.
@@ -327,8 +367,15 @@ class SqliteAdapter:
             that look at the file's connections and pragmas.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL", busy_timeout: float = 5.0) -> None:
-        self.db = Database(path, synchronous=synchronous, busy_timeout=busy_timeout)
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "FULL",
+        busy_timeout: float = 5.0,
+        file_mode: int | None = FILE_MODE,
+    ) -> None:
+        self.db = Database(path, synchronous=synchronous, busy_timeout=busy_timeout, file_mode=file_mode)
         self._q = self.db.queries
 
     def fences_with(self, role_scheduler: RoleScheduler) -> bool:

@@ -29,7 +29,7 @@ from .._sql import (
     sort_direction,
     update_params,
 )
-from ._db import SqliteAdapter, check_fence, events_key, from_micros, logger, outbox_key, to_micros
+from ._db import FILE_MODE, SqliteAdapter, check_fence, events_key, from_micros, logger, outbox_key, to_micros
 from .streamer import SqliteEventStreamer
 
 __all__ = ["SqliteRecordStore"]
@@ -64,10 +64,19 @@ class SqliteRecordStore(SqliteAdapter):
             ``"NORMAL"`` is several times faster per commit and survives a process
             crash, but the last commits may be lost (never corrupted) on power loss.
         busy_timeout: seconds to wait for the write lock held by another process or thread.
+        file_mode: the permissions of a database file this adapter creates (default 0o600,
+            owner only; ``None``: SQLite's default under the umask); an existing file keeps its own.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL", busy_timeout: float = 5.0) -> None:
-        super().__init__(path, synchronous=synchronous, busy_timeout=busy_timeout)
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "FULL",
+        busy_timeout: float = 5.0,
+        file_mode: int | None = FILE_MODE,
+    ) -> None:
+        super().__init__(path, synchronous=synchronous, busy_timeout=busy_timeout, file_mode=file_mode)
         self._direct: set[str] = set()
 
     # -- capabilities ---------------------------------------------------------------------

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from actorflow.capabilities import FleetView, NodeInfo
+from actorflow.options import duration
 from actorflow.protocols import Lease, new_node_id
 
 from .._sql.fleet import fleet_view, node_infos
-from ._db import LeaseKeeper, from_micros
+from ._db import FILE_MODE, LeaseKeeper, from_micros
 
 __all__ = ["SqliteRoleScheduler"]
 
@@ -39,6 +40,8 @@ class SqliteRoleScheduler(LeaseKeeper):
             only a lease to take again: ``NORMAL`` would do, ``FULL`` is the default of
             every SQLite adapter).
         busy_timeout: seconds to wait for the write lock held by another process.
+        file_mode: the permissions of a database file this adapter creates (default 0o600,
+            owner only; ``None``: SQLite's default under the umask); an existing file keeps its own.
     """
 
     def __init__(
@@ -49,13 +52,12 @@ class SqliteRoleScheduler(LeaseKeeper):
         ttl: float = 3.0,
         synchronous: str = "FULL",
         busy_timeout: float = 5.0,
+        file_mode: int | None = FILE_MODE,
     ) -> None:
-        if not ttl > 0:
-            msg = f"ttl must be a positive number of seconds, got {ttl!r}"
-            raise ValueError(msg)
-        super().__init__(path, synchronous=synchronous, busy_timeout=busy_timeout)
+        ttl = duration("ttl", ttl, positive=True)
+        super().__init__(path, synchronous=synchronous, busy_timeout=busy_timeout, file_mode=file_mode)
         self.node_id = node_id or new_node_id()
-        self.ttl = float(ttl)
+        self.ttl = ttl
         self._sidecar = Path(self.db.path + _SIDECAR)
 
     def _changed(self) -> None:

@@ -24,13 +24,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from actorflow.capabilities import CursorMove
-from actorflow.clock import AdapterClock, Clock, to_seconds
+from actorflow.clock import AdapterClock, Clock
 from actorflow.event import Event
+from actorflow.options import duration
 from actorflow.protocols import Fence, ReceiverOptions
 from actorflow.record import Record
 
 from .._sql import DEFAULT_RETENTION, Retention, event_from_row, event_row, records_by_run
-from ._db import Database, SqliteAdapter, check_fence, events_key, from_micros, logger, to_micros
+from ._db import FILE_MODE, Database, SqliteAdapter, check_fence, events_key, from_micros, logger, to_micros
 
 __all__ = ["SqliteEventStreamer"]
 
@@ -61,6 +62,8 @@ class SqliteEventStreamer(SqliteAdapter):
         synchronous: SQLite's ``synchronous`` setting; ``"FULL"`` (the default) is
             crash-safe, see `SqliteRecordStore`.
         busy_timeout: seconds to wait for the write lock held by another process or thread.
+        file_mode: the permissions of a database file this adapter creates (default 0o600,
+            owner only; ``None``: SQLite's default under the umask); an existing file keeps its own.
 
     Attributes:
         retention: the retention in seconds (``None``: events are kept).
@@ -76,11 +79,12 @@ class SqliteEventStreamer(SqliteAdapter):
         retention: timedelta | float | None = DEFAULT_RETENTION,
         synchronous: str = "FULL",
         busy_timeout: float = 5.0,
+        file_mode: int | None = FILE_MODE,
     ) -> None:
-        super().__init__(path, synchronous=synchronous, busy_timeout=busy_timeout)
+        super().__init__(path, synchronous=synchronous, busy_timeout=busy_timeout, file_mode=file_mode)
         self._clock = AdapterClock(clock)
         self._log = _EventLog(self.db, self._clock)
-        self.retention = None if retention is None else to_seconds(retention)
+        self.retention = None if retention is None else duration("retention", retention, positive=True)
         self.retention_job = Retention(
             self.retention,
             now=self._clock.now,

@@ -11,12 +11,14 @@ import logging
 import socket
 import traceback
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
+import actorflow as af
 from actorflow.adapters.postgres import (
     PostgresConfigError,
     PostgresError,
@@ -273,3 +275,14 @@ def test_working_adapters_log_and_show_no_password(
         for adapter in adapters:
             adapter.close()
     assert SECRET not in _logged(all_logs)
+
+
+@pytest.mark.parametrize("bad", [0, -1, timedelta(seconds=-5)])
+def test_postgres_durations_out_of_range_are_refused(pg_dsn, pg_schema, bad):
+    """The streamer's retention and the role scheduler's ttl: BuildError (a ValueError), nothing created."""
+    from actorflow.adapters.postgres import PostgresEventStreamer, PostgresRoleScheduler
+
+    with pytest.raises(af.BuildError, match="retention"):
+        PostgresEventStreamer(pg_dsn, schema=pg_schema, retention=bad)
+    with pytest.raises(af.BuildError, match="ttl"):
+        PostgresRoleScheduler(pg_dsn, schema=pg_schema, ttl=bad)
