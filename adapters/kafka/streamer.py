@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kafka.errors
@@ -30,8 +30,18 @@ logger = logging.getLogger("actorflow.kafka")
 
 _PARTITION_BITS = 16  # Event.id = offset << 16 | partition: ack() finds (partition, offset) in it
 _MAX_PARTITIONS = 1 << _PARTITION_BITS
-_DECIMAL = re.compile(rb"-?[0-9]+")
+# What a message may hold (see `_Receiver._event`). A status is a signed 64-bit integer in
+# ASCII decimal (Go's strconv.FormatInt): at most 19 digits, so int() never sees a number
+# long enough to be slow or refused (Python's int max str digits), then range-checked.
+_STATUS = re.compile(rb"-?[0-9]{1,19}")
+# The headers the core reads as numbers: a non-negative 64-bit integer in ASCII decimal.
+_NUMBER = re.compile(r"[0-9]{1,19}", re.ASCII)
+_NUMERIC_HEADERS = (Header.RUN_STATE, Header.RECORD_VERSION)
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_QUOTED = 40  # characters of a bad value quoted in the reason it is malformed
 _REQUIRED_HEADERS = (Header.TOPIC,)  # every event the core publishes carries these
+# The latest message timestamp a datetime holds (9999-12-31); later or negative ones are ignored.
+_MAX_TIMESTAMP_MS = (datetime.max.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 _FLUSH_TIMEOUT = BLOCK_TIMEOUT  # seconds flush() waits for the brokers' acknowledgements
 _CLOSE_TIMEOUT = 1.0  # seconds close() waits for them, unless a flush just found the brokers away
 
@@ -277,35 +287,95 @@ class _Receiver:
         return events
 
     def _event(self, record: Any) -> Event:
-        """The event a message carries, or a malformed event saying why it cannot be read."""
+        """The event a message carries, or a malformed event saying why it cannot be read.
+
+        Total: whatever a producer wrote (or a bug in the checks below), this returns an
+        event, so one hostile message cannot crash the consumer reading the topic.
+        """
         id_ = event_id(record.partition, record.offset)
-        if record.timestamp is not None and record.timestamp >= 0:
-            created_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
-        else:
-            created_at = self._clock.now()
-        key = record.key
+        created_at = self._created_at(record.timestamp)
         try:
-            run_id = key.decode() if key else ""
-        except UnicodeDecodeError:
-            run_id = key.decode(errors="replace")
-            return Event(id_, run_id, 0, {}, created_at, malformed="the key (run id) is not UTF-8")
-        if not run_id:
-            return Event(id_, run_id, 0, {}, created_at, malformed="no key (run id)")
-        value = record.value or b""
-        if not _DECIMAL.fullmatch(value):
-            return Event(id_, run_id, 0, {}, created_at, malformed=f"the value {value[:40]!r} is not a decimal status")
-        try:
-            headers = {name: (raw or b"").decode() for name, raw in record.headers or ()}
-        except UnicodeDecodeError:
-            return Event(id_, run_id, int(value), {}, created_at, malformed="a header value is not UTF-8")
-        missing = [name for name in _REQUIRED_HEADERS if name not in headers]
-        if missing:
-            why = f"missing header(s) {', '.join(missing)}"
-            return Event(id_, run_id, int(value), headers, created_at, malformed=why)
-        return Event(id_, run_id, int(value), headers, created_at)
+            return _decode(id_, record, created_at)
+        except Exception as exc:  # a hole in the checks: still skip the message, never crash on it
+            logger.exception("message at partition %s offset %s cannot be decoded", record.partition, record.offset)
+            return Event(id_, "", 0, {}, created_at, malformed=f"unreadable message ({type(exc).__name__})")
+
+    def _created_at(self, timestamp: Any) -> datetime:
+        """A message's timestamp (ms) as a datetime; now when it has none, or one no datetime holds."""
+        if isinstance(timestamp, int) and 0 <= timestamp <= _MAX_TIMESTAMP_MS:
+            try:
+                return datetime.fromtimestamp(timestamp / 1000, UTC)
+            except (OverflowError, ValueError, OSError):
+                pass
+        return self._clock.now()
 
     def ack(self, event: Event) -> None:
         self._reader.ack(*event_position(event.id))
 
     def close(self) -> None:
         self._reader.close()
+
+
+def _decode(id_: int, record: Any, created_at: datetime) -> Event:
+    """`_Receiver._event`'s checks: the key, then the value, then the headers."""
+    key = record.key if record.key is not None else b""
+    if not isinstance(key, bytes):
+        return Event(id_, "", 0, {}, created_at, malformed="the key (run id) is not bytes")
+    try:
+        run_id = key.decode()
+    except UnicodeDecodeError:
+        run_id = key.decode(errors="replace")
+        return Event(id_, run_id, 0, {}, created_at, malformed="the key (run id) is not UTF-8")
+    if not run_id:
+        return Event(id_, run_id, 0, {}, created_at, malformed="no key (run id)")
+    if "\x00" in run_id:  # no store can look such an id up (PostgreSQL text refuses NUL)
+        return Event(id_, run_id.replace("\x00", "\ufffd"), 0, {}, created_at, malformed="the key (run id) has a NUL")
+    value = record.value if record.value is not None else b""
+    if not isinstance(value, bytes):
+        return Event(id_, run_id, 0, {}, created_at, malformed="the value is not bytes")
+    status = _status(value)
+    if status is None:
+        why = f"the value {_clip(value)} ({len(value)} bytes) is not a decimal status (a signed 64-bit integer)"
+        return Event(id_, run_id, 0, {}, created_at, malformed=why)
+    headers: dict[str, str] = {}
+    for index, header in enumerate(record.headers or ()):
+        match header:
+            case (str() as name, raw):
+                pass
+            case _:
+                why = f"header {index} is not a (name, value) pair"
+                return Event(id_, run_id, status, {}, created_at, malformed=why)
+        if raw is not None and not isinstance(raw, bytes):
+            return Event(id_, run_id, status, {}, created_at, malformed=f"the value of header {name!r} is not bytes")
+        try:
+            headers[name] = raw.decode() if raw else ""
+        except UnicodeDecodeError:
+            return Event(id_, run_id, status, {}, created_at, malformed="a header value is not UTF-8")
+    missing = [name for name in _REQUIRED_HEADERS if name not in headers]
+    if missing:
+        why = f"missing header(s) {', '.join(missing)}"
+        return Event(id_, run_id, status, headers, created_at, malformed=why)
+    for name in _NUMERIC_HEADERS:
+        text = headers.get(name)
+        if text is not None and not _number(text):
+            why = f"header {name} {_clip(text)} is not a decimal number (a non-negative 64-bit integer)"
+            return Event(id_, run_id, status, headers, created_at, malformed=why)
+    return Event(id_, run_id, status, headers, created_at)
+
+
+def _clip(text: bytes | str) -> str:
+    """``repr(text)``, cut to `_QUOTED` characters (a log line must not carry a hostile megabyte)."""
+    return repr(text[:_QUOTED]) + ("..." if len(text) > _QUOTED else "")
+
+
+def _status(value: bytes) -> int | None:
+    """The status a message value spells (ASCII decimal, signed 64-bit), or None."""
+    if not _STATUS.fullmatch(value):
+        return None
+    status = int(value)  # at most 19 digits: int() cannot refuse it
+    return status if _INT64_MIN <= status <= _INT64_MAX else None
+
+
+def _number(text: str) -> bool:
+    """Whether a numeric header holds a non-negative 64-bit integer in ASCII decimal."""
+    return _NUMBER.fullmatch(text) is not None and int(text) <= _INT64_MAX

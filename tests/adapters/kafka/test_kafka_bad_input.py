@@ -106,6 +106,44 @@ def test_the_engine_counts_and_skips_malformed_messages_and_later_runs_complete(
         store.close()
 
 
+# (key, value, headers) of hostile numbers: before issue 14 int() raised on each, and the
+# topic's consumer crashed on it, restarted, read it again, and crashed again, for ever.
+HUGE = [
+    (b"run-huge-status", b"9" * 5000, [("topic", b"huge-1")]),  # int() refuses 4,301+ digits
+    (b"run-int64-overflow", b"9" * 19, [("topic", b"huge-1")]),  # past the signed 64-bit range
+    (b"run-huge-version", b"1", [("topic", b"huge-1"), ("record_version", b"9" * 5000)]),
+]
+
+
+def test_a_5000_digit_status_is_skipped_and_the_next_run_completes(kafka_broker, kafka_prefix, tmp_path):
+    """Issue 14: hostile numbers ahead of a real event are counted and skipped; the run behind them completes."""
+    from prometheus_client import CollectorRegistry
+
+    from actorflow.adapters.kafka import KafkaEventStreamer
+    from actorflow.adapters.sqlite import SqliteRecordStore
+
+    b = af.Builder("huge", Obj, S)
+    b.add_step(S.A, lambda run: S.B, S.B)
+    streamer = KafkaEventStreamer(kafka_broker, kafka_prefix, partitions=1)  # one partition: bad ones come first
+    store = SqliteRecordStore(tmp_path / "huge.db")
+    registry = CollectorRegistry()
+    try:
+        wf = b.build(streamer, store, MemoryRoleScheduler(), timeout_store=MemoryTimeoutStore())
+        streamer.ensure_topic("huge-1")
+        with raw_producer(kafka_broker) as producer:
+            for key, value, headers in HUGE:
+                producer.send(f"{kafka_prefix}huge-1", key=key, value=value, headers=headers, partition=0)
+            producer.flush()
+        run_id = wf.trigger("after-huge", Obj())
+        with af.Supervisor([wf], registry=registry):
+            wf.await_status("after-huge", run_id, S.B, timeout=15)
+        labels = {"workflow_name": "huge", "process_name": "a-consumer-1-of-1"}
+        assert registry.get_sample_value("actorflow_malformed_events_total", labels) == len(HUGE)
+    finally:
+        streamer.close()
+        store.close()
+
+
 def test_an_unreachable_broker_is_a_clear_error_within_seconds():
     """Nothing listens at the address: KafkaError naming it, at once, and no thread left behind."""
     from actorflow.adapters.kafka import KafkaError, KafkaEventStreamer
