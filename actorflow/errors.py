@@ -16,6 +16,7 @@ __all__ = [
     "CodecError",
     "ConnectorError",
     "CorruptRecord",
+    "InvalidForeignId",
     "InvalidRunStateTransition",
     "InvalidTransition",
     "NotRunning",
@@ -78,6 +79,10 @@ class InvalidRunStateTransition(ActorflowError, ValueError):
 
 class UnknownStatus(ActorflowError, ValueError):
     """The status is not a node of the workflow's graph."""
+
+
+class InvalidForeignId(ActorflowError, ValueError, TypeError):
+    """A foreign id outside the rule every store keeps (see `actorflow.record.check_foreign_id`)."""
 
 
 class StatusTypeError(ActorflowError, TypeError):

@@ -3,16 +3,46 @@
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+from actorflow.errors import InvalidForeignId
 from actorflow.runstate import RunState
 from actorflow.status import RUN_STATE_UPDATED, SAVE_AND_REPEAT, SKIP
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Record", "RecordMeta", "Run", "TypedRecord"]
+__all__ = ["MAX_FOREIGN_ID", "Record", "RecordMeta", "Run", "TypedRecord", "check_foreign_id"]
+
+MAX_FOREIGN_ID = 255
+"""The longest foreign id, in characters (a MySQL VARCHAR(255) holds it; so does every other store)."""
+
+
+_REFUSED = frozenset({"Cc", "Cs"})  # control characters, lone surrogates
+
+
+def check_foreign_id(foreign_id: object) -> str:
+    """``foreign_id`` if every store can keep and find it exactly, else `InvalidForeignId`.
+
+    The one rule, checked before any write: a `str` of 1 to `MAX_FOREIGN_ID` characters
+    with no control character (NUL cannot be stored by PostgreSQL; a newline would forge
+    log lines) and no lone surrogate (not encodable as UTF-8). Anything else printable
+    goes, commas, quotes, ``%`` and ``_`` included.
+    """
+    if not isinstance(foreign_id, str):
+        msg = f"a foreign id must be a str, got {type(foreign_id).__name__} {foreign_id!r:.80}"
+        raise InvalidForeignId(msg, foreign_id=foreign_id)
+    if not 1 <= len(foreign_id) <= MAX_FOREIGN_ID:
+        msg = f"a foreign id must have 1 to {MAX_FOREIGN_ID} characters, got {len(foreign_id)}"
+        raise InvalidForeignId(msg, foreign_id=foreign_id[:80])
+    bad = next((ch for ch in foreign_id if unicodedata.category(ch) in _REFUSED), None)
+    if bad is not None:
+        msg = f"a foreign id may not hold a control character or a lone surrogate, found {bad!r} in {foreign_id!r:.80}"
+        raise InvalidForeignId(msg, foreign_id=foreign_id[:80])
+    return foreign_id
+
 
 T = TypeVar("T")
 S = TypeVar("S", bound=int)

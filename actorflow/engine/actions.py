@@ -20,7 +20,7 @@ from actorflow.errors import (
     VersionConflict,
     WorkflowInProgress,
 )
-from actorflow.record import Record, RecordMeta, Run
+from actorflow.record import Record, RecordMeta, Run, check_foreign_id
 from actorflow.runstate import RunState, check_run_state_transition
 from actorflow.status import status_value
 
@@ -33,6 +33,7 @@ __all__ = ["await_status", "callback", "change_run_state", "trigger", "trigger_m
 _REACHED = frozenset({RunState.INITIATED, RunState.RUNNING, RunState.COMPLETED})
 _RETRIES_ON_CONFLICT = 5
 _SHOWN = 5  # foreign ids an error message names
+_PAIR = 2  # a trigger_many item given as (foreign_id, initial_value)
 
 
 def trigger(engine: Engine[Any, Any], foreign_id: str, initial_value: Any = None, start_at: Any = None) -> str:
@@ -47,7 +48,10 @@ def trigger_many(engine: Engine[Any, Any], items: Iterable[Any], start_at: Any =
     start_at = _status(engine, start_at, "start_at")
     records = []
     for item in items:
-        foreign_id, initial_value = (item, None) if isinstance(item, str) else item
+        if isinstance(item, tuple) and len(item) == _PAIR:
+            foreign_id, initial_value = item
+        else:  # a foreign id alone (checked below: anything but a str is refused)
+            foreign_id, initial_value = item, None
         records.append(_first_record(engine, foreign_id, initial_value, start_at))
     results = engine.writer.commit([Write(record, RunState.UNKNOWN) for record in records])
     refused = [(record.foreign_id, error) for record, error in zip(records, results, strict=True) if error is not None]
@@ -67,6 +71,7 @@ def _status(engine: Engine[Any, Any], status: Any, argument: str) -> Any:
 def _first_record(engine: Engine[Any, Any], foreign_id: str, initial_value: Any, start_at: Any) -> Record:
     """A new run's version 1, checked (the start status, the object encodes); nothing stored."""
     config = engine.config
+    check_foreign_id(foreign_id)
     start_at = _status(engine, start_at, "start_at")
     start = config.default_start if start_at is None else start_at
     config.graph.require(start)
@@ -118,6 +123,7 @@ def await_status(engine: Engine[Any, Any], foreign_id: str, run_id: str, status:
 
 def callback(engine: Engine[Any, Any], foreign_id: str, status: Any, payload: bytes | None) -> None:
     """Hand ``payload`` to the callbacks of ``status`` (see `Workflow.callback`)."""
+    check_foreign_id(foreign_id)
     status = status_value(status, engine.config.status_type, "status")
     engine.config.graph.require(status)
     data = b"" if payload is None else payload

@@ -166,3 +166,34 @@ def test_a_memory_role_scheduler_ttl_out_of_range_is_refused(bad):
 
     with pytest.raises(af.BuildError, match="ttl"):
         MemoryRoleScheduler(ttl=bad)
+
+
+# -- foreign ids: one rule for every backend ----------------------------------------------
+
+BAD_FOREIGN_IDS = [None, 7, b"bytes", "", "x" * 256, "a\x00b", "line\nforged", "\ud800"]
+EDGE_FOREIGN_IDS = ["x" * 255, "€" * 255, "👨‍👩‍👧 family", "a,b;c 'd' \"e\" %_\\", "  spaced  "]
+
+
+@pytest.mark.parametrize("bad", BAD_FOREIGN_IDS, ids=repr)
+def test_a_foreign_id_outside_the_rule_is_refused_before_any_write(build, bad):
+    """trigger, trigger_many and callback refuse it with InvalidForeignId (a ValueError and a TypeError);
+    nothing is stored, on every backend alike."""
+    wf = build(_one_step())
+    with pytest.raises(af.InvalidForeignId) as raised:
+        wf.trigger(bad)
+    assert isinstance(raised.value, ValueError) and isinstance(raised.value, TypeError)
+    with pytest.raises(af.InvalidForeignId):
+        wf.trigger_many(["fine", bad])
+    with pytest.raises(af.InvalidForeignId):
+        wf.callback(bad, Status.STARTED, b"{}")
+    with pytest.raises(af.RecordNotFound):
+        wf.record_store.latest(wf.name, "fine")  # the good one of the batch was not stored either
+
+
+@pytest.mark.parametrize("foreign_id", EDGE_FOREIGN_IDS, ids=lambda f: f"{f[:12]!r}x{len(f)}")
+def test_a_foreign_id_at_the_rules_edges_is_kept_exactly(build, foreign_id):
+    """The longest, multi-byte, emoji and punctuation ids round-trip and are found exactly on every backend."""
+    wf = build(_one_step())
+    run_id = wf.trigger(foreign_id)
+    assert wf.record_store.latest(wf.name, foreign_id).run_id == run_id
+    assert wf.record_store.lookup(run_id).foreign_id == foreign_id

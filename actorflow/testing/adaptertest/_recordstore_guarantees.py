@@ -15,6 +15,7 @@ import pytest
 from actorflow.capabilities import BatchStore, ErrorCounter, OutboxWaiter, Snapshots
 from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
 from actorflow.protocols import RecordStore
+from actorflow.record import MAX_FOREIGN_ID, check_foreign_id
 from actorflow.runstate import RunState
 from actorflow.testing.adaptertest._records import (
     FOREIGN_ID,
@@ -106,6 +107,36 @@ class GuaranteeCases:
         assert all(isinstance(o, VersionConflict) for o in outcomes if o is not None), outcomes
         assert_same_record(store.lookup(v1.run_id), winners[0])
         assert _outbox_count(store) == 2
+
+    # -- foreign ids: every store keeps the whole rule ------------------------------------
+
+    def test_foreign_ids_at_the_rules_edges_are_kept_and_found_exactly(
+        self, make_record_store: RecordStoreFactory
+    ) -> None:
+        """Every id `check_foreign_id` accepts round-trips and is found by `latest` exactly.
+
+        No truncation, no case folding, no pattern matching: the longest, multi-byte, emoji, punctuation.
+        """
+        store = make_record_store()
+        edges = [
+            "x" * MAX_FOREIGN_ID,
+            "€" * MAX_FOREIGN_ID,
+            "👨‍👩‍👧 family",
+            "a,b;c 'd' \"e\" %_\\",
+            "%",
+            "  spaced  ",
+            "Case",
+            "case",
+        ]
+        stored = {}
+        for foreign_id in edges:
+            record = dummy_record(foreign_id=check_foreign_id(foreign_id))
+            store.store(record)
+            stored[foreign_id] = record
+        for foreign_id, record in stored.items():
+            assert_same_record(store.latest(WORKFLOW, foreign_id), record)
+        with pytest.raises(RecordNotFound):
+            store.latest(WORKFLOW, "x" * (MAX_FOREIGN_ID - 1))  # a prefix is another id
 
     # -- one unfinished run per foreign id ------------------------------------------------
 
