@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -13,7 +12,7 @@ from actorflow.errors import TimeoutNotFound
 from actorflow.protocols import Fence, TimeoutRecord
 
 from .._sql import readable_timeouts
-from ._db import FILE_MODE, SqliteAdapter, check_fence, from_micros, logger, to_micros
+from ._db import SqliteAdapter, check_fence, from_micros, logger, to_micros
 
 __all__ = ["SqliteTimeoutStore"]
 
@@ -34,16 +33,6 @@ class SqliteTimeoutStore(SqliteAdapter):
         file_mode: the permissions of a database file this adapter creates (default 0o600,
             owner only; ``None``: SQLite's default under the umask); an existing file keeps its own.
     """
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        synchronous: str = "FULL",
-        busy_timeout: float = 5.0,
-        file_mode: int | None = FILE_MODE,
-    ) -> None:
-        super().__init__(path, synchronous=synchronous, busy_timeout=busy_timeout, file_mode=file_mode)
 
     def create(
         self,
