@@ -44,13 +44,19 @@ def flow_dir(tmp_path: Path) -> Path:
 def actorflow(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
+    """``python -m actorflow ARGS`` in ``cwd`` (its temporary files there too), with no ACTORFLOW_*
+    variable but those in ``env``: what the command does never depends on the shell it was run from.
+
+    The one runner of the command-line tests (tests/test_cli_errors.py and the adapters' CLI tests too).
+    """
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ACTORFLOW_")}
     return subprocess.run(
-        [sys.executable, "-m", "actorflow.cli", *args],
+        [sys.executable, "-m", "actorflow", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
+        env={**clean, "TMPDIR": str(cwd), **(env or {})},
         check=False,
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from actorflow.cli import ExitCode
-from tests.test_cli import FLOW
+from tests.test_cli import FLOW, actorflow
 
 # Never reachable: nothing listens on port 1. The password must never be shown.
 DOWN_DSN = "postgresql://nobody:s3cret@127.0.0.1:1/test"
@@ -55,20 +54,6 @@ def flow_dir(tmp_path: Path) -> Path:
     (tmp_path / "factories.py").write_text(FACTORIES)
     (tmp_path / "downflow.py").write_text(DOWN_FLOW)
     return tmp_path
-
-
-def actorflow(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m actorflow ARGS`` with no ACTORFLOW_* variable but those in ``env``."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("ACTORFLOW_")}
-    return subprocess.run(
-        [sys.executable, "-m", "actorflow", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**clean, **(env or {})},
-        check=False,
-    )
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], code: ExitCode, subcommand: str) -> str:

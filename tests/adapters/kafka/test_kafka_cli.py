@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from actorflow.backends import BACKENDS, make_backend
+from tests.test_cli import actorflow
 
 pytestmark = pytest.mark.kafka
-
-
-def _actorflow(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "actorflow.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TMPDIR": str(cwd), **(env or {})},
-        check=False,
-    )
 
 
 def test_kafka_is_a_named_backend_that_needs_brokers():
@@ -35,7 +19,7 @@ def test_kafka_is_a_named_backend_that_needs_brokers():
 
 def test_the_benchmark_runs_on_kafka_with_brokers_from_the_environment(kafka_broker, tmp_path):
     """`actorflow bench --backend kafka` (brokers from ACTORFLOW_BOOTSTRAP_SERVERS) measures and cleans up."""
-    result = _actorflow(
+    result = actorflow(
         "bench",
         "--backend",
         "kafka",
@@ -46,6 +30,7 @@ def test_the_benchmark_runs_on_kafka_with_brokers_from_the_environment(kafka_bro
         "--output",
         "-",
         cwd=tmp_path,
+        timeout=300,
         env={"ACTORFLOW_BOOTSTRAP_SERVERS": kafka_broker},
     )
     assert result.returncode == 0, result.stderr
@@ -57,7 +42,9 @@ def test_the_benchmark_runs_on_kafka_with_brokers_from_the_environment(kafka_bro
 
 def test_the_demo_runs_on_kafka(kafka_broker, tmp_path):
     """`actorflow demo --backend kafka --bootstrap-servers ...` ships every order."""
-    result = _actorflow("demo", "--runs", "30", "--backend", "kafka", "--bootstrap-servers", kafka_broker, cwd=tmp_path)
+    result = actorflow(
+        "demo", "--runs", "30", "--backend", "kafka", "--bootstrap-servers", kafka_broker, cwd=tmp_path, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert "on the kafka backend" in result.stdout
     assert "30/30 orders shipped" in result.stdout

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 from actorflow.adapters.sqlite import SqliteRecordStore
 from actorflow.backends import BACKENDS, make_backend
-
-
-def _actorflow(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "actorflow.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TMPDIR": str(cwd)},
-        check=False,
-    )
+from tests.test_cli import actorflow
 
 
 def test_sqlite_is_a_named_backend():
@@ -41,7 +27,7 @@ def test_a_backend_without_a_path_uses_a_temporary_file_removed_on_close(tmp_pat
 
 def test_the_demo_runs_on_sqlite_by_default_and_leaves_nothing_behind(tmp_path):
     """`actorflow demo` stores its runs in a temporary SQLite file, removed at the end."""
-    result = _actorflow("demo", "--runs", "50", cwd=tmp_path)
+    result = actorflow("demo", "--runs", "50", cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "on the sqlite backend" in result.stdout
     assert "50/50 orders shipped" in result.stdout
@@ -51,7 +37,7 @@ def test_the_demo_runs_on_sqlite_by_default_and_leaves_nothing_behind(tmp_path):
 def test_the_demo_keeps_its_database_at_the_given_path(tmp_path):
     """`actorflow demo --path FILE` leaves every run in FILE, completed at version 5 (four steps)."""
     path = tmp_path / "demo.db"
-    result = _actorflow("demo", "--runs", "30", "--path", str(path), cwd=tmp_path)
+    result = actorflow("demo", "--runs", "30", "--path", str(path), cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
     assert str(path) in result.stdout
     with sqlite3.connect(path) as conn:
@@ -61,8 +47,18 @@ def test_the_demo_keeps_its_database_at_the_given_path(tmp_path):
 
 def test_the_benchmark_runs_on_sqlite(tmp_path):
     """`actorflow bench --backend sqlite` measures throughput and latency."""
-    result = _actorflow(
-        "bench", "--backend", "sqlite", "--runs", "200", "--latency-runs", "10", "--output", "-", cwd=tmp_path
+    result = actorflow(
+        "bench",
+        "--backend",
+        "sqlite",
+        "--runs",
+        "200",
+        "--latency-runs",
+        "10",
+        "--output",
+        "-",
+        cwd=tmp_path,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "backend=sqlite" in result.stdout
