@@ -38,7 +38,7 @@ _PAIR = 2  # a trigger_many item given as (foreign_id, initial_value)
 
 def trigger(engine: Engine[Any, Any], foreign_id: str, initial_value: Any = None, start_at: Any = None) -> str:
     """Store version 1 of a new run of ``foreign_id``; its run id (see `Workflow.trigger`)."""
-    record = _first_record(engine, foreign_id, initial_value, start_at)
+    record = _first_record(engine, foreign_id, initial_value, _status(engine, start_at, "start_at"))
     engine.writer.store(Write(record, RunState.UNKNOWN))
     return record.run_id
 
@@ -63,16 +63,18 @@ def trigger_many(engine: Engine[Any, Any], items: Iterable[Any], start_at: Any =
     return [record.run_id for record in records]
 
 
-def _status(engine: Engine[Any, Any], status: Any, argument: str) -> Any:
+def _status(engine: Engine[Any, Any], status: Any, argument: str) -> int | None:
     """``status`` as an int when it is of the workflow's enum (`status_value`); ``None`` kept."""
     return None if status is None else status_value(status, engine.config.status_type, argument)
 
 
-def _first_record(engine: Engine[Any, Any], foreign_id: str, initial_value: Any, start_at: Any) -> Record:
-    """A new run's version 1, checked (the start status, the object encodes); nothing stored."""
+def _first_record(engine: Engine[Any, Any], foreign_id: str, initial_value: Any, start_at: int | None) -> Record:
+    """A new run's version 1, checked (the foreign id, the start status, the object encodes); nothing stored.
+
+    ``start_at`` is already checked against the workflow's enum (`_status`, once per call of the caller).
+    """
     config = engine.config
     check_foreign_id(foreign_id)
-    start_at = _status(engine, start_at, "start_at")
     start = config.default_start if start_at is None else start_at
     config.graph.require(start)
     describe = engine.transitions.describe
