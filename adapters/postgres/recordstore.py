@@ -340,7 +340,7 @@ class PostgresRecordStore(PostgresAdapter):
         self.db.execute("clearing the in-flight note", QUERIES["end_batches"], (process,))
 
 
-def _move_cursors(executor: psycopg.Connection[Any] | psycopg.Cursor[Any], acks: Sequence[CursorMove]) -> None:
+def _move_cursors(executor: psycopg.Connection[Any], acks: Sequence[CursorMove]) -> None:
     """Save the receivers' cursor moves (in the caller's transaction; a cursor only moves forward)."""
     for ack in acks:
         executor.execute(QUERIES["save_cursor"], (ack.topic, ack.name, *ack.position))
