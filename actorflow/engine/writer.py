@@ -8,23 +8,42 @@ checked atomically by the store), the forgetting of stale error counts, the
 same way for every writer. A role's writes carry its lease (`Fence`): a store that can
 check it in the write's own transaction (`FencedStore`) refuses the whole write with
 `StaleTerm` once the role has passed to another node.
+
+A commit that fails with the store's error (not a refusal) may still have been applied:
+the connection was lost after the server committed, before it answered. Its writes are
+kept *in doubt*. When a record read later is exactly one of them, it was stored, and
+what it is owed (the metric, the waiters) is applied then, once: a consumer reads the
+records of the events it handles (`Writer.observed`), and each consumer's tick looks the
+runs still in doubt up (`Writer.settle`), for a write whose event nobody reads again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
-from actorflow.capabilities import BatchStore, CommitAcks, CursorMove, FencedStore
-from actorflow.errors import VersionConflict, WorkflowInProgress
+from actorflow.capabilities import BatchLookup, BatchStore, CommitAcks, CursorMove, FencedStore
+from actorflow.errors import RecordNotFound, StaleTerm, VersionConflict, WorkflowInProgress
 from actorflow.metrics import Metrics
 from actorflow.protocols import Fence, RecordStore
+from actorflow.record import Record
 
 from .failures import ErrorCounts
 from .transitions import Write
 from .watch import WatchRegistry
 
-__all__ = ["Writer"]
+__all__ = ["IN_DOUBT_LIMIT", "Writer"]
+
+logger = logging.getLogger("actorflow")
+
+# Writes kept in doubt at most (the oldest are forgotten past it: an outage during a
+# large backlog loses a few metric counts rather than growing without bound).
+IN_DOUBT_LIMIT = 10_000
+SETTLE_EVERY = 1.0  # seconds between lookups of the runs in doubt (while the store is away, each fails)
 
 # Refusals that belong to one record: reported in its place, never undoing the others.
 _REFUSALS = (VersionConflict, WorkflowInProgress)
@@ -68,6 +87,10 @@ class Writer:
         self._queue: list[_Queued] = []
         self._committing = False
         self._turn = threading.Condition()
+        # Writes whose commit failed in a way that may have applied them, by run id.
+        self._in_doubt: OrderedDict[str, Write] = OrderedDict()
+        self._doubt_lock = threading.Lock()
+        self._settle_at = 0.0
 
     def fence_through(self, *, enabled: bool) -> None:
         """Send fences to the store from now on (``enabled``), or not (its role scheduler changed)."""
@@ -106,6 +129,17 @@ class Writer:
 
     def _write(self, writes: Sequence[Write], fence: Fence | None, acks: list[CursorMove]) -> list[Exception | None]:
         """One transaction for ``writes`` (and the cursor moves), then what every stored write is owed."""
+        try:
+            results = self._send(writes, fence, acks)
+        except StaleTerm:
+            raise  # checked before anything was written: nothing stored
+        except Exception:
+            self._doubt(writes)
+            raise
+        self._settle(writes, results)
+        return results
+
+    def _send(self, writes: Sequence[Write], fence: Fence | None, acks: list[CursorMove]) -> list[Exception | None]:
         records = [write.record for write in writes]
         results: list[Exception | None]
         if acks and self._acks is not None:
@@ -125,17 +159,102 @@ class Writer:
             results = self._batch.store_many(records, forget_errors=True)
         else:
             results = self._batch.store_many(records)
-        metrics = self._metrics()
+        return results
+
+    def _settle(self, writes: Sequence[Write], results: Sequence[Exception | None]) -> None:
+        """What each stored write is owed; a run's write in doubt is settled by a later one stored."""
+        if self._in_doubt:
+            with self._doubt_lock:
+                for write, error in zip(writes, results, strict=True):
+                    if error is None:
+                        self._in_doubt.pop(write.record.run_id, None)
         for write, error in zip(writes, results, strict=True):
             if error is None:
-                record = write.record
-                metrics.run_state_changes.inc(record.workflow_name, str(write.previous), str(record.run_state))
-                if self._counts is not None:
-                    self._counts.forget_run(record.run_id)  # counted per visit: now stale
-                self._watch.publish(record)
+                self._stored(write)
             elif not isinstance(error, _REFUSALS):
                 raise error
-        return results
+
+    def _stored(self, write: Write) -> None:
+        record = write.record
+        self._metrics().run_state_changes.inc(record.workflow_name, str(write.previous), str(record.run_state))
+        if self._counts is not None:
+            self._counts.forget_run(record.run_id)  # counted per visit: now stale
+        self._watch.publish(record)
+
+    def _doubt(self, writes: Sequence[Write]) -> None:
+        with self._doubt_lock:
+            for write in writes:
+                self._in_doubt.pop(write.record.run_id, None)
+                self._in_doubt[write.record.run_id] = write
+            dropped = len(self._in_doubt) - IN_DOUBT_LIMIT
+            for _ in range(dropped):
+                self._in_doubt.popitem(last=False)
+        if dropped > 0:
+            logger.warning("%d writes of unknown outcome forgotten: the run-state metric may undercount", dropped)
+
+    def observed(self, record: Record) -> None:
+        """``record`` was read from the store: settle a write of its run that was in doubt.
+
+        If the write is exactly ``record``, its commit was applied after all: it is counted
+        and its waiters woken now. A record at the write's version or later that differs
+        means it was not (another write stands); an older one leaves it in doubt.
+        """
+        if not self._in_doubt:  # read without the lock: the common case costs nothing
+            return
+        with self._doubt_lock:
+            write = self._in_doubt.get(record.run_id)
+            if write is None or record.meta.version < write.record.meta.version:
+                return
+            del self._in_doubt[record.run_id]
+        if write.record == record:
+            self._stored_after_all(write)
+
+    def _stored_after_all(self, write: Write) -> None:
+        record = write.record
+        logger.info("run %s: version %d, whose commit failed, was stored after all", record.run_id, record.meta.version)
+        self._stored(write)
+
+    def settle(self) -> None:
+        """Look up the runs with a write in doubt (at most every `SETTLE_EVERY` s) and settle each.
+
+        A read that succeeds sees the commit's final outcome: a write found stored is owed
+        what any stored write is; one not found stored was not applied and is dropped. A
+        lookup that fails (the store still away) leaves them for the next call.
+        """
+        if not self._in_doubt:
+            return
+        now = time.monotonic()
+        with self._doubt_lock:
+            if now < self._settle_at:
+                return
+            self._settle_at = now + SETTLE_EVERY
+            doubted = dict(self._in_doubt)
+        try:
+            found = self._look_up(list(doubted))
+        except Exception as exc:  # noqa: BLE001 - the store is still away: the next call tries again
+            logger.debug("writes in doubt not settled yet: %s", exc)
+            return
+        for run_id, write in doubted.items():
+            with self._doubt_lock:
+                if self._in_doubt.get(run_id) is not write:
+                    continue  # settled meanwhile, or replaced by a later write in doubt
+                del self._in_doubt[run_id]
+            if found.get(run_id) == write.record:
+                self._stored_after_all(write)
+
+    def _look_up(self, run_ids: list[str]) -> dict[str, Record]:
+        if isinstance(self._store, BatchLookup):
+            return self._store.lookup_many(run_ids)
+        found: dict[str, Record] = {}
+        for run_id in run_ids:
+            with contextlib.suppress(RecordNotFound):  # a first write that was not stored
+                found[run_id] = self._store.lookup(run_id)
+        return found
+
+    @property
+    def in_doubt(self) -> int:
+        """Writes whose commit failed in a way that may have applied them, not yet settled."""
+        return len(self._in_doubt)
 
     def _shared(self, mine: _Queued) -> list[Exception | None]:
         """Commit ``mine`` with whatever other threads queue meanwhile (see `commit`)."""

@@ -259,6 +259,7 @@ class EventConsumer(Process):
         if receiver is None:
             return
         deadline = time.monotonic() + budget
+        self.engine.writer.settle()  # a commit that failed may have been applied: find out
         while self._receiver is receiver:
             self._take_finished(0.0)
             self._due_retries()
@@ -639,16 +640,17 @@ class EventConsumer(Process):
     def lookup(self, event: Event) -> Record | Skipped:
         """The event's record, or why the event is skipped (gone, or unreadable)."""
         found = self._prefetched.pop(event.run_id, None)
-        if found is not None:
-            return found
         try:
-            return self.engine.record_store.lookup(event.run_id)
+            if found is None:
+                found = self.engine.record_store.lookup(event.run_id)
         except RecordNotFound:
             return Skipped("record not found")
         except CorruptRecord as exc:
             self.metrics.malformed.inc()
             logger.error("%s: run %s cannot be read, event skipped: %s", self.name, event.run_id, exc)
             return Skipped("corrupt record")
+        self.engine.writer.observed(found)  # settles a write of this run whose commit failed, if any
+        return found
 
     def load(self, event: Event, status: int | None) -> Record | Skipped | Retry:
         """The event's record if the event is current and the run may move, else why not.

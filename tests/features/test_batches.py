@@ -224,3 +224,55 @@ def test_a_version_conflict_in_a_group_commit_does_not_undo_the_other_transition
         (Status.CHARGED, 3),
         (Status.DONE, 4),
     ]
+
+
+class _LostAnswer(af.ActorflowError):
+    """The store committed, then the connection was lost before its answer came back."""
+
+
+def test_a_commit_applied_whose_answer_was_lost_is_counted_once(build, monkeypatch, poll_until):
+    """The charge step's commit is stored, then the store raises as a lost connection would.
+
+    The commit's outcome is unknown to the engine: its writes are held in doubt and, once a
+    read finds them stored, counted (``workflow_run_state_changes``) exactly once; the runs
+    finish, each transition stored once.
+    """
+    wf = build(_builder(lambda run: Status.CHARGED))
+    ids = {fid: wf.trigger(fid, Order(id=fid)) for fid in "ABC"}
+    _publish_outbox(wf)
+    _await_readable(wf, 3)
+    store = wf.record_store
+    lost: list[list[str]] = []
+
+    def lose_the_answer(method: str) -> None:
+        original = getattr(store, method)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = original(*args, **kwargs)
+            records = list(args[0]) if method == "store_many" else [args[0]]
+            if not lost and any(r.status == Status.CHARGED for r in records):
+                lost.append([r.run_id for r in records])
+                raise _LostAnswer("connection lost after the commit")
+            return result
+
+        monkeypatch.setattr(store, method, call)
+
+    for method in ("store_many", "store"):
+        if hasattr(store, method):
+            lose_the_answer(method)
+
+    def changes(previous: af.RunState, current: af.RunState) -> float:
+        return wf.metrics.run_state_changes.value(wf.name, str(previous), str(current))
+
+    running, completed = af.RunState.RUNNING, af.RunState.COMPLETED
+    before = changes(af.RunState.INITIATED, running), changes(running, completed)  # the registry may be shared
+    wf.run()
+
+    runs = {fid: wf.await_status(fid, ids[fid], Status.DONE, timeout=10) for fid in "ABC"}
+    assert lost, "no commit of the charge step was made"
+    assert {fid: run.meta.version for fid, run in runs.items()} == dict.fromkeys("ABC", 3)
+    for run_id in ids.values():
+        assert [r.meta.version for r in store.snapshots(run_id)] == [1, 2, 3]
+    poll_until(lambda: wf.engine.writer.in_doubt == 0, what="the writes in doubt being settled")
+    counted = changes(af.RunState.INITIATED, running) - before[0], changes(running, completed) - before[1]
+    assert counted == (3, 3)  # the lost answer's writes too, once each
