@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from actorflow.clock import Clock, SystemClock
-from actorflow.codec import Codec, make_codec
+from actorflow.codec import MAX_OBJECT_BYTES, Codec, make_codec
 from actorflow.errors import BuildError
 from actorflow.graph import Graph
 from actorflow.options import Options, OutboxOptions, duration
@@ -47,7 +47,9 @@ class Builder(Generic[T, S]):
         object_type: the run's object type; ``object_type()`` is a run's default object.
         status_type: the IntEnum of statuses (0, -1 and -2 are reserved).
         codec: how objects become bytes: a `Codec`, an ``(encode, decode)`` pair, or
-            ``None`` for JSON of a dataclass.
+            ``None`` for JSON of a dataclass. Either way an object that is not an
+            ``object_type`` is refused with `ObjectTypeError` before it is stored (the JSON
+            codec checks each field against its type hint too).
     """
 
     def __init__(
@@ -70,7 +72,7 @@ class Builder(Generic[T, S]):
         self.name = name
         self.object_type = object_type
         self.status_type = status_type
-        self._codec = make_codec(object_type, codec)
+        self._codec = codec  # made at build, with the size limit (`make_codec`)
         self._graph = Graph()
         self._steps: dict[int, StepSpec[T, S]] = {}
         self._callbacks: dict[int, list[CallbackSpec[T, S]]] = {}
@@ -133,6 +135,11 @@ class Builder(Generic[T, S]):
 
         When a run reaches ``status``, ``timer(run, now)`` sets the expiry (``None``: no
         timeout for that run). Needs a timeout store at build.
+
+        Several timeouts on one status are independent: each expiry runs only its own
+        ``fn``, and only while the run is still on the visit to ``status`` that set it.
+        A stored timeout names its function by position (the order of these calls per
+        status), so a deployed workflow should only add timeouts after its existing ones.
         """
         pair = TimeoutPair(timer=timer, fn=fn, destinations=self._edges(status, to))
         spec = self._timeouts.setdefault(int(status), TimeoutSpec(status=status))
@@ -179,6 +186,7 @@ class Builder(Generic[T, S]):
         pause_retry: float | timedelta | None = 3600.0,
         custom_delete: Callable[[T], T] | None = None,
         error_counter: ErrorCounter | None = None,
+        max_object_bytes: int | None = MAX_OBJECT_BYTES,
     ) -> Workflow[T, S]:
         """Check the definition and make the `Workflow`. Starts nothing.
 
@@ -195,6 +203,9 @@ class Builder(Generic[T, S]):
             custom_delete: replaces a run's object when its data is deleted.
             error_counter: where step errors are counted (default: in memory, or the
                 record store when it can count durably).
+            max_object_bytes: the largest encoded object, and callback payload, in bytes
+                (default 1 MiB; ``None``: no limit); larger ones raise `ObjectTooLarge`
+                and are not stored.
         """
         if self._timeouts and timeout_store is None:
             msg = (
@@ -206,12 +217,17 @@ class Builder(Generic[T, S]):
         if not starting:
             msg = f"workflow {self.name!r} requires at least one starting point: add a step"
             raise BuildError(msg)
+        if max_object_bytes is not None and (
+            not isinstance(max_object_bytes, int) or isinstance(max_object_bytes, bool) or max_object_bytes < 1
+        ):
+            msg = f"max_object_bytes must be a positive int or None, got {max_object_bytes!r}"
+            raise BuildError(msg, option="max_object_bytes", value=max_object_bytes)
         merged = Options() if defaults is None else defaults
         config = WorkflowConfig(
             name=self.name,
             object_type=self.object_type,
             status_type=self.status_type,
-            codec=self._codec,
+            codec=make_codec(self.object_type, self._codec, max_bytes=max_object_bytes),
             graph=self._graph,
             steps=dict(self._steps),
             callbacks={k: list(v) for k, v in self._callbacks.items()},
@@ -226,5 +242,6 @@ class Builder(Generic[T, S]):
             debug=debug,
             default_start=starting[0],
             error_counter=error_counter,
+            max_object_bytes=max_object_bytes,
         )
         return Workflow(config, event_streamer, record_store, role_scheduler, timeout_store)

@@ -220,6 +220,8 @@ class FencedTimeouts(Protocol):
         expire_at: datetime,
         *,
         created_at: datetime | None = None,
+        index: int | None = None,
+        record_version: int | None = None,
         fence: Fence | None = None,
     ) -> int:
         """As `TimeoutStore.create`; with ``fence``, raise `StaleTerm` and store nothing unless it is current."""
@@ -298,7 +300,12 @@ class Snapshots(Protocol):
     """
 
     def snapshots(self, run_id: str) -> builtins.list[Record]:
-        """Every stored version of the run, oldest first (empty when unknown)."""
+        """Every stored version of the run, oldest first (empty when unknown).
+
+        Once a Data Deleted version is stored, every version carries its object: the
+        store replaces the object of the earlier ones in the same transaction (the
+        rest of each version stays), so nothing of the deleted object is kept.
+        """
         ...
 
 
@@ -341,10 +348,12 @@ class InFlightLog(Protocol):
 
     A step that crashes the whole process (a segfault, the OOM killer) raises nothing
     to count. So before a batch a consumer notes its runs; a node that dies mid-batch
-    leaves the note behind, and the next holder of the role counts one error against
-    each of those runs when it meets them again, one event at a time, pausing a run at
-    ``pause_after_err_count`` instead of running it once more. Used only by processes
-    with ``pause_after_err_count`` set.
+    leaves the note behind. The next holder of the role meets the runs of a note of
+    several one at a time, each under a note of its own, and counts no error against
+    them: any of them may have been the one. A note of one run names the culprit: the
+    next holder counts one error against it, pausing it at ``pause_after_err_count``
+    instead of running it once more. Used only by processes with
+    ``pause_after_err_count`` set.
     """
 
     def begin_batch(self, process: str, run_ids: Sequence[str]) -> None:
@@ -356,7 +365,7 @@ class InFlightLog(Protocol):
         ...
 
     def end_batches(self, process: str) -> None:
-        """``process`` stopped cleanly: nothing of it is in flight."""
+        """Nothing of ``process`` is in flight: it stopped cleanly, or has nothing in hand."""
         ...
 
 

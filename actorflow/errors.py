@@ -18,8 +18,11 @@ __all__ = [
     "CorruptRecord",
     "InvalidForeignId",
     "InvalidRunStateTransition",
+    "InvalidTimeout",
     "InvalidTransition",
     "NotRunning",
+    "ObjectTooLarge",
+    "ObjectTypeError",
     "RecordNotFound",
     "StaleTerm",
     "StatusTypeError",
@@ -55,6 +58,10 @@ class CorruptRecord(ActorflowError, ValueError):
 
 class TimeoutNotFound(ActorflowError, LookupError):
     """Timeout not found."""
+
+
+class InvalidTimeout(ActorflowError, ValueError):
+    """A timeout's index or record version is not a valid number (nothing was stored)."""
 
 
 class WorkflowInProgress(ActorflowError):
@@ -95,6 +102,14 @@ class BuildError(ActorflowError, ValueError):
 
 class CodecError(ActorflowError, ValueError):
     """The object could not be encoded or decoded."""
+
+
+class ObjectTypeError(CodecError, TypeError):
+    """The object is not of the workflow's declared type (its class, or a field's value against its type hint)."""
+
+
+class ObjectTooLarge(ActorflowError, ValueError):
+    """The encoded object (or a callback's payload) is over the workflow's ``max_object_bytes``."""
 
 
 class StepError(ActorflowError):

@@ -4,6 +4,11 @@ Metrics are registered once per registry, when a supervisor starts (never at imp
 many workflows and supervisors in one process share them without colliding. The
 original's counters are exposed under their exact names (``workflow_process_error_count``,
 not ``..._total``), so dashboards built for the Go library keep working.
+
+prometheus_client writes a ``counter`` family as ``<name>_total``; so these are collected
+as untyped, and the node's own endpoint (`exposition`) writes their ``# TYPE`` line as
+``counter``, as the Go client does (the text format allows a counter without the suffix).
+A registry served by another exposition sees them untyped, under the same names.
 """
 
 from __future__ import annotations
@@ -12,11 +17,24 @@ import threading
 import weakref
 from collections.abc import Iterator
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["Metrics", "ProcessMetrics", "metrics_for"]
+__all__ = ["EXACT_COUNTERS", "Metrics", "ProcessMetrics", "exposition", "metrics_for"]
+
+# The original's counters, exposed under their exact names (see the module docstring).
+EXACT_COUNTERS = ("workflow_process_error_count", "workflow_process_skipped_events_count", "workflow_run_state_changes")
+_UNTYPED = {f"# TYPE {name} untyped\n".encode(): f"# TYPE {name} counter\n".encode() for name in EXACT_COUNTERS}
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The Prometheus text of ``registry``, with the original's counters typed ``counter``."""
+    text = generate_latest(registry)
+    for untyped, typed in _UNTYPED.items():
+        text = text.replace(untyped, typed)
+    return text
+
 
 _WF_PROC = ("workflow_name", "process_name")
 
@@ -127,6 +145,12 @@ class Metrics:
             _WF_PROC,
             registry=registry,
         )
+        self.corrupt_records = Counter(
+            "actorflow_corrupt_records",
+            "Stored runs a process could not read (an undecodable object, a status not in the workflow)",
+            _WF_PROC,
+            registry=registry,
+        )
 
     def process(self, workflow_name: str, process_name: str) -> ProcessMetrics:
         """The metrics of one process, with label children resolved once."""
@@ -147,6 +171,7 @@ class ProcessMetrics:
         self.restarts = metrics.actor_restarts.labels(*labels)
         self.failed = metrics.process_failed.labels(*labels)
         self.malformed = metrics.malformed_events.labels(*labels)
+        self.corrupt = metrics.corrupt_records.labels(*labels)
         self.fenced = metrics.fenced_writes.labels(*labels)
 
     def error(self) -> None:

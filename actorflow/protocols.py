@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
 from actorflow._deprecation import moved_names
+from actorflow.errors import InvalidTimeout
 from actorflow.event import ConnectorEvent, Event, Header, OutboxEvent, make_outbox_event, shard_hash, shard_of
 from actorflow.record import Record, RecordMeta
 from actorflow.runstate import RunState
@@ -200,7 +201,14 @@ class RecordStore(Protocol):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TimeoutRecord:
-    """A timeout: when it expires, the run's timeout function runs."""
+    """A timeout: when it expires, the run's timeout function runs.
+
+    ``index`` is which timeout of the status it is (the position of its timer among the
+    status's timeouts, in the order they were added) and ``record_version`` the run's
+    version when it reached the status (the visit that set it): it fires only that
+    timeout's function, and only on that visit. ``None`` for both on a timeout stored
+    without them (older releases): every function of the status is tried, as before.
+    """
 
     id: int
     workflow_name: str
@@ -210,6 +218,21 @@ class TimeoutRecord:
     completed: bool
     expire_at: datetime
     created_at: datetime
+    index: int | None = None
+    record_version: int | None = None
+
+
+def check_timeout_visit(index: object, record_version: object) -> None:
+    """Refuse (`InvalidTimeout`) an ``index`` below 0 or a ``record_version`` below 1 that is not ``None``.
+
+    Timeout stores call it before storing anything, so every store refuses the same values.
+    """
+    if index is not None and (type(index) is not int or index < 0):
+        msg = f"a timeout's index must be an int from 0 or None, got {index!r}"
+        raise InvalidTimeout(msg, index=index)
+    if record_version is not None and (type(record_version) is not int or record_version < 1):
+        msg = f"a timeout's record version must be an int from 1 or None, got {record_version!r}"
+        raise InvalidTimeout(msg, record_version=record_version)
 
 
 @runtime_checkable
@@ -225,8 +248,14 @@ class TimeoutStore(Protocol):
         expire_at: datetime,
         *,
         created_at: datetime | None = None,
+        index: int | None = None,
+        record_version: int | None = None,
     ) -> int:
-        """Store a new timeout; returns its id (ids start at 1 and increase)."""
+        """Store a new timeout; returns its id (ids start at 1 and increase).
+
+        ``index`` and ``record_version`` are kept as given and listed back in the
+        `TimeoutRecord` (``None`` when not given); `check_timeout_visit` refuses bad ones.
+        """
         ...
 
     def complete(self, id: int) -> None:  # noqa: A002 - the contract's name

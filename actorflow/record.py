@@ -113,6 +113,13 @@ class Run(TypedRecord[T, S]):
     ``run.pause(reason)``, ``run.cancel(reason)``, ``run.skip()`` and
     ``run.save_and_repeat()`` each return a sentinel to return from the step; the engine
     then does what it says (store the run state, move on, store the object and repeat).
+
+    Calling ``pause``/``cancel`` decides the write, whatever the function then returns:
+    the run-state change wins (as in the original, which stores it at once). The run is
+    stored at its status as it was loaded (changes to ``object`` are not saved), with the
+    requested run state and reason; a status or other sentinel returned after the call is
+    dropped, with a warning naming the run and the result. A function that raises after
+    the call stores nothing (a step error, counted and retried as any other).
     """
 
     __slots__ = ("_control", "_hooks")
@@ -128,12 +135,18 @@ class Run(TypedRecord[T, S]):
         self._hooks = hooks or {}
 
     def pause(self, reason: str = "") -> S:
-        """Pause the run; return the result from the step. Steps stop until it is resumed."""
+        """Pause the run; return the result from the step. Steps stop until it is resumed.
+
+        The pause is stored whatever the step returns after this call (see `Run`).
+        """
         self._request(RunState.PAUSED, reason, "pause")
         return cast("S", RUN_STATE_UPDATED)
 
     def cancel(self, reason: str = "") -> S:
-        """Cancel the run; return the result from the step. The run is finished."""
+        """Cancel the run; return the result from the step. The run is finished.
+
+        The cancel is stored whatever the step returns after this call (see `Run`).
+        """
         self._request(RunState.CANCELLED, reason, "cancel")
         return cast("S", RUN_STATE_UPDATED)
 

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+
+from actorflow.metrics import exposition
 
 __all__ = ["MetricsServer"]
 
@@ -16,7 +18,11 @@ HealthFunc = Callable[[], tuple[bool, dict[str, Any]]]
 
 
 class MetricsServer:
-    """Serves a registry's metrics and a health check from one thread, until `stop`."""
+    """Serves a registry's metrics and a health check from one thread, until `stop`.
+
+    The address is bound when it is made (an `OSError` then, e.g. the port in use), and
+    served from `start` on.
+    """
 
     def __init__(self, registry: CollectorRegistry, host: str, port: int, health: HealthFunc) -> None:
         self.registry = registry
@@ -35,10 +41,13 @@ class MetricsServer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop serving and join the thread."""
-        self._server.shutdown()
+        """Stop serving (if it started), release the address and join the thread."""
+        started = self._thread.is_alive()
+        if started:
+            self._server.shutdown()  # waits for serve_forever: only once it runs
         self._server.server_close()
-        self._thread.join(2.0)
+        if started:
+            self._thread.join(2.0)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -47,7 +56,7 @@ class MetricsServer:
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
-                    self._send(200, CONTENT_TYPE_LATEST, generate_latest(server.registry))
+                    self._send(200, CONTENT_TYPE_LATEST, exposition(server.registry))
                 elif path == "/healthz":
                     healthy, body = server.health()
                     self._send(200 if healthy else 503, "application/json", json.dumps(body).encode())

@@ -103,8 +103,10 @@ class Workflow(Generic[T, S]):
         Works without `run` (another node may run the steps). Raises `WorkflowInProgress`
         when the foreign id has an unfinished run, `UnknownStatus` for a status outside the
         graph, `InvalidTransition` for a terminal ``start_at``, `CodecError` for an object
-        that does not encode, `StatusTypeError` (a `TypeError`) for a ``start_at`` of
-        another enum (a plain int value is accepted); nothing is stored then.
+        that does not encode (`ObjectTypeError`, also a `TypeError`, when it is not of the
+        workflow's object type), `ObjectTooLarge` for one over ``max_object_bytes``,
+        `StatusTypeError` (a `TypeError`) for a ``start_at`` of another enum (a plain int
+        value is accepted); nothing is stored then.
         """
         return actions.trigger(self.engine, foreign_id, initial_value, start_at)
 
@@ -134,11 +136,20 @@ class Workflow(Generic[T, S]):
     def callback(self, foreign_id: str, status: S, payload: bytes | None = None) -> None:
         """Hand ``payload`` to the callbacks of ``status`` for the latest run of ``foreign_id``.
 
-        Changes nothing when that run is not at ``status`` or is stopped. Raises
-        `StatusTypeError` for a ``status`` of another enum,
+        Changes nothing and returns ``None`` when that run is not at ``status`` or is
+        stopped. That holds when the write is made, not only when the run is read: a
+        callback that loses a race to another write of the run (two callbacks at once, a
+        step, a pause) is tried again on the run as that write left it, so of two callbacks
+        at once for one status exactly one moves the run and the other returns ``None``
+        (its function may then have been called for nothing: the result of a lost race
+        is dropped, not stored). A callback function that called ``run.pause()`` or
+        ``run.cancel()`` pauses or cancels the run whatever it returns (see `Run`).
+
+        Raises `StatusTypeError` for a ``status`` of another enum,
         `UnknownStatus`, `RecordNotFound`, or `StepError` when the callback function
         fails or returns a status it may not (the error is counted toward
-        ``pause_after_err_count`` and nothing is stored).
+        ``pause_after_err_count`` and nothing is stored); `ActorflowError` when the run
+        kept changing through five attempts.
         """
         actions.callback(self.engine, foreign_id, status, payload)
 

@@ -8,13 +8,14 @@ their capabilities; `Transitions` derive records without I/O; the failure rule
 
 from .config import WorkflowConfig
 from .core import Capabilities, Engine, Failed, Host
-from .failures import AUTO_PAUSE_REASON, ErrorCounts, error_key, reached_limit
+from .failures import AUTO_PAUSE_REASON, CORRUPT_PAUSE_REASON, ErrorCounts, error_key, reached_limit
 from .transitions import Transitions, Write
 from .watch import Waiter, WatchRegistry
 from .writer import Writer
 
 __all__ = [
     "AUTO_PAUSE_REASON",
+    "CORRUPT_PAUSE_REASON",
     "Capabilities",
     "Engine",
     "ErrorCounts",

@@ -6,12 +6,14 @@ through `trigger` too. Every write goes through the engine's `Writer`.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from actorflow._trace import trace_origin
+from actorflow.codec import check_size
 from actorflow.errors import (
     ActorflowError,
     AwaitTimeout,
@@ -22,12 +24,15 @@ from actorflow.errors import (
 )
 from actorflow.record import Record, RecordMeta, Run, check_foreign_id
 from actorflow.runstate import RunState, check_run_state_transition
+from actorflow.specs import CallbackSpec
 from actorflow.status import status_value
 
 from .core import Engine, Failed
 from .transitions import Write
 
 __all__ = ["await_status", "callback", "change_run_state", "trigger", "trigger_many"]
+
+R = TypeVar("R")
 
 # Run states a status counts as reached in (a pause or a cancel never satisfies a wait).
 _REACHED = frozenset({RunState.INITIATED, RunState.RUNNING, RunState.COMPLETED})
@@ -129,31 +134,46 @@ def callback(engine: Engine[Any, Any], foreign_id: str, status: Any, payload: by
     status = status_value(status, engine.config.status_type, "status")
     engine.config.graph.require(status)
     data = b"" if payload is None else payload
+    check_size(data, engine.config.max_object_bytes, "the callback payload")  # ObjectTooLarge, nothing done
     specs = engine.config.callbacks.get(int(status), ())
     if not specs:
         engine.record_store.latest(engine.name, foreign_id)  # an unknown foreign id still raises
         return
     describe = engine.transitions.describe(int(status))
-    process = f"{describe.lower().replace(' ', '_')}-callback"
     for spec in specs:
-        record = engine.record_store.latest(engine.name, foreign_id)
-        if record.status != int(status) or record.run_state.stopped:
+        attempt = functools.partial(_call_back, engine, foreign_id, int(status), spec, data)
+        # A callback that loses a race (to another callback, a step, a pause) is tried again on
+        # the run as the winner left it: usually no longer at ``status``, so it changes nothing.
+        if not _on_conflict_again(attempt, f"call back {foreign_id!r} at {describe!r}", foreign_id=foreign_id):
             return
 
-        def call(run: Run[Any, Any], fn: Callable[[Run[Any, Any], bytes], Any] = spec.fn) -> Any:
-            return fn(run, data)
 
-        result = engine.apply(record, call, spec.destinations)
-        if isinstance(result, Failed):
-            pause = engine.fail(process, record, result.error, engine.config.defaults.pause_after_err_count)
-            if pause is not None:
-                engine.writer.commit((pause,))  # a conflict: the run moved meanwhile, nothing to pause
-            if isinstance(result.error, StepError):
-                raise result.error
-            msg = f"callback for {describe!r} failed: {result.error}"
-            raise StepError(msg, run_id=record.run_id) from result.error
-        if result is not None:
-            engine.writer.store(result)
+def _call_back(
+    engine: Engine[Any, Any], foreign_id: str, status: int, spec: CallbackSpec[Any, Any], data: bytes
+) -> bool:
+    """Apply one callback to the latest run of ``foreign_id``; False when it is not at ``status`` or stopped.
+
+    Raises `StepError` when the function fails (counted toward the pause), and
+    `VersionConflict` when another write moved the run after it was read.
+    """
+    record = engine.record_store.latest(engine.name, foreign_id)
+    if record.status != status or record.run_state.stopped:
+        return False
+    fn = spec.fn
+    result = engine.apply(record, lambda run: fn(run, data), spec.destinations)
+    if isinstance(result, Failed):
+        describe = engine.transitions.describe(status)
+        process = f"{describe.lower().replace(' ', '_')}-callback"
+        pause = engine.fail(process, record, result.error, engine.config.defaults.pause_after_err_count)
+        if pause is not None:
+            engine.writer.commit((pause,))  # a conflict: the run moved meanwhile, nothing to pause
+        if isinstance(result.error, StepError):
+            raise result.error
+        msg = f"callback for {describe!r} failed: {result.error}"
+        raise StepError(msg, run_id=record.run_id) from result.error
+    if result is not None:
+        engine.writer.store(result)
+    return True
 
 
 def change_run_state(
@@ -164,15 +184,28 @@ def change_run_state(
     Reads the record, checks the table, writes version + 1; on a concurrent write it
     reads again and re-checks, so the action applies to the run as it is.
     """
-    for _ in range(_RETRIES_ON_CONFLICT):
+
+    def attempt() -> Record:
         record = engine.record_store.lookup(run_id)
         if check:
             check_run_state_transition(record.run_state, new_state, run_id=run_id)
         write = engine.transitions.next(record, run_state=new_state, reason=reason)
+        engine.writer.store(write)
+        return write.record
+
+    return _on_conflict_again(attempt, f"change run {run_id}'s run state to {new_state}", run_id=run_id)
+
+
+def _on_conflict_again(attempt: Callable[[], R], what: str, **context: Any) -> R:
+    """``attempt()``, done again (it reads the record afresh) each time a concurrent write wins.
+
+    Gives up with `ActorflowError` after `_RETRIES_ON_CONFLICT` lost races; ``what`` (the
+    action) and ``context`` (the run) go into that error.
+    """
+    for _ in range(_RETRIES_ON_CONFLICT):
         try:
-            engine.writer.store(write)
+            return attempt()
         except VersionConflict:
             continue
-        return write.record
-    msg = f"run {run_id} kept changing; could not change its run state to {new_state}"
-    raise ActorflowError(msg, run_id=run_id)
+    msg = f"the run kept changing; could not {what} ({_RETRIES_ON_CONFLICT} attempts)"
+    raise ActorflowError(msg, **context)

@@ -9,7 +9,7 @@ from typing import Generic, TypeVar
 
 from actorflow.capabilities import ErrorCounter
 from actorflow.clock import Clock
-from actorflow.codec import Codec
+from actorflow.codec import MAX_OBJECT_BYTES, Codec
 from actorflow.graph import Graph
 from actorflow.options import Options, OutboxOptions
 from actorflow.runstate import RunState
@@ -43,3 +43,5 @@ class WorkflowConfig(Generic[T, S]):
     debug: bool
     default_start: int
     error_counter: ErrorCounter | None
+    # The limit of an encoded object (the codec holds it) and of a callback payload; None: no limit.
+    max_object_bytes: int | None = MAX_OBJECT_BYTES

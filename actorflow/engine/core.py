@@ -29,7 +29,7 @@ from actorflow.capabilities import (
     OutboxWaiter,
     Snapshots,
 )
-from actorflow.errors import ActorflowError, RecordNotFound, StepTimeout
+from actorflow.errors import ActorflowError, CorruptRecord, RecordNotFound, StepTimeout
 from actorflow.log import logger
 from actorflow.metrics import Metrics, metrics_for
 from actorflow.protocols import EventStreamer, RecordStore, RoleScheduler, TimeoutStore
@@ -39,7 +39,7 @@ from actorflow.runtime.state import ProcessState
 from actorflow.specs import ScheduleSpec
 
 from .config import WorkflowConfig
-from .failures import AUTO_PAUSE_REASON, ErrorCounts, reached_limit
+from .failures import AUTO_PAUSE_REASON, CORRUPT_PAUSE_REASON, ErrorCounts, reached_limit
 from .transitions import Transitions, Write
 from .watch import WatchRegistry
 from .writer import Writer
@@ -239,6 +239,10 @@ class Engine(Generic[T, S]):
         """
         try:
             run = self.transitions.run(record)
+        except Exception as exc:  # noqa: BLE001 - the stored run itself is unreadable: no retry mends it
+            msg = f"the stored run {record.run_id} cannot be read (version {record.meta.version}): {exc}"
+            return Failed(CorruptRecord(msg, run_id=record.run_id))
+        try:
             result = fn(run) if timeout <= 0 else _within(timeout, fn, run)
             return self.transitions.result(record, run, result, allowed)
         except Exception as exc:  # noqa: BLE001 - any error of the user's function is a step error
@@ -248,8 +252,15 @@ class Engine(Generic[T, S]):
         """A user function failed on ``record`` in ``process``: the pause to store, or ``None`` to retry.
 
         Logs the error (``None``: the run was being handled when its node died), then
-        applies the one failure rule (`reached_limit`).
+        applies the one failure rule (`reached_limit`). A run whose stored object or status
+        cannot be read (`CorruptRecord`) is paused at once, whatever the limit: retrying
+        cannot mend it, and the pause reports it (its reason says why) until the data or
+        the code is fixed and the run resumed.
         """
+        if isinstance(error, CorruptRecord):
+            self.metrics.corrupt_records.labels(self.name, process).inc()
+            logger.error("%s/%s: %s; the run is paused", self.name, process, error)
+            return self.transitions.next(record, run_state=RunState.PAUSED, reason=f"{CORRUPT_PAUSE_REASON}: {error}")
         if error is None:
             logger.warning("%s/%s: run %s was being handled when a node died", self.name, process, record.run_id)
         else:

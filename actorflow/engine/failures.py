@@ -14,9 +14,10 @@ import threading
 from actorflow.capabilities import ErrorCounter
 from actorflow.record import Record
 
-__all__ = ["AUTO_PAUSE_REASON", "ErrorCounts", "error_key", "reached_limit"]
+__all__ = ["AUTO_PAUSE_REASON", "CORRUPT_PAUSE_REASON", "ErrorCounts", "error_key", "reached_limit"]
 
 AUTO_PAUSE_REASON = "max error retry threshold hit - automatically paused"
+CORRUPT_PAUSE_REASON = "stored run unreadable - automatically paused"
 
 
 def error_key(process: str, record: Record) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from actorflow.errors import ActorflowError, CodecError, InvalidTransition, StepError
+from actorflow.log import logger
 from actorflow.record import Record, Run, TypedRecord
 from actorflow.runstate import RunState
 from actorflow.status import RUN_STATE_UPDATED, SAVE_AND_REPEAT, SKIP, Sentinel, status_name
@@ -139,19 +140,32 @@ class Transitions(Generic[T, S]):
 
         A returned ``0`` (the original's zero status, which no workflow status may be) is
         a skip, as ``run.skip()``.
+        A function that called ``run.pause()``/``run.cancel()`` gets that run state
+        whatever it returns (the run-state change wins, as in the original, where the pause
+        is stored at once and the step's later write finds the run moved): the run is
+        stored as loaded with the requested state and reason, and any other result is
+        dropped with a warning.
         Raises `StepError` when the result is not one of ``allowed`` (or a sentinel), or the
         object no longer encodes: nothing is stored in that case.
         """
+        requested = run.requested_run_state()
+        if requested is not None:
+            state, reason = requested
+            if not (isinstance(result, int) and result == RUN_STATE_UPDATED):
+                logger.warning(
+                    "%s: run %s called run.pause()/cancel() and then returned %s: stored as %s, the result dropped",
+                    record.workflow_name,
+                    record.run_id,
+                    self._shown(result),
+                    state,
+                )
+            return self.next(record, run_state=state, reason=reason)
         if isinstance(result, Sentinel):
             if result is SKIP or result == SKIP:
                 return None
             if result == RUN_STATE_UPDATED:
-                requested = run.requested_run_state()
-                if requested is None:
-                    msg = "the step returned the run-state sentinel without calling run.pause() or run.cancel()"
-                    raise StepError(msg, run_id=record.run_id)
-                state, reason = requested
-                return self.next(record, run_state=state, reason=reason)
+                msg = "the step returned the run-state sentinel without calling run.pause() or run.cancel()"
+                raise StepError(msg, run_id=record.run_id)
             if result == SAVE_AND_REPEAT:
                 return self.next(record, run_state=RunState.RUNNING, data=self._encode(run))
         if isinstance(result, int) and not isinstance(result, bool) and result == 0:
@@ -166,6 +180,12 @@ class Transitions(Generic[T, S]):
             raise StepError(msg, run_id=record.run_id) from InvalidTransition(msg)
         state = RunState.COMPLETED if self._graph.is_terminal(status) else RunState.RUNNING
         return self.next(record, run_state=state, status=status, data=self._encode(run))
+
+    def _shown(self, result: Any) -> str:
+        """A function's result for a log line: a status by name, a sentinel by label, else its repr."""
+        if isinstance(result, int) and not isinstance(result, (bool, Sentinel)):
+            return repr(self.describe(int(result)))
+        return repr(result)
 
     def _encode(self, run: Run[T, S]) -> bytes:
         try:

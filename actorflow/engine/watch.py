@@ -8,11 +8,13 @@ waiter also polls the store, so it never depends on this registry alone.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import deque
 from typing import Self
 
 from actorflow.record import Record
+from actorflow.runstate import RunState
 
 __all__ = ["Waiter", "WatchRegistry"]
 
@@ -29,8 +31,12 @@ class Waiter:
         self._cond = threading.Condition(threading.Lock())
 
     def push(self, record: Record) -> None:
-        """Hand the waiter a stored record."""
+        """Hand the waiter a stored record; a Data Deleted one replaces the object of those not yet taken."""
         with self._cond:
+            if record.run_state is RunState.DATA_DELETED:
+                # As in the store: an earlier version never hands out the deleted object.
+                deleted = record.object
+                self._queue = deque(dataclasses.replace(queued, object=deleted) for queued in self._queue)
             self._queue.append(record)
             self._cond.notify()
 

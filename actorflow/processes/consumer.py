@@ -140,8 +140,12 @@ class EventConsumer(Process):
         self._receiver: EventReceiver | None = None
         self._lag_until: Any = None
         self._prefetched: dict[str, Record] = {}
-        # Runs this role's previous holder was handling when it died (see InFlightLog).
+        # Runs this role's previous holder was handling when it died (see InFlightLog): each
+        # is met alone, under a note of its own. The culprit (the one run of a note of one)
+        # surely killed the node: it alone gets an error counted.
         self._suspects: set[str] = set()
+        self._culprit: str | None = None
+        self._noted = False  # the in-flight note may name runs (cleared once idle)
         self._refilter = True
         self._handling: _Slot | None = None  # the event being handled on this thread (see in_hand)
         self._fresh: dict[str, Record] = {}
@@ -162,7 +166,8 @@ class EventConsumer(Process):
         self._retries: list[tuple[float, int, _Slot]] = []  # (due, order, slot): a heap
         self._staged: list[tuple[_Slot, Write]] = []  # handled: their writes wait for the commit
         self._staged_at = 0.0
-        self._unread: deque[Event] = deque()  # received, let in one at a time (after a node died)
+        self._unread: deque[Event] = deque()  # received, let in a suspect at a time (after a node died)
+        self._alone: str | None = None  # the suspect let in alone: nothing else is let in beside it
         # Records read with the events (RecordsAlong), for the first slot in hand of each run.
         self._along: dict[str, Record] = {}
         self._running: dict[_Slot, Work] = {}
@@ -183,7 +188,12 @@ class EventConsumer(Process):
             shard_count=self.shard_count,
         )
         log = self._in_flight_log()
-        self._suspects = set(log.unfinished_batch(self.role)) if log is not None else set()
+        noted = log.unfinished_batch(self.role) if log is not None else []
+        self._suspects = set(noted)
+        # Several runs in the note: any of them may have killed the node, so none is blamed
+        # yet. One run alone in it: that run did.
+        self._culprit = noted[0] if len(noted) == 1 else None
+        self._noted = bool(noted)
         receiver = self.engine.event_streamer.new_receiver(self.topic, self.role, options)
         # A partitioned receiver's share is its partitions, whoever placed the events there.
         self._refilter = not (isinstance(receiver, PartitionedReceiver) and receiver.partitioned())
@@ -219,6 +229,7 @@ class EventConsumer(Process):
             if log is not None:
                 try:
                     log.end_batches(self.role)  # an orderly stop: nothing of ours is in flight
+                    self._noted = False
                 except Exception:  # noqa: BLE001 - the note only makes the next holder careful
                     logger.warning("%s: could not clear its in-flight note", self.name, exc_info=True)
 
@@ -236,13 +247,20 @@ class EventConsumer(Process):
         return self.engine.capabilities.in_flight if self.options.pause_after_err_count > 0 else None
 
     def suspect_crash(self, record: Record) -> Write | None:
-        """Count one error against a run the previous holder died handling; pause it at the limit.
+        """Count one error against the run that killed the previous holder; pause it at the limit.
 
-        Returns the pause to store instead of running the step, or ``None`` to go on.
+        Only the culprit (the one run of the note the previous holder left) is counted
+        against; the other suspects (runs of a note of several) are met alone, so the next
+        holder knows which one it was if it dies again. Returns the pause to store instead
+        of running the step, or ``None`` to go on.
         """
-        if record.run_id not in self._suspects:
+        run_id = record.run_id
+        if run_id not in self._suspects:
             return None
-        self._suspects.discard(record.run_id)
+        self._suspects.discard(run_id)
+        if run_id != self._culprit:
+            return None
+        self._culprit = None
         return self.engine.fail(self.name, record, None, self.options.pause_after_err_count)
 
     def failed(self, record: Record, error: BaseException) -> Outcome:
@@ -293,8 +311,12 @@ class EventConsumer(Process):
         """Whether to ask the receiver for more now."""
         if not self.holding() or len(self._window) >= WINDOW_LIMIT:
             return False
-        if self._unread:
-            # After a node died: the next event only once the one in hand is finished.
+        if self._alone is not None:
+            if self._alone in self._behind:
+                return False  # a suspect's event in hand: it runs with nothing beside it
+            self._alone = None
+        if self._unread and self._unread[0].run_id in self._suspects:
+            # After a node died: a suspect's event only once nothing else is in hand.
             return not self._window
         if len(self._ready) >= max(1, self.options.max_in_flight) or self._lag_until is not None:
             return False
@@ -323,16 +345,49 @@ class EventConsumer(Process):
         return wake
 
     def _next_events(self, receiver: EventReceiver, wait: float) -> list[Event]:
-        if self._unread:
-            return [self._unread.popleft()]
-        events = list(receiver.receive(self.options.batch_size, wait))
+        if not self._unread:
+            events = self._receive(receiver, wait)
+            suspects = self._suspects
+            if not (suspects and any(event.run_id in suspects for event in events)):
+                return events
+            self._unread.extend(events)
+        return self._let_in()
+
+    def _receive(self, receiver: EventReceiver, wait: float) -> list[Event]:
+        """The receiver's next events; about to wait with nothing in hand, the in-flight note is cleared first.
+
+        A note left once its runs are done would blame them for a crash they had no part in
+        (a single run's note convicts it). Cleared only when the receiver has nothing at
+        once: a busy consumer still writes one note per batch.
+        """
+        size = self.options.batch_size
+        events: list[Event] = []
+        if wait > 0 and self._noted and not self._window:
+            events = list(receiver.receive(size, 0.0))
+            log = self._in_flight_log()
+            if not events and log is not None:
+                log.end_batches(self.role)
+                self._noted = False
+        if not events:
+            events = list(receiver.receive(size, wait))
         if self._records_along is not None:
             self._fresh = self._records_along.records()
-        if self._suspects and any(event.run_id in self._suspects for event in events):
-            # After a node died: one event at a time, so only a run that kills the node
-            # again is blamed again.
-            self._unread.extend(events[1:])
-            return events[:1]
+        return events
+
+    def _let_in(self) -> list[Event]:
+        """After a node died: a suspect's event alone (nothing else in hand), the others in batches.
+
+        A suspect that kills the node again then leaves a note naming it alone.
+        """
+        unread, suspects = self._unread, self._suspects
+        if unread[0].run_id in suspects:
+            if self._window:
+                return []  # `_wants_events` waits for this; kept for safety
+            self._alone = unread[0].run_id
+            return [unread.popleft()]
+        events: list[Event] = []
+        while unread and unread[0].run_id not in suspects and len(events) < self.options.batch_size:
+            events.append(unread.popleft())
         return events
 
     def _accept(self, events: list[Event]) -> None:
@@ -358,6 +413,7 @@ class EventConsumer(Process):
         if log is not None:
             # Noted before any of them runs: the runs in hand, which a crash would leave unfinished.
             log.begin_batch(self.role, list(behind))
+            self._noted = True
 
     def _dispatch(self) -> None:
         """Handle ready events in order while there is room; quick work runs here, slow work on workers."""
@@ -675,6 +731,21 @@ class EventConsumer(Process):
         if record.meta.version < version:
             return Retry(self.options.err_backoff, stale=True)
         if status is not None and record.status != status:
+            if Header.RECORD_VERSION in event.headers:
+                # The event was written with this very version at ``status``: the stored
+                # row says otherwise, so one of them is corrupt. Report it, skip it.
+                self.metrics.corrupt.inc()
+                logger.error(
+                    "%s/%s: run %s is stored at version %d with status %d, but its event says status %d; "
+                    "event skipped (corrupt record?)",
+                    self.engine.name,
+                    self.name,
+                    record.run_id,
+                    version,
+                    record.status,
+                    status,
+                )
+                return Skipped("corrupt record")
             return Skipped("record status not in expected state")
         if record.run_state.stopped:
             return Skipped("record stopped")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from actorflow.codec import DELETED_OBJECT
 from actorflow.event import Event
 from actorflow.log import logger
 from actorflow.processes.consumer import EventConsumer, Outcome, Retry, Skipped
 from actorflow.runstate import RunState
 
 __all__ = ["DELETED_OBJECT", "DeleteConsumer"]
-
-DELETED_OBJECT = b'{"result":"deleted"}'
 
 
 class DeleteConsumer(EventConsumer):

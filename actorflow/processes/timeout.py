@@ -1,12 +1,16 @@
 """Timeouts: an inserter that sets a run's timers, and a poller that fires them.
 
 The inserter reads the status topic and stores a timeout per timer when a run reaches
-the status; the poller runs the timeout functions of those that expired.
+the status, naming the timer (its index among the status's timeouts) and the visit (the
+run's version); the poller runs, for each that expired, its own timeout function, and
+only while the run is still on that visit. Timeouts stored without them (older
+releases, or a store that cannot keep them) try every function of the status, in order.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
+import inspect
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from actorflow.protocols import TimeoutRecord, TimeoutStore
-    from actorflow.specs import TimeoutSpec
+    from actorflow.specs import TimeoutPair, TimeoutSpec
 
 __all__ = ["TimeoutInserter", "TimeoutPoller"]
 
@@ -35,6 +39,16 @@ def _fenced(process: Process, store: TimeoutStore) -> FencedTimeouts | None:
     return None
 
 
+def _keeps_visits(store: TimeoutStore) -> bool:
+    """True when ``store.create`` takes ``index`` and ``record_version`` (a store written before them does not)."""
+    try:
+        parameters = inspect.signature(store.create).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - a create without a signature: assume the contract
+        return True
+    names = {p.name for p in parameters}
+    return {"index", "record_version"} <= names or any(p.kind is p.VAR_KEYWORD for p in parameters)
+
+
 class TimeoutInserter(EventConsumer):
     """Reads the status topic; for each timer of the status, stores a timeout for the run."""
 
@@ -43,6 +57,14 @@ class TimeoutInserter(EventConsumer):
         self.spec = spec
         self.store = store
         self._fenced = _fenced(self, store)
+        self._keeps_visits = _keeps_visits(store)
+        if not self._keeps_visits:
+            logger.warning(
+                "%s: the timeout store %s keeps no timeout index or record version: every timeout of the status "
+                "runs its functions when one expires, and on any later visit (upgrade the store)",
+                self.name,
+                type(store).__name__,
+            )
 
     def handle(self, event: Event) -> Outcome:
         """Create the run's timeouts (a timer that returns ``None`` sets none)."""
@@ -61,14 +83,16 @@ class TimeoutInserter(EventConsumer):
         except Exception as exc:  # noqa: BLE001 - a user timer failed: a step error
             return self.failed(record, exc)
         args = (self.engine.name, record.foreign_id, record.run_id, status)
-        for expire_at in expiries:
+        create: Callable[..., int] = self.store.create
+        if self._fenced is not None and self.fence is not None:
+            create = functools.partial(self._fenced.create, fence=self.fence)
+        for index, expire_at in enumerate(expiries):
             if expire_at is None:
                 continue
-            if self._fenced is None or self.fence is None:
-                self.store.create(*args, expire_at, created_at=now)
-                continue
+            # Which timer, and the visit: only its own function fires, and only on this visit.
+            visit = {"index": index, "record_version": record.meta.version} if self._keeps_visits else {}
             try:
-                self._fenced.create(*args, expire_at, created_at=now, fence=self.fence)
+                create(*args, expire_at, created_at=now, **visit)
             except StaleTerm:
                 # The role moved on: the new holder handles this event again (its ack is
                 # not made: the batch stops at the lost lease) and creates the timeouts.
@@ -126,8 +150,17 @@ class TimeoutPoller(Process):
             return True
         if record.run_state.stopped:
             return True  # paused: the timeout fires once the run is resumed
+        if timeout.record_version is not None and record.meta.version < timeout.record_version:
+            return True  # a read behind the visit that set it (the store catching up): the next poll sees it
+        if not self._on_its_visit(timeout, record):
+            self._skip(timeout, "timeout of an earlier visit")
+            return True
+        pairs = self._pairs(timeout)
+        if pairs is None:
+            self._skip(timeout, "timeout function not found")
+            return True
         writer = self.engine.writer
-        for pair in self.spec.pairs:
+        for pair in pairs:
 
             def call(run: Run[Any, Any], fn: Callable[[Run[Any, Any], datetime], Any] = pair.fn) -> Any:
                 return fn(run, now)
@@ -142,7 +175,19 @@ class TimeoutPoller(Process):
             if result is None:
                 continue
             if writer.commit((result,), fence=self.fence)[0] is not None:
-                return True  # the run moved meanwhile; the next poll sees where it is
+                # Someone else moved the run since we read it (another node firing this
+                # timeout, a pause...): a lost race. The timeout stays; the next poll
+                # finds where the run is (moved on: dropped; paused: it waits).
+                self.metrics.skipped("record version conflict")
+                logger.warning(
+                    "%s on node %s: run %s moved on before timeout %s's result was stored (version %d refused)",
+                    self.name,
+                    self.node_id,
+                    record.run_id,
+                    timeout.id,
+                    result.record.meta.version,
+                )
+                return True
             break
         else:
             self.metrics.skipped("next value specified skip")
@@ -150,16 +195,68 @@ class TimeoutPoller(Process):
         self._complete(timeout)
         return True
 
+    def _on_its_visit(self, timeout: TimeoutRecord, record: Record) -> bool:
+        """True while ``record`` is on the visit that set ``timeout`` (always, for a timeout without one).
+
+        The visit goes on through writes that keep the status (a pause and its resume move
+        the version, not the run); it ended if any version since the timeout's left the
+        status. Only when the run moved is its history read; a gap in it counts as ended
+        (the later visit has timeouts of its own).
+        """
+        since = timeout.record_version
+        if since is None or record.meta.version == since:
+            return True
+        later = [r for r in self.engine.history(record.run_id) if since < r.meta.version <= record.meta.version]
+        if [r.meta.version for r in later] != list(range(since + 1, record.meta.version + 1)):
+            return False
+        return all(r.status == timeout.status for r in later)
+
+    def _pairs(self, timeout: TimeoutRecord) -> list[TimeoutPair[Any, Any]] | None:
+        """The timeout functions ``timeout`` runs: its own, or all of the status for one without an index.
+
+        ``None`` when the status has no timeout at that index (the workflow lost timeouts since).
+        """
+        if timeout.index is None:
+            return self.spec.pairs
+        if timeout.index >= len(self.spec.pairs):
+            return None
+        return [self.spec.pairs[timeout.index]]
+
+    def _skip(self, timeout: TimeoutRecord, reason: str) -> None:
+        """Complete ``timeout`` without firing it, counted as a skipped event (``reason``) and logged."""
+        self.metrics.skipped(reason)
+        logger.info(
+            "%s: timeout %s (index %s, set at version %s) of run %s completed unfired: %s",
+            self.name,
+            timeout.id,
+            timeout.index,
+            timeout.record_version,
+            timeout.run_id,
+            reason,
+        )
+        self._complete(timeout)
+
     def _complete(self, timeout: TimeoutRecord) -> None:
         """Mark ``timeout`` done, under the role's lease when the store can check it (`StaleTerm` if lost)."""
-        if self._fenced is not None and self.fence is not None:
-            self._fenced.complete(timeout.id, fence=self.fence)
-        else:
-            self.store.complete(timeout.id)
+        try:
+            if self._fenced is not None and self.fence is not None:
+                self._fenced.complete(timeout.id, fence=self.fence)
+            else:
+                self.store.complete(timeout.id)
+        except TimeoutNotFound:
+            self._lost_race(timeout)
 
     def _cancel(self, timeout: TimeoutRecord) -> None:
-        with contextlib.suppress(TimeoutNotFound):
+        """Remove ``timeout`` (its run moved on), under the role's lease when the store can check it."""
+        try:
             if self._fenced is not None and self.fence is not None:
                 self._fenced.cancel(timeout.id, fence=self.fence)
             else:
                 self.store.cancel(timeout.id)
+        except TimeoutNotFound:
+            self._lost_race(timeout)
+
+    def _lost_race(self, timeout: TimeoutRecord) -> None:
+        """Another writer (a node that held the role before) completed or removed ``timeout`` first: a skip."""
+        self.metrics.skipped("timeout not found")
+        logger.info("%s: timeout %s of run %s was already completed or removed", self.name, timeout.id, timeout.run_id)

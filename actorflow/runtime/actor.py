@@ -15,6 +15,7 @@ from actorflow.processes.base import Process
 from actorflow.protocols import Fence
 from actorflow.runtime.messages import (
     ChildExited,
+    ChildRecovered,
     HandOver,
     Released,
     RoleGranted,
@@ -57,6 +58,7 @@ class ProcessActor(pykka.ThreadingActor):
         self._ticking = False
         self._not_before = 0.0
         self._since = 0.0
+        self._recovering = delay > 0  # started after a crash (the first start has no delay)
 
     def on_start(self) -> None:
         """Make the process and subscribe for its role."""
@@ -117,6 +119,9 @@ class ProcessActor(pykka.ThreadingActor):
                 self._started = True
                 self.node.set_state(self.plan.key, ProcessState.RUNNING, self.metrics.state)
             process.tick(TICK_BUDGET)
+            if self._recovering:  # a restart's first good tick: the supervisor's one recovery line
+                self._recovering = False
+                self._tell_supervisor(ChildRecovered(self.plan.key))
             stable = time.monotonic() - self._since >= self.node.policy.stable_after
             if stable and self.node.clear_failed(self.plan.key):
                 self.metrics.failed.set(0)
@@ -159,7 +164,10 @@ class ProcessActor(pykka.ThreadingActor):
                 scheduler.tell(Unsubscribe(self.plan.role, self.actor_ref))
 
     def _report(self, error: BaseException | None) -> None:
+        self._tell_supervisor(ChildExited(self.plan.key, error))
+
+    def _tell_supervisor(self, message: ChildExited | ChildRecovered) -> None:
         supervisor = self.node.supervisor
         if supervisor is not None and not self.node.stopping:
             with contextlib.suppress(pykka.ActorDeadError):
-                supervisor.tell(ChildExited(self.plan.key, error))
+                supervisor.tell(message)

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChildExited",
+    "ChildRecovered",
     "HandOver",
     "JoinFleets",
     "Released",
@@ -83,3 +84,10 @@ class ChildExited:
 
     key: str
     error: BaseException | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChildRecovered:
+    """A process actor started after a crash has done a tick of work without failing."""
+
+    key: str

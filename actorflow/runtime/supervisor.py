@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -10,13 +11,14 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, cast
 
 import pykka
 
+from actorflow._lograte import install_filter
 from actorflow.capabilities import Attachable, Membership, NodeInfo
 from actorflow.errors import ActorflowError
 from actorflow.log import logger
 from actorflow.metrics import metrics_for
 from actorflow.protocols import new_node_id
 from actorflow.runtime.actor import ProcessActor
-from actorflow.runtime.messages import ChildExited, JoinFleets
+from actorflow.runtime.messages import ChildExited, ChildRecovered, JoinFleets
 from actorflow.runtime.node import Node
 from actorflow.runtime.plan import ProcessPlan, plan_schedule, plan_workflow
 from actorflow.runtime.restart import RestartPolicy, RestartTracker
@@ -35,6 +37,9 @@ __all__ = ["Hosted", "Supervisor"]
 _SUBSCRIBE_TIMEOUT = 10.0
 # How long a node may hold no role while roles it may work stay unclaimed before /healthz fails.
 _STARVED_PATIENCE = 10.0
+# An outage (processes exiting with one kind of error) with no exit for this long is over,
+# whether or not its processes said they recovered: the next such exit is logged again.
+_OUTAGE_QUIET = 60.0
 
 
 class Hosted(Protocol):
@@ -61,19 +66,52 @@ class _Children:
     """Ask for every child's ref."""
 
 
+@dataclasses.dataclass(slots=True)
+class _Outage:
+    """Processes exiting with one kind of error since the first did: logged once, then counted."""
+
+    since: float
+    last: float  # the latest exit
+    failing: set[str]  # restarted, not recovered yet
+    involved: set[str]
+    exits: int = 1
+    failed_logged: bool = False
+
+
+class _CrashesReported(logging.Filter):
+    """Drops pykka's own record of a process actor's crash (a traceback each time).
+
+    Installed once on the third-party ``pykka`` logger by the supervisor, which logs
+    those crashes itself, rate-limited (`_SupervisorActor`).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for pykka's "Unhandled exception in ProcessActor" records."""
+        return not str(record.msg).startswith("Unhandled exception in ProcessActor")
+
+
 class _SupervisorActor(pykka.ThreadingActor):
-    """Spawns process actors and restarts those that exit unasked, with back-off."""
+    """Spawns process actors and restarts those that exit unasked, with back-off.
+
+    Exits are logged by outage, not one line each (a database outage restarts every
+    process again and again): the first exit of a kind of error is logged in full (its
+    traceback), further exits with that kind are counted while processes keep failing,
+    and once every process it restarted has done a tick of work again (`ChildRecovered`)
+    one line says how many processes, how many restarts and how long.
+    """
 
     def __init__(self, node: Node) -> None:
         super().__init__()
         self.node = node
         self._children: dict[str, tuple[ProcessPlan, pykka.ActorRef[Any]]] = {}
         self._trackers: dict[str, RestartTracker] = {}
+        self._outages: dict[str, _Outage] = {}  # by the error's type name
 
     def on_start(self) -> None:
         import threading  # noqa: PLC0415 - only for the thread registry
 
         self.node.add_thread(threading.current_thread())
+        install_filter("pykka", _CrashesReported)  # the exits are logged here, rate-limited
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Spawn):
@@ -81,6 +119,8 @@ class _SupervisorActor(pykka.ThreadingActor):
                 self._spawn(plan, 0.0)
         elif isinstance(message, ChildExited):
             self._restart(message)
+        elif isinstance(message, ChildRecovered):
+            self._recovered(message.key)
         elif isinstance(message, _Children):
             return [(key, ref) for key, (_, ref) in self._children.items()]
         return None
@@ -107,17 +147,55 @@ class _SupervisorActor(pykka.ThreadingActor):
         if tracker.failed:
             self.node.mark_failed(plan.key)
             metrics.failed.set(1)
+        self._log_exit(plan.key, message.error, delay, failed=tracker.failed)
+        self._spawn(plan, delay, replace=True)
+
+    def _log_exit(self, key: str, error: BaseException | None, delay: float, *, failed: bool) -> None:
+        """Log the first exit of an outage in full and the first process marked failed in it; count the rest."""
+        kind = type(error).__name__ if error is not None else "no error"
+        now = time.monotonic()
+        outage = self._outages.get(kind)
+        if outage is None or now - outage.last > _OUTAGE_QUIET:
+            self._outages[kind] = _Outage(since=now, last=now, failing={key}, involved={key})
+            logger.warning(
+                "%s exited (%r); restarting in %.2fs (until processes recover, exits with %s are counted, not logged)",
+                key,
+                error,
+                delay,
+                kind,
+                exc_info=error,
+            )
+            outage = self._outages[kind]
+        else:
+            outage.exits += 1
+            outage.last = now
+            outage.failing.add(key)
+            outage.involved.add(key)
+        if failed and not outage.failed_logged:
+            outage.failed_logged = True
             logger.error(
                 "%s crashed more than %d times in %.0fs; marked failed, restarting every %.0fs: %r",
-                plan.key,
+                key,
                 self.node.policy.max_restarts,
                 self.node.policy.window,
                 delay,
-                message.error,
+                error,
             )
-        else:
-            logger.warning("%s exited (%r); restarting in %.2fs", plan.key, message.error, delay)
-        self._spawn(plan, delay, replace=True)
+
+    def _recovered(self, key: str) -> None:
+        """A restarted process works again: the outages it was the last failing process of are over."""
+        now = time.monotonic()
+        for kind, outage in list(self._outages.items()):
+            outage.failing.discard(key)
+            if not outage.failing:
+                del self._outages[kind]
+                logger.warning(
+                    "%d process(es) recovered after exiting with %s: %d restart(s) in %.1fs",
+                    len(outage.involved),
+                    kind,
+                    outage.exits,
+                    now - outage.since,
+                )
 
 
 def _scheduler_node_id(engines: list[Engine[Any, Any]]) -> str | None:
@@ -205,9 +283,17 @@ class Supervisor:
                 msg = f"workflow {engine.name!r} is already hosted by another Supervisor (or running); stop it first"
                 raise ActorflowError(msg)
         metrics = metrics_for(self.registry)
-        self._attach()
-        node = Node(self.node_id, metrics, self.restart)
-        plans = [plan for engine in self._engines for plan in plan_workflow(engine)]
+        # Bound first: a node whose endpoint cannot be served does not start at all.
+        self._server = self._bind(metrics.registry)
+        try:
+            self._attach()
+            node = Node(self.node_id, metrics, self.restart)
+            plans = [plan for engine in self._engines for plan in plan_workflow(engine)]
+        except BaseException:
+            if self._server is not None:
+                self._server.stop()
+                self._server = None
+            raise
         for engine in self._engines:
             engine.bind(self, metrics)
         self._node = node
@@ -222,11 +308,20 @@ class Supervisor:
             raise ActorflowError(msg)
         # The node is a member of its fleets once start() returns (a failure is logged and retried).
         node.scheduler.ask(JoinFleets(), timeout=_SUBSCRIBE_TIMEOUT)
-        if self._requested_port is not None:
-            from actorflow.web import MetricsServer  # noqa: PLC0415 - only when serving
-
-            self._server = MetricsServer(metrics.registry, self.metrics_host, self._requested_port, self._health)
+        if self._server is not None:
             self._server.start()
+
+    def _bind(self, registry: CollectorRegistry) -> MetricsServer | None:
+        """The metrics endpoint, bound (not serving yet) if a port was asked for; `ActorflowError` if it cannot be."""
+        if self._requested_port is None:
+            return None
+        from actorflow.web import MetricsServer  # noqa: PLC0415 - only when serving
+
+        try:
+            return MetricsServer(registry, self.metrics_host, self._requested_port, self._health)
+        except OSError as exc:
+            msg = f"cannot serve metrics on {self.metrics_host}:{self._requested_port}: {exc.strerror or exc}"
+            raise ActorflowError(msg) from exc
 
     def add_schedule(self, engine: Engine[Any, Any], schedule: ScheduleSpec[Any]) -> None:
         """Start the process of a schedule registered on a hosted workflow (the `Host` protocol)."""

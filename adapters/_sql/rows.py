@@ -59,7 +59,18 @@ RECORD_COLUMNS = (
     "trace_origin",
 )
 
-TIMEOUT_COLUMNS = ("id", "workflow_name", "foreign_id", "run_id", "status", "completed", "expire_at", "created_at")
+TIMEOUT_COLUMNS = (
+    "id",
+    "workflow_name",
+    "foreign_id",
+    "run_id",
+    "status",
+    "completed",
+    "expire_at",
+    "created_at",
+    "timeout_index",
+    "record_version",
+)
 
 TimeIn = Callable[[Any], datetime]
 
@@ -178,9 +189,12 @@ def record_from_row(row: Sequence[Any], time_in: TimeIn = _same) -> Record:
 
 def timeout_from_row(row: Sequence[Any], time_in: TimeIn = _same) -> TimeoutRecord:
     """A `TimeoutRecord` from a row in `TIMEOUT_COLUMNS` order; ValueError when the row is not one."""
-    timeout_id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at = row
+    timeout_id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at, index, version = row
     if not isinstance(run_id, str) or type(status) is not int:
         msg = f"run id {run_id!r} and status {status!r} are not a string and an integer"
+        raise ValueError(msg)
+    if not all(v is None or type(v) is int for v in (index, version)):
+        msg = f"timeout index {index!r} and record version {version!r} are not integers"
         raise ValueError(msg)
     return TimeoutRecord(
         id=int(timeout_id),
@@ -191,6 +205,8 @@ def timeout_from_row(row: Sequence[Any], time_in: TimeIn = _same) -> TimeoutReco
         completed=bool(completed),
         expire_at=time_in(expire_at),
         created_at=time_in(created_at),
+        index=index,
+        record_version=version,
     )
 
 

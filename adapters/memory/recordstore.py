@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import threading
 from collections.abc import Iterable, Sequence
 
@@ -11,6 +12,7 @@ from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
 from actorflow.event import OutboxEvent, make_outbox_event
 from actorflow.protocols import Order, RecordFilter
 from actorflow.record import Record
+from actorflow.runstate import RunState
 
 __all__ = ["MemoryRecordStore"]
 
@@ -20,7 +22,8 @@ class MemoryRecordStore:
 
     Each `store` checks the version and the one-unfinished-run-per-foreign-id rule and
     writes the outbox event under one lock, so it is atomic like a transaction. It keeps
-    every stored version (`snapshots`), wakes the outbox relay when it writes, and counts
+    every stored version (`snapshots`; a Data Deleted version replaces the object of every
+    earlier one), wakes the outbox relay when it writes, and counts
     step errors per run (`ErrorCounter`), forgetting a run's counts when the engine asks.
     """
 
@@ -84,7 +87,11 @@ class MemoryRecordStore:
                 del self._unfinished[key]
         else:
             self._unfinished[key] = run_id
-        self._snapshots.setdefault(run_id, []).append(record)
+        snapshots = self._snapshots.setdefault(run_id, [])
+        if record.run_state is RunState.DATA_DELETED:
+            # The deletion reaches every kept version: nothing of the old object survives.
+            snapshots[:] = [dataclasses.replace(s, object=record.object) for s in snapshots]
+        snapshots.append(record)
         event = make_outbox_event(record)
         self._outbox.setdefault(record.workflow_name, {})[event.id] = event
 

@@ -9,7 +9,7 @@ import threading
 from datetime import UTC, datetime
 
 from actorflow.errors import TimeoutNotFound
-from actorflow.protocols import TimeoutRecord
+from actorflow.protocols import TimeoutRecord, check_timeout_visit
 
 __all__ = ["MemoryTimeoutStore"]
 
@@ -31,8 +31,11 @@ class MemoryTimeoutStore:
         expire_at: datetime,
         *,
         created_at: datetime | None = None,
+        index: int | None = None,
+        record_version: int | None = None,
     ) -> int:
-        """Store a timeout; returns its id."""
+        """Store a timeout (which of the status's timeouts, set at which run version); returns its id."""
+        check_timeout_visit(index, record_version)
         with self._lock:
             timeout_id = next(self._ids)
             self._timeouts[timeout_id] = TimeoutRecord(
@@ -44,6 +47,8 @@ class MemoryTimeoutStore:
                 completed=False,
                 expire_at=expire_at,
                 created_at=created_at or datetime.now(UTC),
+                index=index,
+                record_version=record_version,
             )
             return timeout_id
 

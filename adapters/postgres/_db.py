@@ -7,6 +7,11 @@ server cut is replaced; work lost in flight is sent again only when that is safe
 the LISTEN thread that wakes waiting receivers (started on first wait, stopped by
 `close`). `PostgresAdapter` is what every adapter built on one shares.
 
+psycopg_pool logs every failed reconnect attempt of an outage (hundreds of lines a
+minute, enough to stall a node whose stderr is piped): a `RepeatFilter`, installed once
+on the third-party ``psycopg.pool`` logger when a pool is first made, lets one record of
+a kind through a minute and counts the rest (`actorflow._lograte`).
+
 The other concerns live beside it: ``_errors.py`` (`PostgresError`), ``_connect.py``
 (the connection string), ``_rows.py`` (lenient row loading), ``_schema.py`` (queries,
 migrations, dropping a schema).
@@ -25,6 +30,7 @@ import psycopg_pool
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 
+from actorflow._lograte import RepeatFilter, install_filter
 from actorflow._redact import redact
 from actorflow.protocols import Fence, RoleScheduler
 
@@ -127,6 +133,7 @@ class Database(Shared):
                 # with the driver's own reason, instead of as a pool timeout.
                 with connect_once(self.conninfo, self.dsn) as conn, wrap_exceptions("migration"):
                     migrate_on(conn, self.schema)
+                install_filter("psycopg.pool", RepeatFilter)  # its reconnect warnings: one a minute
                 # No per-checkout health check (a round trip each time): a broken connection
                 # fails its query, the actor using it restarts, and the pool drops it.
                 pool = psycopg_pool.ConnectionPool(

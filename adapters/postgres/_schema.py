@@ -30,20 +30,25 @@ QUERIES = load_queries(resources.files(_PACKAGE) / "queries.sql", placeholder="%
 """Every named query of ``queries.sql`` (psycopg placeholders), the record columns filled in."""
 
 
-def _reading_events(query: str, *, along: bool) -> str:
-    """``read_events`` alone, or with each event's record (its `RECORD_COLUMNS` after the event's)."""
+def _reading_events(query: str, *, along: bool, cut: str) -> str:
+    """``read_events`` alone, or with each event's record (its `RECORD_COLUMNS` after the event's), below ``cut``."""
     if not along:
-        return query.format(along_outer="", along_inner="", along_join="", along_nulls="")
+        return query.format(along_outer="", along_inner="", along_join="", along_nulls="", cut=cut)
     return query.format(
         along_outer="".join(f", r.rec_{c}" for c in RECORD_COLUMNS),
         along_inner="".join(f", rec.{c} AS rec_{c}" for c in RECORD_COLUMNS),
         along_join=" LEFT JOIN workflow_records rec ON rec.run_id = e.run_id",
         along_nulls=", NULL" * len(RECORD_COLUMNS),
+        cut=cut,
     )
 
 
-QUERIES["read_events_along"] = _reading_events(QUERIES["read_events"], along=True)
-QUERIES["read_events"] = _reading_events(QUERIES["read_events"], along=False)
+# Four forms: with or without the records, below the server-wide xmin cut (the fast path)
+# or below the refined one that ignores other databases' transactions ("..._refined").
+_READ_EVENTS = QUERIES["read_events"]
+for _suffix, _cut in (("", QUERIES["events_cut"]), ("_refined", QUERIES["events_cut_refined"])):
+    QUERIES[f"read_events_along{_suffix}"] = _reading_events(_READ_EVENTS, along=True, cut=_cut)
+    QUERIES[f"read_events{_suffix}"] = _reading_events(_READ_EVENTS, along=False, cut=_cut)
 
 
 @functools.cache

@@ -7,7 +7,8 @@ wakes only the shards that have something new, not every shard of the topic. Wai
 take the current version of a key *before* they query, then wait for it to change: a
 notification between their query and their wait is never lost. While the connection is
 down, waiters simply time out and query again (polling is the fallback), and the thread
-reconnects with back-off.
+reconnects with back-off. An outage logs one line when the connection is lost (repeated
+failures are counted, `actorflow._lograte.Streak`) and one when it is back.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Iterable
 
 import psycopg
 
+from actorflow._lograte import Streak
 from actorflow._redact import redact
 
 __all__ = ["Listener", "event_notice", "shard_key"]
@@ -56,6 +58,7 @@ class Listener:
         self._epoch = 0  # bumped on every (re)connection: a notification may have been missed
         self._stop = threading.Event()
         self.connected = threading.Event()
+        self._outage = Streak(logger)  # failed connections since it last worked: logged once
         self._thread = threading.Thread(target=self._run, name=f"actorflow-listen-{channel}", daemon=True)
         self._thread.start()
 
@@ -111,6 +114,13 @@ class Listener:
                     self.connected.set()
                     self._bump(None)
                     backoff = 0.1
+                    ended = self._outage.recovered()
+                    if ended is not None:
+                        logger.warning(
+                            "LISTEN connection on %s back after %d failed attempt(s) in %.1fs",
+                            self._channel,
+                            *ended,
+                        )
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=_NOTIFY_POLL):
                             self._bump(note.payload)
@@ -118,7 +128,12 @@ class Listener:
                 self.connected.clear()
                 if self._stop.is_set():
                     break
-                logger.warning("LISTEN connection lost (%s); reconnecting in %.1fs", redact(str(exc)), backoff)
+                self._outage.failed(
+                    type(exc).__name__,
+                    "LISTEN connection on %s lost (%s); reconnecting with back-off (further failures counted)",
+                    self._channel,
+                    redact(str(exc)),
+                )
                 self._bump(None)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF)

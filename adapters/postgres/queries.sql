@@ -2,7 +2,7 @@
 -- name (the format of adapters/_sql/queries.py, shared with the SQLite adapters). Full-line
 -- comments are for people: the loader drops them, so a '%' in them never reaches psycopg.
 -- {record_columns} is filled in when the file is loaded (adapters/_sql's RECORD_COLUMNS
--- order); {publish}, {forget} and {source} when recordstore.py builds its statements;
+-- order); {publish}, {forget}, {scrub} and {source} when recordstore.py builds its statements;
 -- {where} and {direction} when a list runs; {schema} (an identifier) by _schema.py.
 
 -- create_schema --
@@ -91,7 +91,7 @@ WITH upd AS (
 ), snap AS (
     INSERT INTO workflow_record_snapshots ({record_columns})
     SELECT {record_columns} FROM upd
-), {forget}{publish}
+), {forget}{scrub}{publish}
 SELECT count(*) FROM upd
 
 -- forget_errors --
@@ -100,6 +100,16 @@ SELECT count(*) FROM upd
 -- (process@version). One index probe.
 clr AS (
     DELETE FROM workflow_error_counts WHERE run_id = (SELECT run_id FROM upd)
+)
+
+-- scrub_snapshots --
+-- (Spliced into update_record for a Data Deleted version) the replacement object in every earlier snapshot
+-- The deletion must leave nothing of the original object; the rest of each version
+-- (status, run state, times) stays. The statement's snapshot does not see "snap"'s new
+-- row, and the version condition says so anyway.
+scrub AS (
+    UPDATE workflow_record_snapshots s SET object = upd.object
+    FROM upd WHERE s.run_id = upd.run_id AND s.version < upd.version
 )
 
 -- publish_event --
@@ -192,7 +202,9 @@ INSERT INTO workflow_events (topic, run_id, type, headers, created_at, shard_has
 -- The marker's index scan starts at the cut (or the cursor, if later): never across a backlog.
 -- {along_...}: nothing here; in "read_events_along" (see _schema.py), each event's current
 -- record too (LEFT JOIN workflow_records), when the record store shares the database.
-WITH cut AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+-- {cut}: "events_cut" (the fast path), or "events_cut_refined" in the "..._refined" forms
+-- read once the marker said events are held back (see _schema.py).
+WITH cut AS MATERIALIZED ({cut})
 SELECT r.id, r.cursor_xid, r.run_id, r.type, r.headers, r.created_at{along_outer}
 FROM (
     (SELECT e.xid AS sort_xid, e.id, e.xid::text AS cursor_xid, e.run_id, e.type, e.headers, e.created_at{along_inner}
@@ -214,11 +226,39 @@ FROM (
 ) r
 ORDER BY r.sort_xid, r.id
 
+-- events_cut --
+-- read_events' cut (the fast path): the oldest transaction still running on the server
+SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin
+
+-- events_cut_refined --
+-- read_events' cut without the transactions of other databases (read while events are held back)
+-- A transaction is bound to one database: one of another database can never write this
+-- table, so it need not hold the cut. An xid counts as foreign only when the lock table
+-- names the session holding it (its own xid's ExclusiveLock) and that session is of
+-- another database (pg_locks joined to pg_stat_activity by pid: a session's database is
+-- fixed for its life), or when it is a prepared transaction of another database.
+-- Everything else still in progress holds the cut: a session we cannot see, one that
+-- ended between the snapshot and these reads, a process of no database. With none left,
+-- the cut is the snapshot's xmax: every xid below it has ended. NOT EXISTS, not NOT IN:
+-- a NULL in the list must never make an xid foreign.
+WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+foreign_xids AS MATERIALIZED (
+    SELECT l.transactionid AS xid
+    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted
+      AND a.datname <> current_database()
+    UNION ALL
+    SELECT p.transaction FROM pg_prepared_xacts p WHERE p.database <> current_database())
+SELECT coalesce(
+    (SELECT min(x) FROM snap, pg_snapshot_xip(snap.s) AS x
+     WHERE NOT EXISTS (SELECT 1 FROM foreign_xids f WHERE f.xid = x::xid)),
+    (SELECT pg_snapshot_xmax(s) FROM snap)) AS xmin
+
 -- oldest_transaction --
--- The session whose open transaction is the oldest on the cluster (what holds the xmin cut)
+-- The session whose open transaction is the oldest that holds the cut (of this database, or of none)
 SELECT pid, state, xact_start, query_start, application_name, datname
 FROM pg_stat_activity
-WHERE backend_xid IS NOT NULL
+WHERE backend_xid IS NOT NULL AND (datname IS NULL OR datname = current_database())
 ORDER BY age(backend_xid) DESC
 LIMIT 1
 
@@ -269,8 +309,9 @@ DELETE FROM workflow_events WHERE id IN (
 
 -- create_timeout --
 -- Store a timeout and return its id
-INSERT INTO workflow_timeouts (workflow_name, foreign_id, run_id, status, expire_at, created_at)
-VALUES (%s, %s, %s, %s, %s, %s) RETURNING id
+INSERT INTO workflow_timeouts
+    (workflow_name, foreign_id, run_id, status, expire_at, created_at, timeout_index, record_version)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id
 
 -- complete_timeout --
 -- Mark a timeout done
@@ -282,12 +323,12 @@ DELETE FROM workflow_timeouts WHERE id = %s
 
 -- list_timeouts --
 -- A workflow's uncompleted timeouts, by id
-SELECT id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at
+SELECT id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at, timeout_index, record_version
 FROM workflow_timeouts WHERE workflow_name = %s AND NOT completed ORDER BY id
 
 -- list_valid_timeouts --
 -- A workflow's uncompleted timeouts of a status that expired at or before a time, by id
-SELECT id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at
+SELECT id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at, timeout_index, record_version
 FROM workflow_timeouts WHERE workflow_name = %s AND status = %s AND NOT completed AND expire_at <= %s ORDER BY id
 
 -- acquire_role --

@@ -14,6 +14,7 @@ from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
 from actorflow.event import OutboxEvent, event_topic, shard_hash
 from actorflow.protocols import EventStreamer, Fence, Order, RecordFilter
 from actorflow.record import Record
+from actorflow.runstate import RunState
 
 from .._sql import (
     decode_run_ids,
@@ -37,19 +38,27 @@ from .listener import event_notice
 __all__ = ["PostgresRecordStore"]
 
 
-def _statement(name: str, *, direct: bool, forget: bool = False) -> str:
-    """``insert_record``/``update_record`` with its event (or outbox row), and maybe the error clean-up."""
+def _statement(name: str, *, direct: bool, forget: bool = False, scrub: bool = False) -> str:
+    """``insert_record``/``update_record`` with its event (or outbox row), maybe the error clean-up and the scrub.
+
+    ``scrub`` (an update to Data Deleted): the earlier snapshots get the new object too.
+    """
     source = "ins" if name == "insert_record" else "upd"
     publish = QUERIES["publish_event" if direct else "publish_outbox"].format(source=source)
-    return QUERIES[name].format(publish=publish, forget=QUERIES["forget_errors"] + ", " if forget else "")
+    return QUERIES[name].format(
+        publish=publish,
+        forget=QUERIES["forget_errors"] + ", " if forget else "",
+        scrub=QUERIES["scrub_snapshots"] + ", " if scrub else "",
+    )
 
 
-# By (direct, forget_errors): the statement a record is stored with.
+# By (direct, forget_errors, Data Deleted): the statement a record is stored with.
 _INSERT = {direct: _statement("insert_record", direct=direct) for direct in (True, False)}
 _UPDATE = {
-    (direct, forget): _statement("update_record", direct=direct, forget=forget)
+    (direct, forget, scrub): _statement("update_record", direct=direct, forget=forget, scrub=scrub)
     for direct in (True, False)
     for forget in (True, False)
+    for scrub in (True, False)
 }
 
 
@@ -57,7 +66,8 @@ class PostgresRecordStore(PostgresAdapter):
     """A record store in PostgreSQL (psycopg 3, pooled connections).
 
     Every `store` is one transaction: the record (insert, or an update conditioned on
-    the version the writer read), its snapshot, and its event. When the workflow's
+    the version the writer read), its snapshot, and its event; a Data Deleted version
+    also replaces the object of every earlier snapshot of the run (the same statement). When the workflow's
     streamer is a `PostgresEventStreamer` on the same database and schema, the event
     goes straight into the event log (`publish_directly`): one commit per transition,
     and no outbox relay. Otherwise it goes to the outbox for the relay. `store_many`
@@ -97,7 +107,8 @@ class PostgresRecordStore(PostgresAdapter):
         publish = record_event_row(record) if direct else outbox_row(record)
         if record.meta.version == 1:
             return _INSERT[direct], record_params(record) + publish
-        return _UPDATE[direct, forget_errors], update_params(record) + publish
+        scrub = record.run_state is RunState.DATA_DELETED
+        return _UPDATE[direct, forget_errors, scrub], update_params(record) + publish
 
     def _notices(self, records: Sequence[Record]) -> list[str]:
         """One notice per topic written to (naming the runs' shard hashes), one per outbox."""
@@ -336,7 +347,7 @@ class PostgresRecordStore(PostgresAdapter):
         return decode_run_ids(row[0]) if row else []
 
     def end_batches(self, process: str) -> None:
-        """``process`` stopped cleanly."""
+        """Nothing of ``process`` is in flight (it stopped cleanly, or has nothing in hand)."""
         self.db.execute("clearing the in-flight note", QUERIES["end_batches"], (process,))
 
 

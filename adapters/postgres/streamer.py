@@ -283,7 +283,20 @@ class _Receiver:
         )
 
     def _read(self, max_events: int) -> tuple[list[Event], bool]:
-        """The next events of the share, and whether committed events wait behind the xmin cut."""
+        """The next events of the share, and whether committed events wait behind the cut.
+
+        The fast path reads below the server-wide xmin cut. Only when its marker says
+        committed events wait beyond it (and the batch is not full) is the rest read below
+        the refined cut, which ignores other databases' transactions: they cannot write here.
+        """
+        events, held = self._fetch(max_events, refined=False)
+        if held and len(events) < max_events:
+            more, held = self._fetch(max_events - len(events), refined=True)
+            events.extend(more)
+        return events, held
+
+    def _fetch(self, limit: int, *, refined: bool) -> tuple[list[Event], bool]:
+        """Up to ``limit`` events after the cursor (moved past them), and whether the marker row came."""
         assert self._cursor is not None  # noqa: S101 - set by receive()
         xid, last_id = self._cursor
         params = {
@@ -292,10 +305,11 @@ class _Receiver:
             "id": last_id,
             "count": self._options.shard_count,
             "shard": self._options.shard,
-            "limit": max_events,
+            "limit": limit,
         }
         along = self._along
-        rows = self._db.fetchall("reading events", QUERIES["read_events_along" if along else "read_events"], params)
+        query = ("read_events_along" if along else "read_events") + ("_refined" if refined else "")
+        rows = self._db.fetchall("reading events", QUERIES[query], params)
         events: list[Event] = []
         held = False
         now = self._now

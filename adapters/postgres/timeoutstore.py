@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from actorflow.errors import TimeoutNotFound
-from actorflow.protocols import Fence, TimeoutRecord
+from actorflow.protocols import Fence, TimeoutRecord, check_timeout_visit
 
 from .._sql import readable_timeouts
 from ._db import PostgresAdapter, check_fence
@@ -43,15 +43,21 @@ class PostgresTimeoutStore(PostgresAdapter):
         expire_at: datetime,
         *,
         created_at: datetime | None = None,
+        index: int | None = None,
+        record_version: int | None = None,
         fence: Fence | None = None,
     ) -> int:
-        """Store a timeout; returns its id. With ``fence``, only while that lease is current (else `StaleTerm`).
+        """Store a timeout (which of the status's timeouts, set at which run version); returns its id.
+
+        With ``fence``, only while that lease is current (else `StaleTerm`).
 
         Sent again after a connection lost mid-write, like everything the inserter does
         (its event is handled again after a failure anyway): a timeout stored twice is
         harmless, the second one is cancelled when it expires, as its run moved on.
         """
-        params = (workflow_name, foreign_id, run_id, int(status), expire_at, created_at or datetime.now(UTC))
+        check_timeout_visit(index, record_version)
+        created = created_at or datetime.now(UTC)
+        params = (workflow_name, foreign_id, run_id, int(status), expire_at, created, index, record_version)
         row = self._write(
             "creating a timeout", fence, lambda cur: cur.execute(QUERIES["create_timeout"], params).fetchone()
         )

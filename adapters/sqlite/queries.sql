@@ -62,6 +62,10 @@ SELECT count(*) FROM workflow_records WHERE run_id = ?;
 -- Keep a stored version of a run
 INSERT INTO workflow_record_snapshots ({record_columns}) VALUES ({record_placeholders});
 
+-- scrub_snapshots --
+-- A run's data was deleted: its earlier versions keep the replacement object, not the original
+UPDATE workflow_record_snapshots SET object = ? WHERE run_id = ? AND version < ?;
+
 -- insert_outbox_event --
 -- Write a run's event beside it, for the outbox relay
 INSERT INTO workflow_outbox (id, workflow_name, run_id, type, headers, created_at) VALUES (?, ?, ?, ?, ?, ?);
@@ -177,8 +181,9 @@ DELETE FROM workflow_events WHERE id IN (SELECT id FROM workflow_events WHERE cr
 
 -- insert_timeout --
 -- Store a timeout
-INSERT INTO workflow_timeouts (workflow_name, foreign_id, run_id, status, completed, expire_at, created_at)
-VALUES (?, ?, ?, ?, 0, ?, ?);
+INSERT INTO workflow_timeouts
+    (workflow_name, foreign_id, run_id, status, completed, expire_at, created_at, timeout_index, record_version)
+VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?);
 
 -- complete_timeout --
 -- Mark a timeout done
@@ -190,13 +195,15 @@ DELETE FROM workflow_timeouts WHERE id = ?;
 
 -- list_timeouts --
 -- A workflow's uncompleted timeouts, by id
-SELECT id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at FROM workflow_timeouts
+SELECT id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at, timeout_index, record_version
+FROM workflow_timeouts
 WHERE workflow_name = ? AND completed = 0
 ORDER BY id;
 
 -- list_valid_timeouts --
 -- A workflow's uncompleted timeouts of a status that expired at or before a time, by id
-SELECT id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at FROM workflow_timeouts
+SELECT id, workflow_name, foreign_id, run_id, status, completed, expire_at, created_at, timeout_index, record_version
+FROM workflow_timeouts
 WHERE workflow_name = ? AND status = ? AND completed = 0 AND expire_at <= ?
 ORDER BY id;
 

@@ -15,6 +15,7 @@ from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
 from actorflow.event import OutboxEvent
 from actorflow.protocols import EventStreamer, Fence, Order, RecordFilter
 from actorflow.record import Record
+from actorflow.runstate import RunState
 
 from .._sql import (
     decode_run_ids,
@@ -44,7 +45,8 @@ class SqliteRecordStore(SqliteAdapter):
 
     Each `store` is one transaction: the version check (``UPDATE ... WHERE version = ?``),
     the one-unfinished-run-per-foreign-id rule (a unique partial index), the snapshot of
-    the version, and the run's event. When the workflow's event streamer is a
+    the version (a Data Deleted version also replaces the object of every earlier
+    snapshot of the run), and the run's event. When the workflow's event streamer is a
     `SqliteEventStreamer` on the same file (`publish_directly`), the event goes straight
     into the event log, so a transition is one commit and no outbox relay runs;
     otherwise it is an outbox row for the relay. `store_many` commits many records at
@@ -174,6 +176,9 @@ class SqliteRecordStore(SqliteAdapter):
                 raise VersionConflict(msg, run_id=run_id)
             if forget_errors:
                 conn.execute(q["clear_run_errors"], (run_id,))  # one index probe, same transaction
+            if record.run_state is RunState.DATA_DELETED:
+                # The deletion reaches every kept version: nothing of the old object survives.
+                conn.execute(q["scrub_snapshots"], (bytes(record.object), run_id, version)).close()
         conn.execute(q["insert_snapshot"], params)
         if record.workflow_name in self._direct:
             row = record_event_row(record, to_micros)
@@ -316,5 +321,5 @@ class SqliteRecordStore(SqliteAdapter):
         return decode_run_ids(rows[0][0]) if rows else []
 
     def end_batches(self, process: str) -> None:
-        """``process`` stopped cleanly."""
+        """Nothing of ``process`` is in flight (it stopped cleanly, or has nothing in hand)."""
         self.db.write(lambda conn: conn.execute(self._q["end_batches"], (process,)).close())

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from actorflow.errors import TimeoutNotFound
-from actorflow.protocols import Fence, TimeoutRecord
+from actorflow.protocols import Fence, TimeoutRecord, check_timeout_visit
 
 from .._sql import readable_timeouts
 from ._db import SqliteAdapter, check_fence, from_micros, logger, to_micros
@@ -43,11 +43,26 @@ class SqliteTimeoutStore(SqliteAdapter):
         expire_at: datetime,
         *,
         created_at: datetime | None = None,
+        index: int | None = None,
+        record_version: int | None = None,
         fence: Fence | None = None,
     ) -> int:
-        """Store a timeout; returns its id. With ``fence``, only while that lease is current (else `StaleTerm`)."""
+        """Store a timeout (which of the status's timeouts, set at which run version); returns its id.
+
+        With ``fence``, only while that lease is current (else `StaleTerm`).
+        """
+        check_timeout_visit(index, record_version)
         created = created_at or datetime.now(UTC)
-        params = (workflow_name, foreign_id, run_id, int(status), to_micros(expire_at), to_micros(created))
+        params = (
+            workflow_name,
+            foreign_id,
+            run_id,
+            int(status),
+            to_micros(expire_at),
+            to_micros(created),
+            index,
+            record_version,
+        )
 
         def insert(conn: sqlite3.Connection) -> int | None:
             if fence is not None:

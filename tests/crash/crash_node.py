@@ -1,11 +1,12 @@
 """A node for the crash test: a 3-step workflow run until killed, or until every run is done.
 
-Usage: python crash_node.py sqlite PATH RUNS [--trigger] [--poison FOREIGN_ID] [--io]
-       python crash_node.py postgres DSN SCHEMA RUNS [--trigger] [--poison FOREIGN_ID] [--io]
+Usage: python crash_node.py sqlite PATH RUNS [--trigger] [--poison FOREIGN_ID [--pause-after N]] [--io]
+       python crash_node.py postgres DSN SCHEMA RUNS [--trigger] [--poison FOREIGN_ID [--pause-after N]] [--io]
 
 With --trigger it first starts RUNS runs (foreign ids run-0 ... run-<RUNS-1>). It then runs
 the workflow and exits 0 once every run is Completed (or, with --poison, Paused: that run's
-first step kills the whole process, exit code 3, every time it runs). Progress is read
+first step kills the whole process, exit code 3, every time it runs; the first step pauses
+a run after N errors, 3 unless --pause-after says otherwise). Progress is read
 through the record store's own API, so the same script serves every backend. With --io
 every step first waits 5 ms, as an I/O call would: the shards run their steps on worker
 threads, many at once, and the kill lands with a window of steps in hand.
@@ -69,7 +70,8 @@ def main() -> int:
     streamer, store, runs = adapters(sys.argv[1:])
     if "--poison" in sys.argv:
         poisoned = _poisoned(sys.argv[sys.argv.index("--poison") + 1])
-        b = three_steps("crash", parallel=2, first=poisoned, first_pause_after=3)
+        pause_after = int(sys.argv[sys.argv.index("--pause-after") + 1]) if "--pause-after" in sys.argv else 3
+        b = three_steps("crash", parallel=2, first=poisoned, first_pause_after=pause_after)
     else:
         b = three_steps("crash", parallel=2, calls=_Waiting() if "--io" in sys.argv else None)
     wf = b.build(streamer, store, MemoryRoleScheduler(), defaults=af.Options(polling_frequency=0.05))

@@ -88,30 +88,72 @@ def _safe_completed(completed: Callable[[Any, int], int], store: Any) -> int:
         return 0
 
 
-def test_a_run_that_kills_its_node_is_paused_at_the_limit(backend):
-    """A step that takes the whole process down raises nothing to count; the in-flight note
-    lets each restarted node count it, and the third time the run is paused, not run."""
-    from tests.crash.crash_node import completed
+def _crash_until_done(args: list[str], *extra: str) -> int:
+    """Start the node (triggering its runs) and restart it after each crash until it exits cleanly.
 
-    args, make_store = backend
-    args = [*args[:-1], "60"]
+    Returns how many times it crashed.
+    """
     crashes = 0
-    node = _node(args, "--trigger", "--poison", "run-7")
+    node = _node(args, "--trigger", *extra)
     while True:
         _, err = node.communicate(timeout=120)
         if node.returncode != 3:
             break
         crashes += 1
-        assert crashes <= 5, "the poisoned run was never paused"
-        node = _node(args, "--poison", "run-7")
+        assert crashes <= 6, "the poisoned run was never paused"
+        node = _node(args, *extra)
     assert node.returncode == 0, err
-    assert crashes == 3  # pause_after_err_count=3
+    return crashes
+
+
+def _check_only_the_poisoned_run_paused(store: Any, runs: int, poisoned: str) -> None:
+    """The poisoned run paused at the limit; every other run completed with no error counted (no pause stored)."""
+    from tests.crash.crash_node import completed
+
+    assert completed(store, runs) == runs
+    records = {r.foreign_id: r for r in store.list("crash", limit=runs + 1)}
+    assert records[poisoned].run_state is RunState.PAUSED
+    assert records[poisoned].meta.run_state_reason == "max error retry threshold hit - automatically paused"
+    others = [r for fid, r in records.items() if fid != poisoned]
+    assert {(int(r.run_state), r.meta.version) for r in others} == {(5, 4)}
+    for record in others:
+        assert [s.meta.version for s in store.snapshots(record.run_id)] == [1, 2, 3, 4]
+
+
+def test_a_run_that_kills_its_node_is_paused_at_the_limit(backend):
+    """A step that takes the whole process down raises nothing to count; the in-flight note
+    lets each restarted node find it, and once it crashed the limit's number of times alone
+    it is paused, not run.
+
+    It first crashes in a batch of 60 runs: that crash is nobody's for sure, so it counts
+    against none of them; the next node runs those runs one at a time, and from then on
+    the run dies alone and each crash counts. So it runs once more than
+    ``pause_after_err_count`` (3): four crashes.
+    """
+    args, make_store = backend
+    args = [*args[:-1], "60"]
+    crashes = _crash_until_done(args, "--poison", "run-7")
+    assert crashes == 4
     store = make_store()
     try:
-        assert completed(store, 60) == 60
-        records = {r.foreign_id: r for r in store.list("crash", limit=100)}
-        assert records["run-7"].run_state is RunState.PAUSED
-        assert records["run-7"].meta.run_state_reason == "max error retry threshold hit - automatically paused"
-        assert {int(r.run_state) for fid, r in records.items() if fid != "run-7"} == {5}
+        _check_only_the_poisoned_run_paused(store, 60, "run-7")
+    finally:
+        store.close()
+
+
+def test_a_run_that_kills_its_node_does_not_pause_its_batch_neighbours(backend):
+    """One SIGKILL mid-batch with pause_after_err_count=1 pauses the run that did it, not its batch.
+
+    The first node dies with the 20 runs of its first batch in its in-flight note; the
+    next one meets them one at a time, and dies again with the killer alone in its note;
+    the third pauses the killer. Its neighbours complete with no error counted.
+    """
+    args, make_store = backend
+    args = [*args[:-1], "20"]
+    crashes = _crash_until_done(args, "--poison", "run-7", "--pause-after", "1")
+    assert crashes == 2
+    store = make_store()
+    try:
+        _check_only_the_poisoned_run_paused(store, 20, "run-7")
     finally:
         store.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import threading
 
 import pytest
 
@@ -156,3 +158,73 @@ def test_callback_errors_pause_the_run_at_the_default_error_limit(build, approva
     assert record.run_state is af.RunState.PAUSED
     assert record.meta.run_state_reason == "max error retry threshold hit - automatically paused"
     assert (record.status, record.meta.version) == (Status.AWAITING, 2)
+
+
+@pytest.mark.parametrize(
+    ("action", "state"), [("pause", af.RunState.PAUSED), ("cancel", af.RunState.CANCELLED)], ids=["pause", "cancel"]
+)
+def test_a_callback_that_pauses_or_cancels_then_returns_a_status_is_stored_as_paused_or_cancelled(
+    build, caplog, action, state
+):
+    """The run-state change wins over the returned status: stored as loaded, the status dropped, a warning."""
+    b = af.Builder("approvals", Order, Status)
+    b.add_step(Status.STARTED, lambda run: Status.AWAITING, Status.AWAITING)
+
+    def decide(run: af.Run[Order, Status], payload: bytes) -> Status:
+        run.object.notes.append("seen")  # not saved, as with a plain pause
+        getattr(run, action)("needs a second look")
+        return Status.APPROVED
+
+    b.add_callback(Status.AWAITING, decide, Status.APPROVED)
+    wf = build(b)
+    run_id = wf.trigger("a-1", Order(id="a-1"), start_at=Status.AWAITING)
+    with caplog.at_level(logging.WARNING, logger="actorflow"):
+        assert wf.callback("a-1", Status.AWAITING, b"{}") is None
+    record = wf.record_store.lookup(run_id)
+    assert (record.status, record.run_state, record.meta.version) == (Status.AWAITING, state, 2)
+    assert record.meta.run_state_reason == "needs a second look"
+    assert wf.codec.decode(record.object) == Order(id="a-1")
+    dropped = [r.getMessage() for r in caplog.records if run_id in r.getMessage()]
+    assert any("'Approved'" in message and str(state) in message for message in dropped), dropped
+
+
+def test_of_two_racing_callbacks_one_moves_the_run_and_the_other_returns_none(build, approvals):
+    """Both read the run at AWAITING before either writes: one stores its status, the loser changes nothing.
+
+    The loser's write is refused (the run moved); it looks at the run again, finds it no
+    longer at AWAITING and returns None, as a callback arriving after the move would.
+    """
+    calls = Calls()
+    both_read = threading.Barrier(2, timeout=5)
+    b = af.Builder("approvals", Order, Status)
+    b.add_step(Status.STARTED, lambda run: Status.AWAITING, Status.AWAITING)
+
+    def decide(run: af.Run[Order, Status], payload: bytes) -> Status:
+        calls.add("decide", run.run_id)
+        both_read.wait()  # each caller holds the run at version 1 before either writes
+        run.object.notes.append(payload.decode())
+        return Status.APPROVED if payload == b"yes" else Status.REJECTED
+
+    b.add_callback(Status.AWAITING, decide, Status.APPROVED, Status.REJECTED)
+    wf = build(b)
+    run_id = wf.trigger("a-1", Order(id="a-1"), start_at=Status.AWAITING)
+    returned: dict[bytes, object] = {}
+
+    def call_back(payload: bytes) -> None:
+        try:
+            returned[payload] = wf.callback("a-1", Status.AWAITING, payload)
+        except Exception as exc:  # the test reports what either caller raised
+            returned[payload] = exc
+
+    threads = [threading.Thread(target=call_back, args=(payload,)) for payload in (b"yes", b"no")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert returned == {b"yes": None, b"no": None}
+    record = wf.record_store.lookup(run_id)
+    assert record.meta.version == 2
+    winner = {Status.APPROVED: "yes", Status.REJECTED: "no"}[Status(record.status)]
+    assert wf.codec.decode(record.object).notes == [winner]
+    assert record.run_state is af.RunState.COMPLETED
+    assert calls.count("decide", run_id) == 2  # the loser found the run moved: its function was not called again

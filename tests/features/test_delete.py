@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 import actorflow as af
 from tests.model import Order, Status
+
+CARD_NOTE = "card 4242"  # in the object _completed stores, and nowhere else
 
 
 def _one_step() -> af.Builder[Order, Status]:
@@ -17,7 +22,7 @@ def _one_step() -> af.Builder[Order, Status]:
 
 
 def _completed(wf: af.Workflow[Order, Status]) -> str:
-    run_id = wf.trigger("o-1", Order(id="o-1", amount=42, notes=["card 4242"]))
+    run_id = wf.trigger("o-1", Order(id="o-1", amount=42, notes=[CARD_NOTE]))
     wf.await_status("o-1", run_id, Status.DONE, timeout=5)
     return run_id
 
@@ -71,3 +76,59 @@ def test_delete_data_of_an_unfinished_run_is_refused(build):
     with pytest.raises(af.InvalidRunStateTransition):
         wf.delete_data(run_id, "too early")
     assert wf.record_store.lookup(run_id) == before
+
+
+def _raw_rows(stack_name: str, wf: af.Workflow[Any, Any], request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every row of every table of the stack's database as text (bytes as text and as hex); none in memory."""
+    store = wf.record_store
+    if stack_name == "sqlite":
+        conn = sqlite3.connect(store.path)
+        try:
+            tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            for table in tables:
+                for row in conn.execute(f'SELECT * FROM "{table}"'):  # noqa: S608 - the file's own table names
+                    yield repr([v.decode(errors="replace") if isinstance(v, bytes) else v for v in row])
+        finally:
+            conn.close()
+    elif stack_name in ("postgres", "kafka"):
+        import psycopg  # only the server stacks need it
+
+        with psycopg.connect(request.getfixturevalue("pg_dsn")) as conn:
+            schema = store.db.schema
+            tables = conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,)
+            ).fetchall()
+            for (table,) in tables:
+                # A row as text shows a bytea as hex: its text is checked in both forms by the caller.
+                query = f'SELECT t::text FROM "{schema}"."{table}" t'  # noqa: S608 - the schema's own names
+                yield from (row[0] for row in conn.execute(query))
+
+
+def test_a_deletion_leaves_the_original_object_nowhere_in_the_store(start, stack, request, poll_until, run_state_of):
+    """After the deletion no version, record or outbox row keeps the object; the audit trail stays.
+
+    Every earlier version keeps its status, run state, version and times; await_status
+    hands out the replacement for a status the run passed before the deletion.
+    """
+    wf = start(_one_step())
+    run_id = _completed(wf)
+    before = wf.record_store.snapshots(run_id)
+    wf.delete_data(run_id, "gdpr request")
+    poll_until(lambda: run_state_of(wf, run_id) is af.RunState.DATA_DELETED, what="the deletion")
+
+    secret = CARD_NOTE.encode()
+    leaks = [row for row in _raw_rows(stack.name, wf, request) if CARD_NOTE in row or secret.hex() in row]
+    assert not leaks, f"the deleted object is still stored: {leaks}"
+    store = wf.record_store
+    deleted = store.lookup(run_id)
+    after = store.snapshots(run_id)
+    assert [(r.meta.version, r.status, r.run_state, r.created_at, r.updated_at) for r in after] == [
+        *((r.meta.version, r.status, r.run_state, r.created_at, r.updated_at) for r in before),
+        (3, Status.DONE, af.RunState.REQUESTED_DATA_DELETED, deleted.created_at, after[2].updated_at),
+        (4, Status.DONE, af.RunState.DATA_DELETED, deleted.created_at, deleted.updated_at),
+    ]
+    assert {r.object for r in after} == {b'{"result":"deleted"}'}
+    assert [r.object for r in store.list(wf.name)] == [b'{"result":"deleted"}']
+    assert not [e for e in store.list_outbox_events(wf.name, 1000) if secret in repr(e).encode()]
+
+    assert wf.await_status("o-1", run_id, Status.DONE, timeout=5).object == wf.codec.decode(deleted.object)

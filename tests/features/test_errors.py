@@ -265,3 +265,32 @@ def test_step_timeout_is_an_option_of_steps_with_a_clear_error_for_a_bad_value()
     assert af.Options().resolve().step_timeout == 0.0
     with pytest.raises(ValueError, match="step_timeout"):
         af.Options(step_timeout=-1)
+
+
+def test_a_run_whose_stored_object_cannot_be_decoded_is_paused_at_once_and_reported(build, poll_until, run_state_of):
+    """An undecodable stored object is no step error to retry for ever (the default limit is 0).
+
+    The run is paused at once with a reason naming the failure, counted in
+    ``actorflow_corrupt_records``, and the other runs go on.
+    """
+    calls = Calls()
+    wf = build(_failing_builder(calls, fail_times=0), pause_retry=None)
+    labels = {"workflow_name": wf.name, "process_name": "started-consumer-1-of-1"}
+
+    def corrupt() -> float:
+        return wf.metrics.registry.get_sample_value("actorflow_corrupt_records_total", labels) or 0.0
+
+    before = corrupt()  # the registry may be shared with other tests' workflows of this name
+    bad = wf.trigger("bad")
+    record = wf.record_store.lookup(bad)
+    wf.record_store.store(wf.engine.transitions.next(record, run_state=af.RunState.RUNNING, data=b"{{{").record)
+    good = wf.trigger("good")
+    wf.run()
+    assert wf.await_status("good", good, Status.DONE, timeout=5).meta.version == 2
+    poll_until(lambda: run_state_of(wf, bad) is af.RunState.PAUSED, what="the corrupt run's pause")
+    paused = wf.record_store.lookup(bad)
+    assert paused.meta.run_state_reason.startswith("stored run unreadable - automatically paused: ")
+    assert "cannot decode" in paused.meta.run_state_reason
+    assert (paused.status, paused.meta.version, paused.object) == (Status.STARTED, 3, b"{{{")  # the data kept as found
+    assert calls.count("charge", bad) == 0  # the step never saw it
+    assert corrupt() == before + 1

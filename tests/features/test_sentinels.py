@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+
+import pytest
 
 import actorflow as af
 from tests.model import Calls, Order, Status
@@ -148,3 +151,31 @@ def test_cancel_from_a_step_fires_the_on_cancel_hook(start):
     assert record.run_id == run_id
     assert record.run_state is af.RunState.CANCELLED
     assert record.meta.run_state_reason == "out of stock"
+
+
+@pytest.mark.parametrize(
+    ("action", "state"), [("pause", af.RunState.PAUSED), ("cancel", af.RunState.CANCELLED)], ids=["pause", "cancel"]
+)
+def test_a_step_that_pauses_or_cancels_then_returns_a_status_is_stored_as_paused_or_cancelled(
+    start, poll_until, caplog, action, state
+):
+    """The run-state change wins over a status returned after it: stored as loaded, the status dropped, a warning."""
+    b = af.Builder("orders", Order, Status)
+
+    def charge(run: af.Run[Order, Status]) -> Status:
+        run.object.amount = 99  # not saved, as with a plain pause
+        getattr(run, action)("needs review")
+        return Status.DONE
+
+    b.add_step(Status.STARTED, charge, Status.DONE)
+    wf = start(b, pause_retry=None)
+    with caplog.at_level(logging.WARNING, logger="actorflow"):
+        run_id = wf.trigger("o-1", Order(id="o-1", amount=1))
+        record = poll_until(
+            lambda: (r := wf.record_store.lookup(run_id)).meta.version > 1 and r, what="the step's write"
+        )
+    assert (record.status, record.run_state, record.meta.version) == (Status.STARTED, state, 2)
+    assert record.meta.run_state_reason == "needs review"
+    assert wf.codec.decode(record.object) == Order(id="o-1", amount=1)
+    dropped = [r.getMessage() for r in caplog.records if run_id in r.getMessage()]
+    assert any("'Done'" in message and str(state) in message for message in dropped), dropped

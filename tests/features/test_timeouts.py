@@ -245,3 +245,140 @@ def test_build_without_a_timeout_store_raises(stack, expiring):
     """A workflow with timeouts cannot be built without a timeout store."""
     with pytest.raises(af.BuildError, match="timeout store"):
         stack.build(expiring(), timeout_store=None)
+
+
+POLLER = "awaiting-timeout-consumer"  # the timeout poller of Status.AWAITING
+
+
+def _skipped(wf: af.Workflow[Any, Any], reason: str) -> float:
+    """The AWAITING timeout poller's skipped-events count for ``reason`` (the process-wide registry)."""
+    return wf.metrics.skipped_events.value(wf.name, POLLER, reason)
+
+
+def _restarts(wf: af.Workflow[Any, Any]) -> float:
+    """How many times the AWAITING timeout poller's actor was restarted after a crash."""
+    labels = {"workflow_name": wf.name, "process_name": POLLER}
+    return wf.metrics.registry.get_sample_value("actorflow_actor_restarts_total", labels) or 0.0
+
+
+def test_only_the_expired_timeout_runs_its_function(start, clock, poll_until):
+    """Two timeouts on one status: the one that expires runs its own function, not the first added."""
+    calls = Calls()
+    b = af.Builder("two-timers", Order, Status)
+    b.add_step(Status.STARTED, lambda run: Status.AWAITING, Status.AWAITING)
+
+    def late(run: af.Run[Order, Status], now: datetime) -> Status:
+        calls.add("late", run.run_id)
+        return Status.REJECTED
+
+    def early(run: af.Run[Order, Status], now: datetime) -> Status:
+        calls.add("early", run.run_id)
+        return Status.EXPIRED
+
+    b.add_timeout(Status.AWAITING, af.duration_timer(2 * HALF_HOUR), late, Status.REJECTED)
+    b.add_timeout(Status.AWAITING, af.duration_timer(HALF_HOUR), early, Status.EXPIRED)
+    wf = start(b)
+    run_id = wf.trigger("t-1")
+    timeouts = poll_until(lambda: len(found := _timeouts_of(wf, run_id)) == 2 and found, what="both timeouts")
+    assert [(t.index, t.record_version) for t in timeouts] == [(0, 2), (1, 2)]
+    clock.advance(HALF_HOUR)
+    wf.await_status("t-1", run_id, Status.EXPIRED, timeout=5)
+    assert calls.per_run("early") == {run_id: 1}
+    assert calls.count("late") == 0
+
+
+def test_a_timeout_of_an_earlier_visit_does_not_fire_on_a_later_one(start, clock, poll_until):
+    """A run that left the status and came back keeps only the new visit's timeout; the old one is skipped."""
+    calls = Calls()
+    b = af.Builder("revisits", Order, Status)
+    b.add_step(Status.STARTED, lambda run: Status.AWAITING, Status.AWAITING)
+    b.add_callback(Status.AWAITING, lambda run, payload: Status.APPROVED, Status.APPROVED)
+    b.add_step(Status.APPROVED, lambda run: Status.AWAITING, Status.AWAITING)  # back for another visit
+
+    def expire(run: af.Run[Order, Status], now: datetime) -> Status:
+        calls.add("expire", run.run_id)
+        return Status.EXPIRED
+
+    b.add_timeout(Status.AWAITING, af.duration_timer(HALF_HOUR), expire, Status.EXPIRED)
+    wf = start(b)
+    run_id = wf.trigger("r-1")
+    first = await_timeout_insert(wf, "r-1", run_id, Status.AWAITING)  # visit at version 2: expires at T0 + 30m
+    clock.advance(timedelta(minutes=20))
+    wf.callback("r-1", Status.AWAITING, b"{}")  # -> APPROVED (3) -> AWAITING again (4)
+    second = poll_until(
+        lambda: next((t for t in _timeouts_of(wf, run_id) if t.id != first.id), None), what="the second visit's timeout"
+    )
+    assert (first.record_version, second.record_version) == (2, 4)
+    skipped_before = _skipped(wf, "timeout of an earlier visit")
+    clock.advance(timedelta(minutes=10))  # the first visit's timeout expired, the second's has not
+    poll_until(lambda: [t.id for t in _timeouts_of(wf, run_id)] == [second.id], what="the old timeout completed")
+    assert _skipped(wf, "timeout of an earlier visit") == skipped_before + 1
+    record = wf.record_store.lookup(run_id)
+    assert (record.status, record.meta.version) == (Status.AWAITING, 4)
+    assert calls.count("expire") == 0
+    clock.advance(timedelta(minutes=20))  # the second visit's own timeout
+    wf.await_status("r-1", run_id, Status.EXPIRED, timeout=5)
+    assert calls.per_run("expire") == {run_id: 1}
+
+
+def test_a_timeout_removed_by_another_writer_is_a_skip_not_a_crash(start, clock, expiring, poll_until):
+    """The timeout vanishing under the poller (a node that held the role before cancelled it) is skipped."""
+    calls = Calls()
+    wf: af.Workflow[Order, Status]
+
+    def expire(run: af.Run[Order, Status], now: datetime) -> Status:
+        calls.add("expire", run.run_id)
+        # As the other node does once it sees the run moved: it removes the timeout first.
+        for timeout in _timeouts_of(wf, run.run_id):
+            wf.timeout_store.cancel(timeout.id)
+        return Status.EXPIRED
+
+    wf = start(expiring(fn=expire))
+    skipped_before, restarts_before = _skipped(wf, "timeout not found"), _restarts(wf)
+    run_id = wf.trigger("e-1")
+    await_timeout_insert(wf, "e-1", run_id, Status.AWAITING)
+    clock.advance(HALF_HOUR)
+    wf.await_status("e-1", run_id, Status.EXPIRED, timeout=5)
+    poll_until(lambda: _skipped(wf, "timeout not found") == skipped_before + 1, what="the lost race counted")
+    assert _restarts(wf) == restarts_before
+    assert calls.per_run("expire") == {run_id: 1}
+
+
+def test_a_timeout_whose_function_was_removed_is_completed_unfired(start, clock, expiring, poll_until):
+    """A stored timeout naming a timer the status no longer has (the workflow changed) is skipped, not run."""
+    calls = Calls()
+    wf = start(expiring(calls=calls))
+    run_id = wf.trigger("e-1")
+    own = await_timeout_insert(wf, "e-1", run_id, Status.AWAITING)
+    skipped_before = _skipped(wf, "timeout function not found")
+    gone = wf.timeout_store.create(
+        wf.name, "e-1", run_id, Status.AWAITING, T0, index=1, record_version=own.record_version
+    )
+    poll_until(lambda: [t.id for t in _timeouts_of(wf, run_id)] == [own.id], what="the orphan timeout completed")
+    assert _skipped(wf, "timeout function not found") == skipped_before + 1
+    assert gone != own.id
+    assert calls.count("expire") == 0
+    assert wf.record_store.lookup(run_id).status == Status.AWAITING
+
+
+def test_a_run_moved_while_its_timeout_fires_is_a_skip_and_the_timeout_waits(start, clock, expiring, poll_until):
+    """The run paused under the firing timeout: its result is refused and counted; resumed, the timeout fires."""
+    calls = Calls()
+    wf: af.Workflow[Order, Status]
+
+    def expire(run: af.Run[Order, Status], now: datetime) -> Status:
+        if calls.add("expire", run.run_id) == 1:
+            wf.pause(run.run_id, "another writer")  # the run moves under the poller
+        return Status.EXPIRED
+
+    wf = start(expiring(fn=expire), pause_retry=None)
+    conflicts_before = _skipped(wf, "record version conflict")
+    run_id = wf.trigger("e-1")
+    timeout = await_timeout_insert(wf, "e-1", run_id, Status.AWAITING)
+    clock.advance(HALF_HOUR)
+    poll_until(lambda: _skipped(wf, "record version conflict") == conflicts_before + 1, what="the refused result")
+    assert wf.record_store.lookup(run_id).run_state is af.RunState.PAUSED
+    assert timeout.id in [t.id for t in _timeouts_of(wf, run_id)]
+    wf.resume(run_id)  # the same visit goes on: the timeout fires now
+    wf.await_status("e-1", run_id, Status.EXPIRED, timeout=5)
+    assert calls.per_run("expire") == {run_id: 2}

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import threading
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryEventStreamer, MemoryRecordStore, MemoryRoleScheduler
@@ -80,8 +84,9 @@ def test_importing_actorflow_registers_no_metric():
 #
 # workflow_process_error_count, workflow_process_skipped_events_count and
 # workflow_run_state_changes are counters in the original; here they are exposed under their
-# exact names with the "untyped" TYPE line (prometheus_client would rename a "counter"
-# family to <name>_total). The tests pin the sample names and labels, not the TYPE line.
+# exact names: untyped in prometheus_client's own exposition (it would rename a "counter"
+# family to <name>_total), typed "counter" by the node's endpoint. The tests below pin the
+# sample names and labels.
 
 STARTED_CONSUMER = "started-consumer-1-of-1"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -184,3 +189,46 @@ def test_the_lag_alert_gauge_follows_the_age_of_the_event_handled():
     # A process without a lag alert of its own keeps the default (30 min): never raised here.
     middle = {"workflow_name": "lagging", "process_name": "first-consumer-1-of-1"}
     assert registry.get_sample_value("workflow_process_lag_alert", middle) == 0
+
+
+def test_the_endpoint_types_the_originals_counters_as_counters(make_workflow):
+    """/metrics writes ``# TYPE <name> counter`` for the original's three counters, under their exact names."""
+    wf = make_workflow("typed")
+    with af.Supervisor([wf], metrics_port=0, registry=CollectorRegistry()) as sup:
+        run_id = wf.trigger("x", Item("x"))
+        wf.await_status("x", run_id, Stage.DONE, timeout=5)
+        text = scrape(sup.metrics_port)
+    for name in ("workflow_run_state_changes", "workflow_process_skipped_events_count", "workflow_process_error_count"):
+        assert f"# TYPE {name} counter\n" in text, name
+        assert f"# TYPE {name} untyped" not in text
+        assert f"{name}_total" not in text
+    assert 'workflow_run_state_changes{current_run_state="Completed"' in text
+    # What a scraper makes of it: one counter family per name (this parser then names the
+    # samples <name>_total, as it does for every counter).
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["workflow_run_state_changes"].type == "counter"
+    assert [
+        s.value for s in families["workflow_run_state_changes"].samples if s.labels["current_run_state"] == "Completed"
+    ] == [1.0]
+
+
+def test_a_metrics_port_that_cannot_be_bound_stops_the_start_and_leaves_nothing_running(make_workflow):
+    """start() raises a one-line ActorflowError naming the address; no process, role or thread is left."""
+    before = set(threading.enumerate())
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        wf = make_workflow("unbindable")
+        sup = af.Supervisor([wf], metrics_port=port, registry=CollectorRegistry())
+        with pytest.raises(af.ActorflowError, match=f"cannot serve metrics on 127.0.0.1:{port}"):
+            sup.start()
+    assert not sup.running
+    assert sup.states() == {}
+    assert sup.roles() == {}
+    assert [t.name for t in threading.enumerate() if t not in before and t.is_alive()] == []
+    # Nothing half-started either: the same workflow starts on a free port afterwards.
+    with af.Supervisor([wf], metrics_port=0, registry=CollectorRegistry()) as again:
+        run_id = wf.trigger("x", Item("x"))
+        assert wf.await_status("x", run_id, Stage.DONE, timeout=5).status == Stage.DONE
+        assert again.metrics_port

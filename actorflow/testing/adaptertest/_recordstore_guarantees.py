@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 import time
@@ -15,7 +16,7 @@ import pytest
 from actorflow.capabilities import BatchStore, ErrorCounter, OutboxWaiter, Snapshots
 from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
 from actorflow.protocols import RecordStore
-from actorflow.record import MAX_FOREIGN_ID, check_foreign_id
+from actorflow.record import MAX_FOREIGN_ID, Record, check_foreign_id
 from actorflow.runstate import RunState
 from actorflow.testing.adaptertest._records import (
     FOREIGN_ID,
@@ -300,6 +301,63 @@ class GuaranteeCases:
         for got, want in zip(snapshots, (v1, v2, v3), strict=True):
             assert_same_record(got, want)
         assert store.snapshots("no-such-run") == []
+
+    def test_a_data_deleted_version_leaves_the_deleted_object_nowhere(
+        self, make_record_store: RecordStoreFactory
+    ) -> None:
+        """A Data Deleted version replaces the object in every version the store keeps.
+
+        Each earlier snapshot gets the replacement (status, run state, version, times and
+        ids stay), in the write's own transaction, through `store` and `store_many`
+        alike; the outbox rows never carry the object; a refused Data Deleted write and
+        other runs with the same object are left as they were.
+        """
+        store = make_record_store()
+        secret = b'{"card":"SECRET-4242"}'
+        replacement = b'{"result":"deleted"}'
+
+        def finished(foreign_id: str) -> list[Record]:
+            v1 = dataclasses.replace(dummy_record(foreign_id=foreign_id), object=secret)
+            v2 = next_version(v1, status=STATUS_MIDDLE, run_state=RunState.RUNNING, obj=secret + b" ")
+            v3 = next_version(v2, status=STATUS_END, run_state=RunState.COMPLETED)
+            return [v1, v2, v3, next_version(v3, run_state=RunState.REQUESTED_DATA_DELETED, reason="gdpr")]
+
+        def scrubbed(versions: list[Record]) -> list[Record]:
+            deleted = next_version(versions[-1], run_state=RunState.DATA_DELETED, obj=replacement)
+            return [*(dataclasses.replace(v, object=replacement) for v in versions), deleted]
+
+        single, other = finished("single"), finished("other")
+        for record in (*single, *other):
+            store.store(record)
+        # A refused deletion (version 6 over version 4) replaces nothing.
+        with pytest.raises(VersionConflict):
+            store.store(next_version(scrubbed(other)[-1], obj=replacement))
+        store.store(scrubbed(single)[-1])
+        deleted = {single[0].run_id: scrubbed(single)}
+        if isinstance(store, BatchStore):  # the deletion in a batch, next to other writes
+            batched = finished("batched")
+            store.store_many(batched[:2])
+            rest = [*batched[2:], scrubbed(batched)[-1]]
+            assert store.store_many([*rest, next_version(other[-1], reason="still here")]) == [None] * 4
+            other = [*other, next_version(other[-1], reason="still here")]
+            deleted[batched[0].run_id] = scrubbed(batched)
+
+        for run_id, versions in deleted.items():
+            assert_same_record(store.lookup(run_id), versions[-1])
+            if isinstance(store, Snapshots):
+                got = store.snapshots(run_id)
+                assert len(got) == len(versions), got
+                for stored, want in zip(got, versions, strict=True):
+                    assert_same_record(stored, want)
+        assert_same_record(store.lookup(other[0].run_id), other[-1])
+        if isinstance(store, Snapshots):
+            assert [r.object for r in store.snapshots(other[0].run_id)] == [r.object for r in other]
+        listed = {r.run_id: r.object for r in store.list(WORKFLOW, limit=100)}
+        assert [listed[run_id] for run_id in deleted] == [replacement] * len(deleted)
+        outbox = store.list_outbox_events(WORKFLOW, 10_000)
+        assert outbox, "the store keeps outbox rows: they must not carry the object"
+        leaked = [e for e in outbox if b"SECRET-4242" in repr(e).encode()]
+        assert not leaked, f"outbox rows carry the deleted object: {leaked}"
 
     def test_a_write_asked_to_forget_errors_forgets_the_runs_error_counts(
         self, make_record_store: RecordStoreFactory

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from actorflow.errors import TimeoutNotFound
+from actorflow.errors import InvalidTimeout, TimeoutNotFound
 from actorflow.protocols import TimeoutRecord, TimeoutStore
 
 __all__ = ["TimeoutStoreFactory", "TimeoutStoreSuite"]
@@ -160,3 +161,44 @@ class TimeoutStoreSuite:
         assert [t.run_id for t in store.list(_WORKFLOW)] == ["a", "b", "e"]
         assert [t.run_id for t in store.list("other")] == ["c"]
         assert store.list("nobody") == []
+
+    def test_the_timer_index_and_record_version_are_kept(self, make_timeout_store: TimeoutStoreFactory) -> None:
+        """``index`` and ``record_version`` given to create() come back from list() and list_valid()."""
+        store = make_timeout_store()
+        expired = datetime.now(UTC) - timedelta(minutes=5)
+        first = store.create(_WORKFLOW, _FOREIGN_ID, "run-1", 2, expired, index=0, record_version=3)
+        second = store.create(_WORKFLOW, _FOREIGN_ID, "run-1", 2, expired, index=1, record_version=3)
+        later = store.create(_WORKFLOW, _FOREIGN_ID, "run-1", 2, expired, index=0, record_version=2**40)
+
+        expected = [(first, 0, 3), (second, 1, 3), (later, 0, 2**40)]
+        assert [(t.id, t.index, t.record_version) for t in store.list(_WORKFLOW)] == expected
+        valid = store.list_valid(_WORKFLOW, 2, datetime.now(UTC))
+        assert [(t.id, t.index, t.record_version) for t in valid] == expected
+
+    def test_a_timeout_created_without_index_or_version_lists_none(
+        self, make_timeout_store: TimeoutStoreFactory
+    ) -> None:
+        """create() without them (an older caller) still works: both come back ``None``."""
+        store = make_timeout_store()
+        expired = datetime.now(UTC) - timedelta(minutes=5)
+        old_style = store.create(_WORKFLOW, _FOREIGN_ID, "run-1", 2, expired)
+        only_index = store.create(_WORKFLOW, _FOREIGN_ID, "run-2", 2, expired, index=4)
+
+        listed = [(t.id, t.index, t.record_version) for t in store.list(_WORKFLOW)]
+        assert listed == [(old_style, None, None), (only_index, 4, None)]
+
+    @pytest.mark.parametrize(
+        ("index", "record_version"),
+        [(-1, 1), (0, 0), (True, 1), (0, "3"), (1.0, 1)],
+        ids=["negative-index", "version-0", "bool-index", "text-version", "float-index"],
+    )
+    def test_a_bad_index_or_record_version_is_refused(
+        self, make_timeout_store: TimeoutStoreFactory, index: Any, record_version: Any
+    ) -> None:
+        """An index below 0, a version below 1 or a non-int raises InvalidTimeout and stores nothing."""
+        store = make_timeout_store()
+        with pytest.raises(InvalidTimeout):
+            store.create(
+                _WORKFLOW, _FOREIGN_ID, "run-1", 2, datetime.now(UTC), index=index, record_version=record_version
+            )
+        assert store.list(_WORKFLOW) == []

@@ -168,7 +168,9 @@ def test_the_new_adapters_read_a_legacy_schema(legacy, pg_dsn, pg_schema, opened
     timeouts = opened(PostgresTimeoutStore(pg_dsn, schema=pg_schema))
     (pending,) = timeouts.list(WORKFLOW)
     assert (pending.id, pending.run_id, pending.expire_at) == (legacy["timeout"], RUN, NOW + timedelta(days=1))
-    assert timeouts.create(WORKFLOW, "item-b", "run-b", 2, NOW) > legacy["timeout"]
+    assert (pending.index, pending.record_version) == (None, None)  # an old row: fires as it did
+    assert timeouts.create(WORKFLOW, "item-b", "run-b", 2, NOW, index=1, record_version=3) > legacy["timeout"]
+    assert [(t.index, t.record_version) for t in timeouts.list(WORKFLOW)] == [(None, None), (1, 3)]
     assert _bookkeeping(pg_dsn, pg_schema)[:3] == [(v, name, APPLIED_AT) for v, name in LEGACY_VERSIONS]
 
 

@@ -128,6 +128,7 @@ def test_migrate_applies_each_version_once(tmp_path):
             (4, "postgres_names"),
             (5, "role_leases"),
             (6, "nodes"),
+            (7, "timeout_visits"),
         ]
         indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}

@@ -275,20 +275,30 @@ def test_a_corrupt_record_row_raises_corrupt_record_on_lookup(db, opened, caplog
     assert store.lookup_many([good.run_id, bad.run_id]) == {good.run_id: good}
 
 
-def test_a_corrupt_record_row_is_skipped_by_a_running_workflow(db, opened):
-    """The step consumer reports the unreadable run and goes on with the runs behind it."""
+def test_a_corrupt_record_row_is_skipped_by_a_running_workflow(db, opened, caplog):
+    """The step consumer reports the unreadable runs and goes on with the runs behind it.
+
+    One row is no record at all (run state 42); another's status (99) is not the one its
+    event was written with at that version: reported as corrupt, counted, skipped.
+    """
     store, streamer = opened(SqliteRecordStore(db)), opened(SqliteEventStreamer(db))
     wf = _two_steps("corrupt").build(streamer, store, MemoryRoleScheduler())
-    bad = wf.trigger("bad")
+    bad, odd = wf.trigger("bad"), wf.trigger("odd")
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE workflow_records SET object = 'not bytes', run_state = 42 WHERE run_id = ?", (bad,))
+        conn.execute("UPDATE workflow_records SET status = 99 WHERE run_id = ?", (odd,))
     good = wf.trigger("good")
+    labels = {"workflow_name": "corrupt", "process_name": "started-consumer-1-of-1"}
+    before = wf.metrics.registry.get_sample_value("actorflow_corrupt_records_total", labels) or 0.0
     wf.run()
     try:
         assert wf.await_status("good", good, Step.DONE, timeout=10).meta.version == 3
     finally:
         wf.stop()
     assert _rows(db, "SELECT version, run_state FROM workflow_records WHERE run_id = ?", bad) == [(1, 42)]
+    assert _rows(db, "SELECT version, status FROM workflow_records WHERE run_id = ?", odd) == [(1, 99)]
+    assert f"run {odd} is stored at version 1 with status 99" in caplog.text
+    assert wf.metrics.registry.get_sample_value("actorflow_corrupt_records_total", labels) == before + 1
 
 
 def test_an_unreadable_outbox_row_is_dropped_and_the_rest_relayed(db, opened, caplog):

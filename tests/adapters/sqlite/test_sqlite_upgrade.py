@@ -149,8 +149,10 @@ def test_the_new_adapters_read_a_legacy_file_after_upgrading_it(legacy, opened):
     timeouts = opened(SqliteTimeoutStore(legacy))
     (pending,) = timeouts.list(WORKFLOW)
     assert (pending.id, pending.run_id, pending.expire_at) == (7, RUN, NOW + timedelta(days=1))
+    assert (pending.index, pending.record_version) == (None, None)  # an old row: fires as it did
     # AUTOINCREMENT goes on after the highest id ever used (8, cancelled), not after the highest left.
-    assert timeouts.create(WORKFLOW, "item-b", "run-b", 2, NOW) == 9
+    assert timeouts.create(WORKFLOW, "item-b", "run-b", 2, NOW, index=1, record_version=3) == 9
+    assert [(t.index, t.record_version) for t in timeouts.list(WORKFLOW)] == [(None, None), (1, 3)]
 
 
 def test_the_upgrade_renames_everything_and_adopts_the_old_bookkeeping(legacy):

@@ -1,0 +1,122 @@
+"""The PostgreSQL event log's cut: other databases' transactions never hold events back; this one's do.
+
+`pg_snapshot_xmin` is server-wide: a transaction open in another database used to stall
+every receiver until it ended. A transaction is bound to its database, so one of another
+database can never write the event table: the refined cut (read once the marker says
+events are held back) ignores it. A writer of the same database still holds the cut.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+import actorflow as af
+from actorflow.adapters.memory import MemoryRoleScheduler
+from actorflow.adapters.postgres import PostgresEventStreamer, PostgresRecordStore
+from actorflow.protocols import ReceiverOptions
+from tests.adapters.postgres.test_postgres_streamer import (
+    SLOW_POLL,
+    _open_write_transaction,
+    _send_from_another_connection,
+    collect,
+)
+from tests.model import Item, Stage, three_steps
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def foreign_dsn(pg_dsn: str) -> Iterator[str]:
+    """The DSN of a throwaway database of its own on the same server (dropped afterwards)."""
+    name = f"af_foreign_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_conninfo(pg_dsn, dbname=name)
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def streamer(pg_dsn: str, pg_schema: str) -> Iterator[PostgresEventStreamer]:
+    made = PostgresEventStreamer(pg_dsn, schema=pg_schema)
+    yield made
+    made.close()
+
+
+def _plain_cut_holds(pg_dsn: str, xid: int) -> bool:
+    """Whether the server-wide xmin cut is at or below ``xid`` now (the old cut would hold events back)."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()
+    return row is not None and int(row[0]) <= xid
+
+
+def test_a_transaction_open_in_another_database_does_not_hold_events_back(streamer, pg_dsn, pg_schema, foreign_dsn):
+    """An xid held open in another database, older than the events: they arrive at once anyway."""
+    receiver = streamer.new_receiver("foreign", "reader", SLOW_POLL)
+    assert receiver.receive(1, 0.2) == []
+    blocker, _, xid = _open_write_transaction(foreign_dsn)
+    try:
+        assert conninfo_to_dict(foreign_dsn)["dbname"] != conninfo_to_dict(pg_dsn)["dbname"]
+        committed = _send_from_another_connection(pg_dsn, pg_schema, "foreign", "a")
+        _send_from_another_connection(pg_dsn, pg_schema, "foreign", "b")
+        assert _plain_cut_holds(pg_dsn, xid), "the server-wide cut does not hold: the test proves nothing"
+        got = collect(receiver, 2, timeout=5.0)
+        took = time.monotonic() - committed
+        assert blocker.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS  # still open
+    finally:
+        blocker.close()
+    assert [e.run_id for e in got] == ["a", "b"]
+    assert took < 2.0, f"delivered {took:.2f}s after the commit"
+
+
+def test_a_writer_of_the_same_database_still_holds_events_back(streamer, pg_dsn, pg_schema, foreign_dsn):
+    """The safety case: with a foreign transaction open too (the refined cut is read), an open writer
+    of this database, older than the events, holds them back until it ends; then they arrive."""
+    receiver = streamer.new_receiver("same", "reader", ReceiverOptions(poll_frequency=0.05))
+    assert receiver.receive(1, 0.2) == []
+    foreign, _, _ = _open_write_transaction(foreign_dsn)
+    ours, _, _ = _open_write_transaction(pg_dsn)  # another schema's writer: any session of this database
+    try:
+        _send_from_another_connection(pg_dsn, pg_schema, "same", "a")
+        assert receiver.receive(10, 0.5) == []  # committed, but behind our database's open writer
+        assert receiver.receive(10, 0.3) == []
+        ours.rollback()
+        assert [e.run_id for e in collect(receiver, 1, timeout=5.0)] == ["a"]
+    finally:
+        ours.close()
+        foreign.close()
+
+
+def test_runs_complete_while_a_transaction_is_open_in_another_database(pg_dsn, pg_schema, foreign_dsn):
+    """A workflow on this database keeps running its runs to the end while another database's
+    transaction (holding an xid) stays open the whole time."""
+    streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema)
+    store = PostgresRecordStore(pg_dsn, schema=pg_schema)
+    wf = three_steps(pg_schema).build(
+        streamer, store, MemoryRoleScheduler(), defaults=af.Options(polling_frequency=0.05)
+    )
+    supervisor = af.Supervisor([wf])
+    blocker, _, xid = _open_write_transaction(foreign_dsn)
+    try:
+        supervisor.start()
+        started = time.monotonic()
+        runs = {f"r{i}": wf.trigger(f"r{i}", Item(f"r{i}")) for i in range(5)}
+        for foreign_id, run_id in runs.items():
+            assert wf.await_status(foreign_id, run_id, Stage.DONE, timeout=10).meta.version == 4
+        took = time.monotonic() - started
+        eventually(lambda: _plain_cut_holds(pg_dsn, xid), what="the server-wide cut held by the foreign xid")
+    finally:
+        supervisor.stop()
+        blocker.close()
+        streamer.close()
+        store.close()
+    assert took < 10.0
