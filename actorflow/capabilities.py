@@ -43,6 +43,7 @@ __all__ = [
     "PartitionedReceiver",
     "RecordsAlong",
     "Snapshots",
+    "WakeableReceiver",
 ]
 
 
@@ -60,6 +61,21 @@ class PartitionedReceiver(Protocol):
 
     def partitioned(self) -> bool:
         """True when this receiver delivers exactly its partitions' events (no re-filter)."""
+        ...
+
+
+@runtime_checkable
+class WakeableReceiver(Protocol):
+    """A receiver whose waiting `receive` another thread can cut short (Kafka's).
+
+    A step consumer on such a receiver takes the events of its own engine's writes
+    straight from the writer (``engine/handoff.py``) when the store cannot publish them
+    itself: `wake` makes a waiting `receive` return soon (empty if nothing came), so
+    the consumer picks them up instead of waiting for the streamer's copy.
+    """
+
+    def wake(self) -> None:
+        """Make the current or next waiting `receive` return soon; any thread may call it."""
         ...
 
 

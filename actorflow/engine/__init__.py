@@ -9,6 +9,7 @@ their capabilities; `Transitions` derive records without I/O; the failure rule
 from .config import WorkflowConfig
 from .core import Capabilities, Engine, Failed, Host
 from .failures import AUTO_PAUSE_REASON, CORRUPT_PAUSE_REASON, ErrorCounts, error_key, reached_limit
+from .handoff import HANDED_EVENT_ID, Handoff
 from .transitions import Transitions, Write
 from .watch import Waiter, WatchRegistry
 from .writer import Writer
@@ -16,10 +17,12 @@ from .writer import Writer
 __all__ = [
     "AUTO_PAUSE_REASON",
     "CORRUPT_PAUSE_REASON",
+    "HANDED_EVENT_ID",
     "Capabilities",
     "Engine",
     "ErrorCounts",
     "Failed",
+    "Handoff",
     "Host",
     "Transitions",
     "Waiter",

@@ -40,6 +40,7 @@ from actorflow.specs import ScheduleSpec
 
 from .config import WorkflowConfig
 from .failures import AUTO_PAUSE_REASON, CORRUPT_PAUSE_REASON, ErrorCounts, reached_limit
+from .handoff import Handoff
 from .transitions import Transitions, Write
 from .watch import WatchRegistry
 from .writer import Writer
@@ -162,6 +163,9 @@ class Engine(Generic[T, S]):
             counter = record_store
         self.error_counter: ErrorCounter = counter or ErrorCounts()
         self.watch = WatchRegistry()
+        # Events of this engine's writes for its own consumers, when the store cannot
+        # publish them itself (they would otherwise wait for the relay and the streamer).
+        self.handoff = Handoff()
         # Who forgets a run's counts once it moved on: the store in the same transaction
         # when it keeps them, else the engine (its in-memory counts) after the commit.
         in_store = self.error_counter is (record_store if isinstance(record_store, ErrorCounter) else None)
@@ -172,6 +176,7 @@ class Engine(Generic[T, S]):
             watch=self.watch,
             metrics=lambda: self.metrics,
             fenced=self.capabilities.fences,
+            handoff=None if self.capabilities.publishes_directly else self.handoff,
         )
         self.schedules: list[ScheduleSpec[T]] = []
         self._metrics: Metrics | None = None

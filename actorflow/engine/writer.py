@@ -33,6 +33,7 @@ from actorflow.protocols import Fence, RecordStore
 from actorflow.record import Record
 
 from .failures import ErrorCounts
+from .handoff import Handoff
 from .transitions import Write
 from .watch import WatchRegistry
 
@@ -63,6 +64,8 @@ class Writer:
             a supervisor binds its own registry when it starts).
         fenced: the store checks a write's `Fence` against the role scheduler's leases
             (a `FencedStore` on the scheduler's database); otherwise fences are not sent.
+        handoff: where each stored record's event is handed to this engine's own
+            consumers at once (see `Handoff`), if anywhere.
     """
 
     def __init__(
@@ -74,8 +77,10 @@ class Writer:
         watch: WatchRegistry,
         metrics: Callable[[], Metrics],
         fenced: bool = False,
+        handoff: Handoff | None = None,
     ) -> None:
         self._store = store
+        self._handoff = handoff
         self._batch = store if isinstance(store, BatchStore) else None
         self._acks = store if isinstance(store, CommitAcks) else None
         self._fenced = store if fenced and isinstance(store, FencedStore) else None
@@ -180,6 +185,8 @@ class Writer:
         if self._counts is not None:
             self._counts.forget_run(record.run_id)  # counted per visit: now stale
         self._watch.publish(record)
+        if self._handoff is not None:
+            self._handoff.publish(record)
 
     def _doubt(self, writes: Sequence[Write]) -> None:
         with self._doubt_lock:

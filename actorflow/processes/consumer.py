@@ -32,8 +32,9 @@ from actorflow.capabilities import (
     InFlightLog,
     PartitionedReceiver,
     RecordsAlong,
+    WakeableReceiver,
 )
-from actorflow.engine import Write
+from actorflow.engine import HANDED_EVENT_ID, Write
 from actorflow.errors import CorruptRecord, RecordNotFound, StaleTerm
 from actorflow.event import Event, Header, shard_of
 from actorflow.log import logger
@@ -70,6 +71,13 @@ DRAIN_LIMIT = 3.0
 # event can be read, so only a hostile or corrupt event (a record_version from the future)
 # stays ahead for long: retried for ever, it would hold its run and, past WINDOW_LIMIT, the shard.
 STALE_READ_LIMIT = 60.0
+# Events handed over by this engine's writer (see engine/handoff.py) waiting to be taken in;
+# past this many more are dropped (the streamer's copies bring them).
+HANDED_LIMIT = 1_000
+# Runs whose handed event is done (its write committed, or nothing to do), by the version it
+# was at: the streamer's copy of that event is then dropped unread, so a step never runs
+# twice for one event. The oldest are forgotten past this many.
+_HANDED_DONE_LIMIT = 100_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -103,15 +111,18 @@ class Work:
 
 
 Outcome = Write | Skipped | Retry | Work | None
+# The streamer's copy of an event handed over and committed: done, not counted as skipped.
+_COPY = Skipped("copy of a handed event")
 
 
 class _Slot:
     """One received event on its way through the consumer."""
 
-    __slots__ = ("done", "event", "stale_since", "started")
+    __slots__ = ("done", "event", "handed", "stale_since", "started")
 
     def __init__(self, event: Event) -> None:
         self.event = event
+        self.handed = event.id == HANDED_EVENT_ID  # from this engine's writer: never acknowledged
         self.done = False  # its effect is committed, or it needed none: the cursor may pass it
         self.started = 0.0
         self.stale_since: float | None = None  # when it was first found ahead of its record
@@ -121,6 +132,9 @@ class EventConsumer(Process):
     """Reads one topic and hands each event to `handle`."""
 
     run_state_filter: int | None = None
+    # Whether this process takes its engine's own events from the writer (`Handoff`) when
+    # the store cannot publish them itself and the receiver can be woken.
+    takes_handoff = False
 
     def __init__(
         self,
@@ -155,6 +169,9 @@ class EventConsumer(Process):
         self._workers: Workers | None = None
         self._work_time = 0.0  # moving average of a Work's duration: quick work runs on this thread
         self._generation = 0  # bumped by each reset: work finishing after it is dropped
+        self._handed_in: deque[Event] = deque()  # appended by committing threads, taken here
+        self._handed_done: dict[str, int] = {}  # run id -> version of its handed event, committed
+        self._handoff_token: object | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -205,6 +222,20 @@ class EventConsumer(Process):
         if self._records_along is not None:
             self._records_along.read_records_along()
         self._receiver = receiver
+        if self._handoff_token is not None:  # started again without a stop (the actor crashed)
+            self.engine.handoff.unsubscribe(self._handoff_token)
+            self._handoff_token = None
+        handoff = self.takes_handoff and not self.engine.capabilities.publishes_directly
+        if handoff and isinstance(receiver, WakeableReceiver):
+            self._handoff_token = self.engine.handoff.subscribe(
+                self.topic, self.shard, self.shard_count, functools.partial(self._hand, receiver)
+            )
+
+    def _hand(self, receiver: WakeableReceiver, event: Event) -> None:
+        """An event of this engine's own write (on the committing thread): take it in soon."""
+        if len(self._handed_in) < HANDED_LIMIT:
+            self._handed_in.append(event)
+            receiver.wake()
 
     def stop(self) -> None:
         """Finish the work in hand while the lease lasts, then close the receiver.
@@ -212,6 +243,11 @@ class EventConsumer(Process):
         Events not acknowledged are delivered again to the role's next holder.
         """
         receiver, self._receiver = self._receiver, None
+        token, self._handoff_token = self._handoff_token, None
+        if token is not None:
+            self.engine.handoff.unsubscribe(token)
+        self._handed_in.clear()
+        self._handed_done.clear()
         try:
             if receiver is not None and self._running and self.holding():
                 self._drain(receiver)
@@ -345,6 +381,10 @@ class EventConsumer(Process):
         return wake
 
     def _next_events(self, receiver: EventReceiver, wait: float) -> list[Event]:
+        if self._handed_in:
+            handed = self._take_handed()
+            if handed:
+                return handed
         if not self._unread:
             events = self._receive(receiver, wait)
             suspects = self._suspects
@@ -373,6 +413,36 @@ class EventConsumer(Process):
         if self._records_along is not None:
             self._fresh = self._records_along.records()
         return events
+
+    def _take_handed(self) -> list[Event]:
+        """Events handed over by this engine's writer, up to a batch.
+
+        Not while a previous holder's suspects are being met one at a time (the streamer's
+        copies come through that path instead).
+        """
+        handed = self._handed_in
+        if self._suspects or self._unread:
+            handed.clear()
+            return []
+        events: list[Event] = []
+        while handed and len(events) < self.options.batch_size:
+            events.append(handed.popleft())
+        return events
+
+    def _already_handed(self, event: Event, *, forget: bool = False) -> bool:
+        """True for the streamer's copy of an event whose handed twin was committed (it is dropped).
+
+        ``forget``: the copy is being dropped now, so the run's entry goes.
+        """
+        handled = self._handed_done.get(event.run_id)
+        if handled is None or event.id == HANDED_EVENT_ID:
+            return False
+        version = self.event_version(event)
+        if version is None or version > handled:
+            return False
+        if forget and version == handled:
+            del self._handed_done[event.run_id]
+        return True
 
     def _let_in(self) -> list[Event]:
         """After a node died: a suspect's event alone (nothing else in hand), the others in batches.
@@ -426,7 +496,11 @@ class EventConsumer(Process):
         # for all (not one each): all of them while work runs here, as many as there is room
         # for on the workers.
         room = len(ready) if limit == 1 or self._work_time < INLINE_BELOW else limit - len(self._running)
-        wanted = {slot.event.run_id for slot in itertools.islice(ready, room) if not slot.event.malformed}
+        wanted = {
+            slot.event.run_id
+            for slot in itertools.islice(ready, room)
+            if not slot.event.malformed and not (self._handed_done and self._already_handed(slot.event))
+        }
         along = self._along
         found = {run_id: along.pop(run_id) for run_id in wanted if run_id in along}
         batch_lookup = self.engine.capabilities.batch_lookup
@@ -541,7 +615,7 @@ class EventConsumer(Process):
                 self._staged_at = time.monotonic()
             self._staged.append((slot, outcome))
             return
-        if isinstance(outcome, Skipped):
+        if isinstance(outcome, Skipped) and outcome is not _COPY:
             self.metrics.skipped(outcome.reason)
         self._finish(slot)
 
@@ -569,12 +643,25 @@ class EventConsumer(Process):
         """The event is done: the cursor may pass it, and its run's next event is ready."""
         slot.done = True
         run_id = slot.event.run_id
+        if slot.handed:
+            self._handled_here(slot.event)
         self._along.pop(run_id, None)
         waiting = self._behind.get(run_id)
         if waiting:
             self._ready.append(waiting.popleft())
         else:
             self._behind.pop(run_id, None)
+
+    def _handled_here(self, event: Event) -> None:
+        """A handed event is done (its write committed, or nothing to do): its streamer copy is dropped unread."""
+        version = self.event_version(event)
+        if version is None:
+            return
+        done = self._handed_done
+        done.pop(event.run_id, None)
+        done[event.run_id] = version
+        if len(done) > _HANDED_DONE_LIMIT:
+            del done[next(iter(done))]
 
     def _due_retries(self) -> None:
         retries = self._retries
@@ -636,15 +723,18 @@ class EventConsumer(Process):
         for slot in self._window:
             if not (slot.done or id(slot) in committing):
                 break
-            last = slot
+            if not slot.handed:
+                last = slot
         return None if last is None else moves.cursor_move(last.event)
 
     def _pass_done(self) -> _Slot | None:
-        """Drop the done slots at the window's head; the last dropped (``None`` if none)."""
+        """Drop the done slots at the window's head; the last dropped from the streamer (``None`` if none)."""
         window = self._window
         last: _Slot | None = None
         while window and window[0].done:
-            last = window.popleft()
+            slot = window.popleft()
+            if not slot.handed:  # a handed event has no place in the stream: its copy does
+                last = slot
         return last
 
     def _acknowledge(self, receiver: EventReceiver) -> None:
@@ -669,6 +759,8 @@ class EventConsumer(Process):
             self.fenced_out([event.run_id])
 
     def _filter(self, event: Event) -> Skipped | None:
+        if self._handed_done and self._already_handed(event, forget=True):
+            return _COPY
         if event.malformed:
             self.metrics.malformed.inc()
             logger.error("%s: malformed event %s on %s skipped: %s", self.name, event.id, self.topic, event.malformed)

@@ -19,6 +19,8 @@ __all__ = ["StepConsumer"]
 class StepConsumer(EventConsumer):
     """Consumes one status's topic (one shard of it) with the user's step function."""
 
+    takes_handoff = True  # a step's latency is the run's: take this engine's events from its writer
+
     def __init__(
         self,
         *args: Any,

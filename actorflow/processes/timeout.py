@@ -238,21 +238,26 @@ class TimeoutPoller(Process):
 
     def _complete(self, timeout: TimeoutRecord) -> None:
         """Mark ``timeout`` done, under the role's lease when the store can check it (`StaleTerm` if lost)."""
-        try:
-            if self._fenced is not None and self.fence is not None:
-                self._fenced.complete(timeout.id, fence=self.fence)
-            else:
-                self.store.complete(timeout.id)
-        except TimeoutNotFound:
-            self._lost_race(timeout)
+        fenced = self._fenced
+        self._end(timeout, self.store.complete, fenced.complete if fenced is not None else None)
 
     def _cancel(self, timeout: TimeoutRecord) -> None:
         """Remove ``timeout`` (its run moved on), under the role's lease when the store can check it."""
+        fenced = self._fenced
+        self._end(timeout, self.store.cancel, fenced.cancel if fenced is not None else None)
+
+    def _end(
+        self,
+        timeout: TimeoutRecord,
+        plain: Callable[[int], None],
+        fenced: Callable[..., None] | None,
+    ) -> None:
+        """Complete or cancel ``timeout`` through ``fenced`` when there is a lease to check, else ``plain``."""
         try:
-            if self._fenced is not None and self.fence is not None:
-                self._fenced.cancel(timeout.id, fence=self.fence)
+            if fenced is not None and self.fence is not None:
+                fenced(timeout.id, fence=self.fence)
             else:
-                self.store.cancel(timeout.id)
+                plain(timeout.id)
         except TimeoutNotFound:
             self._lost_race(timeout)
 

@@ -17,7 +17,7 @@ from actorflow.event import ConnectorEvent
 from actorflow.protocols import ReceiverOptions
 
 from ._client import Clients, KafkaError
-from ._reader import PartitionReader, shard_partitions
+from ._reader import PartitionReader, Unreadable, shard_partitions
 
 __all__ = ["KafkaConnector", "Message", "default_translate"]
 
@@ -139,6 +139,13 @@ class _Consumer:
     def receive(self, max_events: int, timeout: float) -> Sequence[ConnectorEvent]:
         events: list[ConnectorEvent] = []
         for message in self._reader.poll(max_events, timeout):
+            if isinstance(message, Unreadable):  # kafka-python could not decode it: counted, moved past
+                bad = ConnectorEvent(
+                    id=f"{message.partition}-{message.offset}", foreign_id="", malformed=message.reason
+                )
+                self._delivered.append((bad, message.partition, message.offset))
+                events.append(bad)
+                continue
             try:
                 event = self._translate(message)
             except Exception as exc:

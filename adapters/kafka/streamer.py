@@ -22,7 +22,7 @@ from actorflow.event import Event, Header, shard_hash, shard_of
 from actorflow.protocols import ReceiverOptions
 
 from ._client import BLOCK_TIMEOUT, Clients, KafkaError, wrap_exceptions
-from ._reader import PartitionReader, shard_partitions
+from ._reader import LocalCopies, Offered, PartitionReader, Unreadable, shard_partitions
 
 __all__ = ["KafkaEventStreamer", "event_id", "event_position"]
 
@@ -109,6 +109,8 @@ class KafkaEventStreamer:
         # Set when a flush ran out of time, cleared by one that did not: the senders' close()
         # then waits for nothing more (what they hold is in the outbox still).
         self._undelivered = threading.Event()
+        # This process's messages, handed to its own readers once acknowledged (a shorter hop).
+        self._local = LocalCopies()
 
     @property
     def bootstrap_servers(self) -> str:
@@ -149,7 +151,7 @@ class KafkaEventStreamer:
     def new_sender(self, topic: str) -> _Sender:
         """A sender for ``topic`` (creates the topic if missing)."""
         topic_name, partitions = self.kafka_topic(topic), self.ensure_topic(topic)
-        return _Sender(self.clients, self._undelivered, self._clock, topic_name, partitions)
+        return _Sender(self.clients, self._undelivered, self._clock, topic_name, partitions, self._local)
 
     def new_receiver(self, topic: str, name: str, options: ReceiverOptions | None = None) -> _Receiver:
         """A receiver of ``topic`` whose offsets are committed under group ``name``.
@@ -182,6 +184,7 @@ class KafkaEventStreamer:
             assigned,
             from_latest=opts.stream_from_latest,
             max_wait=opts.poll_frequency,
+            local=self._local,
         )
         return _Receiver(reader, shard_filter, self._clock)
 
@@ -199,31 +202,47 @@ class KafkaEventStreamer:
 
 
 class _Sender:
-    """Sends to one topic on the streamer's shared producer; ``undelivered`` is set while a flush failed."""
+    """Sends to one topic on the streamer's shared producer; ``undelivered`` is set while a flush failed.
+
+    Once a flush returns, what it sent is offered to this process's readers of the topic
+    (``local``): with the offsets the broker gave, so they are the messages the broker
+    will deliver, only sooner.
+    """
 
     def __init__(
-        self, clients: Clients, undelivered: threading.Event, clock: Clock, topic: str, partitions: int
+        self,
+        clients: Clients,
+        undelivered: threading.Event,
+        clock: Clock,
+        topic: str,
+        partitions: int,
+        local: LocalCopies,
     ) -> None:
         self._clients = clients
         self._undelivered = undelivered
         self._clock = clock
         self._topic = topic
         self._partitions = partitions
-        self._futures: list[Any] = []
+        self._local = local
+        # Each message sent and not flushed: its future, and what a local copy of it needs.
+        self._futures: list[tuple[Any, bytes, bytes, tuple[tuple[str, bytes], ...], int]] = []
 
     def send(self, run_id: str, event_type: int, headers: Mapping[str, str]) -> None:
         key = run_id.encode()
+        value = str(int(event_type)).encode()
+        encoded = tuple((name, text.encode()) for name, text in headers.items())
+        timestamp = _millis(self._clock.now())
         with wrap_exceptions(f"sending to {self._topic}", self._clients.servers):
             future = self._clients.producer(self._topic).send(
                 self._topic,
                 key=key,
-                value=str(int(event_type)).encode(),
-                headers=[(name, value.encode()) for name, value in headers.items()],
+                value=value,
+                headers=list(encoded),
                 # Our own partitioner (not kafka's murmur2): receivers shard by the same hash.
                 partition=shard_hash(run_id) % self._partitions,
-                timestamp_ms=_millis(self._clock.now()),
+                timestamp_ms=timestamp,
             )
-        self._futures.append(future)
+        self._futures.append((future, key, value, encoded, timestamp))
 
     def flush(self) -> None:
         """Wait until every message sent so far is acknowledged by the brokers; raise if one failed.
@@ -238,16 +257,21 @@ class _Sender:
         if not futures:
             return
         deadline = time.monotonic() + timeout
+        copies: list[Offered] = []
         with wrap_exceptions(f"flushing messages to {self._topic}", self._clients.servers):
             try:
                 if timeout > 0:  # send what lingers at once, and wait for it (all of it, or timeout)
                     self._clients.producer(self._topic).flush(timeout=timeout)
-                for future in futures:  # done by now, unless the wait ran out
-                    future.get(timeout=max(0.0, deadline - time.monotonic()))  # raises the send's error
+                for future, key, value, headers, timestamp in futures:  # done by now, unless the wait ran out
+                    sent = future.get(timeout=max(0.0, deadline - time.monotonic()))  # raises the send's error
+                    if isinstance(getattr(sent, "offset", None), int) and sent.offset >= 0:
+                        copies.append(Offered(self._topic, sent.partition, sent.offset, key, value, headers, timestamp))
             except kafka.errors.KafkaTimeoutError:
                 self._undelivered.set()
                 raise
         self._undelivered.clear()
+        if copies:
+            self._local.deliver(self._topic, copies)
 
     def close(self) -> None:
         """Wait (1 s at most) for what was sent and not flushed; what is not acknowledged is dropped.
@@ -294,6 +318,8 @@ class _Receiver:
         """
         id_ = event_id(record.partition, record.offset)
         created_at = self._created_at(record.timestamp)
+        if isinstance(record, Unreadable):  # kafka-python could not decode it (the reader skipped it)
+            return Event(id_, "", 0, {}, created_at, malformed=record.reason)
         try:
             return _decode(id_, record, created_at)
         except Exception as exc:  # a hole in the checks: still skip the message, never crash on it
@@ -311,6 +337,10 @@ class _Receiver:
 
     def ack(self, event: Event) -> None:
         self._reader.ack(*event_position(event.id))
+
+    def wake(self) -> None:
+        """Cut a waiting `receive` short (`WakeableReceiver`): the consumer has events handed to it."""
+        self._reader.wake()
 
     def close(self) -> None:
         self._reader.close()

@@ -130,15 +130,7 @@ def test_a_run_that_kills_its_node_is_paused_at_the_limit(backend):
     the run dies alone and each crash counts. So it runs once more than
     ``pause_after_err_count`` (3): four crashes.
     """
-    args, make_store = backend
-    args = [*args[:-1], "60"]
-    crashes = _crash_until_done(args, "--poison", "run-7")
-    assert crashes == 4
-    store = make_store()
-    try:
-        _check_only_the_poisoned_run_paused(store, 60, "run-7")
-    finally:
-        store.close()
+    assert _poison(backend, 60) == 4
 
 
 def test_a_run_that_kills_its_node_does_not_pause_its_batch_neighbours(backend):
@@ -148,12 +140,19 @@ def test_a_run_that_kills_its_node_does_not_pause_its_batch_neighbours(backend):
     next one meets them one at a time, and dies again with the killer alone in its note;
     the third pauses the killer. Its neighbours complete with no error counted.
     """
+    assert _poison(backend, 20, "--pause-after", "1") == 2
+
+
+def _poison(backend: Any, runs: int, *extra: str) -> int:
+    """Crash nodes on ``runs`` runs until done, "run-7" killing each node that runs it; the crashes.
+
+    Checks that "run-7" alone ends paused and every other run completed.
+    """
     args, make_store = backend
-    args = [*args[:-1], "20"]
-    crashes = _crash_until_done(args, "--poison", "run-7", "--pause-after", "1")
-    assert crashes == 2
+    crashes = _crash_until_done([*args[:-1], str(runs)], "--poison", "run-7", *extra)
     store = make_store()
     try:
-        _check_only_the_poisoned_run_paused(store, 20, "run-7")
+        _check_only_the_poisoned_run_paused(store, runs, "run-7")
     finally:
         store.close()
+    return crashes

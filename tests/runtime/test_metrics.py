@@ -26,13 +26,17 @@ def scrape(port: int, path: str = "/metrics") -> str:
         return resp.read().decode()
 
 
-def test_metrics_endpoint_serves_the_original_names(make_workflow):
-    """/metrics shows the original's metric names exactly (no _total suffix on its counters)."""
-    wf = make_workflow("metered")
+def _scrape_after_one_run(wf: af.Workflow[Item, Stage]) -> str:
+    """/metrics of a supervisor (on a free port) once one run of ``wf`` completed."""
     with af.Supervisor([wf], metrics_port=0, registry=CollectorRegistry()) as sup:
         run_id = wf.trigger("x", Item("x"))
         wf.await_status("x", run_id, Stage.DONE, timeout=5)
-        text = scrape(sup.metrics_port)
+        return scrape(sup.metrics_port)
+
+
+def test_metrics_endpoint_serves_the_original_names(make_workflow):
+    """/metrics shows the original's metric names exactly (no _total suffix on its counters)."""
+    text = _scrape_after_one_run(make_workflow("metered"))
     assert (
         'workflow_run_state_changes{current_run_state="Completed",previous_run_state="Running",workflow_name="metered"} 1.0'
         in text
@@ -193,11 +197,7 @@ def test_the_lag_alert_gauge_follows_the_age_of_the_event_handled():
 
 def test_the_endpoint_types_the_originals_counters_as_counters(make_workflow):
     """/metrics writes ``# TYPE <name> counter`` for the original's three counters, under their exact names."""
-    wf = make_workflow("typed")
-    with af.Supervisor([wf], metrics_port=0, registry=CollectorRegistry()) as sup:
-        run_id = wf.trigger("x", Item("x"))
-        wf.await_status("x", run_id, Stage.DONE, timeout=5)
-        text = scrape(sup.metrics_port)
+    text = _scrape_after_one_run(make_workflow("typed"))
     for name in ("workflow_run_state_changes", "workflow_process_skipped_events_count", "workflow_process_error_count"):
         assert f"# TYPE {name} counter\n" in text, name
         assert f"# TYPE {name} untyped" not in text

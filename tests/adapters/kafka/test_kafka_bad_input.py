@@ -14,6 +14,7 @@ from actorflow.adapters.memory import MemoryRoleScheduler, MemoryTimeoutStore
 from actorflow.event import Header
 from actorflow.protocols import ReceiverOptions
 from tests.kafka_fixtures import raw_producer
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.kafka
 
@@ -193,4 +194,116 @@ def test_a_supervisor_on_an_unreachable_broker_fails_to_start_with_the_address(t
         assert time.monotonic() - started < 15
         assert not sup.running
     finally:
+        store.close()
+
+
+class _RawName(str):
+    """A header name kafka-python's producer writes as the given bytes (it encodes names itself, as UTF-8)."""
+
+    __slots__ = ()
+    raw = b"\xff\xfename"
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return self.raw
+
+
+def produce_undecodable_header_name(servers: str, topic: str, between: tuple[bytes, bytes] | None = None) -> None:
+    """A message whose header name is not UTF-8 (kafka-python's consumer cannot decode it), on partition 0.
+
+    ``between``: the keys of two readable messages sent around it in the same batch.
+    """
+    topic_header = ("topic", b"undecodable-1")
+    with raw_producer(servers) as producer:
+        if between:
+            producer.send(topic, key=between[0], value=b"1", headers=[topic_header], partition=0)
+        headers = [(_RawName("x"), b"1"), topic_header]
+        producer.send(topic, key=b"run-bad-name", value=b"1", headers=headers, partition=0)
+        if between:
+            producer.send(topic, key=between[1], value=b"1", headers=[topic_header], partition=0)
+        producer.flush()
+
+
+@pytest.mark.parametrize("batching", ["own batch", "mid-batch"])
+def test_a_header_name_not_utf8_is_skipped_as_malformed_in_place(kafka_broker, kafka_prefix, batching):
+    """kafka-python cannot decode the message (and, polled again, spins on it): it comes out malformed, the next follow.
+
+    In a batch of its own, or between readable messages of its batch (kafka-python hands
+    out the ones before it, then raises at the next poll; it decodes a batch from its
+    start, so the messages after it in its batch are unreadable too). Read again from the
+    committed offset, past it: the reader moved on and acknowledged it.
+    """
+    from actorflow.adapters.kafka import KafkaEventStreamer
+
+    streamer = KafkaEventStreamer(kafka_broker, kafka_prefix, partitions=1)
+    receivers: list[Any] = []
+    topic = f"{kafka_prefix}undecodable-1"
+    try:
+        if batching == "mid-batch":
+            streamer.ensure_topic("undecodable-1")
+            produce_undecodable_header_name(kafka_broker, topic, between=(b"good-1", b"good-2"))
+        else:
+            sender = streamer.new_sender("undecodable-1")
+            sender.send("good-1", 1, {Header.TOPIC: "undecodable-1"})
+            sender.flush()
+            produce_undecodable_header_name(kafka_broker, topic)
+            sender.send("good-2", 1, {Header.TOPIC: "undecodable-1"})
+            sender.flush()
+
+        def read(count: int) -> list[Any]:
+            receiver = streamer.new_receiver("undecodable-1", "reader")
+            receivers.append(receiver)
+            got: list[Any] = []
+            deadline = time.monotonic() + 5
+            while len(got) < count and time.monotonic() < deadline:
+                got.extend(receiver.receive(100, 0.5))
+            return got
+
+        got = read(3)
+        assert [e.run_id for e in got] == ["good-1", "", "" if batching == "mid-batch" else "good-2"]
+        assert [e.malformed == "" for e in got] == [True, False, batching == "own batch"]
+        assert "UnicodeDecodeError" in got[1].malformed
+        if batching == "mid-batch":
+            assert "in the record batch of an undecodable one at offset 1" in got[2].malformed
+        receivers[0].ack(got[1])  # past good-1 and the bad one, not the third
+        receivers.pop().close()
+        assert [e.id for e in read(1)] == [got[2].id]  # the third again, and nothing more
+    finally:
+        for receiver in receivers:
+            receiver.close()
+        streamer.close()
+
+
+def test_a_header_name_not_utf8_is_counted_and_the_consumer_keeps_serving(kafka_broker, kafka_prefix, tmp_path):
+    """A message kafka-python cannot decode ahead of a run: counted as malformed, skipped; that run and a
+    later one (behind a second such message) complete: the consumer is not stuck on it."""
+    from prometheus_client import CollectorRegistry
+
+    from actorflow.adapters.kafka import KafkaEventStreamer
+    from actorflow.adapters.sqlite import SqliteRecordStore
+
+    b = af.Builder("badname", Obj, S)
+    b.add_step(S.A, lambda run: S.B, S.B)
+    streamer = KafkaEventStreamer(kafka_broker, kafka_prefix, partitions=1)  # one partition: the bad one comes first
+    store = SqliteRecordStore(tmp_path / "badname.db")
+    registry = CollectorRegistry()
+    topic = f"{kafka_prefix}badname-1"
+    labels = {"workflow_name": "badname", "process_name": "a-consumer-1-of-1"}
+    try:
+        wf = b.build(streamer, store, MemoryRoleScheduler(), timeout_store=MemoryTimeoutStore())
+        streamer.ensure_topic("badname-1")
+        produce_undecodable_header_name(kafka_broker, topic)
+        first = wf.trigger("after-bad-1", Obj())
+        with af.Supervisor([wf], registry=registry):
+            wf.await_status("after-bad-1", first, S.B, timeout=15)
+            assert registry.get_sample_value("actorflow_malformed_events_total", labels) == 1
+            produce_undecodable_header_name(kafka_broker, topic)
+            second = wf.trigger("after-bad-2", Obj())
+            wf.await_status("after-bad-2", second, S.B, timeout=15)
+            # The run may finish first: this node hands its own trigger's event to the consumer.
+            eventually(
+                lambda: registry.get_sample_value("actorflow_malformed_events_total", labels) == 2,
+                what="the second unreadable message counted",
+            )
+    finally:
+        streamer.close()
         store.close()

@@ -8,7 +8,6 @@ import selectors
 import threading
 import time
 import zlib
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,32 +20,6 @@ from tests.kafka_fixtures import read_all
 from tests.model import Stage, three_steps
 
 pytestmark = pytest.mark.kafka
-
-
-@pytest.fixture
-def make(kafka_broker: str, kafka_prefix: str) -> Iterator[Any]:
-    """``make(**kwargs)``: a KafkaEventStreamer on the test's prefix; every one is closed after."""
-    from actorflow.adapters.kafka import KafkaEventStreamer
-
-    made: list[KafkaEventStreamer] = []
-
-    def _make(**kwargs: Any) -> KafkaEventStreamer:
-        streamer = KafkaEventStreamer(kafka_broker, kafka_prefix, **kwargs)
-        made.append(streamer)
-        return streamer
-
-    yield _make
-    for streamer in made:
-        streamer.close()
-
-
-@pytest.fixture
-def receivers() -> Iterator[list[Any]]:
-    """Receivers a test opens; closed after it (kafka-python consumers must always be closed)."""
-    opened: list[Any] = []
-    yield opened
-    for receiver in opened:
-        receiver.close()
 
 
 def collect(receiver: Any, count: int, timeout: float = 5.0) -> list[Any]:
