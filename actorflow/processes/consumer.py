@@ -1,7 +1,10 @@
 """The event-consume loop every topic-reading process shares.
 
 Events are handled in stream order, and each run's events one after another; events of
-different runs may overlap. A handler returns the write its event asks for (or a skip, a
+different runs may overlap. Events handed over by this engine's own writer (a step
+consumer's, when the store cannot publish events itself: engine/handoff.py) are taken
+before what the receiver holds, so they may overtake another run's event; a run's own
+events keep their order. A handler returns the write its event asks for (or a skip, a
 retry); a handler with slow work (a user's step) returns it as `Work`, which runs on the
 consumer's own thread while steps are quick, and on up to ``max_in_flight`` worker threads
 beside each other once they take longer (steps that wait on I/O). Writes are committed

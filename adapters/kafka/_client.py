@@ -71,6 +71,23 @@ class _ClosingSelector(selectors.DefaultSelector):
                 self._sockets.add(fileobj)
         return key
 
+    def get_key(self, fileobj: Any) -> selectors.SelectorKey:
+        """The base's, without the file object's repr in the `KeyError`.
+
+        kafka-python registers a socket by asking for its key first, and a miss is its
+        usual case (every wait for a read): the base formats ``repr(socket)`` into each
+        miss (two system calls), about a tenth of a Kafka node's CPU.
+        """
+        if self.get_map() is None:
+            msg = "Selector is closed"
+            raise RuntimeError(msg)
+        # The standard selectors' own lookup (typeshed does not list these members).
+        fd = self._fileobj_lookup(fileobj)  # type: ignore[attr-defined]
+        key: selectors.SelectorKey | None = self._fd_to_key.get(fd)  # type: ignore[attr-defined]
+        if key is None:
+            raise KeyError(fileobj)
+        return key
+
     def close(self) -> None:
         super().close()
         with self._sockets_lock:
