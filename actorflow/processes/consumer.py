@@ -77,9 +77,10 @@ STALE_READ_LIMIT = 60.0
 # Events handed over by this engine's writer (see engine/handoff.py) waiting to be taken in;
 # past this many more are dropped (the streamer's copies bring them).
 HANDED_LIMIT = 1_000
-# Runs whose handed event is done (its write committed, or nothing to do), by the version it
-# was at: the streamer's copy of that event is then dropped unread, so a step never runs
-# twice for one event. The oldest are forgotten past this many.
+# With the handoff on, runs whose event is done here (its write committed, or nothing to do),
+# by the version it was at: the event's twin (handed or from the streamer, whichever comes
+# second) is then dropped unread, so a step never runs twice for one event. The oldest are
+# forgotten past this many.
 _HANDED_DONE_LIMIT = 100_000
 
 
@@ -114,7 +115,7 @@ class Work:
 
 
 Outcome = Write | Skipped | Retry | Work | None
-# The streamer's copy of an event handed over and committed: done, not counted as skipped.
+# The second copy of an event done here (handed, or from the streamer): not counted as skipped.
 _COPY = Skipped("copy of a handed event")
 
 
@@ -173,6 +174,9 @@ class EventConsumer(Process):
         self._work_time = 0.0  # moving average of a Work's duration: quick work runs on this thread
         self._generation = 0  # bumped by each reset: work finishing after it is dropped
         self._handed_in: deque[Event] = deque()  # appended by committing threads, taken here
+        # (run id, record_version header) of each handed event not finished yet: a streamer
+        # copy of one that is done first makes the handed one its twin to drop.
+        self._handed_pending: dict[tuple[str, str | None], None] = {}
         self._handed_done: dict[str, int] = {}  # run id -> version of its handed event, committed
         self._handoff_token: object | None = None
         self._reset()
@@ -237,6 +241,7 @@ class EventConsumer(Process):
     def _hand(self, receiver: WakeableReceiver, event: Event) -> None:
         """An event of this engine's own write (on the committing thread): take it in soon."""
         if len(self._handed_in) < HANDED_LIMIT:
+            self._handed_pending[(event.run_id, event.headers.get(Header.RECORD_VERSION))] = None
             self._handed_in.append(event)
             receiver.wake()
 
@@ -250,6 +255,7 @@ class EventConsumer(Process):
         if token is not None:
             self.engine.handoff.unsubscribe(token)
         self._handed_in.clear()
+        self._handed_pending.clear()
         self._handed_done.clear()
         try:
             if receiver is not None and self._running and self.holding():
@@ -426,6 +432,7 @@ class EventConsumer(Process):
         handed = self._handed_in
         if self._suspects or self._unread:
             handed.clear()
+            self._handed_pending.clear()
             return []
         events: list[Event] = []
         while handed and len(events) < self.options.batch_size:
@@ -433,12 +440,12 @@ class EventConsumer(Process):
         return events
 
     def _already_handed(self, event: Event, *, forget: bool = False) -> bool:
-        """True for the streamer's copy of an event whose handed twin was committed (it is dropped).
+        """True for the twin of an event done here (see `_handled_here`): it is dropped.
 
-        ``forget``: the copy is being dropped now, so the run's entry goes.
+        ``forget``: the twin is being dropped now, so the run's entry goes.
         """
         handled = self._handed_done.get(event.run_id)
-        if handled is None or event.id == HANDED_EVENT_ID:
+        if handled is None:
             return False
         version = self.event_version(event)
         if version is None or version > handled:
@@ -618,7 +625,10 @@ class EventConsumer(Process):
                 self._staged_at = time.monotonic()
             self._staged.append((slot, outcome))
             return
-        if isinstance(outcome, Skipped) and outcome is not _COPY:
+        if outcome is _COPY:
+            self._finish(slot, twin=True)
+            return
+        if isinstance(outcome, Skipped):
             self.metrics.skipped(outcome.reason)
         self._finish(slot)
 
@@ -642,12 +652,24 @@ class EventConsumer(Process):
         )
         return Skipped("event ahead of its record")
 
-    def _finish(self, slot: _Slot) -> None:
-        """The event is done: the cursor may pass it, and its run's next event is ready."""
+    def _finish(self, slot: _Slot, *, twin: bool = False) -> None:
+        """The event is done: the cursor may pass it, and its run's next event is ready.
+
+        ``twin``: it was the second copy of an event done here (dropped).
+        """
         slot.done = True
-        run_id = slot.event.run_id
-        if slot.handed:
-            self._handled_here(slot.event)
+        event = slot.event
+        run_id = event.run_id
+        if self._handoff_token is not None:
+            key = (run_id, event.headers.get(Header.RECORD_VERSION))
+            # The first of two copies done: the other is dropped when it comes. A handed
+            # event always has a streamer copy coming; a streamer event, only while its
+            # handed twin is pending.
+            first = slot.handed or key in self._handed_pending
+            if slot.handed:
+                self._handed_pending.pop(key, None)
+            if first and not twin:
+                self._handled_here(event)
         self._along.pop(run_id, None)
         waiting = self._behind.get(run_id)
         if waiting:
@@ -656,7 +678,11 @@ class EventConsumer(Process):
             self._behind.pop(run_id, None)
 
     def _handled_here(self, event: Event) -> None:
-        """A handed event is done (its write committed, or nothing to do): its streamer copy is dropped unread."""
+        """An event is done (its write committed, or nothing to do): its twin is dropped unread.
+
+        With the handoff on, each event comes twice: handed by the writer and from the
+        streamer, in either order. Whichever is done first is remembered by run and version.
+        """
         version = self.event_version(event)
         if version is None:
             return
