@@ -39,6 +39,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from actorflow import __version__
 from actorflow._redact import redact
 from actorflow._signals import run_until_stopped
 from actorflow.backends import BACKENDS
@@ -50,6 +51,7 @@ from actorflow.errors import (
     InvalidTransition,
     UnknownStatus,
 )
+from actorflow.log import JsonFormatter
 
 __all__ = ["CommandError", "ExitCode", "load_target", "main"]
 
@@ -267,9 +269,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from actorflow.runtime.supervisor import Supervisor  # noqa: PLC0415
 
     # A node is an application: its log goes to stderr (the library alone logs nowhere).
-    logging.basicConfig(
-        level=str(args.log_level).upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    if args.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=str(args.log_level).upper(), handlers=[handler])
 
     items = load_target(args.target)
     if args.roles != "own":
@@ -398,6 +403,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="print the traceback of an error [env ACTORFLOW_DEBUG=1]")
+    parser.add_argument("--version", action="version", version=f"actorflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a node for the workflows at MODULE:ATTR until SIGINT/SIGTERM")
@@ -419,6 +425,13 @@ def _parser() -> argparse.ArgumentParser:
         "database (a fleet of nodes on one database)",
     )
     _add(run, "log-level", default="info", choices=["debug", "info", "warning", "error"], help="what the node logs")
+    _add(
+        run,
+        "log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text lines, or one JSON object per line (time, level, logger, message, and the run's context)",
+    )
     _add(
         run,
         "stop-grace",

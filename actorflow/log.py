@@ -6,9 +6,42 @@ so one ``logging.getLogger("actorflow")`` setting covers the whole library.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 
-__all__ = ["logger"]
+__all__ = ["CONTEXT_FIELDS", "JsonFormatter", "logger"]
+
+# The attributes a record may carry (``extra=``) that say which run, workflow or role it
+# concerns; the JSON formatter writes each one present as a field of its own.
+CONTEXT_FIELDS = ("workflow", "process_name", "run_id", "foreign_id", "status", "role", "node")
 
 logger = logging.getLogger("actorflow")
 logger.addHandler(logging.NullHandler())  # a library: never print unless the application says so
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, for log collectors (``actorflow run --log-format json``).
+
+    Fields: ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message``, each of
+    `CONTEXT_FIELDS` the record carries, and ``exception`` (the formatted traceback) when
+    there is one. Values that JSON cannot hold are written as their ``str``.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON."""
+        entry: dict[str, object] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for field in CONTEXT_FIELDS:
+            value = record.__dict__.get(field)
+            if value is not None:
+                entry[field] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, default=str, ensure_ascii=False)

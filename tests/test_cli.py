@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+import actorflow as af
 
 FLOW = """
 import dataclasses, enum
@@ -83,9 +86,20 @@ def test_a_bad_target_is_a_clear_error(flow_dir: Path):
 
 def test_run_serves_until_sigterm_then_stops_cleanly(flow_dir: Path):
     """`actorflow run` runs a node (here from a factory) until SIGTERM and exits 0."""
+    line, out, _ = run_until_sigterm(flow_dir, "flows:make", "--metrics-port", "0")
+    assert "running cli-orders" in line
+    assert "/metrics" in line
+    assert "stopped" in out
+
+
+def run_until_sigterm(cwd: Path, *args: str) -> tuple[str, str, str]:
+    """`actorflow run ARGS` until its first line of output, then SIGTERM: (that line, the rest, stderr).
+
+    Fails the test unless the node exits 0.
+    """
     proc = subprocess.Popen(
-        [sys.executable, "-m", "actorflow.cli", "run", "flows:make", "--metrics-port", "0"],
-        cwd=flow_dir,
+        [sys.executable, "-m", "actorflow.cli", "run", *args],
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -93,14 +107,12 @@ def test_run_serves_until_sigterm_then_stops_cleanly(flow_dir: Path):
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert "running cli-orders" in line
-        assert "/metrics" in line
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     finally:
         proc.kill()
     assert proc.returncode == 0, err
-    assert "stopped" in out
+    return line, out, err
 
 
 def test_demo_runs_to_the_end(tmp_path: Path):
@@ -310,3 +322,37 @@ def test_run_roles_flag_joins_the_fleet_of_the_workflows_database(tmp_path: Path
     else:
         assert joined == []
         assert "fleet-cli: its roles are claimed through MemoryRoleScheduler, which knows only this process" in err
+
+
+def test_version_prints_the_installed_version(tmp_path: Path):
+    result = actorflow("--version", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"actorflow {af.__version__}"
+
+
+LOGGING_FLOW = FLOW.replace(
+    "def make():\n    return [wf]\n",
+    "def make():\n"
+    "    import logging\n"
+    "    logging.getLogger('actorflow.example').warning('hello', extra={'run_id': 'r-1', 'workflow': 'cli-orders'})\n"
+    "    return [wf]\n",
+)
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_run_logs_to_stderr_as_text_or_one_json_object_per_line(tmp_path: Path, log_format: str):
+    """`actorflow run --log-format json`: each line a JSON object with the record's run context."""
+    (tmp_path / "logging_flow.py").write_text(LOGGING_FLOW)
+    first, _, err = run_until_sigterm(tmp_path, "logging_flow:make", "--log-format", log_format)
+    assert "running cli-orders" in first
+    (line,) = [line for line in err.splitlines() if "hello" in line]
+    if log_format == "text":
+        assert line.endswith("WARNING actorflow.example: hello")
+        return
+    entry = json.loads(line)
+    assert entry["level"] == "WARNING"
+    assert entry["logger"] == "actorflow.example"
+    assert entry["message"] == "hello"
+    assert (entry["run_id"], entry["workflow"]) == ("r-1", "cli-orders")
+    assert entry["time"].endswith("+00:00")
+    assert all(json.loads(other) for other in err.splitlines() if other.strip())  # every line is JSON

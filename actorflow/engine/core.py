@@ -262,12 +262,22 @@ class Engine(Generic[T, S]):
         cannot mend it, and the pause reports it (its reason says why) until the data or
         the code is fixed and the run resumed.
         """
+        # Which run this concerns, as fields of their own (a JSON log formatter writes them).
+        context = {
+            "workflow": self.name,
+            "process_name": process,
+            "run_id": record.run_id,
+            "foreign_id": record.foreign_id,
+            "status": record.status,
+        }
         if isinstance(error, CorruptRecord):
             self.metrics.corrupt_records.labels(self.name, process).inc()
-            logger.error("%s/%s: %s; the run is paused", self.name, process, error)
+            logger.error("%s/%s: %s; the run is paused", self.name, process, error, extra=context)
             return self.transitions.next(record, run_state=RunState.PAUSED, reason=f"{CORRUPT_PAUSE_REASON}: {error}")
         if error is None:
-            logger.warning("%s/%s: run %s was being handled when a node died", self.name, process, record.run_id)
+            logger.warning(
+                "%s/%s: run %s was being handled when a node died", self.name, process, record.run_id, extra=context
+            )
         else:
             logger.warning(
                 "%s/%s: step error for run %s (foreign id %s): %r",
@@ -277,10 +287,11 @@ class Engine(Generic[T, S]):
                 record.foreign_id,
                 error,
                 exc_info=error if logger.isEnabledFor(logging.DEBUG) else None,  # the traceback only at DEBUG
+                extra=context,
             )
         if not reached_limit(self.error_counter, process, record, limit):
             return None
-        logger.error("%s/%s: run %s paused after %d errors", self.name, process, record.run_id, limit)
+        logger.error("%s/%s: run %s paused after %d errors", self.name, process, record.run_id, limit, extra=context)
         return self.transitions.next(record, run_state=RunState.PAUSED, reason=AUTO_PAUSE_REASON)
 
     # -- reading runs ---------------------------------------------------------------------------

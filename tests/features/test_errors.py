@@ -37,6 +37,18 @@ def test_a_failing_step_is_retried_and_succeeds_later(start):
     assert run.meta.version == 2  # the failures stored nothing
 
 
+def test_a_step_errors_log_record_carries_the_runs_context(start, caplog):
+    """The warning for a step error has workflow, process, run id, foreign id and status as fields."""
+    calls = Calls()
+    with caplog.at_level("WARNING", logger="actorflow"):
+        wf = start(_failing_builder(calls, fail_times=1))
+        run_id = wf.trigger("o-ctx")
+        wf.await_status("o-ctx", run_id, Status.DONE, timeout=5)
+    (found,) = [r for r in caplog.records if "step error" in r.getMessage() and getattr(r, "run_id", None) == run_id]
+    assert (found.workflow, found.foreign_id, found.status) == ("orders", "o-ctx", int(Status.STARTED))
+    assert found.process_name.startswith("started-consumer")
+
+
 def test_a_run_is_paused_after_pause_after_err_count_errors(start, poll_until, run_state_of):
     """With pause_after_err_count=3 a step that always raises pauses its run after 3 calls."""
     calls = Calls()
