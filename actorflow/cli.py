@@ -403,7 +403,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="print the traceback of an error [env ACTORFLOW_DEBUG=1]")
-    parser.add_argument("--version", action="version", version=f"actorflow {__version__}")
+    parser.add_argument("--version", action="version", version=f"actorflow {__version__}", help="print the version")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a node for the workflows at MODULE:ATTR until SIGINT/SIGTERM")
@@ -442,8 +442,10 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
 
     diagram = sub.add_parser("diagram", help="print the Mermaid diagram of the workflows at MODULE:ATTR")
-    diagram.add_argument("target")
-    diagram.add_argument("--direction", default="LR", choices=["LR", "TB", "RL", "BT"])
+    diagram.add_argument("target", help="MODULE:ATTR naming a Workflow, a list of them, a Supervisor, or a factory")
+    diagram.add_argument(
+        "--direction", default="LR", choices=["LR", "TB", "RL", "BT"], help="the diagram's direction (Mermaid's)"
+    )
     diagram.set_defaults(func=_cmd_diagram)
 
     demo = sub.add_parser("demo", help="run a real workflow over many runs and show what happens")

@@ -356,3 +356,23 @@ def test_run_logs_to_stderr_as_text_or_one_json_object_per_line(tmp_path: Path, 
     assert (entry["run_id"], entry["workflow"]) == ("r-1", "cli-orders")
     assert entry["time"].endswith("+00:00")
     assert all(json.loads(other) for other in err.splitlines() if other.strip())  # every line is JSON
+
+
+def test_every_argument_of_every_command_has_help():
+    """A new user reads ``--help``: no option or positional argument without a line saying what it is."""
+    import argparse
+
+    from actorflow.cli import _parser
+
+    missing: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:  # noqa: SLF001 - argparse keeps no public list of them
+            if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+                for name, sub in action.choices.items():
+                    walk(sub, f"{path} {name}")
+            elif not action.help and action.dest != "help":
+                missing.append(f"{path}: {action.dest}")
+
+    walk(_parser(), "actorflow")
+    assert missing == []
