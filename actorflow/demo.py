@@ -128,19 +128,30 @@ def run_demo(
             kept = "" if path or backend != "sqlite" else " (temporary: removed at the end; --path keeps one)"
             out.write(f"database: {adapters.location}{kept}\n")
         out.write(f"metrics: http://127.0.0.1:{supervisor.metrics_port}/metrics (health: /healthz)\n")
+        out.flush()  # where to look, before the first order is placed
         started = time.perf_counter()
+
+        def report(placed: int) -> None:
+            now = time.perf_counter()
+            rate = progress.done * 4 / max(now - started, 1e-9)
+            being_placed = "" if placed >= runs else f", {placed}/{runs} placed"
+            out.write(f"  {progress.done:>6}/{runs} orders shipped{being_placed}  ({rate:,.0f} transitions/s)\n")
+            out.flush()
+
+        # Progress from the first second: the orders are shipped while they are placed.
+        last_print = started
         for i in range(runs):
             wf.trigger(f"order-{i}", Order(id=f"order-{i}", items=1 + i % 5))
-        last_print = 0.0
+            if time.perf_counter() - last_print >= _PROGRESS_EVERY:
+                last_print = time.perf_counter()
+                report(i + 1)
         with progress.cond:
             while progress.done < runs:
                 progress.cond.wait(_PROGRESS_EVERY)
                 now = time.perf_counter()
                 if now - last_print >= _PROGRESS_EVERY or progress.done >= runs:
                     last_print = now
-                    rate = progress.done * 4 / max(now - started, 1e-9)
-                    out.write(f"  {progress.done:>6}/{runs} orders shipped  ({rate:,.0f} transitions/s)\n")
-                    out.flush()
+                    report(runs)
         elapsed = time.perf_counter() - started
         latencies = progress.latencies
         out.write(

@@ -376,3 +376,17 @@ def test_every_argument_of_every_command_has_help():
 
     walk(_parser(), "actorflow")
     assert missing == []
+
+
+def test_demo_shows_progress_while_the_orders_are_still_being_placed(tmp_path: Path, monkeypatch, capsys):
+    """With many runs, progress must not wait until every order is placed (it did: 37 s of silence)."""
+    from actorflow import demo
+
+    monkeypatch.setattr(demo, "_PROGRESS_EVERY", 0.0)  # a line after every order placed
+    assert demo.run_demo(runs=30, path=str(tmp_path / "demo.db")) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith("metrics: http://127.0.0.1:")  # after the title and the database
+    placing = [line for line in lines if "placed" in line]
+    assert placing
+    assert ", 1/30 placed" in placing[0]  # shown from the first order placed
+    assert "30/30 orders shipped" in lines[-2]
