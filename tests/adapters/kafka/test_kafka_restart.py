@@ -19,6 +19,7 @@ from actorflow.adapters.memory import MemoryRoleScheduler
 from tests.child_nodes import kill_part_way
 from tests.kafka_fixtures import TansuBroker, read_all, require_kafka, s3_env
 from tests.model import Stage, three_steps
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -213,6 +214,9 @@ def run_through_a_broker_crash(broker: TansuBroker, dsn: str, schema: str) -> Cr
         wf.run()
         for foreign_id, run_id in runs.items():
             wf.await_status(foreign_id, run_id, Stage.DONE, timeout=60)
+        # A run can finish before the relay published its events (this node hands them to
+        # its own consumers): wait until every outbox row is on the broker.
+        eventually(lambda: not store.list_outbox_events(wf.name, 1), timeout=30, what="the outbox relayed")
     finally:
         wf.stop()
         streamer.close()
