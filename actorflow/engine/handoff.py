@@ -2,12 +2,13 @@
 
 When a store cannot publish its events itself, an event reaches a consumer through the
 outbox relay and the event streamer: on Kafka a hop (relay woken, produce acknowledged,
-fetch answered) costs about 8 ms, most of a run's latency. Yet the node that committed a
-record often holds the consumer of its next step. The `Writer` hands each committed
+fetch answered) cost about 11.5 ms, most of a run's latency. Yet the node that committed
+a record often holds the consumer of its next step. The `Writer` hands each committed
 record's event to that consumer here, right after the commit; the streamer's copy still
-comes, later, and the consumer skips it (its run has moved past that version). Nothing
-is acknowledged for a handed event: the streamer's copy moves the cursor, so a crash
-before either is handled loses nothing (the relay's row is durable, its copy is read).
+comes, and the consumer drops whichever of the two copies comes second (by run and
+version). Nothing is acknowledged for a handed event: the streamer's copy moves the
+cursor, so a crash before either is handled loses nothing (the relay's row is durable,
+its copy is read again).
 """
 
 from __future__ import annotations

@@ -177,7 +177,7 @@ class EventConsumer(Process):
         # (run id, record_version header) of each handed event not finished yet: a streamer
         # copy of one that is done first makes the handed one its twin to drop.
         self._handed_pending: dict[tuple[str, str | None], None] = {}
-        self._handed_done: dict[str, int] = {}  # run id -> version of its handed event, committed
+        self._handed_done: dict[str, int] = {}  # run id -> version of its event done here, twin to come
         self._handoff_token: object | None = None
         self._reset()
 

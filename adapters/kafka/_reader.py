@@ -288,8 +288,12 @@ class PartitionReader:
 
     def wake(self) -> None:
         """Make a waiting `poll` return soon (empty if nothing came), and keep the reader warm (any thread)."""
-        self._warm_until = time.monotonic() + _WARM_FOR
         self._woken = True
+        self._rouse()
+
+    def _rouse(self) -> None:
+        """End a warm reader's wait, and keep it warm for `_WARM_FOR` (any thread)."""
+        self._warm_until = time.monotonic() + _WARM_FOR
         self._signal.set()
 
     def _read(self, max_records: int, wait: float) -> list[Any]:
@@ -326,8 +330,7 @@ class PartitionReader:
         mine = [message for message in messages if message.partition in self._tps]
         if mine:
             self._inbox.extend(mine)
-            self._warm_until = time.monotonic() + _WARM_FOR
-            self._signal.set()
+            self._rouse()
 
     def _take_offered(self, max_records: int) -> list[Any]:
         """The local copies that are next on their partition (the others the broker delivers)."""
