@@ -15,6 +15,9 @@ kept *in doubt*. When a record read later is exactly one of them, it was stored,
 what it is owed (the metric, the waiters) is applied then, once: a consumer reads the
 records of the events it handles (`Writer.observed`), and each consumer's tick looks the
 runs still in doubt up (`Writer.settle`), for a write whose event nobody reads again.
+A read can also see such a write while its commit is still in flight (another consumer
+reads the record as soon as the server commits, before the failure reaches this one): a
+write seen stored that way is owed its due at once when its commit then fails.
 """
 
 from __future__ import annotations
@@ -96,6 +99,9 @@ class Writer:
         self._in_doubt: OrderedDict[str, Write] = OrderedDict()
         self._doubt_lock = threading.Lock()
         self._settle_at = 0.0
+        # Writes being committed, by run id, and those of them a read has seen stored.
+        self._in_flight: dict[str, Write] = {}
+        self._seen_stored: set[str] = set()
 
     def fence_through(self, *, enabled: bool) -> None:
         """Send fences to the store from now on (``enabled``), or not (its role scheduler changed)."""
@@ -134,15 +140,33 @@ class Writer:
 
     def _write(self, writes: Sequence[Write], fence: Fence | None, acks: list[CursorMove]) -> list[Exception | None]:
         """One transaction for ``writes`` (and the cursor moves), then what every stored write is owed."""
+        with self._doubt_lock:
+            for write in writes:
+                self._in_flight[write.record.run_id] = write
         try:
             results = self._send(writes, fence, acks)
         except StaleTerm:
+            self._land(writes)
             raise  # checked before anything was written: nothing stored
         except Exception:
             self._doubt(writes)
             raise
+        self._land(writes)
         self._settle(writes, results)
         return results
+
+    def _land(self, writes: Sequence[Write]) -> list[Write]:
+        """End the flight of ``writes``; those a read saw stored meanwhile."""
+        seen: list[Write] = []
+        with self._doubt_lock:
+            for write in writes:
+                run_id = write.record.run_id
+                if self._in_flight.get(run_id) is write:
+                    del self._in_flight[run_id]
+                    if run_id in self._seen_stored:
+                        self._seen_stored.discard(run_id)
+                        seen.append(write)
+        return seen
 
     def _send(self, writes: Sequence[Write], fence: Fence | None, acks: list[CursorMove]) -> list[Exception | None]:
         records = [write.record for write in writes]
@@ -189,8 +213,14 @@ class Writer:
             self._handoff.publish(record)
 
     def _doubt(self, writes: Sequence[Write]) -> None:
+        seen = self._land(writes)
+        for write in seen:
+            self._stored_after_all(write)  # a read saw it stored while its commit was in flight
+        applied = {id(write) for write in seen}
         with self._doubt_lock:
             for write in writes:
+                if id(write) in applied:
+                    continue
                 self._in_doubt.pop(write.record.run_id, None)
                 self._in_doubt[write.record.run_id] = write
             dropped = len(self._in_doubt) - IN_DOUBT_LIMIT
@@ -206,9 +236,12 @@ class Writer:
         and its waiters woken now. A record at the write's version or later that differs
         means it was not (another write stands); an older one leaves it in doubt.
         """
-        if not self._in_doubt:  # read without the lock: the common case costs nothing
+        if not self._in_doubt and not self._in_flight:  # read without the lock: the common case costs little
             return
         with self._doubt_lock:
+            flying = self._in_flight.get(record.run_id)
+            if flying is not None and flying.record == record:
+                self._seen_stored.add(record.run_id)  # applied: owed its due if the commit reports failure
             write = self._in_doubt.get(record.run_id)
             if write is None or record.meta.version < write.record.meta.version:
                 return

@@ -230,12 +230,16 @@ class _LostAnswer(af.ActorflowError):
     """The store committed, then the connection was lost before its answer came back."""
 
 
-def test_a_commit_applied_whose_answer_was_lost_is_counted_once(build, monkeypatch, poll_until):
+@pytest.mark.parametrize("read_in_flight", [False, True], ids=["read-after", "read-in-flight"])
+def test_a_commit_applied_whose_answer_was_lost_is_counted_once(build, monkeypatch, poll_until, read_in_flight):
     """The charge step's commit is stored, then the store raises as a lost connection would.
 
     The commit's outcome is unknown to the engine: its writes are held in doubt and, once a
     read finds them stored, counted (``workflow_run_state_changes``) exactly once; the runs
-    finish, each transition stored once.
+    finish, each transition stored once. ``read_in_flight``: another consumer reads the
+    stored records before the failure reaches the committing one (as the next step's
+    consumer can, the moment the server commits), and the next step is stored before any
+    read sees the write in doubt.
     """
     wf = build(_builder(lambda run: Status.CHARGED))
     ids = {fid: wf.trigger(fid, Order(id=fid)) for fid in "ABC"}
@@ -252,6 +256,9 @@ def test_a_commit_applied_whose_answer_was_lost_is_counted_once(build, monkeypat
             records = list(args[0]) if method == "store_many" else [args[0]]
             if not lost and any(r.status == Status.CHARGED for r in records):
                 lost.append([r.run_id for r in records])
+                if read_in_flight:
+                    for record in records:
+                        wf.engine.writer.observed(store.lookup(record.run_id))
                 raise _LostAnswer("connection lost after the commit")
             return result
 
