@@ -17,8 +17,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from actorflow.clock import Clock
 from actorflow.event import Event
-from actorflow.protocols import EventStreamer, Fence, RoleScheduler
+from actorflow.protocols import EventStreamer, Fence, Order, RecordFilter, RoleScheduler
 from actorflow.record import Record
+from actorflow.runstate import RunState
 
 __all__ = [
     "Attachable",
@@ -40,8 +41,12 @@ __all__ = [
     "Membership",
     "NodeInfo",
     "OutboxWaiter",
+    "OwnEventLog",
     "PartitionedReceiver",
+    "RecordPage",
+    "RecordPages",
     "RecordsAlong",
+    "RunCount",
     "Snapshots",
     "WakeableReceiver",
 ]
@@ -276,6 +281,72 @@ class DirectPublisher(Protocol):
         Returns False (and changes nothing) when the streamer is not in the same
         database. Must not connect: it is called when a workflow is built.
         """
+        ...
+
+
+@runtime_checkable
+class OwnEventLog(Protocol):
+    """A record store whose database also holds an event log (its own streamer's).
+
+    A tool that writes runs without the workflow's code (``actorflow runs``) must publish
+    their events where the workflow's nodes read them: into this log when the nodes'
+    streamer is on the same database (`DirectPublisher`), else into the outbox.
+    """
+
+    def carries_events_of(self, workflow_name: str, topics: Sequence[str]) -> bool:
+        """True when this database's event log is in use for ``workflow_name``.
+
+        The workflow's consumers keep cursors here, or the log holds events of one of
+        ``topics`` (a run's own topic: its first events are there before any cursor is).
+        """
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordPage:
+    """One page of `RecordPages.page`: the records, and the cursor of the page after them."""
+
+    records: builtins.list[Record]
+    next: str | None
+    """Pass as ``after`` for the next page; ``None`` when this is the last one."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunCount:
+    """How many runs of a workflow are at a status and run state (`RecordPages.count_runs`)."""
+
+    workflow_name: str
+    status: int
+    status_name: str
+    run_state: RunState
+    count: int
+
+
+@runtime_checkable
+class RecordPages(Protocol):
+    """A record store that pages by cursor (keyset) and counts runs, for browsing tools.
+
+    A cursor page stays right while runs are created (an offset would shift) and costs the
+    same on page 1,000 as on page 1.
+    """
+
+    def page(
+        self,
+        workflow_name: str,
+        *,
+        limit: int = 50,
+        order: Order = "desc",
+        filter: RecordFilter | None = None,  # noqa: A002 - as in RecordStore.list
+        after: str | None = None,
+    ) -> RecordPage:
+        """Up to ``limit`` records in creation order (``""``: every workflow), after the cursor ``after``.
+
+        A cursor is opaque: one this store returned, or an `InvalidCursor` is raised.
+        """
+        ...
+
+    def count_runs(self, workflow_name: str, *, filter: RecordFilter | None = None) -> builtins.list[RunCount]:  # noqa: A002
+        """The number of matching runs per (workflow, status, status name, run state)."""
         ...
 
 

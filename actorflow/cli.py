@@ -17,6 +17,8 @@ cannot be reached) is one line on stderr, ``actorflow <subcommand>: error: <mess
       schema, a ``MODULE:ATTR`` target, a workflow definition, a metrics address
 4     a server cannot be reached or failed: PostgreSQL, Kafka, a SQLite file
 5     a workflow operation failed (any other actorflow error)
+6     not found: no run with that id, no run of that foreign id
+7     refused: the run's state does not allow the action
 130   interrupted (Ctrl-C)
 ====  ==========================================================================
 
@@ -26,17 +28,13 @@ cannot be reached) is one line on stderr, ``actorflow <subcommand>: error: <mess
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import enum
 import importlib
-import inspect
 import logging
 import os
 import socket
 import sys
 import traceback
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from actorflow import __version__
@@ -49,9 +47,14 @@ from actorflow.errors import (
     CorruptRecord,
     InvalidRunStateTransition,
     InvalidTransition,
+    RecordNotFound,
     UnknownStatus,
+    WorkflowInProgress,
 )
 from actorflow.log import JsonFormatter
+
+from ._cliargs import CommandError, ExitCode, add_option, load_target, resolve_env, sqlite_path
+from .cli_runs import add_runs_parser
 
 __all__ = ["CommandError", "ExitCode", "load_target", "main"]
 
@@ -59,24 +62,6 @@ __all__ = ["CommandError", "ExitCode", "load_target", "main"]
 # manager's own grace (Kubernetes: 30 s, systemd: 90 s) is longer, so the node exits
 # by itself first, having released its roles.
 _RUN_STOP_GRACE = 10.0
-
-
-class ExitCode(enum.IntEnum):
-    """The exit status of the ``actorflow`` command, one per kind of failure."""
-
-    OK = 0
-    INTERNAL = 1
-    """An unexpected error (a bug): Python's own status, with the traceback."""
-    USAGE = 2
-    """The command line is wrong: argparse's errors, a missing required option."""
-    CONFIG = 3
-    """Bad configuration or input: a flag or variable value, a DSN, a schema, a target."""
-    BACKEND = 4
-    """A server cannot be reached or failed the operation: PostgreSQL, Kafka, a SQLite file."""
-    WORKFLOW = 5
-    """A workflow operation failed: any other actorflow error."""
-    INTERRUPTED = 130
-    """Interrupted by Ctrl-C (128 + SIGINT, as a shell reports it)."""
 
 
 _EPILOG = """\
@@ -88,6 +73,8 @@ exit status:
        a MODULE:ATTR target, a workflow definition, a metrics address
   4    a server cannot be reached or failed: PostgreSQL, Kafka, a SQLite file
   5    a workflow operation failed (any other actorflow error)
+  6    not found: no run with that id, no run of that foreign id
+  7    refused: the run's state does not allow the action
   130  interrupted (Ctrl-C)
 
 An error is one line on stderr; --debug (or ACTORFLOW_DEBUG=1) adds its traceback.
@@ -95,119 +82,6 @@ An error is one line on stderr; --debug (or ACTORFLOW_DEBUG=1) adds its tracebac
 
 # Actorflow's ValueErrors that are about a run or stored data, not about what the user gave.
 _RUN_VALUE_ERRORS = (CodecError, CorruptRecord, InvalidRunStateTransition, InvalidTransition, UnknownStatus)
-
-
-class CommandError(ActorflowError):
-    """The command cannot do what it was asked (the message says why; `code` is the exit status)."""
-
-    def __init__(self, message: str, code: ExitCode = ExitCode.CONFIG) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _variable(flag: str) -> str:
-    return "ACTORFLOW_" + flag.upper().replace("-", "_")
-
-
-@dataclasses.dataclass(frozen=True)
-class _FromEnv:
-    """A flag's default read from its environment variable: converted (and checked) only when used."""
-
-    variable: str
-    raw: str
-    convert: Callable[[str], Any] | None
-    choices: Sequence[Any] | None
-
-    def value(self) -> Any:
-        try:
-            value = self.raw if self.convert is None else self.convert(self.raw)
-        except (TypeError, ValueError) as exc:
-            kind = getattr(self.convert, "__name__", "")
-            msg = f"{self.variable}={self.raw!r}: not a valid {kind} value ({exc})"
-            raise CommandError(msg) from exc
-        if self.choices is not None and value not in self.choices:
-            allowed = ", ".join(str(c) for c in self.choices)
-            msg = f"{self.variable}={self.raw!r}: not one of {allowed}"
-            raise CommandError(msg)
-        return value
-
-
-def _add(parser: argparse.ArgumentParser, flag: str, *, default: Any = None, **kwargs: Any) -> None:
-    """Add ``--flag`` whose default comes from ``ACTORFLOW_FLAG`` (named in the help).
-
-    The variable's value is converted when the parsed arguments are (`_resolve_env`), not
-    here: a bad one then breaks only the subcommand that uses it, and not when the flag
-    is given.
-    """
-    env = _variable(flag)
-    raw = os.environ.get(env)
-    value = default if raw is None else _FromEnv(env, raw, kwargs.get("type"), kwargs.get("choices"))
-    help_text = kwargs.pop("help", "")
-    parser.add_argument(f"--{flag}", default=value, help=f"{help_text} [env {env}]", **kwargs)
-
-
-def _resolve_env(args: argparse.Namespace) -> None:
-    """Convert the defaults taken from the environment, for the options of the chosen subcommand."""
-    for name, value in vars(args).items():
-        if isinstance(value, _FromEnv):
-            setattr(args, name, value.value())
-
-
-def load_target(spec: str) -> list[Any]:
-    """The workflows (or one supervisor) named by ``MODULE:ATTR``; a callable is called first.
-
-    Raises `CommandError` when ``spec`` names nothing usable.
-    """
-    from actorflow.runtime.supervisor import Supervisor  # noqa: PLC0415 - keep startup light
-    from actorflow.workflow import Workflow  # noqa: PLC0415
-
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        msg = f"expected MODULE:ATTR (e.g. myapp.flows:workflow), got {spec!r}"
-        raise CommandError(msg)
-    cwd = str(Path.cwd())
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        msg = f"cannot import {module_name!r}: {exc}"
-        raise CommandError(msg) from exc
-    try:
-        target = getattr(module, attr)
-    except AttributeError:
-        msg = f"module {module_name!r} has no attribute {attr!r}"
-        raise CommandError(msg) from None
-    if callable(target) and not isinstance(target, Workflow | Supervisor):
-        _check_takes_no_arguments(spec, target)
-        target = target()
-    items = list(target) if isinstance(target, list | tuple) else [target]
-    for item in items:
-        if not isinstance(item, Workflow | Supervisor):
-            msg = f"{spec} is not a Workflow, a list of workflows or a Supervisor: {item!r}"
-            raise CommandError(msg)
-    return items
-
-
-def _check_takes_no_arguments(spec: str, factory: Callable[..., Any]) -> None:
-    """Refuse a factory that cannot be called without arguments (before calling it: its own errors stay its own)."""
-    try:
-        signature = inspect.signature(factory)
-    except (TypeError, ValueError):  # no signature to read (some builtins): just call it
-        return
-    try:
-        signature.bind()
-    except TypeError:
-        needed = [
-            name
-            for name, param in signature.parameters.items()
-            if param.default is param.empty and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
-        ]
-        msg = (
-            f"{spec} is a factory that needs arguments ({', '.join(needed)}); "
-            "name a Workflow, a list of them, a Supervisor, or a factory that takes none"
-        )
-        raise CommandError(msg) from None
 
 
 def _share_roles(workflows: list[Any], kind: str) -> None:
@@ -376,11 +250,7 @@ def _cmd_db_migrate(args: argparse.Namespace) -> int:
         raise CommandError(msg, ExitCode.USAGE)
     if args.dsn.startswith("sqlite://"):
         sqlite = importlib.import_module("actorflow.adapters.sqlite")
-        # As SQLAlchemy spells it: sqlite:///relative/path, sqlite:////absolute/path.
-        path = args.dsn.removeprefix("sqlite://").removeprefix("/")
-        if not path:
-            msg = f"a SQLite DSN names a file: sqlite:///PATH, got {args.dsn!r}"
-            raise CommandError(msg)
+        path = sqlite_path(args.dsn)
         applied = sqlite.migrate(path)  # a file it cannot use: SqliteError, exit status 4
         where = f"database {path}"
     else:
@@ -408,15 +278,15 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a node for the workflows at MODULE:ATTR until SIGINT/SIGTERM")
     run.add_argument("target", help="MODULE:ATTR naming a Workflow, a list of them, a Supervisor, or a factory")
-    _add(run, "metrics-port", type=int, help="serve /metrics and /healthz on this port (0 picks a free one)")
-    _add(
+    add_option(run, "metrics-port", type=int, help="serve /metrics and /healthz on this port (0 picks a free one)")
+    add_option(
         run,
         "metrics-host",
         default="127.0.0.1",
         help="the address /metrics and /healthz are served on (0.0.0.0: every interface); "
         "with --metrics-port, unless the target is a Supervisor (it has its own)",
     )
-    _add(
+    add_option(
         run,
         "roles",
         default="own",
@@ -424,15 +294,17 @@ def _parser() -> argparse.ArgumentParser:
         help="claim roles through the workflows' own role scheduler, or the lease table of their record store's "
         "database (a fleet of nodes on one database)",
     )
-    _add(run, "log-level", default="info", choices=["debug", "info", "warning", "error"], help="what the node logs")
-    _add(
+    add_option(
+        run, "log-level", default="info", choices=["debug", "info", "warning", "error"], help="what the node logs"
+    )
+    add_option(
         run,
         "log-format",
         default="text",
         choices=["text", "json"],
         help="text lines, or one JSON object per line (time, level, logger, message, and the run's context)",
     )
-    _add(
+    add_option(
         run,
         "stop-grace",
         type=float,
@@ -449,40 +321,58 @@ def _parser() -> argparse.ArgumentParser:
     diagram.set_defaults(func=_cmd_diagram)
 
     demo = sub.add_parser("demo", help="run a real workflow over many runs and show what happens")
-    _add(demo, "runs", default=2000, type=int, help="how many orders to process")
-    _add(demo, "metrics-port", default=0, type=int, help="port for /metrics (0 picks a free one)")
-    _add(demo, "backend", default="sqlite", choices=list(BACKENDS), help="where runs are stored")
-    _add(demo, "path", default=None, help="SQLite database file (default: a temporary one, removed at the end)")
-    _add(demo, "dsn", default=None, help="PostgreSQL DSN for --backend postgres (or kafka with records in PostgreSQL)")
-    _add(demo, "bootstrap-servers", default=None, help="Kafka brokers for --backend kafka, e.g. localhost:9092")
+    add_option(demo, "runs", default=2000, type=int, help="how many orders to process")
+    add_option(demo, "metrics-port", default=0, type=int, help="port for /metrics (0 picks a free one)")
+    add_option(demo, "backend", default="sqlite", choices=list(BACKENDS), help="where runs are stored")
+    add_option(demo, "path", default=None, help="SQLite database file (default: a temporary one, removed at the end)")
+    add_option(
+        demo, "dsn", default=None, help="PostgreSQL DSN for --backend postgres (or kafka with records in PostgreSQL)"
+    )
+    add_option(demo, "bootstrap-servers", default=None, help="Kafka brokers for --backend kafka, e.g. localhost:9092")
     demo.add_argument("--serve", action="store_true", help="keep serving the metrics after the runs finish")
     demo.set_defaults(func=_cmd_demo)
 
     db = sub.add_parser("db", help="database administration")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_migrate = db_sub.add_parser("migrate", help="create or upgrade the schema of a PostgreSQL or SQLite database")
-    _add(db_migrate, "dsn", help="postgresql://user@host:5432/db, or sqlite:///PATH for a SQLite file")
-    _add(db_migrate, "schema", default="public", help="PostgreSQL schema to migrate")
+    add_option(db_migrate, "dsn", help="postgresql://user@host:5432/db, or sqlite:///PATH for a SQLite file")
+    add_option(db_migrate, "schema", default="public", help="PostgreSQL schema to migrate")
     db_migrate.set_defaults(func=_cmd_db_migrate)
 
     bench = sub.add_parser("bench", help="measure throughput and latency, and append them to BENCHMARKS.md")
-    _add(bench, "runs", default=None, type=int, help="runs in the throughput backlog (10,000; --vs: 2,000 and 300)")
-    _add(bench, "latency-runs", default=None, type=int, help="single runs timed one after another (1000; --vs: 200)")
-    _add(bench, "backend", default="memory", choices=list(BACKENDS), help="adapters to measure")
-    _add(bench, "dsn", default=None, help="database DSN for server backends (kafka: records in PostgreSQL)")
-    _add(bench, "bootstrap-servers", default=None, help="Kafka brokers for --backend kafka, e.g. localhost:9092")
-    _add(bench, "output", default="BENCHMARKS.md", help="file the figures are appended to ('-' for none)")
-    _add(bench, "vs", default=None, choices=["dbos"], help="run DBOS Transact on the same loads, compare (bench extra)")
-    _add(bench, "parallel", default=4, type=int, help="--vs: actorflow's parallel_count for each step")
+    add_option(
+        bench, "runs", default=None, type=int, help="runs in the throughput backlog (10,000; --vs: 2,000 and 300)"
+    )
+    add_option(
+        bench, "latency-runs", default=None, type=int, help="single runs timed one after another (1000; --vs: 200)"
+    )
+    add_option(bench, "backend", default="memory", choices=list(BACKENDS), help="adapters to measure")
+    add_option(bench, "dsn", default=None, help="database DSN for server backends (kafka: records in PostgreSQL)")
+    add_option(bench, "bootstrap-servers", default=None, help="Kafka brokers for --backend kafka, e.g. localhost:9092")
+    add_option(bench, "output", default="BENCHMARKS.md", help="file the figures are appended to ('-' for none)")
+    add_option(
+        bench, "vs", default=None, choices=["dbos"], help="run DBOS Transact on the same loads, compare (bench extra)"
+    )
+    add_option(bench, "parallel", default=4, type=int, help="--vs: actorflow's parallel_count for each step")
     bench.set_defaults(func=_cmd_bench)
 
-    for leaf in (run, diagram, demo, db_migrate, bench):  # also after the subcommand; SUPPRESS keeps a given one
+    runs_leaves = add_runs_parser(sub)
+
+    for leaf in (
+        run,
+        diagram,
+        demo,
+        db_migrate,
+        bench,
+        *runs_leaves,
+    ):  # also after the subcommand; SUPPRESS keeps a given one
         leaf.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print an error's traceback")
     return parser
 
 
 def _subcommand(args: argparse.Namespace) -> str:
-    return " ".join(str(part) for part in (args.command, getattr(args, "db_command", None)) if part)
+    parts = (args.command, getattr(args, "db_command", None), getattr(args, "runs_command", None))
+    return " ".join(str(part) for part in parts if part)
 
 
 def _exit_code(exc: BaseException) -> ExitCode | None:
@@ -491,6 +381,10 @@ def _exit_code(exc: BaseException) -> ExitCode | None:
         return exc.code
     if not isinstance(exc, ActorflowError):
         return None
+    if isinstance(exc, RecordNotFound):
+        return ExitCode.NOT_FOUND
+    if isinstance(exc, InvalidRunStateTransition | WorkflowInProgress):
+        return ExitCode.REFUSED
     if isinstance(exc, ValueError | TypeError) and not isinstance(exc, _RUN_VALUE_ERRORS):
         return ExitCode.CONFIG  # BuildError, PostgresConfigError, a bad setting...
     # The server adapters' errors, looked up only if their modules are loaded (their drivers may not be installed).
@@ -529,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)  # a usage error exits here, with status 2
     where = f"actorflow {_subcommand(args)}"
     try:
-        _resolve_env(args)
+        resolve_env(args)
         result: int = args.func(args)
     except KeyboardInterrupt:
         sys.stderr.write(f"{where}: interrupted\n")

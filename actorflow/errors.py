@@ -16,6 +16,7 @@ __all__ = [
     "CodecError",
     "ConnectorError",
     "CorruptRecord",
+    "InvalidCursor",
     "InvalidForeignId",
     "InvalidRunStateTransition",
     "InvalidTimeout",
@@ -86,6 +87,10 @@ class InvalidRunStateTransition(ActorflowError, ValueError):
 
 class UnknownStatus(ActorflowError, ValueError):
     """The status is not a node of the workflow's graph."""
+
+
+class InvalidCursor(ActorflowError, ValueError):
+    """A page cursor that the store did not hand out (`RecordPages.page`)."""
 
 
 class InvalidForeignId(ActorflowError, ValueError, TypeError):

@@ -142,12 +142,20 @@ class RecordFilter:
     run_states: tuple[RunState, ...] = ()
     created_after: datetime | None = None
     created_before: datetime | None = None
+    foreign_id_prefix: str = ""
+    """Only runs whose foreign id starts with it (exactly: case and ``%``/``_`` as given)."""
+    status_names: tuple[str, ...] = ()
+    """Only runs whose status, as named when stored (``meta.status_description``), is one of these."""
 
     def matches(self, record: Record) -> bool:
         """True when ``record`` meets every condition."""
         if self.foreign_ids and record.foreign_id not in self.foreign_ids:
             return False
+        if self.foreign_id_prefix and not record.foreign_id.startswith(self.foreign_id_prefix):
+            return False
         if self.statuses and record.status not in self.statuses:
+            return False
+        if self.status_names and record.meta.status_description not in self.status_names:
             return False
         if self.run_states and record.run_state not in self.run_states:
             return False

@@ -9,6 +9,7 @@ __all__ = [
     "make_role",
     "run_state_change_topic",
     "topic",
+    "topic_prefix",
 ]
 
 
@@ -27,6 +28,11 @@ def topic(workflow_name: str, status: int) -> str:
 def run_state_change_topic(workflow_name: str) -> str:
     """The topic of run-state changes: ``<workflow>-run-state-change``."""
     return f"{_clean(workflow_name)}-run-state-change"
+
+
+def topic_prefix(workflow_name: str) -> str:
+    """What every topic of the workflow starts with: ``<workflow>-``."""
+    return f"{_clean(workflow_name)}-"
 
 
 def delete_topic(workflow_name: str) -> str:

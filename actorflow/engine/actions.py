@@ -30,7 +30,7 @@ from actorflow.status import status_value
 from .core import Engine, Failed
 from .transitions import Write
 
-__all__ = ["await_status", "callback", "change_run_state", "trigger", "trigger_many"]
+__all__ = ["await_status", "callback", "change_run_state", "control_run_state", "trigger", "trigger_many"]
 
 R = TypeVar("R")
 
@@ -184,13 +184,38 @@ def change_run_state(
     Reads the record, checks the table, writes version + 1; on a concurrent write it
     reads again and re-checks, so the action applies to the run as it is.
     """
+    return control_run_state(
+        engine.record_store.lookup,
+        lambda record: engine.transitions.next(record, run_state=new_state, reason=reason),
+        engine.writer.store,
+        run_id,
+        new_state,
+        check=check,
+    )
+
+
+def control_run_state(
+    lookup: Callable[[str], Record],
+    next_write: Callable[[Record], Write],
+    store: Callable[[Write], None],
+    run_id: str,
+    new_state: RunState,
+    *,
+    check: bool = True,
+) -> Record:
+    """The controller's rule, for any reader and writer of records (an engine, or a tool without code).
+
+    ``lookup`` reads the run, ``next_write`` makes its next version (in ``new_state``),
+    ``store`` stores it; the transition table is checked first (unless ``check`` is
+    false), and a lost race reads and checks again.
+    """
 
     def attempt() -> Record:
-        record = engine.record_store.lookup(run_id)
+        record = lookup(run_id)
         if check:
             check_run_state_transition(record.run_state, new_state, run_id=run_id)
-        write = engine.transitions.next(record, run_state=new_state, reason=reason)
-        engine.writer.store(write)
+        write = next_write(record)
+        store(write)
         return write.record
 
     return _on_conflict_again(attempt, f"change run {run_id}'s run state to {new_state}", run_id=run_id)

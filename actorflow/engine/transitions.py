@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from actorflow.errors import ActorflowError, CodecError, InvalidTransition, StepError
@@ -21,7 +22,7 @@ from actorflow.status import RUN_STATE_UPDATED, SAVE_AND_REPEAT, SKIP, Sentinel,
 
 from .config import WorkflowConfig
 
-__all__ = ["Transitions", "Write"]
+__all__ = ["Transitions", "Write", "next_version"]
 
 T = TypeVar("T")
 S = TypeVar("S", bound=enum.IntEnum)
@@ -32,6 +33,38 @@ class Write(NamedTuple):
 
     record: Record
     previous: RunState
+
+
+def next_version(
+    record: Record,
+    *,
+    run_state: RunState,
+    now: datetime,
+    status: int | None = None,
+    data: bytes | None = None,
+    reason: str | None = None,
+    description: str | None = None,
+) -> Write:
+    """The version after ``record``: version + 1, ``updated_at`` = ``now``, the rest as given or kept.
+
+    ``description`` is the status's name (kept from ``record`` when not given: a tool
+    without the workflow's code keeps the name the engine stored).
+    """
+    meta = dataclasses.replace(
+        record.meta,
+        version=record.meta.version + 1,
+        run_state_reason=record.meta.run_state_reason if reason is None else reason,
+        status_description=record.meta.status_description if description is None else description,
+    )
+    new = dataclasses.replace(
+        record,
+        run_state=run_state,
+        status=record.status if status is None else status,
+        object=record.object if data is None else data,
+        updated_at=now,
+        meta=meta,
+    )
+    return Write(new, record.run_state)
 
 
 class Transitions(Generic[T, S]):
@@ -119,21 +152,15 @@ class Transitions(Generic[T, S]):
     ) -> Write:
         """The next version of ``record``: version + 1, ``updated_at`` now, the rest as given."""
         new_status = record.status if status is None else int(status)
-        meta = dataclasses.replace(
-            record.meta,
-            version=record.meta.version + 1,
-            run_state_reason=record.meta.run_state_reason if reason is None else reason,
-            status_description=self.describe(new_status),
-        )
-        new = dataclasses.replace(
+        return next_version(
             record,
             run_state=run_state,
+            now=self._clock.now(),
             status=new_status,
-            object=record.object if data is None else data,
-            updated_at=self._clock.now(),
-            meta=meta,
+            data=data,
+            reason=reason,
+            description=self.describe(new_status),
         )
-        return Write(new, record.run_state)
 
     def result(self, record: Record, run: Run[T, S], result: Any, allowed: Sequence[int]) -> Write | None:
         """The record a user function's result asks for; ``None`` to skip.

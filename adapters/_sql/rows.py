@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from actorflow.errors import CorruptRecord
+from actorflow.capabilities import RecordPage, RunCount
+from actorflow.errors import CorruptRecord, InvalidCursor
 from actorflow.event import Event, OutboxEvent, event_headers, event_topic, make_outbox_event, shard_hash
 from actorflow.protocols import RecordFilter, TimeoutRecord
 from actorflow.record import Record, RecordMeta
@@ -24,6 +26,7 @@ from actorflow.runstate import RunState
 __all__ = [
     "RECORD_COLUMNS",
     "TIMEOUT_COLUMNS",
+    "count_rows",
     "decode_headers",
     "decode_run_ids",
     "encode_headers",
@@ -32,6 +35,8 @@ __all__ = [
     "filter_clause",
     "outbox_from_rows",
     "outbox_row",
+    "page_clause",
+    "page_from_rows",
     "read_record",
     "readable_records",
     "readable_timeouts",
@@ -231,11 +236,16 @@ def filter_clause(
     for column, values in (
         ("foreign_id", f.foreign_ids),
         ("status", [int(s) for s in f.statuses]),
+        ("status_description", list(f.status_names)),
         ("run_state", [int(s) for s in f.run_states]),
     ):
         if values:
             conditions.append(f"{column} IN ({', '.join(['%s'] * len(values))})")
             params.extend(values)
+    if f.foreign_id_prefix:
+        # Not LIKE: SQLite's is case-insensitive, and % or _ in the prefix would be wildcards.
+        conditions.append("substr(foreign_id, 1, %s) = %s")
+        params.extend((len(f.foreign_id_prefix), f.foreign_id_prefix))
     if f.created_after is not None:
         conditions.append("created_at > %s")
         params.append(time_out(f.created_after))
@@ -243,6 +253,70 @@ def filter_clause(
         conditions.append("created_at < %s")
         params.append(time_out(f.created_before))
     return (" AND ".join(conditions) or "TRUE"), params
+
+
+# -- pages by cursor (RecordPages) ---------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CURSOR = re.compile(r"(-?\d{1,20})\.(\d{1,20})")
+
+
+def _micros(value: datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // timedelta(microseconds=1)
+
+
+def page_clause(
+    workflow_name: str,
+    record_filter: RecordFilter | None,
+    *,
+    order: str,
+    after: str | None,
+    seq_column: str,
+    time_out: Callable[[datetime], Any] = _same,
+) -> tuple[str, str, list[Any]]:
+    """``WHERE`` condition, direction and parameters of a page after the cursor ``after``.
+
+    Pages follow `RecordStore.list`'s order, (``created_at``, ``seq_column``), so a cursor
+    is the last row's pair: ``<created_at in µs since the epoch>.<seq>``.
+    """
+    direction = sort_direction(order)
+    where, params = filter_clause(workflow_name, record_filter, time_out)
+    if after is not None:
+        found = _CURSOR.fullmatch(after) if isinstance(after, str) else None
+        if found is None:
+            msg = f"not a page cursor of this store: {after!r:.80}"
+            raise InvalidCursor(msg)
+        created = _EPOCH + timedelta(microseconds=int(found[1]))
+        where += f" AND (created_at, {seq_column}) {'>' if direction == 'ASC' else '<'} (%s, %s)"
+        params.extend((time_out(created), int(found[2])))
+    return where, direction, params
+
+
+def page_from_rows(
+    rows: Sequence[Sequence[Any]], limit: int, time_in: TimeIn = _same, *, where: str, log: logging.Logger
+) -> RecordPage:
+    """The page of ``rows`` (record columns, then the sequence; up to ``limit + 1`` rows fetched)."""
+    shown = rows[:limit]
+    records = readable_records((row[:-1] for row in shown), time_in, where=where, log=log)
+    if len(rows) <= limit or not shown:
+        return RecordPage(records, None)
+    last = shown[-1]
+    created = time_in(last[RECORD_COLUMNS.index("created_at")])
+    return RecordPage(records, f"{_micros(created)}.{int(last[-1])}")
+
+
+def count_rows(rows: Iterable[Sequence[Any]]) -> list[RunCount]:
+    """`RunCount`s of rows (workflow, status, status name, run state, count); an unknown run state is left out."""
+    counts = []
+    for workflow_name, status, name, run_state, count in rows:
+        try:
+            state = RunState(int(run_state))
+        except ValueError:
+            continue
+        counts.append(RunCount(str(workflow_name), int(status), str(name), state, int(count)))
+    return counts
 
 
 def decode_run_ids(raw: Any) -> list[str]:

@@ -6,9 +6,11 @@ import builtins
 import dataclasses
 import threading
 from collections.abc import Iterable, Sequence
+from typing import Any
 
+from actorflow.capabilities import RecordPage, RunCount
 from actorflow.engine.failures import ErrorCounts
-from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
+from actorflow.errors import InvalidCursor, RecordNotFound, VersionConflict, WorkflowInProgress
 from actorflow.event import OutboxEvent, make_outbox_event
 from actorflow.protocols import Order, RecordFilter
 from actorflow.record import Record
@@ -142,6 +144,68 @@ class MemoryRecordStore:
                 and (filter is None or filter.matches(records[i]))
             ]
         return matching[offset : offset + limit]
+
+    def page(
+        self,
+        workflow_name: str,
+        *,
+        limit: int = 50,
+        order: Order = "desc",
+        filter: RecordFilter | None = None,  # noqa: A002 - as in list
+        after: str | None = None,
+    ) -> RecordPage:
+        """Up to ``limit`` records in creation order after the cursor ``after`` (a position in it)."""
+        if order not in ("asc", "desc"):
+            msg = f"order must be 'asc' or 'desc', got {order!r}"
+            raise ValueError(msg)
+        with self._cond:
+            created, records = self._created, self._records
+            position = self._position(after, len(created))
+            if order == "asc":
+                positions = range(0 if position is None else position + 1, len(created))
+            else:
+                positions = range(len(created) - 1 if position is None else position - 1, -1, -1)
+            found: list[Record] = []
+            last = -1
+            for i in positions:
+                record = records[created[i]]
+                if (workflow_name and record.workflow_name != workflow_name) or (
+                    filter is not None and not filter.matches(record)
+                ):
+                    continue
+                if len(found) >= limit:
+                    return RecordPage(found, f"m{last}" if found else None)
+                found.append(record)
+                last = i
+        return RecordPage(found, None)
+
+    @staticmethod
+    def _position(cursor: str | None, size: int) -> int | None:
+        if cursor is None:
+            return None
+        digits = cursor[1:] if isinstance(cursor, str) and cursor.startswith("m") else ""
+        if not digits.isdigit() or not 0 <= int(digits) < size:
+            msg = f"not a page cursor of this store: {cursor!r:.80}"
+            raise InvalidCursor(msg)
+        return int(digits)
+
+    def count_runs(self, workflow_name: str, *, filter: RecordFilter | None = None) -> builtins.list[RunCount]:  # noqa: A002
+        """The number of matching runs per (workflow, status, status name, run state)."""
+        counts: dict[tuple[str, int, RunState], list[Any]] = {}
+        with self._cond:
+            for record in self._records.values():
+                if (workflow_name and record.workflow_name != workflow_name) or (
+                    filter is not None and not filter.matches(record)
+                ):
+                    continue
+                key = (record.workflow_name, record.status, record.run_state)
+                entry = counts.setdefault(key, [record.meta.status_description, 0])
+                entry[0] = max(entry[0], record.meta.status_description)
+                entry[1] += 1
+        return [
+            RunCount(workflow, status, name, state, count)
+            for (workflow, status, state), (name, count) in sorted(counts.items())
+        ]
 
     def snapshots(self, run_id: str) -> builtins.list[Record]:
         """Every stored version of the run, oldest first."""

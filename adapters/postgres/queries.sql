@@ -149,6 +149,23 @@ ORDER BY created_at DESC, created_seq DESC LIMIT 1
 SELECT {record_columns} FROM workflow_records WHERE {where}
 ORDER BY created_at {direction}, created_seq {direction} LIMIT %s OFFSET %s
 
+-- page_records --
+-- A page of runs after a cursor (created_at, created_seq), filtered
+-- {where} and {direction} are built by the adapter from fixed fragments, never from input.
+SELECT {record_columns}, created_seq FROM workflow_records WHERE {where}
+ORDER BY created_at {direction}, created_seq {direction} LIMIT %s
+
+-- count_runs --
+-- The number of matching runs per workflow, status and run state
+SELECT workflow_name, status, max(status_description), run_state, count(*)
+FROM workflow_records WHERE {where}
+GROUP BY workflow_name, status, run_state ORDER BY workflow_name, status, run_state
+
+-- carries_events_of --
+-- Whether this database's event log is used for a workflow (its cursors, or events of given topics)
+SELECT EXISTS (SELECT 1 FROM workflow_cursors WHERE substr(topic, 1, %s) = %s)
+    OR EXISTS (SELECT 1 FROM workflow_events WHERE topic = ANY(%s))
+
 -- snapshots --
 -- Every stored version of a run, oldest first
 SELECT {record_columns} FROM workflow_record_snapshots WHERE run_id = %s ORDER BY version

@@ -9,18 +9,22 @@ from typing import Any
 
 import psycopg
 
-from actorflow.capabilities import CursorMove
+from actorflow.capabilities import CursorMove, RecordPage, RunCount
 from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
 from actorflow.event import OutboxEvent, event_topic, shard_hash
 from actorflow.protocols import EventStreamer, Fence, Order, RecordFilter
 from actorflow.record import Record
 from actorflow.runstate import RunState
+from actorflow.topics import topic_prefix
 
 from .._sql import (
+    count_rows,
     decode_run_ids,
     filter_clause,
     outbox_from_rows,
     outbox_row,
+    page_clause,
+    page_from_rows,
     read_record,
     readable_records,
     record_event_row,
@@ -283,6 +287,37 @@ class PostgresRecordStore(PostgresAdapter):
         query = QUERIES["list_records"].format(where=where, direction=direction)
         rows = self.db.fetchall("listing records", query, [*params, limit, offset])
         return readable_records(rows, where=self._where, log=logger)
+
+    def page(
+        self,
+        workflow_name: str,
+        *,
+        limit: int = 50,
+        order: Order = "desc",
+        filter: RecordFilter | None = None,  # noqa: A002 - as in list
+        after: str | None = None,
+    ) -> RecordPage:
+        """Up to ``limit`` records in creation order after the cursor ``after`` (unreadable rows left out)."""
+        where, direction, params = page_clause(
+            workflow_name, filter, order=order, after=after, seq_column="created_seq"
+        )
+        query = QUERIES["page_records"].format(where=where, direction=direction)
+        rows = self.db.fetchall("paging records", query, [*params, limit + 1])
+        return page_from_rows(rows, limit, where=self._where, log=logger)
+
+    def count_runs(self, workflow_name: str, *, filter: RecordFilter | None = None) -> builtins.list[RunCount]:  # noqa: A002
+        """The number of matching runs per (workflow, status, status name, run state)."""
+        where, params = filter_clause(workflow_name, filter)
+        query = QUERIES["count_runs"].format(where=where)
+        return count_rows(self.db.fetchall("counting runs", query, params))
+
+    def carries_events_of(self, workflow_name: str, topics: Sequence[str]) -> bool:
+        """True when this database's event log is in use for ``workflow_name`` (see `OwnEventLog`)."""
+        prefix = topic_prefix(workflow_name)
+        row = self.db.fetchone(
+            "finding the workflow's events", QUERIES["carries_events_of"], (len(prefix), prefix, list(topics))
+        )
+        return bool(row[0])
 
     def snapshots(self, run_id: str) -> builtins.list[Record]:
         """Every stored version of the run, oldest first (unreadable ones logged and left out)."""

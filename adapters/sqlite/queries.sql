@@ -96,6 +96,24 @@ WHERE {where}
 ORDER BY created_at {direction}, id {direction}
 LIMIT ? OFFSET ?;
 
+-- page_records --
+-- A page of runs after a cursor (created_at, id), filtered
+SELECT {record_columns}, id FROM workflow_records
+WHERE {where}
+ORDER BY created_at {direction}, id {direction}
+LIMIT ?;
+
+-- count_runs --
+-- The number of matching runs per workflow, status and run state
+SELECT workflow_name, status, max(status_description), run_state, count(*)
+FROM workflow_records WHERE {where}
+GROUP BY workflow_name, status, run_state ORDER BY workflow_name, status, run_state;
+
+-- carries_events_of --
+-- Whether this file's event log is used for a workflow (its cursors, or events of given topics)
+SELECT EXISTS (SELECT 1 FROM workflow_cursors WHERE substr(topic, 1, ?) = ?)
+    OR EXISTS (SELECT 1 FROM workflow_events WHERE topic IN (SELECT value FROM json_each(?)));
+
 -- select_snapshots --
 -- Every stored version of a run, oldest first
 SELECT {record_columns} FROM workflow_record_snapshots WHERE run_id = ? ORDER BY version;

@@ -10,18 +10,22 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from actorflow.capabilities import CursorMove
+from actorflow.capabilities import CursorMove, RecordPage, RunCount
 from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
 from actorflow.event import OutboxEvent
 from actorflow.protocols import EventStreamer, Fence, Order, RecordFilter
 from actorflow.record import Record
 from actorflow.runstate import RunState
+from actorflow.topics import topic_prefix
 
 from .._sql import (
+    count_rows,
     decode_run_ids,
     filter_clause,
     outbox_from_rows,
     outbox_row,
+    page_clause,
+    page_from_rows,
     read_record,
     readable_records,
     record_event_row,
@@ -251,6 +255,35 @@ class SqliteRecordStore(SqliteAdapter):
         where, params = filter_clause(workflow_name, filter, to_micros)
         query = self._q["list_records"].format(where=where.replace("%s", "?"), direction=direction)
         return self._records(self.db.fetch(query, (*params, limit, offset)))
+
+    def page(
+        self,
+        workflow_name: str,
+        *,
+        limit: int = 50,
+        order: Order = "desc",
+        filter: RecordFilter | None = None,  # noqa: A002 - as in list
+        after: str | None = None,
+    ) -> RecordPage:
+        """Up to ``limit`` records in creation order after the cursor ``after`` (unreadable rows left out)."""
+        where, direction, params = page_clause(
+            workflow_name, filter, order=order, after=after, seq_column="id", time_out=to_micros
+        )
+        query = self._q["page_records"].format(where=where.replace("%s", "?"), direction=direction)
+        rows = self.db.fetch(query, (*params, limit + 1))
+        return page_from_rows(rows, limit, from_micros, where=self.path, log=logger)
+
+    def count_runs(self, workflow_name: str, *, filter: RecordFilter | None = None) -> builtins.list[RunCount]:  # noqa: A002
+        """The number of matching runs per (workflow, status, status name, run state)."""
+        where, params = filter_clause(workflow_name, filter, to_micros)
+        query = self._q["count_runs"].format(where=where.replace("%s", "?"))
+        return count_rows(self.db.fetch(query, params))
+
+    def carries_events_of(self, workflow_name: str, topics: Sequence[str]) -> bool:
+        """True when this database's event log is in use for ``workflow_name`` (see `OwnEventLog`)."""
+        prefix = topic_prefix(workflow_name)
+        rows = self.db.fetch(self._q["carries_events_of"], (len(prefix), prefix, json.dumps(list(topics))))
+        return bool(rows[0][0])
 
     def snapshots(self, run_id: str) -> builtins.list[Record]:
         """Every stored version of the run, oldest first (unreadable ones logged and left out)."""

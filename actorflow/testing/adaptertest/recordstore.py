@@ -25,6 +25,7 @@ from actorflow.testing.adaptertest._records import (
 )
 from actorflow.testing.adaptertest._recordstore_guarantees import GuaranteeCases
 from actorflow.testing.adaptertest._recordstore_list import ListCases
+from actorflow.testing.adaptertest._recordstore_pages import PageCases
 
 __all__ = ["RecordStoreFactory", "RecordStoreSuite"]
 
@@ -41,7 +42,7 @@ def assert_outbox_event_of(event: OutboxEvent, record: Record) -> None:
     assert event.created_at == want.created_at
 
 
-class RecordStoreSuite(ListCases, GuaranteeCases):
+class RecordStoreSuite(ListCases, PageCases, GuaranteeCases):
     """Conformance tests every `actorflow.protocols.RecordStore` must pass.
 
     Subclass it under a ``Test...`` name and give it a ``make_record_store`` fixture: a

@@ -1,0 +1,157 @@
+"""Operate on stored runs without the workflows' code: browse, inspect, pause, resume, cancel, delete.
+
+`RunsAdmin` works on a record store alone (what ``actorflow runs`` and the web UI open
+from a DSN). Status names come from the records themselves (the name the engine stored
+with each version), and every run-state change follows the engine's own controller
+(`actorflow.engine.actions.control_run_state`): the same transition table, the same
+version rule, the same retry when a node moved the run meanwhile.
+
+A change is published where the workflow's nodes read events: when the store's database
+also holds an event log that the workflow uses (`OwnEventLog`), the event goes into that
+log in the record's transaction, as the nodes' own writes do; otherwise into the outbox,
+which the nodes' relay sends on (to Kafka, say).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+from actorflow.capabilities import DirectPublisher, OwnEventLog, RecordPage, RecordPages, RunCount, Snapshots
+from actorflow.clock import Clock, SystemClock
+from actorflow.engine.actions import control_run_state
+from actorflow.engine.transitions import Write, next_version
+from actorflow.errors import ActorflowError
+from actorflow.protocols import EventStreamer, Order, RecordFilter, RecordStore
+from actorflow.record import Record
+from actorflow.runstate import RunState
+from actorflow.topics import delete_topic, run_state_change_topic, topic
+
+__all__ = ["ACTIONS", "RunsAdmin"]
+
+logger = logging.getLogger("actorflow")
+
+ACTIONS: dict[str, RunState] = {
+    "pause": RunState.PAUSED,
+    "resume": RunState.RUNNING,
+    "cancel": RunState.CANCELLED,
+    "delete": RunState.REQUESTED_DATA_DELETED,
+}
+"""Each action a tool offers, and the run state it moves a run to."""
+
+_PAGE = 500  # runs read per page when acting on every run that matches a filter
+
+
+class RunsAdmin:
+    """Browse and control the runs of one record store (see the module docstring).
+
+    Args:
+        store: the record store (its database is the one the nodes use).
+        events: an event streamer on the same database, used to publish a change into
+            its log when the workflow's nodes read from it; ``None``: always the outbox.
+        clock: stamps ``updated_at`` of the versions written.
+    """
+
+    def __init__(self, store: RecordStore, *, events: EventStreamer | None = None, clock: Clock | None = None) -> None:
+        self.store = store
+        self._events = events
+        self._clock = clock or SystemClock()
+        self._routed: set[str] = set()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def page(
+        self,
+        workflow_name: str = "",
+        *,
+        filter: RecordFilter | None = None,  # noqa: A002 - as in RecordStore.list
+        limit: int = 50,
+        order: Order = "desc",
+        after: str | None = None,
+    ) -> RecordPage:
+        """A page of runs, newest first by default; ``after`` is the previous page's ``next``."""
+        return self._pages().page(workflow_name, limit=limit, order=order, filter=filter, after=after)
+
+    def counts(self, workflow_name: str = "", *, filter: RecordFilter | None = None) -> list[RunCount]:  # noqa: A002
+        """How many runs are at each (workflow, status, run state)."""
+        return self._pages().count_runs(workflow_name, filter=filter)
+
+    def matching(self, workflow_name: str = "", *, filter: RecordFilter | None = None) -> Iterator[Record]:  # noqa: A002
+        """Every run that matches, oldest first, read a page at a time."""
+        after: str | None = None
+        while True:
+            page = self.page(workflow_name, filter=filter, limit=_PAGE, order="asc", after=after)
+            yield from page.records
+            if page.next is None:
+                return
+            after = page.next
+
+    def get(self, run_id: str) -> Record:
+        """The run's current record; `RecordNotFound` when there is none."""
+        return self.store.lookup(run_id)
+
+    def history(self, run_id: str) -> list[Record]:
+        """Every stored version of the run, oldest first (only the current one if the store keeps none)."""
+        if isinstance(self.store, Snapshots):
+            versions = self.store.snapshots(run_id)
+            if versions:
+                return versions
+        return [self.store.lookup(run_id)]
+
+    # -- acting -------------------------------------------------------------------------
+
+    def act(self, action: str, run_id: str, reason: str = "") -> Record:
+        """Apply ``action`` (a key of `ACTIONS`) to the run; the version stored.
+
+        Raises `RecordNotFound`, or `InvalidRunStateTransition` when the run's state does
+        not allow it (a cancelled run cannot be paused), and stores nothing then.
+        """
+        state = ACTIONS.get(action)
+        if state is None:
+            msg = f"unknown action {action!r}; one of {', '.join(ACTIONS)}"
+            raise ValueError(msg)
+        return control_run_state(self.store.lookup, self._next(state, reason), self._store, run_id, state)
+
+    def pause(self, run_id: str, reason: str = "") -> Record:
+        """Pause the run: its steps stop until `resume`."""
+        return self.act("pause", run_id, reason)
+
+    def resume(self, run_id: str) -> Record:
+        """Resume a paused run: a node runs its current step again."""
+        return self.act("resume", run_id)
+
+    def cancel(self, run_id: str, reason: str = "") -> Record:
+        """Cancel the run: it is finished and never runs a step again."""
+        return self.act("cancel", run_id, reason)
+
+    def delete_data(self, run_id: str, reason: str = "") -> Record:
+        """Ask for the run's data to be deleted (a node's delete process replaces its object)."""
+        return self.act("delete", run_id, reason)
+
+    def _next(self, state: RunState, reason: str | None) -> Callable[[Record], Write]:
+        def make(record: Record) -> Write:
+            self._route(record)
+            return next_version(record, run_state=state, now=self._clock.now(), reason=reason)
+
+        return make
+
+    def _store(self, write: Write) -> None:
+        self.store.store(write.record)
+
+    def _route(self, record: Record) -> None:
+        """Publish this workflow's changes into the database's event log if its nodes read there (once per workflow)."""
+        name = record.workflow_name
+        if name in self._routed:
+            return
+        store, events = self.store, self._events
+        if isinstance(store, OwnEventLog) and isinstance(store, DirectPublisher) and events is not None:
+            topics = [topic(name, record.status), run_state_change_topic(name), delete_topic(name)]
+            if store.carries_events_of(name, topics) and store.publish_directly(name, events):
+                logger.debug("%s: changes published into the database's event log", name)
+        self._routed.add(name)
+
+    def _pages(self) -> RecordPages:
+        if not isinstance(self.store, RecordPages):
+            msg = f"{type(self.store).__name__} cannot page through runs (it has no RecordPages)"
+            raise ActorflowError(msg)
+        return self.store
