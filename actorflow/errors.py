@@ -52,6 +52,14 @@ class ActorflowError(Exception):
 class RecordNotFound(ActorflowError, LookupError):
     """Record not found."""
 
+    def __init__(self, message: str | None = None, **fields: Any) -> None:
+        if message is None and fields.get("run_id") is not None:
+            message = f"no run {fields['run_id']}"
+        elif message is None and fields.get("foreign_id") is not None:
+            where = f" of {fields['workflow_name']}" if fields.get("workflow_name") else ""
+            message = f"no run{where} for foreign id {fields['foreign_id']!r}"
+        super().__init__(message, **fields)
+
 
 class CorruptRecord(ActorflowError, ValueError):
     """A stored row could not be read as a record or event (corrupted or foreign data)."""
