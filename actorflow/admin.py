@@ -14,8 +14,12 @@ which the nodes' relay sends on (to Kafka, say).
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from actorflow.capabilities import DirectPublisher, OwnEventLog, RecordPage, RecordPages, RunCount, Snapshots
 from actorflow.clock import Clock, SystemClock
@@ -27,7 +31,7 @@ from actorflow.record import Record
 from actorflow.runstate import RunState
 from actorflow.topics import delete_topic, run_state_change_topic, topic
 
-__all__ = ["ACTIONS", "RunsAdmin"]
+__all__ = ["ACTIONS", "RUN_STATE_NAMES", "InvalidFilter", "RunsAdmin", "object_for_people", "parse_filter", "summary"]
 
 logger = logging.getLogger("actorflow")
 
@@ -40,6 +44,84 @@ ACTIONS: dict[str, RunState] = {
 """Each action a tool offers, and the run state it moves a run to."""
 
 _PAGE = 500  # runs read per page when acting on every run that matches a filter
+
+RUN_STATE_NAMES: dict[str, RunState] = {
+    str(state).lower().replace(" ", "-"): state for state in RunState if state.valid
+}
+"""Each run state by the name a person types (``paused``, ``data-deleted``)."""
+
+
+class InvalidFilter(ActorflowError, ValueError):
+    """A filter a person gave that means nothing: an unknown run state, a time that is not one."""
+
+
+def _run_state(text: str) -> RunState:
+    key = text.strip().lower().replace(" ", "-").replace("_", "-")
+    found = RUN_STATE_NAMES.get(key)
+    if key.isdigit():
+        found = next((state for state in RUN_STATE_NAMES.values() if int(state) == int(key)), None)
+    if found is None:
+        msg = f"{text!r} is not a run state; one of {', '.join(RUN_STATE_NAMES)}"
+        raise InvalidFilter(msg)
+    return found
+
+
+def _time(what: str, text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        msg = f"{what} {text!r} is not an ISO 8601 time (e.g. 2026-12-07T14:00:00+00:00)"
+        raise InvalidFilter(msg) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def parse_filter(
+    *,
+    statuses: Iterable[str] = (),
+    run_states: Iterable[str] = (),
+    foreign_id_prefix: str = "",
+    since: str = "",
+    until: str = "",
+) -> RecordFilter:
+    """The filter a person typed: a status is a number or the name the engine stored; times are ISO 8601 (UTC if naive).
+
+    Raises `InvalidFilter` for a run state or time that is not one. Empty values are no condition.
+    """
+    given = [s.strip() for s in statuses if s.strip()]
+    return RecordFilter(
+        statuses=tuple(int(s) for s in given if s.isdigit()),
+        status_names=tuple(s for s in given if not s.isdigit()),
+        run_states=tuple(_run_state(r) for r in run_states if r.strip()),
+        foreign_id_prefix=foreign_id_prefix,
+        created_after=_time("since", since) if since.strip() else None,
+        created_before=_time("until", until) if until.strip() else None,
+    )
+
+
+def object_for_people(record: Record) -> Any:
+    """The run's object to show: its JSON value, ``None`` once deleted, or its bytes in base64 when not JSON."""
+    if record.run_state is RunState.DATA_DELETED:
+        return None
+    try:
+        return json.loads(record.object)
+    except (UnicodeDecodeError, ValueError):
+        return {"base64": base64.b64encode(record.object).decode("ascii")}
+
+
+def summary(record: Record) -> dict[str, Any]:
+    """The run's fields as JSON values (without its object)."""
+    return {
+        "run_id": record.run_id,
+        "workflow": record.workflow_name,
+        "foreign_id": record.foreign_id,
+        "status": record.status,
+        "status_name": record.meta.status_description,
+        "run_state": str(record.run_state),
+        "version": record.meta.version,
+        "reason": record.meta.run_state_reason,
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+    }
 
 
 class RunsAdmin:

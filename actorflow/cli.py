@@ -54,7 +54,7 @@ from actorflow.errors import (
 from actorflow.log import JsonFormatter
 
 from ._cliargs import CommandError, ExitCode, add_option, load_target, resolve_env, sqlite_path
-from .cli_runs import add_runs_parser
+from .cli_runs import add_runs_parser, opened_store
 
 __all__ = ["CommandError", "ExitCode", "load_target", "main"]
 
@@ -265,6 +265,58 @@ def _cmd_db_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    try:
+        from actorflow import ui  # noqa: PLC0415 - the ui extra
+    except ImportError as exc:
+        msg = f"the web UI needs the ui extra: pip install 'actorflow[ui]' ({exc})"
+        raise CommandError(msg) from exc
+    from actorflow.workflow import Workflow  # noqa: PLC0415
+
+    host, port, token = str(args.host), int(args.port), args.token or None
+    if host not in _LOOPBACK and token is None:
+        msg = f"--host {host} serves beyond this machine: give --token (or ACTORFLOW_UI_TOKEN); every request needs it"
+        raise CommandError(msg)
+    workflows: dict[str, Any] = {}
+    if args.app:
+        for item in load_target(args.app):
+            for wf in [item] if isinstance(item, Workflow) else item.workflows:
+                workflows[wf.name] = wf
+    with opened_store(args.dsn, args.schema) as opened:
+        opened.admin.page(limit=1)  # the database answers (exit 4 now, not at the first page)
+        sources = ui.Sources(opened.admin, workflows=workflows, nodes=opened.nodes)
+        app = ui.create_app(sources, read_only=args.read_only, token=token)
+        try:
+            sock = ui.bind(host, port)
+        except OSError as exc:
+            msg = f"cannot serve the UI on --host {host} --port {port}: {exc.strerror or exc}"
+            raise CommandError(msg) from exc
+        bound = sock.getsockname()[1]
+        mode = " (read-only)" if args.read_only else ""
+        print(f"actorflow ui on http://{_url_host(host)}:{bound}/{mode}", flush=True)  # noqa: T201
+        ui.serve(app, sock)
+    print("stopped", flush=True)  # noqa: T201
+    return 0
+
+
+def _add_ui_parser(sub: Any) -> argparse.ArgumentParser:
+    ui: argparse.ArgumentParser = sub.add_parser(
+        "ui", help="serve the web UI over a store: browse runs, inspect them, act on them"
+    )
+    add_option(ui, "dsn", help="the store: postgresql://user@host:5432/db or sqlite:///PATH")
+    add_option(ui, "schema", default="public", help="PostgreSQL schema of the tables")
+    add_option(ui, "host", default="127.0.0.1", help="the address to serve on (beyond loopback, --token is required)")
+    add_option(ui, "port", default=8080, type=int, help="the port to serve on (0 picks a free one)")
+    add_option(ui, "token", default=None, help="a secret every request must carry (Bearer, or basic-auth password)")
+    add_option(ui, "app", default=None, help="MODULE:ATTR of the workflows: draws their graphs, offers callbacks")
+    ui.add_argument("--read-only", action="store_true", help="offer no action: browse and inspect only")
+    ui.set_defaults(func=_cmd_ui)
+    return ui
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="actorflow",
@@ -358,14 +410,9 @@ def _parser() -> argparse.ArgumentParser:
 
     runs_leaves = add_runs_parser(sub)
 
-    for leaf in (
-        run,
-        diagram,
-        demo,
-        db_migrate,
-        bench,
-        *runs_leaves,
-    ):  # also after the subcommand; SUPPRESS keeps a given one
+    ui = _add_ui_parser(sub)
+
+    for leaf in (run, diagram, demo, db_migrate, bench, ui, *runs_leaves):  # also after the subcommand
         leaf.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print an error's traceback")
     return parser
 

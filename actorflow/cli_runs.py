@@ -11,97 +11,86 @@ needs the workflow's code (``--app MODULE:ATTR``, as for ``actorflow run``).
 from __future__ import annotations
 
 import argparse
-import base64
+import dataclasses
 import importlib
 import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from actorflow.admin import ACTIONS, RunsAdmin
+from actorflow.admin import ACTIONS, RUN_STATE_NAMES, RunsAdmin, object_for_people, parse_filter, summary
 from actorflow.errors import InvalidRunStateTransition, RecordNotFound
 from actorflow.protocols import RecordFilter
-from actorflow.record import Record
 from actorflow.runstate import RunState
 
 from ._cliargs import CommandError, ExitCode, add_option, load_target, sqlite_path
 
-__all__ = ["add_runs_parser"]
+__all__ = ["OpenedStore", "add_runs_parser", "opened_store"]
 
 _DONE = {"pause": "paused", "resume": "resumed", "cancel": "cancelled", "delete": "data deletion requested"}
-_STATE_NAMES = {str(state).lower().replace(" ", "-"): state for state in RunState if state.valid}
 
 
 # -- the store ------------------------------------------------------------------------
 
 
+@dataclasses.dataclass
+class OpenedStore:
+    """A store opened from a DSN: its `RunsAdmin`, and the fleet's live nodes from its role-scheduler tables."""
+
+    admin: RunsAdmin
+    nodes: Callable[[], list[Any]]
+
+
 @contextmanager
-def _admin(args: argparse.Namespace) -> Iterator[RunsAdmin]:
-    """A `RunsAdmin` on the store of ``--dsn``, closed afterwards."""
-    dsn = args.dsn
+def opened_store(dsn: str | None, schema: str) -> Iterator[OpenedStore]:
+    """The store of ``dsn`` (``postgresql://...``, ``sqlite:///PATH``), closed afterwards; `CommandError` if bad."""
     if not dsn:
         msg = "--dsn (or ACTORFLOW_DSN) is required: postgresql://user@host:5432/db or sqlite:///PATH"
         raise CommandError(msg, ExitCode.USAGE)
-    closers: list[Callable[[], None]] = []
     if dsn.startswith("sqlite:"):
         path = sqlite_path(dsn)
         if not Path(path).is_file():  # never create a database just to find it empty
             msg = f"no SQLite database at {path!r}"
             raise CommandError(msg)
         sqlite = importlib.import_module("actorflow.adapters.sqlite")
-        store, events = sqlite.SqliteRecordStore(path), sqlite.SqliteEventStreamer(path)
+        adapters = [sqlite.SqliteRecordStore(path), sqlite.SqliteEventStreamer(path), sqlite.SqliteRoleScheduler(path)]
     elif dsn.startswith(("postgresql:", "postgres:")):
         postgres = importlib.import_module("actorflow.adapters.postgres")
-        store = postgres.PostgresRecordStore(dsn, schema=args.schema, max_connections=2)
-        events = postgres.PostgresEventStreamer(dsn, schema=args.schema)
+        adapters = [
+            postgres.PostgresRecordStore(dsn, schema=schema, max_connections=4),
+            postgres.PostgresEventStreamer(dsn, schema=schema),
+            postgres.PostgresRoleScheduler(dsn, schema=schema),
+        ]
     else:
         msg = f"--dsn must be postgresql://... or sqlite:///PATH, got {dsn!r:.80}"
         raise CommandError(msg)
-    closers += [store.close, events.close]
+    store, events, roles = adapters
     try:
-        yield RunsAdmin(store, events=events)
+        yield OpenedStore(RunsAdmin(store, events=events), roles.nodes)
     finally:
-        for close in closers:
-            close()
+        for adapter in adapters:
+            adapter.close()
+
+
+@contextmanager
+def _admin(args: argparse.Namespace) -> Iterator[RunsAdmin]:
+    with opened_store(args.dsn, args.schema) as opened:
+        yield opened.admin
 
 
 # -- filters ------------------------------------------------------------------------------
 
 
-def _run_state(text: str) -> RunState:
-    key = text.strip().lower().replace(" ", "-").replace("_", "-")
-    found = _STATE_NAMES.get(key)
-    if key.isdigit():
-        found = next((state for state in _STATE_NAMES.values() if int(state) == int(key)), None)
-    if found is None:
-        msg = f"--run-state {text!r}: not a run state; one of {', '.join(_STATE_NAMES)}"
-        raise CommandError(msg)
-    return found
-
-
-def _time(flag: str, text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        msg = f"{flag} {text!r}: not an ISO 8601 time (e.g. 2026-12-07T14:00:00+00:00)"
-        raise CommandError(msg) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def _filter(args: argparse.Namespace) -> RecordFilter:
-    """The filter given by the flags; a status is a number or the name the engine stored."""
-    statuses = [s for s in args.status or [] if s.strip().isdigit()]
-    names = [s for s in args.status or [] if not s.strip().isdigit()]
-    return RecordFilter(
-        statuses=tuple(int(s) for s in statuses),
-        status_names=tuple(names),
-        run_states=tuple(_run_state(r) for r in args.run_state or []),
+    """The filter given by the flags (`parse_filter`: a status is a number or the name the engine stored)."""
+    return parse_filter(
+        statuses=args.status or [],
+        run_states=args.run_state or [],
         foreign_id_prefix=args.foreign_id or "",
-        created_after=None if args.since is None else _time("--since", args.since),
-        created_before=None if args.until is None else _time("--until", args.until),
+        since=args.since or "",
+        until=args.until or "",
     )
 
 
@@ -110,31 +99,6 @@ def _has_filter(args: argparse.Namespace) -> bool:
 
 
 # -- output -------------------------------------------------------------------------------
-
-
-def _object(record: Record) -> Any:
-    """The run's object for people: its JSON, or a note when it is not JSON (or deleted)."""
-    if record.run_state is RunState.DATA_DELETED:
-        return None
-    try:
-        return json.loads(record.object)
-    except (UnicodeDecodeError, ValueError):
-        return {"base64": base64.b64encode(record.object).decode("ascii")}
-
-
-def _summary(record: Record) -> dict[str, Any]:
-    return {
-        "run_id": record.run_id,
-        "workflow": record.workflow_name,
-        "foreign_id": record.foreign_id,
-        "status": record.status,
-        "status_name": record.meta.status_description,
-        "run_state": str(record.run_state),
-        "version": record.meta.version,
-        "reason": record.meta.run_state_reason,
-        "created_at": record.created_at.isoformat(),
-        "updated_at": record.updated_at.isoformat(),
-    }
 
 
 def _table(rows: list[list[str]], out: TextIO) -> None:
@@ -160,7 +124,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
             args.workflow or "", filter=_filter(args), limit=args.limit, order=args.order, after=args.after
         )
     if args.json:
-        _print_json({"runs": [_summary(r) for r in page.records], "next": page.next})
+        _print_json({"runs": [summary(r) for r in page.records], "next": page.next})
         return ExitCode.OK
     header = ["RUN ID", "WORKFLOW", "FOREIGN ID", "STATUS", "RUN STATE", "VERSION", "UPDATED"]
     rows = [
@@ -189,12 +153,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
         record = admin.get(args.run_id)
         history = admin.history(args.run_id)
     if args.json:
-        _print_json({**_summary(record), "object": _object(record), "history": [_summary(v) for v in history]})
+        _print_json({**summary(record), "object": object_for_people(record), "history": [summary(v) for v in history]})
         return ExitCode.OK
     out = sys.stdout
-    for key, value in _summary(record).items():
+    for key, value in summary(record).items():
         out.write(f"{key + ':':<12} {value}\n")
-    shown = "deleted" if record.run_state is RunState.DATA_DELETED else json.dumps(_object(record), indent=2)
+    shown = "deleted" if record.run_state is RunState.DATA_DELETED else json.dumps(object_for_people(record), indent=2)
     out.write(f"object:\n{shown}\n")
     out.write("history:\n")
     rows = [["VERSION", "AT", "STATUS", "RUN STATE", "REASON"]]
@@ -325,7 +289,7 @@ def _cmd_callback(args: argparse.Namespace) -> int:
     wf.callback(args.foreign_id, status, payload)
     after = wf.engine.record_store.latest(wf.name, args.foreign_id)
     if args.json:
-        _print_json({"called_back": True, "run": _summary(after)})
+        _print_json({"called_back": True, "run": summary(after)})
     else:
         sys.stdout.write(
             f"called back {args.foreign_id!r} at {status.name}: run {after.run_id} now at "
@@ -351,7 +315,7 @@ def _filter_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run-state",
         action="append",
-        help=f"only runs in this run state (repeatable): {', '.join(_STATE_NAMES)}",
+        help=f"only runs in this run state (repeatable): {', '.join(RUN_STATE_NAMES)}",
     )
     parser.add_argument("--foreign-id", help="only runs whose foreign id starts with this (exactly)")
     parser.add_argument("--since", help="only runs created after this ISO 8601 time")

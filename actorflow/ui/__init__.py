@@ -1,0 +1,42 @@
+"""The web UI (``actorflow ui``, the ``ui`` extra): browse runs, see why they are stuck, act on them.
+
+`create_app` makes the ASGI application over `Sources` (a store's `RunsAdmin`, and the
+workflows' code when known); `serve` runs it with uvicorn on a socket bound beforehand,
+so the address is known (and printed) before the first request.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+from .app import Sources, create_app
+
+__all__ = ["Sources", "bind", "create_app", "serve"]
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: a free one); `OSError` when it cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(app: Callable[..., object], sock: socket.socket) -> None:
+    """Serve ``app`` on ``sock`` until SIGINT or SIGTERM (uvicorn's own handling), then close it."""
+    import uvicorn  # noqa: PLC0415 - the ui extra
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
