@@ -294,10 +294,9 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         except OSError as exc:
             msg = f"cannot serve the UI on --host {host} --port {port}: {exc.strerror or exc}"
             raise CommandError(msg) from exc
-        bound = sock.getsockname()[1]
+        url = f"http://{_url_host(host)}:{sock.getsockname()[1]}/"
         mode = " (read-only)" if args.read_only else ""
-        print(f"actorflow ui on http://{_url_host(host)}:{bound}/{mode}", flush=True)  # noqa: T201
-        ui.serve(app, sock)
+        ui.serve(app, sock, lambda: print(f"actorflow ui on {url}{mode}", flush=True))  # noqa: T201
     print("stopped", flush=True)  # noqa: T201
     return 0
 

@@ -8,6 +8,7 @@ so the address is known (and printed) before the first request.
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Callable
 
 from .app import Sources, create_app
@@ -30,13 +31,28 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(app: Callable[..., object], sock: socket.socket) -> None:
-    """Serve ``app`` on ``sock`` until SIGINT or SIGTERM (uvicorn's own handling), then close it."""
+def serve(app: Callable[..., object], sock: socket.socket, ready: Callable[[], None] | None = None) -> None:
+    """Serve ``app`` on ``sock`` until SIGINT or SIGTERM, then stop gracefully and close it.
+
+    uvicorn serves from a thread of its own while the main thread waits for the signal
+    (`stop_signals`, as ``actorflow run`` does), so the process exits 0 after a clean stop
+    rather than re-raising the signal; ``ready`` is called once the server is starting.
+    """
     import uvicorn  # noqa: PLC0415 - the ui extra
+
+    from actorflow._signals import stop_signals  # noqa: PLC0415
 
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="actorflow-ui", daemon=True)
     try:
-        server.run(sockets=[sock])
+        with stop_signals(lambda name: print(f"received {name}; stopping", flush=True)) as stop:  # noqa: T201
+            thread.start()
+            if ready is not None:
+                ready()
+            while not stop.wait(0.5) and thread.is_alive():
+                pass
+            server.should_exit = True
+            thread.join(timeout=10)
     finally:
         sock.close()

@@ -346,10 +346,9 @@ def _callback_status(wf: Any, text: str) -> Any:
 
 def _run_context(sources: Sources, record: Record, history: list[Record], query: Mapping[str, str]) -> dict[str, Any]:
     wf = sources.workflows.get(record.workflow_name)
-    callbacks = []
-    if wf is not None:
-        describe = wf.engine.transitions.describe
-        callbacks = [(status, describe(status)) for status in sorted(wf.engine.config.callbacks)]
+    callbacks = []  # only the run's own status's: a callback at another status would change nothing
+    if wf is not None and record.status in wf.engine.config.callbacks and not record.run_state.stopped:
+        callbacks = [(record.status, wf.engine.transitions.describe(record.status))]
     timeline = []
     previous: Record | None = None
     for version in history:
