@@ -11,9 +11,8 @@ adapter may do better); the conformance suites are in `actorflow.testing.adapter
 
 from __future__ import annotations
 
-from importlib import metadata
-
 from actorflow._deprecation import moved_names
+from actorflow._version import VERSION
 from actorflow.builder import Builder
 from actorflow.clock import Clock, FakeClock, SystemClock
 from actorflow.codec import Codec, JsonCodec
@@ -53,10 +52,7 @@ from actorflow.specs import TimerFunc, duration_timer, time_timer
 from actorflow.visualise import mermaid
 from actorflow.workflow import Workflow
 
-try:
-    __version__ = metadata.version("actorflow")
-except metadata.PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+__version__ = VERSION
 
 # Declaring and running workflows.
 __all__ = [

@@ -265,9 +265,6 @@ def _cmd_db_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
 def _cmd_ui(args: argparse.Namespace) -> int:
     try:
         from actorflow import ui  # noqa: PLC0415 - the ui extra
@@ -277,7 +274,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     from actorflow.workflow import Workflow  # noqa: PLC0415
 
     host, port, token = str(args.host), int(args.port), args.token or None
-    if host not in _LOOPBACK and token is None:
+    if host not in ui.LOOPBACK and token is None:
         msg = f"--host {host} serves beyond this machine: give --token (or ACTORFLOW_UI_TOKEN); every request needs it"
         raise CommandError(msg)
     workflows: dict[str, Any] = {}

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from actorflow.workflow import Workflow
+from actorflow.graph import Graph
 
-__all__ = ["mermaid"]
+__all__ = ["Drawable", "mermaid"]
 
 _DIRECTIONS = frozenset({"LR", "TB", "RL", "BT"})
+
+
+class Drawable(Protocol):
+    """What `mermaid` draws: a workflow (its graph, and its engine to name the statuses)."""
+
+    @property
+    def graph(self) -> Graph:
+        """The statuses and their transitions."""
+        ...
+
+    @property
+    def engine(self) -> Any:
+        """The workflow's engine (``engine.transitions.describe`` names a status)."""
+        ...
 
 
 def _node_id(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name)
 
 
-def mermaid(wf: Workflow[Any, Any], direction: str = "LR") -> str:
+def mermaid(wf: Drawable, direction: str = "LR") -> str:
     """The workflow's statuses and transitions as Mermaid ``stateDiagram-v2`` source.
 
     Starting statuses come from ``[*]``, terminal ones lead to ``[*]``; a status with

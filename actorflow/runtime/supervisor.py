@@ -256,6 +256,7 @@ class Supervisor:
         self._server: MetricsServer | None = None
         self._attached: list[Attachable] = []
         self._started_at: datetime | None = None
+        self._ui: Any = None  # an actorflow.ui.UiServer while serve_ui's UI runs
 
     def __enter__(self) -> Self:
         self.start()
@@ -322,6 +323,52 @@ class Supervisor:
         except OSError as exc:
             msg = f"cannot serve metrics on {self.metrics_host}:{self._requested_port}: {exc.strerror or exc}"
             raise ActorflowError(msg) from exc
+
+    def serve_ui(
+        self, port: int = 0, *, host: str = "127.0.0.1", token: str | None = None, read_only: bool = False
+    ) -> str:
+        """Serve the web UI of this node's runs until `stop` (the ``ui`` extra); its URL.
+
+        It shows the runs of the first hosted workflow's record store, draws the graphs of
+        the workflows kept there and offers their callbacks, and lists this node's
+        processes with their state and lag beside the fleet's nodes. Beyond loopback a
+        ``token`` is required (see `actorflow.ui.security`).
+        """
+        from actorflow import ui  # noqa: PLC0415 - the ui extra
+        from actorflow.admin import RunsAdmin  # noqa: PLC0415
+
+        if self._node is None:
+            msg = "start the supervisor before serving its UI"
+            raise ActorflowError(msg)
+        if self._ui is not None:
+            msg = "this supervisor already serves its UI"
+            raise ActorflowError(msg)
+        if host not in ui.LOOPBACK and not token:
+            msg = f"serving the UI on {host} (beyond this machine) needs a token"
+            raise ValueError(msg)
+        store = self._engines[0].record_store
+        workflows = {wf.name: wf for wf in self.workflows if wf.engine.record_store is store}
+        sources = ui.Sources(RunsAdmin(store), workflows=workflows, nodes=self.nodes, processes=self._process_views)
+        try:
+            sock = ui.bind(host, port)
+        except OSError as exc:
+            msg = f"cannot serve the UI on {host}:{port}: {exc.strerror or exc}"
+            raise ActorflowError(msg) from exc
+        server = ui.UiServer(ui.create_app(sources, read_only=read_only, token=token), sock)
+        server.start()
+        self._ui = server
+        return f"http://{f'[{host}]' if ':' in host else host}:{server.port}/"
+
+    def _process_views(self) -> list[dict[str, Any]]:
+        """Each process of this node: its name, state and lag (seconds), for the UI."""
+        registry = metrics_for(self.registry).registry
+        views = []
+        for key, state in sorted(self.states().items()):
+            workflow, _, process = key.partition("/")
+            labels = {"workflow_name": workflow, "process_name": process}
+            lag = registry.get_sample_value("workflow_process_lag_seconds", labels)
+            views.append({"name": key, "state": str(state), "lag": None if lag is None else round(lag, 3)})
+        return views
 
     def add_schedule(self, engine: Engine[Any, Any], schedule: ScheduleSpec[Any]) -> None:
         """Start the process of a schedule registered on a hosted workflow (the `Host` protocol)."""
@@ -391,6 +438,9 @@ class Supervisor:
             if self._server is not None:
                 self._server.stop()
                 self._server = None
+            if self._ui is not None:
+                self._ui.stop()
+                self._ui = None
             for engine in self._engines:
                 engine.unbind(self)
             self._node = None

@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from actorflow import __version__
+from actorflow._version import VERSION
 from actorflow.admin import ACTIONS, RUN_STATE_NAMES, InvalidFilter, RunsAdmin, object_for_people, parse_filter
 from actorflow.capabilities import NodeInfo, RunCount
 from actorflow.errors import ActorflowError, InvalidCursor, InvalidRunStateTransition, RecordNotFound
@@ -107,7 +107,7 @@ class _Ui:
             "csrf": request.state.csrf,
             "csrf_field": CSRF_FIELD,
             "read_only": self.read_only,
-            "version": __version__,
+            "version": VERSION,
             "path": request.url.path,
         }
         return HTMLResponse(self.env.get_template(name).render(**context), status_code=http_status)
