@@ -87,6 +87,16 @@ def test_wheel_maps_adapters_under_actorflow(wheel: Path):
     assert not [n for n in names if n.startswith("tests/")]
 
 
+def test_wheel_ships_the_ui_templates_and_static_files(wheel: Path):
+    """``actorflow ui`` serves its pages and assets from the package (no CDN): every file ships."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for folder in ("templates", "static"):
+        files = sorted(p.name for p in (ROOT / "actorflow" / "ui" / folder).iterdir() if p.is_file())
+        assert files, folder
+        missing = [name for name in files if f"actorflow/ui/{folder}/{name}" not in names]
+        assert not missing, f"not in the wheel: {missing}"
+
+
 def test_wheel_declares_the_postgres_extra(wheel: Path):
     """``pip install "actorflow[postgres]"`` brings psycopg 3 and its pool; the core needs neither."""
     with zipfile.ZipFile(wheel) as archive:
