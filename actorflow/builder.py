@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from actorflow.clock import Clock, SystemClock
 from actorflow.codec import MAX_OBJECT_BYTES, Codec, make_codec
@@ -187,6 +188,7 @@ class Builder(Generic[T, S]):
         custom_delete: Callable[[T], T] | None = None,
         error_counter: ErrorCounter | None = None,
         max_object_bytes: int | None = MAX_OBJECT_BYTES,
+        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
     ) -> Workflow[T, S]:
         """Check the definition and make the `Workflow`. Starts nothing.
 
@@ -206,6 +208,9 @@ class Builder(Generic[T, S]):
             max_object_bytes: the largest encoded object, and callback payload, in bytes
                 (default 1 MiB; ``None``: no limit); larger ones raise `ObjectTooLarge`
                 and are not stored.
+            logger: where the workflow's processes log (step errors, pauses, skipped
+                events...), as the original's ``WithLogger``; a `logging.LoggerAdapter`
+                adds your context to every record. Default: the ``actorflow`` logger.
         """
         if self._timeouts and timeout_store is None:
             msg = (
@@ -243,5 +248,6 @@ class Builder(Generic[T, S]):
             default_start=starting[0],
             error_counter=error_counter,
             max_object_bytes=max_object_bytes,
+            logger=logger,
         )
         return Workflow(config, event_streamer, record_store, role_scheduler, timeout_store)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import MutableMapping
+from typing import Any
 
-__all__ = ["CONTEXT_FIELDS", "JsonFormatter", "logger"]
+__all__ = ["CONTEXT_FIELDS", "JsonFormatter", "logger", "workflow_logger"]
 
 # The attributes a record may carry (``extra=``) that say which run, workflow or role it
 # concerns; the JSON formatter writes each one present as a field of its own.
@@ -45,3 +47,28 @@ class JsonFormatter(logging.Formatter):
         elif record.exc_text:
             entry["exception"] = record.exc_text
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+WorkflowLogger = logging.Logger | logging.LoggerAdapter[Any]
+
+
+class _MergingAdapter(logging.LoggerAdapter[Any]):
+    """A plain adapter's context merged with each record's own ``extra`` (the run's fields stay)."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
+
+
+def workflow_logger(given: WorkflowLogger | None) -> WorkflowLogger:
+    """Where a workflow logs: ``given`` (the builder's ``logger``), else the ``actorflow`` logger.
+
+    A plain `logging.LoggerAdapter` replaces a record's ``extra`` with its own (before
+    Python 3.13), which would drop the run's fields (`CONTEXT_FIELDS`): its context is
+    merged with them instead. An adapter subclass with its own ``process`` is used as is.
+    """
+    if given is None:
+        return logger
+    if isinstance(given, logging.LoggerAdapter) and type(given).process is logging.LoggerAdapter.process:
+        return _MergingAdapter(given.logger, given.extra)
+    return given

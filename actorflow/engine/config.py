@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import logging
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from actorflow.capabilities import ErrorCounter
 from actorflow.clock import Clock
@@ -45,3 +46,5 @@ class WorkflowConfig(Generic[T, S]):
     error_counter: ErrorCounter | None
     # The limit of an encoded object (the codec holds it) and of a callback payload; None: no limit.
     max_object_bytes: int | None = MAX_OBJECT_BYTES
+    # Where the workflow's processes log (the original's WithLogger); None: the "actorflow" logger.
+    logger: logging.Logger | logging.LoggerAdapter[Any] | None = None

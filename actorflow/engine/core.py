@@ -30,7 +30,7 @@ from actorflow.capabilities import (
     Snapshots,
 )
 from actorflow.errors import ActorflowError, CorruptRecord, RecordNotFound, StepTimeout
-from actorflow.log import logger
+from actorflow.log import logger, workflow_logger
 from actorflow.metrics import Metrics, metrics_for
 from actorflow.protocols import EventStreamer, RecordStore, RoleScheduler, TimeoutStore
 from actorflow.record import Record, Run
@@ -147,6 +147,8 @@ class Engine(Generic[T, S]):
         api: object = None,
     ) -> None:
         self.config = config
+        self.log = workflow_logger(config.logger)
+        """Where this workflow's processes log: the builder's ``logger``, else ``actorflow``."""
         self.name = config.name
         self.clock = config.clock
         self.event_streamer = event_streamer
@@ -272,26 +274,26 @@ class Engine(Generic[T, S]):
         }
         if isinstance(error, CorruptRecord):
             self.metrics.corrupt_records.labels(self.name, process).inc()
-            logger.error("%s/%s: %s; the run is paused", self.name, process, error, extra=context)
+            self.log.error("%s/%s: %s; the run is paused", self.name, process, error, extra=context)
             return self.transitions.next(record, run_state=RunState.PAUSED, reason=f"{CORRUPT_PAUSE_REASON}: {error}")
         if error is None:
-            logger.warning(
+            self.log.warning(
                 "%s/%s: run %s was being handled when a node died", self.name, process, record.run_id, extra=context
             )
         else:
-            logger.warning(
+            self.log.warning(
                 "%s/%s: step error for run %s (foreign id %s): %r",
                 self.name,
                 process,
                 record.run_id,
                 record.foreign_id,
                 error,
-                exc_info=error if logger.isEnabledFor(logging.DEBUG) else None,  # the traceback only at DEBUG
+                exc_info=error if self.log.isEnabledFor(logging.DEBUG) else None,  # the traceback only at DEBUG
                 extra=context,
             )
         if not reached_limit(self.error_counter, process, record, limit):
             return None
-        logger.error("%s/%s: run %s paused after %d errors", self.name, process, record.run_id, limit, extra=context)
+        self.log.error("%s/%s: run %s paused after %d errors", self.name, process, record.run_id, limit, extra=context)
         return self.transitions.next(record, run_state=RunState.PAUSED, reason=AUTO_PAUSE_REASON)
 
     # -- reading runs ---------------------------------------------------------------------------

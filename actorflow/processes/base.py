@@ -14,7 +14,6 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from actorflow.log import logger
 from actorflow.options import ResolvedOptions
 
 if TYPE_CHECKING:
@@ -73,7 +72,7 @@ class Process(abc.ABC):
         shown = ", ".join(run_ids[:_RUNS_SHOWN])
         if len(run_ids) > _RUNS_SHOWN:
             shown += f" and {len(run_ids) - _RUNS_SHOWN} more"
-        logger.warning(
+        self.engine.log.warning(
             "%s/%s on node %s: role %s passed to another node (this node's term %d): "
             "%d write(s) refused, redone there (runs %s)",
             self.engine.name,
@@ -118,4 +117,4 @@ class Process(abc.ABC):
     def debug(self, message: str, **fields: object) -> None:
         """Log at DEBUG when the workflow was built with ``debug=True``."""
         if self.engine.config.debug:
-            logger.debug("%s %s: %s %s", self.engine.name, self.name, message, fields)
+            self.engine.log.debug("%s %s: %s %s", self.engine.name, self.name, message, fields)

@@ -6,7 +6,6 @@ from typing import Any
 
 from actorflow.codec import DELETED_OBJECT
 from actorflow.event import Event
-from actorflow.log import logger
 from actorflow.processes.consumer import EventConsumer, Outcome, Retry, Skipped
 from actorflow.runstate import RunState
 
@@ -35,7 +34,7 @@ class DeleteConsumer(EventConsumer):
             try:
                 data = config.codec.encode(custom(config.codec.decode(record.object)))
             except Exception as exc:  # noqa: BLE001 - a user delete function failed: retry
-                logger.warning(
+                self.engine.log.warning(
                     "%s/%s: custom delete failed for run %s: %s", self.engine.name, self.name, record.run_id, exc
                 )
                 self.metrics.error()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from actorflow.event import Event
-from actorflow.log import logger
 from actorflow.processes.consumer import EventConsumer, Outcome, Retry, Skipped
 
 if TYPE_CHECKING:
@@ -38,7 +37,9 @@ class HookConsumer(EventConsumer):
         try:
             self.hook(typed)
         except Exception as exc:  # noqa: BLE001 - a user hook failed: retry it
-            logger.warning("%s/%s: hook failed for run %s: %s", self.engine.name, self.name, record.run_id, exc)
+            self.engine.log.warning(
+                "%s/%s: hook failed for run %s: %s", self.engine.name, self.name, record.run_id, exc
+            )
             self.metrics.error()
             return Retry(self.options.err_backoff)
         return None

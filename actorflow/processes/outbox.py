@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from actorflow.errors import ActorflowError
-from actorflow.log import logger
 from actorflow.processes.base import Process
 
 if TYPE_CHECKING:
@@ -54,8 +53,8 @@ class OutboxRelay(Process):
         for sender in senders.values():
             try:
                 sender.close()
-            except Exception:  # noqa: BLE001 - already failing; the rows are relayed again
-                logger.debug("%s: closing a sender after a failure failed", self.name, exc_info=True)
+            except Exception:
+                self.engine.log.debug("%s: closing a sender after a failure failed", self.name, exc_info=True)
 
     def tick(self, budget: float) -> None:
         """Relay one batch, or wait for one."""
@@ -77,7 +76,7 @@ class OutboxRelay(Process):
             # The streamer or the store is unreachable (an adapter error): as the original,
             # wait the outbox's err_backoff and relay the same rows again; nothing was
             # deleted that was not acknowledged. Other errors crash the actor (restarted).
-            logger.warning("%s/%s: relaying the outbox failed: %s", self.engine.name, self.name, exc)
+            self.engine.log.warning("%s/%s: relaying the outbox failed: %s", self.engine.name, self.name, exc)
             self.metrics.error()
             self._drop_senders()
             self.back_off(self.outbox.err_backoff)

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from actorflow.cron import parse
 from actorflow.engine import actions
 from actorflow.errors import RecordNotFound, WorkflowInProgress
-from actorflow.log import logger
 from actorflow.processes.base import Process
 
 if TYPE_CHECKING:
@@ -55,7 +54,7 @@ class ScheduleProcess(Process):
         except WorkflowInProgress:
             pass  # the previous run is still going: this slot is skipped
         except Exception as exc:  # noqa: BLE001 - a user filter or a trigger failed: retried after the back-off
-            logger.warning("%s/%s: scheduled trigger failed: %s", self.engine.name, self.name, exc)
+            self.engine.log.warning("%s/%s: scheduled trigger failed: %s", self.engine.name, self.name, exc)
             self.metrics.error()
             self.back_off(self.options.err_backoff)
             return

@@ -18,7 +18,6 @@ from actorflow.capabilities import FencedTimeouts
 from actorflow.engine import Failed
 from actorflow.errors import CorruptRecord, RecordNotFound, StaleTerm, TimeoutNotFound
 from actorflow.event import Event
-from actorflow.log import logger
 from actorflow.processes.base import Process
 from actorflow.processes.consumer import EventConsumer, Outcome
 from actorflow.record import Record, Run
@@ -59,7 +58,7 @@ class TimeoutInserter(EventConsumer):
         self._fenced = _fenced(self, store)
         self._keeps_visits = _keeps_visits(store)
         if not self._keeps_visits:
-            logger.warning(
+            self.engine.log.warning(
                 "%s: the timeout store %s keeps no timeout index or record version: every timeout of the status "
                 "runs its functions when one expires, and on any later visit (upgrade the store)",
                 self.name,
@@ -140,7 +139,7 @@ class TimeoutPoller(Process):
             return True
         except CorruptRecord as exc:
             self.metrics.malformed.inc()
-            logger.error(
+            self.engine.log.error(  # noqa: TRY400 - a corrupt row: its message says all
                 "%s: run %s cannot be read; timeout %s dropped: %s", self.name, timeout.run_id, timeout.id, exc
             )
             self._complete(timeout)
@@ -179,7 +178,7 @@ class TimeoutPoller(Process):
                 # timeout, a pause...): a lost race. The timeout stays; the next poll
                 # finds where the run is (moved on: dropped; paused: it waits).
                 self.metrics.skipped("record version conflict")
-                logger.warning(
+                self.engine.log.warning(
                     "%s on node %s: run %s moved on before timeout %s's result was stored (version %d refused)",
                     self.name,
                     self.node_id,
@@ -225,7 +224,7 @@ class TimeoutPoller(Process):
     def _skip(self, timeout: TimeoutRecord, reason: str) -> None:
         """Complete ``timeout`` without firing it, counted as a skipped event (``reason``) and logged."""
         self.metrics.skipped(reason)
-        logger.info(
+        self.engine.log.info(
             "%s: timeout %s (index %s, set at version %s) of run %s completed unfired: %s",
             self.name,
             timeout.id,
@@ -264,4 +263,6 @@ class TimeoutPoller(Process):
     def _lost_race(self, timeout: TimeoutRecord) -> None:
         """Another writer (a node that held the role before) completed or removed ``timeout`` first: a skip."""
         self.metrics.skipped("timeout not found")
-        logger.info("%s: timeout %s of run %s was already completed or removed", self.name, timeout.id, timeout.run_id)
+        self.engine.log.info(
+            "%s: timeout %s of run %s was already completed or removed", self.name, timeout.id, timeout.run_id
+        )

@@ -49,6 +49,25 @@ def test_a_step_errors_log_record_carries_the_runs_context(start, caplog):
     assert found.process_name.startswith("started-consumer")
 
 
+def test_a_workflow_built_with_a_logger_logs_there(start, caplog):
+    """``build(logger=...)`` (the original's WithLogger): the workflow's step errors and pauses go to the
+    user's logger (an adapter adds its own context), not to ``actorflow``."""
+    import logging
+
+    calls = Calls()
+    mine = logging.getLogger("myapp.orders")
+    adapter = logging.LoggerAdapter(mine, {"tenant": "acme"})
+    with caplog.at_level("WARNING"):
+        wf = start(_failing_builder(calls, fail_times=1), logger=adapter)
+        run_id = wf.trigger("o-log")
+        wf.await_status("o-log", run_id, Status.DONE, timeout=5)
+    errors = [r for r in caplog.records if "step error" in r.getMessage()]
+    assert errors, "the step error was not logged"
+    assert {r.name for r in errors} == {"myapp.orders"}
+    (found,) = errors
+    assert (found.tenant, found.run_id, found.foreign_id) == ("acme", run_id, "o-log")
+
+
 def test_a_run_is_paused_after_pause_after_err_count_errors(start, poll_until, run_state_of):
     """With pause_after_err_count=3 a step that always raises pauses its run after 3 calls."""
     calls = Calls()
