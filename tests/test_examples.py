@@ -6,6 +6,7 @@ file. Each must exit 0 and print "<title>: OK" (the last line of its output).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,19 +26,30 @@ KEY_LINES = {
     "connector": "4 runs for 4 signups: the login event started none",
     "order_processing": "stored record: run state DATA_DELETED",
     "three_nodes": "every run completed: 30 of 30",
+    "postgres_cli": "parcel-4: Initiated -> Paused -> Running -> Running -> Completed; label LBL-parcel-4",
 }
+# Examples that need a server: marked, and given its address (they skip or fail as any such test).
+NEEDS_POSTGRES = {"postgres_cli"}
 
 
 def test_examples_are_found():
     assert len(EXAMPLES) >= 6, EXAMPLES
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_example_runs(example: Path):
+@pytest.mark.parametrize(
+    "example",
+    [pytest.param(p, marks=[pytest.mark.postgres] if p.stem in NEEDS_POSTGRES else []) for p in EXAMPLES],
+    ids=[p.stem for p in EXAMPLES],
+)
+def test_example_runs(example: Path, request: pytest.FixtureRequest):
+    env = dict(os.environ)
+    if example.stem in NEEDS_POSTGRES:
+        env["ACTORFLOW_DSN"] = request.getfixturevalue("pg_dsn")
     try:
         result = subprocess.run(
             [sys.executable, str(example.relative_to(ROOT))],
             cwd=ROOT,
+            env=env,
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
