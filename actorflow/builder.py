@@ -189,6 +189,7 @@ class Builder(Generic[T, S]):
         error_counter: ErrorCounter | None = None,
         max_object_bytes: int | None = MAX_OBJECT_BYTES,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+        tracing: Any = False,
     ) -> Workflow[T, S]:
         """Check the definition and make the `Workflow`. Starts nothing.
 
@@ -211,6 +212,10 @@ class Builder(Generic[T, S]):
             logger: where the workflow's processes log (step errors, pauses, skipped
                 events...), as the original's ``WithLogger``; a `logging.LoggerAdapter`
                 adds your context to every record. Default: the ``actorflow`` logger.
+            tracing: ``True`` traces the workflow with OpenTelemetry's global tracer
+                provider, or give a ``TracerProvider``: a span per trigger, step,
+                callback and timeout, one trace per run across nodes (`actorflow.otel`,
+                the ``otel`` extra). ``False`` (the default) traces nothing.
         """
         if self._timeouts and timeout_store is None:
             msg = (
@@ -249,5 +254,18 @@ class Builder(Generic[T, S]):
             error_counter=error_counter,
             max_object_bytes=max_object_bytes,
             logger=logger,
+            tracing=_tracing(tracing),
         )
         return Workflow(config, event_streamer, record_store, role_scheduler, timeout_store)
+
+
+def _tracing(tracing: Any) -> Any:
+    """The `actorflow.otel.Tracing` that ``build(tracing=...)`` asks for, or ``None``."""
+    if tracing is False or tracing is None:
+        return None
+    try:
+        from actorflow.otel import Tracing  # noqa: PLC0415 - the otel extra, only when asked for
+    except ImportError as exc:
+        msg = f'tracing needs OpenTelemetry: pip install "actorflow[otel]" ({exc})'
+        raise BuildError(msg) from exc
+    return Tracing(None if tracing is True else tracing)

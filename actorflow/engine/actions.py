@@ -43,13 +43,27 @@ _PAIR = 2  # a trigger_many item given as (foreign_id, initial_value)
 
 def trigger(engine: Engine[Any, Any], foreign_id: str, initial_value: Any = None, start_at: Any = None) -> str:
     """Store version 1 of a new run of ``foreign_id``; its run id (see `Workflow.trigger`)."""
-    record = _first_record(engine, foreign_id, initial_value, _status(engine, start_at, "start_at"))
+    if engine.tracing is not None:
+        with engine.tracing.trigger(engine.name, foreign_id) as traceparent:
+            return _trigger(engine, foreign_id, initial_value, start_at, traceparent)
+    return _trigger(engine, foreign_id, initial_value, start_at, "")
+
+
+def _trigger(engine: Engine[Any, Any], foreign_id: str, initial_value: Any, start_at: Any, traceparent: str) -> str:
+    record = _first_record(engine, foreign_id, initial_value, _status(engine, start_at, "start_at"), traceparent)
     engine.writer.store(Write(record, RunState.UNKNOWN))
     return record.run_id
 
 
 def trigger_many(engine: Engine[Any, Any], items: Iterable[Any], start_at: Any = None) -> list[str]:
     """Store version 1 of a run for each item, in one commit; their run ids (see `Workflow.trigger_many`)."""
+    if engine.tracing is not None:
+        with engine.tracing.trigger(engine.name, None) as traceparent:  # one span, one trace, for the batch
+            return _trigger_many(engine, items, start_at, traceparent)
+    return _trigger_many(engine, items, start_at, "")
+
+
+def _trigger_many(engine: Engine[Any, Any], items: Iterable[Any], start_at: Any, traceparent: str) -> list[str]:
     start_at = _status(engine, start_at, "start_at")
     records = []
     for item in items:
@@ -57,7 +71,7 @@ def trigger_many(engine: Engine[Any, Any], items: Iterable[Any], start_at: Any =
             foreign_id, initial_value = item
         else:  # a foreign id alone (checked below: anything but a str is refused)
             foreign_id, initial_value = item, None
-        records.append(_first_record(engine, foreign_id, initial_value, start_at))
+        records.append(_first_record(engine, foreign_id, initial_value, start_at, traceparent))
     results = engine.writer.commit([Write(record, RunState.UNKNOWN) for record in records])
     refused = [(record.foreign_id, error) for record, error in zip(records, results, strict=True) if error is not None]
     if refused:
@@ -73,10 +87,13 @@ def _status(engine: Engine[Any, Any], status: Any, argument: str) -> int | None:
     return None if status is None else status_value(status, engine.config.status_type, argument)
 
 
-def _first_record(engine: Engine[Any, Any], foreign_id: str, initial_value: Any, start_at: int | None) -> Record:
+def _first_record(
+    engine: Engine[Any, Any], foreign_id: str, initial_value: Any, start_at: int | None, traceparent: str
+) -> Record:
     """A new run's version 1, checked (the foreign id, the start status, the object encodes); nothing stored.
 
-    ``start_at`` is already checked against the workflow's enum (`_status`, once per call of the caller).
+    ``start_at`` is already checked against the workflow's enum (`_status`, once per call of the caller);
+    ``traceparent``, when traced, is the trigger span's, stored with the run (`actorflow.otel`).
     """
     config = engine.config
     check_foreign_id(foreign_id)
@@ -98,8 +115,13 @@ def _first_record(engine: Engine[Any, Any], foreign_id: str, initial_value: Any,
         object=data,
         created_at=now,
         updated_at=now,
-        meta=RecordMeta(version=1, status_description=describe(start), trace_origin=trace_origin()),
+        meta=RecordMeta(version=1, status_description=describe(start), trace_origin=_origin(engine, traceparent)),
     )
+
+
+def _origin(engine: Engine[Any, Any], traceparent: str) -> str:
+    origin = trace_origin()
+    return engine.tracing.stamp(origin, traceparent) if traceparent else origin
 
 
 def await_status(engine: Engine[Any, Any], foreign_id: str, run_id: str, status: Any, timeout: float) -> Run[Any, Any]:
@@ -160,7 +182,7 @@ def _call_back(
     if record.status != status or record.run_state.stopped:
         return False
     fn = spec.fn
-    result = engine.apply(record, lambda run: fn(run, data), spec.destinations)
+    result = engine.apply(record, lambda run: fn(run, data), spec.destinations, kind="callback")
     if isinstance(result, Failed):
         describe = engine.transitions.describe(status)
         process = f"{describe.lower().replace(' ', '_')}-callback"

@@ -48,3 +48,5 @@ class WorkflowConfig(Generic[T, S]):
     max_object_bytes: int | None = MAX_OBJECT_BYTES
     # Where the workflow's processes log (the original's WithLogger); None: the "actorflow" logger.
     logger: logging.Logger | logging.LoggerAdapter[Any] | None = None
+    # An actorflow.otel.Tracing (build(tracing=...)), or None: not traced.
+    tracing: Any = None

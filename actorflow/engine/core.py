@@ -148,6 +148,8 @@ class Engine(Generic[T, S]):
     ) -> None:
         self.config = config
         self.log = workflow_logger(config.logger)
+        # An actorflow.otel.Tracing when the workflow is traced (the otel extra), else None.
+        self.tracing: Any = config.tracing
         """Where this workflow's processes log: the builder's ``logger``, else ``actorflow``."""
         self.name = config.name
         self.clock = config.clock
@@ -235,9 +237,17 @@ class Engine(Generic[T, S]):
     # -- running user functions -------------------------------------------------------------
 
     def apply(
-        self, record: Record, fn: Callable[[Run[T, S]], Any], allowed: Sequence[int], *, timeout: float = 0.0
+        self,
+        record: Record,
+        fn: Callable[[Run[T, S]], Any],
+        allowed: Sequence[int],
+        *,
+        timeout: float = 0.0,
+        kind: str = "step",
     ) -> Write | Failed | None:
         """Run a user function on ``record`` and turn its result into the write it asks for.
+
+        ``kind`` (step, callback, timeout) names its span when the workflow is traced.
 
         ``None`` when it asks to skip; `Failed` when it raised, returned a status outside
         ``allowed``, left an object that does not encode, or (with ``timeout``) did not
@@ -249,6 +259,20 @@ class Engine(Generic[T, S]):
         except Exception as exc:  # noqa: BLE001 - the stored run itself is unreadable: no retry mends it
             msg = f"the stored run {record.run_id} cannot be read (version {record.meta.version}): {exc}"
             return Failed(CorruptRecord(msg, run_id=record.run_id))
+        tracing = self.tracing
+        if tracing is None:
+            return self._call(record, run, fn, allowed, timeout)
+        with tracing.function(kind, record, self.transitions.describe(record.status)) as span:
+            outcome = self._call(record, run, fn, allowed, timeout)
+            next_status = None
+            if isinstance(outcome, Write) and outcome.record.status != record.status:
+                next_status = self.transitions.describe(outcome.record.status)
+            tracing.outcome(span, next_status, outcome.error if isinstance(outcome, Failed) else None)
+            return outcome
+
+    def _call(
+        self, record: Record, run: Run[T, S], fn: Callable[[Run[T, S]], Any], allowed: Sequence[int], timeout: float
+    ) -> Write | Failed | None:
         try:
             result = fn(run) if timeout <= 0 else _within(timeout, fn, run)
             return self.transitions.result(record, run, result, allowed)

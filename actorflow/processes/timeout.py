@@ -164,7 +164,7 @@ class TimeoutPoller(Process):
             def call(run: Run[Any, Any], fn: Callable[[Run[Any, Any], datetime], Any] = pair.fn) -> Any:
                 return fn(run, now)
 
-            result = self.engine.apply(record, call, pair.destinations)
+            result = self.engine.apply(record, call, pair.destinations, kind="timeout")
             if isinstance(result, Failed):
                 self.metrics.error()
                 pause = self.engine.fail(self.name, record, result.error, self.options.pause_after_err_count)
