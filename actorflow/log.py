@@ -12,7 +12,7 @@ import logging
 from collections.abc import MutableMapping
 from typing import Any
 
-__all__ = ["CONTEXT_FIELDS", "JsonFormatter", "logger", "workflow_logger"]
+__all__ = ["CONTEXT_FIELDS", "JsonFormatter", "logger", "with_context", "workflow_logger"]
 
 # The attributes a record may carry (``extra=``) that say which run, workflow or role it
 # concerns; the JSON formatter writes each one present as a field of its own.
@@ -72,3 +72,8 @@ def workflow_logger(given: WorkflowLogger | None) -> WorkflowLogger:
     if isinstance(given, logging.LoggerAdapter) and type(given).process is logging.LoggerAdapter.process:
         return _MergingAdapter(given.logger, given.extra)
     return given
+
+
+def with_context(base: WorkflowLogger, **fields: Any) -> logging.LoggerAdapter[Any]:
+    """``base`` with ``fields`` (some of `CONTEXT_FIELDS`) on every record, merged with each call's own ``extra``."""
+    return _MergingAdapter(base, fields)

@@ -10,10 +10,12 @@ it with back-off. User errors never escape a tick.
 from __future__ import annotations
 
 import abc
+import logging
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from actorflow.log import with_context
 from actorflow.options import ResolvedOptions
 
 if TYPE_CHECKING:
@@ -59,6 +61,13 @@ class Process(abc.ABC):
         return 0 if self.fence is None else self.fence.term
 
     @property
+    def log(self) -> logging.LoggerAdapter[Any]:
+        """The workflow's logger with this process's context on every record: workflow, process, role, node."""
+        return with_context(
+            self.engine.log, workflow=self.engine.name, process_name=self.name, role=self.role, node=self.node_id
+        )
+
+    @property
     def node_id(self) -> str:
         """The node working the role, as its lease names it (for logs)."""
         return "this node" if self.fence is None else self.fence.node_id
@@ -72,7 +81,7 @@ class Process(abc.ABC):
         shown = ", ".join(run_ids[:_RUNS_SHOWN])
         if len(run_ids) > _RUNS_SHOWN:
             shown += f" and {len(run_ids) - _RUNS_SHOWN} more"
-        self.engine.log.warning(
+        self.log.warning(
             "%s/%s on node %s: role %s passed to another node (this node's term %d): "
             "%d write(s) refused, redone there (runs %s)",
             self.engine.name,
@@ -117,4 +126,4 @@ class Process(abc.ABC):
     def debug(self, message: str, **fields: object) -> None:
         """Log at DEBUG when the workflow was built with ``debug=True``."""
         if self.engine.config.debug:
-            self.engine.log.debug("%s %s: %s %s", self.engine.name, self.name, message, fields)
+            self.log.debug("%s %s: %s %s", self.engine.name, self.name, message, fields)

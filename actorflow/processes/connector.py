@@ -82,7 +82,7 @@ class ConnectorProcess(Process):
         if event.malformed:
             self.metrics.malformed.inc()
             self.metrics.skipped("malformed event")
-            self.engine.log.error("%s: malformed connector event %s skipped: %s", self.name, event.id, event.malformed)
+            self.log.error("%s: malformed connector event %s skipped: %s", self.name, event.id, event.malformed)
             return True
         if self.shard_count > 1 and self._refilter and shard_of(connector_key(event), self.shard_count) != self.shard:
             self.metrics.skipped("filtered out")
@@ -93,7 +93,7 @@ class ConnectorProcess(Process):
         try:
             self.spec.fn(self.engine.api, event)
         except Exception as exc:  # noqa: BLE001 - a user connector function failed: retry
-            self.engine.log.warning("%s/%s: connector event %s failed: %s", self.engine.name, self.name, event.id, exc)
+            self.log.warning("%s/%s: connector event %s failed: %s", self.engine.name, self.name, event.id, exc)
             self.metrics.error()
             return False
         self.metrics.latency.observe(time.perf_counter() - started)

@@ -275,7 +275,7 @@ class EventConsumer(Process):
                     log.end_batches(self.role)  # an orderly stop: nothing of ours is in flight
                     self._noted = False
                 except Exception:
-                    self.engine.log.warning("%s: could not clear its in-flight note", self.name, exc_info=True)
+                    self.log.warning("%s: could not clear its in-flight note", self.name, exc_info=True)
 
     def _drain(self, receiver: EventReceiver) -> None:
         """Wait (while the lease lasts) for the steps running, and commit what they return."""
@@ -640,7 +640,7 @@ class EventConsumer(Process):
             return retry
         event = slot.event
         self.metrics.malformed.inc()
-        self.engine.log.error(
+        self.log.error(
             "%s: event %s of run %s on %s skipped: its record_version %s stayed ahead of the record for %.1fs",
             self.name,
             event.id,
@@ -722,7 +722,7 @@ class EventConsumer(Process):
                 # Someone else moved the run since we read it; their event follows. The
                 # step's work is lost: say so, a fleet's duplicate work must be seen.
                 self.metrics.skipped("record version conflict")
-                self.engine.log.warning(
+                self.log.warning(
                     "%s/%s on node %s: run %s moved on before this step's result was stored "
                     "(version %d refused): the other write stands, this one is dropped",
                     self.engine.name,
@@ -791,9 +791,7 @@ class EventConsumer(Process):
             return _COPY
         if event.malformed:
             self.metrics.malformed.inc()
-            self.engine.log.error(
-                "%s: malformed event %s on %s skipped: %s", self.name, event.id, self.topic, event.malformed
-            )
+            self.log.error("%s: malformed event %s on %s skipped: %s", self.name, event.id, self.topic, event.malformed)
             return Skipped("malformed event")
         if self.shard_count > 1 and self._refilter and shard_of(event.run_id, self.shard_count) != self.shard:
             return Skipped("filtered out")
@@ -825,8 +823,12 @@ class EventConsumer(Process):
             return Skipped("record not found")
         except CorruptRecord as exc:
             self.metrics.malformed.inc()
-            self.engine.log.error(  # noqa: TRY400 - a corrupt row: its message says all
-                "%s: run %s cannot be read, event skipped: %s", self.name, event.run_id, exc
+            self.log.error(  # noqa: TRY400 - a corrupt row: its message says all
+                "%s: run %s cannot be read, event skipped: %s",
+                self.name,
+                event.run_id,
+                exc,
+                extra={"run_id": event.run_id},
             )
             return Skipped("corrupt record")
         self.engine.writer.observed(found)  # settles a write of this run whose commit failed, if any
@@ -846,7 +848,7 @@ class EventConsumer(Process):
         if version is None:
             if Header.RECORD_VERSION in event.headers:
                 self.metrics.malformed.inc()
-                self.engine.log.warning("%s: malformed record_version on event %s; skipped", self.name, event.id)
+                self.log.warning("%s: malformed record_version on event %s; skipped", self.name, event.id)
                 return Skipped("malformed event")
             # Legacy event without a version: it is current if the record is where it says.
             version = record.meta.version if record.status == event.type else 0
@@ -859,7 +861,7 @@ class EventConsumer(Process):
                 # The event was written with this very version at ``status``: the stored
                 # row says otherwise, so one of them is corrupt. Report it, skip it.
                 self.metrics.corrupt.inc()
-                self.engine.log.error(
+                self.log.error(
                     "%s/%s: run %s is stored at version %d with status %d, but its event says status %d; "
                     "event skipped (corrupt record?)",
                     self.engine.name,

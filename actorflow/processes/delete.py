@@ -34,8 +34,13 @@ class DeleteConsumer(EventConsumer):
             try:
                 data = config.codec.encode(custom(config.codec.decode(record.object)))
             except Exception as exc:  # noqa: BLE001 - a user delete function failed: retry
-                self.engine.log.warning(
-                    "%s/%s: custom delete failed for run %s: %s", self.engine.name, self.name, record.run_id, exc
+                self.log.warning(
+                    "%s/%s: custom delete failed for run %s: %s",
+                    self.engine.name,
+                    self.name,
+                    record.run_id,
+                    exc,
+                    extra={"run_id": record.run_id, "foreign_id": record.foreign_id},
                 )
                 self.metrics.error()
                 return Retry(self.options.err_backoff)

@@ -37,8 +37,13 @@ class HookConsumer(EventConsumer):
         try:
             self.hook(typed)
         except Exception as exc:  # noqa: BLE001 - a user hook failed: retry it
-            self.engine.log.warning(
-                "%s/%s: hook failed for run %s: %s", self.engine.name, self.name, record.run_id, exc
+            self.log.warning(
+                "%s/%s: hook failed for run %s: %s",
+                self.engine.name,
+                self.name,
+                record.run_id,
+                exc,
+                extra={"run_id": record.run_id, "foreign_id": record.foreign_id},
             )
             self.metrics.error()
             return Retry(self.options.err_backoff)

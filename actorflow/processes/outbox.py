@@ -54,7 +54,7 @@ class OutboxRelay(Process):
             try:
                 sender.close()
             except Exception:
-                self.engine.log.debug("%s: closing a sender after a failure failed", self.name, exc_info=True)
+                self.log.debug("%s: closing a sender after a failure failed", self.name, exc_info=True)
 
     def tick(self, budget: float) -> None:
         """Relay one batch, or wait for one."""
@@ -76,7 +76,7 @@ class OutboxRelay(Process):
             # The streamer or the store is unreachable (an adapter error): as the original,
             # wait the outbox's err_backoff and relay the same rows again; nothing was
             # deleted that was not acknowledged. Other errors crash the actor (restarted).
-            self.engine.log.warning("%s/%s: relaying the outbox failed: %s", self.engine.name, self.name, exc)
+            self.log.warning("%s/%s: relaying the outbox failed: %s", self.engine.name, self.name, exc)
             self.metrics.error()
             self._drop_senders()
             self.back_off(self.outbox.err_backoff)

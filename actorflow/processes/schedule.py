@@ -54,7 +54,7 @@ class ScheduleProcess(Process):
         except WorkflowInProgress:
             pass  # the previous run is still going: this slot is skipped
         except Exception as exc:  # noqa: BLE001 - a user filter or a trigger failed: retried after the back-off
-            self.engine.log.warning("%s/%s: scheduled trigger failed: %s", self.engine.name, self.name, exc)
+            self.log.warning("%s/%s: scheduled trigger failed: %s", self.engine.name, self.name, exc)
             self.metrics.error()
             self.back_off(self.options.err_backoff)
             return

@@ -58,7 +58,7 @@ class TimeoutInserter(EventConsumer):
         self._fenced = _fenced(self, store)
         self._keeps_visits = _keeps_visits(store)
         if not self._keeps_visits:
-            self.engine.log.warning(
+            self.log.warning(
                 "%s: the timeout store %s keeps no timeout index or record version: every timeout of the status "
                 "runs its functions when one expires, and on any later visit (upgrade the store)",
                 self.name,
@@ -139,8 +139,13 @@ class TimeoutPoller(Process):
             return True
         except CorruptRecord as exc:
             self.metrics.malformed.inc()
-            self.engine.log.error(  # noqa: TRY400 - a corrupt row: its message says all
-                "%s: run %s cannot be read; timeout %s dropped: %s", self.name, timeout.run_id, timeout.id, exc
+            self.log.error(  # noqa: TRY400 - a corrupt row: its message says all
+                "%s: run %s cannot be read; timeout %s dropped: %s",
+                self.name,
+                timeout.run_id,
+                timeout.id,
+                exc,
+                extra={"run_id": timeout.run_id, "foreign_id": timeout.foreign_id},
             )
             self._complete(timeout)
             return True
@@ -178,7 +183,7 @@ class TimeoutPoller(Process):
                 # timeout, a pause...): a lost race. The timeout stays; the next poll
                 # finds where the run is (moved on: dropped; paused: it waits).
                 self.metrics.skipped("record version conflict")
-                self.engine.log.warning(
+                self.log.warning(
                     "%s on node %s: run %s moved on before timeout %s's result was stored (version %d refused)",
                     self.name,
                     self.node_id,
@@ -224,7 +229,7 @@ class TimeoutPoller(Process):
     def _skip(self, timeout: TimeoutRecord, reason: str) -> None:
         """Complete ``timeout`` without firing it, counted as a skipped event (``reason``) and logged."""
         self.metrics.skipped(reason)
-        self.engine.log.info(
+        self.log.info(
             "%s: timeout %s (index %s, set at version %s) of run %s completed unfired: %s",
             self.name,
             timeout.id,
@@ -263,6 +268,10 @@ class TimeoutPoller(Process):
     def _lost_race(self, timeout: TimeoutRecord) -> None:
         """Another writer (a node that held the role before) completed or removed ``timeout`` first: a skip."""
         self.metrics.skipped("timeout not found")
-        self.engine.log.info(
-            "%s: timeout %s of run %s was already completed or removed", self.name, timeout.id, timeout.run_id
+        self.log.info(
+            "%s: timeout %s of run %s was already completed or removed",
+            self.name,
+            timeout.id,
+            timeout.run_id,
+            extra={"run_id": timeout.run_id, "foreign_id": timeout.foreign_id},
         )

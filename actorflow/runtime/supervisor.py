@@ -153,6 +153,8 @@ class _SupervisorActor(pykka.ThreadingActor):
     def _log_exit(self, key: str, error: BaseException | None, delay: float, *, failed: bool) -> None:
         """Log the first exit of an outage in full and the first process marked failed in it; count the rest."""
         kind = type(error).__name__ if error is not None else "no error"
+        workflow, _, process = key.partition("/")
+        context = {"workflow": workflow, "process_name": process, "node": self.node.node_id}
         now = time.monotonic()
         outage = self._outages.get(kind)
         if outage is None or now - outage.last > _OUTAGE_QUIET:
@@ -164,6 +166,7 @@ class _SupervisorActor(pykka.ThreadingActor):
                 delay,
                 kind,
                 exc_info=error,
+                extra=context,
             )
             outage = self._outages[kind]
         else:
@@ -180,6 +183,7 @@ class _SupervisorActor(pykka.ThreadingActor):
                 self.node.policy.window,
                 delay,
                 error,
+                extra=context,
             )
 
     def _recovered(self, key: str) -> None:

@@ -68,6 +68,26 @@ def test_a_workflow_built_with_a_logger_logs_there(start, caplog):
     assert (found.tenant, found.run_id, found.foreign_id) == ("acme", run_id, "o-log")
 
 
+def test_a_process_log_record_names_its_workflow_process_role_node_and_run(start, caplog, poll_until):
+    """A hook that fails is logged by its process with the run's and the process's context as fields."""
+    b = af.Builder("orders", Order, Status)
+    b.add_step(Status.STARTED, lambda run: Status.DONE, Status.DONE)
+
+    def hook(record: af.TypedRecord[Order, Status]) -> None:
+        raise RuntimeError("the mailer is down")
+
+    b.on_complete(hook)
+    with caplog.at_level("WARNING", logger="actorflow"):
+        wf = start(b)
+        run_id = wf.trigger("o-hook")
+        wf.await_status("o-hook", run_id, Status.DONE, timeout=5)
+        poll_until(lambda: any("hook failed" in r.getMessage() for r in caplog.records), what="the hook's failure")
+    (found,) = [r for r in caplog.records if "hook failed" in r.getMessage()]
+    assert (found.workflow, found.run_id, found.foreign_id) == ("orders", run_id, "o-hook")
+    assert found.process_name == found.role.removeprefix("orders-")
+    assert found.node
+
+
 def test_a_run_is_paused_after_pause_after_err_count_errors(start, poll_until, run_state_of):
     """With pause_after_err_count=3 a step that always raises pauses its run after 3 calls."""
     calls = Calls()
