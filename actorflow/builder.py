@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -37,7 +37,7 @@ __all__ = ["Builder"]
 T = TypeVar("T")
 S = TypeVar("S", bound=enum.IntEnum)
 
-StepFunc = Callable[["Run[T, S]"], S]
+StepFunc = Callable[["Run[T, S]"], "S | Awaitable[S]"]  # a def or an async def
 
 
 class Builder(Generic[T, S]):
@@ -120,7 +120,7 @@ class Builder(Generic[T, S]):
 
         return register
 
-    def add_callback(self, status: S, fn: Callable[[Run[T, S], bytes], S], *to: S) -> None:
+    def add_callback(self, status: S, fn: Callable[[Run[T, S], bytes], S | Awaitable[S]], *to: S) -> None:
         """On ``wf.callback(foreign_id, status, payload)``, ``fn(run, payload)`` picks one of ``to``."""
         spec = CallbackSpec(status=status, fn=fn, destinations=self._edges(status, to))
         self._callbacks.setdefault(int(status), []).append(spec)
@@ -129,7 +129,7 @@ class Builder(Generic[T, S]):
         self,
         status: S,
         timer: TimerFunc,
-        fn: Callable[[Run[T, S], datetime], S],
+        fn: Callable[[Run[T, S], datetime], S | Awaitable[S]],
         *to: S,
     ) -> TimeoutSpec[T, S]:
         """Time runs out at ``status``: at the timer's expiry, ``fn(run, now)`` picks one of ``to``.
@@ -161,15 +161,15 @@ class Builder(Generic[T, S]):
         self._connectors[name] = spec
         return spec
 
-    def on_pause(self, hook: Callable[[TypedRecord[T, S]], None]) -> None:
+    def on_pause(self, hook: Callable[[TypedRecord[T, S]], Awaitable[None] | None]) -> None:
         """Call ``hook(record)`` when a run is paused (replaces an earlier pause hook)."""
         self._hooks[RunState.PAUSED] = hook
 
-    def on_cancel(self, hook: Callable[[TypedRecord[T, S]], None]) -> None:
+    def on_cancel(self, hook: Callable[[TypedRecord[T, S]], Awaitable[None] | None]) -> None:
         """Call ``hook(record)`` when a run is cancelled."""
         self._hooks[RunState.CANCELLED] = hook
 
-    def on_complete(self, hook: Callable[[TypedRecord[T, S]], None]) -> None:
+    def on_complete(self, hook: Callable[[TypedRecord[T, S]], Awaitable[None] | None]) -> None:
         """Call ``hook(record)`` when a run completes (reaches a terminal status)."""
         self._hooks[RunState.COMPLETED] = hook
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
@@ -66,7 +66,7 @@ class StepSpec(_WithOptions, Generic[T, S]):
     """A step: consume ``status``, call ``fn``, move to one of ``destinations``."""
 
     status: S
-    fn: Callable[[Run[T, S]], S]
+    fn: Callable[[Run[T, S]], S | Awaitable[S]]
     destinations: tuple[int, ...]
     options: Options = dataclasses.field(default_factory=Options)
 
@@ -76,7 +76,7 @@ class CallbackSpec(Generic[T, S]):
     """A callback: on ``wf.callback(..., status, payload)``, ``fn(run, payload)`` moves the run."""
 
     status: S
-    fn: Callable[[Run[T, S], bytes], S]
+    fn: Callable[[Run[T, S], bytes], S | Awaitable[S]]
     destinations: tuple[int, ...]
 
 
@@ -85,7 +85,7 @@ class TimeoutPair(Generic[T, S]):
     """One timer and the function that runs when it expires."""
 
     timer: TimerFunc
-    fn: Callable[[Run[T, S], datetime], S]
+    fn: Callable[[Run[T, S], datetime], S | Awaitable[S]]
     destinations: tuple[int, ...]
 
 
@@ -126,7 +126,7 @@ class ScheduleSpec(Generic[T]):
     registered_at: datetime | None = None  # the first slot counts from here when there is no run yet
 
 
-HookFunc = Callable[["TypedRecord[Any, Any]"], None]
+HookFunc = Callable[["TypedRecord[Any, Any]"], "Awaitable[None] | None"]
 
 
 def duration_timer(duration: timedelta | float) -> TimerFunc:

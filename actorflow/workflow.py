@@ -6,6 +6,7 @@ The public facade of a built workflow. Every method delegates to the workflow's
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -152,6 +153,51 @@ class Workflow(Generic[T, S]):
         kept changing through five attempts.
         """
         actions.callback(self.engine, foreign_id, status, payload)
+
+    # -- asyncio twins: the same calls, for async code (none blocks the event loop) --------
+
+    async def trigger_async(self, foreign_id: str, initial_value: T | None = None, start_at: S | None = None) -> str:
+        """`trigger` from async code: the commit runs in a worker thread (concurrent ones share a commit)."""
+        return await asyncio.to_thread(self.trigger, foreign_id, initial_value, start_at)
+
+    async def trigger_many_async(
+        self, items: Iterable[str | tuple[str, T | None]], start_at: S | None = None
+    ) -> list[str]:
+        """`trigger_many` from async code."""
+        return await asyncio.to_thread(self.trigger_many, list(items), start_at)
+
+    async def await_status_async(
+        self,
+        foreign_id: str,
+        run_id: str,
+        status: S,
+        timeout: float = 60.0,  # noqa: ASYNC109 - the same signature as await_status
+    ) -> Run[T, S]:
+        """`await_status` from async code: woken by this engine's own writes on the caller's loop (no thread waits).
+
+        Writes made by other processes are found by reading the store every ``polling_frequency``.
+        """
+        return await actions.await_status_async(self.engine, foreign_id, run_id, status, timeout)
+
+    async def callback_async(self, foreign_id: str, status: S, payload: bytes | None = None) -> None:
+        """`callback` from async code (an ``async def`` callback function runs on the engine's loop)."""
+        await asyncio.to_thread(self.callback, foreign_id, status, payload)
+
+    async def pause_async(self, run_id: str, reason: str = "") -> Record:
+        """`pause` from async code."""
+        return await asyncio.to_thread(self.pause, run_id, reason)
+
+    async def resume_async(self, run_id: str) -> Record:
+        """`resume` from async code."""
+        return await asyncio.to_thread(self.resume, run_id)
+
+    async def cancel_async(self, run_id: str, reason: str = "") -> Record:
+        """`cancel` from async code."""
+        return await asyncio.to_thread(self.cancel, run_id, reason)
+
+    async def delete_data_async(self, run_id: str, reason: str = "") -> Record:
+        """`delete_data` from async code."""
+        return await asyncio.to_thread(self.delete_data, run_id, reason)
 
     def schedule(
         self,

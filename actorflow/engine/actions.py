@@ -6,6 +6,8 @@ through `trigger` too. Every write goes through the engine's `Writer`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import time
 import uuid
@@ -30,7 +32,15 @@ from actorflow.status import status_value
 from .core import Engine, Failed
 from .transitions import Write
 
-__all__ = ["await_status", "callback", "change_run_state", "control_run_state", "trigger", "trigger_many"]
+__all__ = [
+    "await_status",
+    "await_status_async",
+    "callback",
+    "change_run_state",
+    "control_run_state",
+    "trigger",
+    "trigger_many",
+]
 
 R = TypeVar("R")
 
@@ -126,10 +136,50 @@ def _origin(engine: Engine[Any, Any], traceparent: str) -> str:
 
 def await_status(engine: Engine[Any, Any], foreign_id: str, run_id: str, status: Any, timeout: float) -> Run[Any, Any]:
     """The run as it was at ``status``, once it is or has been there (see `Workflow.await_status`)."""
-    target = status_value(status, engine.config.status_type, "status")
-    engine.config.graph.require(target)
+    reached = _reached_by(engine, foreign_id, status)
     deadline = time.monotonic() + timeout
     poll = engine.config.defaults.polling_frequency
+    with engine.watch.watch(run_id) as waiter:
+        found = reached(engine.history(run_id))
+        while found is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _await_timeout(engine, run_id, status, timeout)
+            records = waiter.take(min(remaining, poll))
+            # Writes by other processes never reach the waiter: poll the store too.
+            found = reached(records) if records else reached(engine.history(run_id))
+    return engine.transitions.run(found, as_stored=True)
+
+
+async def await_status_async(
+    engine: Engine[Any, Any], foreign_id: str, run_id: str, status: Any, limit: float
+) -> Run[Any, Any]:
+    """`await_status` on the caller's event loop: woken by the engine's own writes, the store read in a thread."""
+    reached = _reached_by(engine, foreign_id, status)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    poll = engine.config.defaults.polling_frequency
+    wake = asyncio.Event()
+    with engine.watch.watch(run_id) as waiter:
+        waiter.notify = lambda: loop.call_soon_threadsafe(wake.set)  # a write of this engine wakes the loop
+        found = reached(await asyncio.to_thread(engine.history, run_id))
+        while found is None:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise _await_timeout(engine, run_id, status, limit)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, poll)):
+                    await wake.wait()
+            wake.clear()
+            records = waiter.take(0)
+            found = reached(records) if records else reached(await asyncio.to_thread(engine.history, run_id))
+    return engine.transitions.run(found, as_stored=True)
+
+
+def _reached_by(engine: Engine[Any, Any], foreign_id: str, status: Any) -> Callable[[list[Record]], Record | None]:
+    """The first of some records at ``status`` (checked against the workflow) in a run state that counts."""
+    target = status_value(status, engine.config.status_type, "status")
+    engine.config.graph.require(target)
 
     def reached(records: list[Record]) -> Record | None:
         for record in records:
@@ -137,17 +187,13 @@ def await_status(engine: Engine[Any, Any], foreign_id: str, run_id: str, status:
                 return record
         return None
 
-    with engine.watch.watch(run_id) as waiter:
-        found = reached(engine.history(run_id))
-        while found is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                msg = f"run {run_id} did not reach {engine.transitions.describe(target)!r} within {timeout}s"
-                raise AwaitTimeout(msg, run_id=run_id, status=status)
-            records = waiter.take(min(remaining, poll))
-            # Writes by other processes never reach the waiter: poll the store too.
-            found = reached(records) if records else reached(engine.history(run_id))
-    return engine.transitions.run(found, as_stored=True)
+    return reached
+
+
+def _await_timeout(engine: Engine[Any, Any], run_id: str, status: Any, timeout: float) -> AwaitTimeout:
+    target = status_value(status, engine.config.status_type, "status")
+    msg = f"run {run_id} did not reach {engine.transitions.describe(target)!r} within {timeout}s"
+    return AwaitTimeout(msg, run_id=run_id, status=status)
 
 
 def callback(engine: Engine[Any, Any], foreign_id: str, status: Any, payload: bytes | None) -> None:

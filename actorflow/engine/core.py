@@ -9,11 +9,14 @@ hosts it. Processes receive the engine, never the facade; the facade delegates t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import enum
+import inspect
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from actorflow.capabilities import (
@@ -38,6 +41,7 @@ from actorflow.runstate import RunState
 from actorflow.runtime.state import ProcessState
 from actorflow.specs import ScheduleSpec
 
+from .aio import AsyncLoop, is_async
 from .config import WorkflowConfig
 from .failures import AUTO_PAUSE_REASON, CORRUPT_PAUSE_REASON, ErrorCounts, reached_limit
 from .handoff import Handoff
@@ -127,6 +131,22 @@ def _within(timeout: float, fn: Callable[[Run[T, S]], Any], run: Run[T, S]) -> A
     return outcome[0]
 
 
+def _as_is(outcome: Write | Failed | None) -> Write | Failed | None:
+    return outcome
+
+
+async def _bounded(awaitable: Awaitable[Any], limit: float, run_id: str) -> Any:
+    """``awaitable``'s result; with a ``limit``, `StepTimeout` when it has not finished by then (it is cancelled)."""
+    if limit <= 0:
+        return await awaitable
+    try:
+        async with asyncio.timeout(limit):
+            return await awaitable
+    except TimeoutError:
+        msg = f"the step did not return within its step_timeout of {limit}s"
+        raise StepTimeout(msg, run_id=run_id) from None
+
+
 class Engine(Generic[T, S]):
     """The engine of one workflow (internal; see the module docstring).
 
@@ -148,9 +168,11 @@ class Engine(Generic[T, S]):
     ) -> None:
         self.config = config
         self.log = workflow_logger(config.logger)
+        """Where this workflow's processes log: the builder's ``logger``, else ``actorflow``."""
         # An actorflow.otel.Tracing when the workflow is traced (the otel extra), else None.
         self.tracing: Any = config.tracing
-        """Where this workflow's processes log: the builder's ``logger``, else ``actorflow``."""
+        self.aio = AsyncLoop(config.name)
+        """The loop ``async def`` functions run on (see `actorflow.engine.aio`)."""
         self.name = config.name
         self.clock = config.clock
         self.event_streamer = event_streamer
@@ -212,9 +234,10 @@ class Engine(Generic[T, S]):
         self._metrics = metrics
 
     def unbind(self, host: Host) -> None:
-        """``host`` stopped running this engine's processes."""
+        """``host`` stopped running this engine's processes (its loop for async functions stops too)."""
         if self._host is host:
             self._host = None
+            self.aio.close()
 
     def use_role_scheduler(self, scheduler: RoleScheduler) -> None:
         """Claim the workflow's roles through ``scheduler`` from now on (before it is hosted)."""
@@ -247,37 +270,78 @@ class Engine(Generic[T, S]):
     ) -> Write | Failed | None:
         """Run a user function on ``record`` and turn its result into the write it asks for.
 
-        ``kind`` (step, callback, timeout) names its span when the workflow is traced.
-
         ``None`` when it asks to skip; `Failed` when it raised, returned a status outside
         ``allowed``, left an object that does not encode, or (with ``timeout``) did not
         return in time: nothing is stored then. Storing the write is the caller's: in its
-        batch (group commit) or at once.
+        batch (group commit) or at once. An ``async def`` function is run on the engine's
+        loop and waited for (`apply_async` lets a step overlap others instead). ``kind``
+        (step, callback, timeout) names its span when the workflow is traced.
         """
+        run = self._run_of(record)
+        if isinstance(run, Failed):
+            return run
+        with self._traced(kind, record) as finish:
+            try:
+                if is_async(fn):
+                    result = self.aio.run(_bounded(fn(run), timeout, run.run_id), hosted=self._host is not None)
+                else:
+                    result = fn(run) if timeout <= 0 else _within(timeout, fn, run)
+                    if inspect.isawaitable(result):  # a wrapper of an async def (a callback's, a timeout's)
+                        result = self.aio.run(_bounded(result, timeout, run.run_id), hosted=self._host is not None)
+                outcome: Write | Failed | None = self.transitions.result(record, run, result, allowed)
+            except Exception as exc:  # noqa: BLE001 - any error of the user's function is a step error
+                outcome = Failed(exc)
+            return finish(outcome)
+
+    async def apply_async(
+        self,
+        record: Record,
+        fn: Callable[[Run[T, S]], Any],
+        allowed: Sequence[int],
+        *,
+        timeout: float = 0.0,  # noqa: ASYNC109 - the step's step_timeout, as for apply
+        kind: str = "step",
+    ) -> Write | Failed | None:
+        """`apply` for an ``async def`` step, awaited on the engine's loop beside other runs' steps."""
+        run = self._run_of(record)
+        if isinstance(run, Failed):
+            return run
+        with self._traced(kind, record) as finish:
+            try:
+                result = await _bounded(fn(run), timeout, run.run_id)
+                outcome: Write | Failed | None = self.transitions.result(record, run, result, allowed)
+            except Exception as exc:  # noqa: BLE001 - any error of the user's function is a step error
+                outcome = Failed(exc)
+            return finish(outcome)
+
+    def run_awaitable(self, awaitable: Awaitable[Any]) -> Any:
+        """Wait for what an ``async def`` hook returned (on the engine's loop when hosted)."""
+        return self.aio.run(awaitable, hosted=self._host is not None)
+
+    def _run_of(self, record: Record) -> Run[T, S] | Failed:
         try:
-            run = self.transitions.run(record)
+            return self.transitions.run(record)
         except Exception as exc:  # noqa: BLE001 - the stored run itself is unreadable: no retry mends it
             msg = f"the stored run {record.run_id} cannot be read (version {record.meta.version}): {exc}"
             return Failed(CorruptRecord(msg, run_id=record.run_id))
+
+    @contextlib.contextmanager
+    def _traced(self, kind: str, record: Record) -> Iterator[Callable[[Write | Failed | None], Write | Failed | None]]:
+        """A span around a user function when traced; yields what records its outcome (and returns it)."""
         tracing = self.tracing
         if tracing is None:
-            return self._call(record, run, fn, allowed, timeout)
+            yield _as_is
+            return
         with tracing.function(kind, record, self.transitions.describe(record.status)) as span:
-            outcome = self._call(record, run, fn, allowed, timeout)
-            next_status = None
-            if isinstance(outcome, Write) and outcome.record.status != record.status:
-                next_status = self.transitions.describe(outcome.record.status)
-            tracing.outcome(span, next_status, outcome.error if isinstance(outcome, Failed) else None)
-            return outcome
 
-    def _call(
-        self, record: Record, run: Run[T, S], fn: Callable[[Run[T, S]], Any], allowed: Sequence[int], timeout: float
-    ) -> Write | Failed | None:
-        try:
-            result = fn(run) if timeout <= 0 else _within(timeout, fn, run)
-            return self.transitions.result(record, run, result, allowed)
-        except Exception as exc:  # noqa: BLE001 - any error of the user's function is a step error
-            return Failed(exc)
+            def finish(outcome: Write | Failed | None) -> Write | Failed | None:
+                next_status = None
+                if isinstance(outcome, Write) and outcome.record.status != record.status:
+                    next_status = self.transitions.describe(outcome.record.status)
+                tracing.outcome(span, next_status, outcome.error if isinstance(outcome, Failed) else None)
+                return outcome
+
+            yield finish
 
     def fail(self, process: str, record: Record, error: BaseException | None, limit: int) -> Write | None:
         """A user function failed on ``record`` in ``process``: the pause to store, or ``None`` to retry.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Self
 
 from actorflow.record import Record
@@ -22,13 +23,15 @@ __all__ = ["Waiter", "WatchRegistry"]
 class Waiter:
     """Receives the records stored for one run id while registered (use as a context manager)."""
 
-    __slots__ = ("_cond", "_queue", "_registry", "run_id")
+    __slots__ = ("_cond", "_queue", "_registry", "notify", "run_id")
 
     def __init__(self, registry: WatchRegistry, run_id: str) -> None:
         self.run_id = run_id
         self._registry = registry
         self._queue: deque[Record] = deque()
         self._cond = threading.Condition(threading.Lock())
+        # Called after each push (from the writing thread): wakes an asyncio waiter's loop.
+        self.notify: Callable[[], object] | None = None
 
     def push(self, record: Record) -> None:
         """Hand the waiter a stored record; a Data Deleted one replaces the object of those not yet taken."""
@@ -39,11 +42,13 @@ class Waiter:
                 self._queue = deque(dataclasses.replace(queued, object=deleted) for queued in self._queue)
             self._queue.append(record)
             self._cond.notify()
+        if self.notify is not None:
+            self.notify()
 
     def take(self, timeout: float) -> list[Record]:
         """Every record pushed since the last call; waits up to ``timeout`` for one."""
         with self._cond:
-            if not self._queue:
+            if not self._queue and timeout > 0:
                 self._cond.wait(timeout)
             items = list(self._queue)
             self._queue.clear()

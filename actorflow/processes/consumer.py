@@ -17,6 +17,7 @@ holds its own run (that run's later events wait behind it), not the others.
 from __future__ import annotations
 
 import abc
+import concurrent.futures
 import dataclasses
 import functools
 import heapq
@@ -111,6 +112,8 @@ class Work:
 
     run: Callable[[], Any]
     then: Callable[[Any], Outcome]
+    awaitable: bool = False
+    """``run()`` returns a coroutine (an ``async def`` step): it runs on the engine's loop, in the same window."""
 
 
 Outcome = Write | Skipped | Retry | Work | None
@@ -537,6 +540,9 @@ class EventConsumer(Process):
                 try:
                     outcome = self._filter(event) or self.handle(event)
                     if isinstance(outcome, Work):
+                        if outcome.awaitable:  # overlaps on the engine's loop, counted in the same window
+                            self._submit_async(slot, outcome)
+                            continue
                         # Read at each event: a first slow step sends the rest of the round to the workers.
                         if limit > 1 and self._work_time >= INLINE_BELOW:
                             self._submit(slot, outcome)
@@ -588,6 +594,19 @@ class EventConsumer(Process):
             workers = self._workers = Workers(self.name, max(1, self.options.max_in_flight), done)
         self._running[slot] = work
         workers.submit(slot, functools.partial(self._timed, work.run))
+
+    def _submit_async(self, slot: _Slot, work: Work) -> None:
+        generation, finished = self._generation, self._finished
+
+        def done(future: concurrent.futures.Future[Any]) -> None:
+            try:
+                result, error = future.result(), None
+            except BaseException as exc:  # noqa: BLE001 - cancelled at stop, or ours: the consumer's thread decides
+                result, error = None, exc
+            finished.put((generation, slot, result, error))
+
+        self._running[slot] = work
+        self.engine.aio.submit(work.run(), done)
 
     def _take_finished(self, wait: float) -> None:
         """Settle the work the workers finished, waiting up to ``wait`` seconds for the first."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
 from actorflow.event import Event
@@ -35,7 +36,9 @@ class HookConsumer(EventConsumer):
         if typed is None:
             return Skipped("unable to unmarshal object")
         try:
-            self.hook(typed)
+            result = self.hook(typed)
+            if inspect.isawaitable(result):  # an async def hook: run on the engine's loop
+                self.engine.run_awaitable(result)
         except Exception as exc:  # noqa: BLE001 - a user hook failed: retry it
             self.log.warning(
                 "%s/%s: hook failed for run %s: %s",

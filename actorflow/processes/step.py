@@ -6,6 +6,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from actorflow.engine import Failed, Write
+from actorflow.engine.aio import is_async
 from actorflow.event import Event
 from actorflow.processes.consumer import EventConsumer, Outcome, Skipped, Work
 from actorflow.record import Record, Run
@@ -33,6 +34,7 @@ class StepConsumer(EventConsumer):
         self.status = status
         self.fn = fn
         self.destinations = tuple(destinations)
+        self.is_async = is_async(fn)  # an async def step: awaited on the engine's loop
 
     def handle(self, event: Event) -> Outcome:
         """Load the run; the step itself is `Work` (it may run beside other runs' steps)."""
@@ -42,6 +44,14 @@ class StepConsumer(EventConsumer):
         paused = self.suspect_crash(record)
         if paused is not None:
             return paused
+        if self.is_async:
+            return Work(
+                functools.partial(
+                    self.engine.apply_async, record, self.fn, self.destinations, timeout=self.options.step_timeout
+                ),
+                functools.partial(self._outcome, record),
+                awaitable=True,
+            )
         return Work(
             functools.partial(self.engine.apply, record, self.fn, self.destinations, timeout=self.options.step_timeout),
             functools.partial(self._outcome, record),

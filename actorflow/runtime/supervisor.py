@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -268,6 +269,22 @@ class Supervisor:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    async def __aenter__(self) -> Self:
+        """``async with Supervisor([...])``: started in a worker thread, the event loop goes on (FastAPI's lifespan)."""
+        await self.start_async()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop_async()
+
+    async def start_async(self) -> None:
+        """`start` from async code: the event loop is not blocked while the actors subscribe."""
+        await asyncio.to_thread(self.start)
+
+    async def stop_async(self) -> None:
+        """`stop` from async code: the event loop is not blocked while the steps in hand finish."""
+        await asyncio.to_thread(self.stop)
 
     @property
     def running(self) -> bool:
