@@ -24,7 +24,9 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
+from actorflow._deleted import DELETED_OBJECT
 from actorflow.errors import CodecError, ObjectTooLarge, ObjectTypeError
+from actorflow.models import model_codec
 
 __all__ = [
     "DELETED_OBJECT",
@@ -41,13 +43,6 @@ T = TypeVar("T")
 
 MAX_OBJECT_BYTES = 1 << 20
 """The default limit of an encoded object and of a callback payload: 1 MiB."""
-
-DELETED_OBJECT = b'{"result":"deleted"}'
-"""What replaces a run's object when its data is deleted (the original's placeholder).
-
-The JSON codec decodes it as the type's default object (as the original's zero value),
-the one foreign JSON it accepts: a deleted run can still be read and awaited.
-"""
 
 
 @runtime_checkable
@@ -536,10 +531,14 @@ def make_codec(
     *,
     max_bytes: int | None = MAX_OBJECT_BYTES,
 ) -> CheckedCodec[T]:
-    """The codec a workflow uses: the user's (an object or an encode/decode pair) or JSON, checked (`CheckedCodec`)."""
+    """The codec a workflow uses: the user's (an object or an encode/decode pair) or JSON, checked (`CheckedCodec`).
+
+    JSON is the model's own for a pydantic model or a msgspec Struct (`actorflow.models`),
+    actorflow's for a dataclass or any other type.
+    """
     inner: Codec[T]
     if codec is None:
-        inner = JsonCodec(cls)
+        inner = model_codec(cls) or JsonCodec(cls)  # a pydantic model's or msgspec Struct's own JSON
     elif isinstance(codec, tuple):
         encode, decode = codec
         inner = FunctionCodec(encode, decode)
