@@ -26,6 +26,7 @@ KEY_LINES = {
     "connector": "4 runs for 4 signups: the login event started none",
     "order_processing": "stored record: run state DATA_DELETED",
     "three_nodes": "every run completed: 30 of 30",
+    "fastapi_service": "order-2: SHIPPED (Completed), tracking TRK-order-2",
     "postgres_cli": "parcel-4: Initiated -> Paused -> Running -> Running -> Completed; label LBL-parcel-4",
 }
 # Examples that need a server: marked, and given its address (they skip or fail as any such test).

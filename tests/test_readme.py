@@ -30,7 +30,21 @@ def test_readme_example_runs(tmp_path: Path):
 
 
 def test_readme_example_type_checks(tmp_path: Path):
-    """The public API's typing is under test: the README example passes mypy --strict.
+    """The public API's typing is under test: the README example passes mypy --strict."""
+    script = tmp_path / "readme_example.py"
+    script.write_text(example_source())
+    _mypy_strict(tmp_path, script)
+
+
+def test_the_fastapi_example_type_checks_with_a_pydantic_object(tmp_path: Path):
+    """``Builder[Order, Status]`` with a pydantic ``Order``, async steps and the async API pass mypy --strict."""
+    script = tmp_path / "fastapi_service.py"
+    shutil.copy(ROOT / "examples" / "fastapi_service.py", script)
+    _mypy_strict(tmp_path, script)
+
+
+def _mypy_strict(tmp_path: Path, script: Path) -> None:
+    """mypy --strict on ``script`` against the package as a wheel lays it out.
 
     mypy cannot follow the editable install's import hook, so the package is laid out
     in a temporary tree as a wheel would install it (adapters/ under actorflow/).
@@ -38,8 +52,6 @@ def test_readme_example_type_checks(tmp_path: Path):
     tree = tmp_path / "site"
     shutil.copytree(ROOT / "actorflow", tree / "actorflow", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "adapters", tree / "actorflow" / "adapters", ignore=shutil.ignore_patterns("__pycache__"))
-    script = tmp_path / "readme_example.py"
-    script.write_text(example_source())
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(script)],
         capture_output=True,
