@@ -11,6 +11,7 @@ Two loads, measured separately (they answer different questions):
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import enum
@@ -46,14 +47,27 @@ class BenchObject:
     note: str = ""
 
 
-def three_steps(name: str, *, wait: float = 0.0, **options: Any) -> af.Builder[BenchObject, BenchStatus]:
+def three_steps(
+    name: str, *, wait: float = 0.0, asynchronous: bool = False, **options: Any
+) -> af.Builder[BenchObject, BenchStatus]:
     """The benchmarks' workflow: STARTED -> FIRST -> SECOND -> DONE, each step adding 1 to ``counter``.
 
-    ``wait``: seconds each step first sleeps, as a call to another service would take;
+    ``wait``: seconds each step first sleeps, as a call to another service would take
+    (``asynchronous``: ``async def`` steps that await it on the engine's loop);
     ``options`` go to every step (``parallel_count``, ``max_in_flight``...).
     """
 
-    def step(to: BenchStatus) -> Callable[[af.Run[BenchObject, BenchStatus]], BenchStatus]:
+    def step(to: BenchStatus) -> Callable[[af.Run[BenchObject, BenchStatus]], Any]:
+        if asynchronous:
+
+            async def run_async(r: af.Run[BenchObject, BenchStatus]) -> BenchStatus:
+                if wait:
+                    await asyncio.sleep(wait)  # the call the step makes, awaited
+                r.object.counter += 1
+                return to
+
+            return run_async
+
         def run(r: af.Run[BenchObject, BenchStatus]) -> BenchStatus:
             if wait:
                 time.sleep(wait)  # the call the step makes

@@ -21,6 +21,7 @@ thread of its own; actorflow runs ``parallel_count`` shards a step with the defa
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import importlib
@@ -40,7 +41,8 @@ __all__ = ["LOADS", "run_vs"]
 
 IO_WAIT = 0.020
 # load name -> (seconds each step waits, runs in the load)
-LOADS: dict[str, tuple[float, int]] = {"instant": (0.0, 2000), "io": (IO_WAIT, 300)}
+LOADS: dict[str, tuple[float, int]] = {"instant": (0.0, 2000), "io": (IO_WAIT, 300), "async-io": (IO_WAIT, 300)}
+ASYNC_LOADS = frozenset({"async-io"})  # async def steps (and DBOS's async workflows)
 WARMUP = 20
 
 
@@ -149,7 +151,8 @@ def _actorflow(load: str, dsn: str, schema: str, runs: int, single: int, paralle
 
     store.store_many = store_many
 
-    wf = three_steps("vs", wait=wait, parallel_count=parallel).build(streamer, store, memory.MemoryRoleScheduler())
+    builder = three_steps("vs", wait=wait, asynchronous=load in ASYNC_LOADS, parallel_count=parallel)
+    wf = builder.build(streamer, store, memory.MemoryRoleScheduler())
     wf.run()
     try:
         seconds, single_ms, load_ms = _measure(lambda key: wf.trigger(key, BenchObject(id=key)), done, runs, single)
@@ -176,19 +179,43 @@ def _dbos(load: str, dsn: str, schema: str, runs: int, single: int) -> Figures:
             time.sleep(wait)  # the call the step makes
         return value + 1
 
-    step_one = DBOS.step(name="one")(work)
-    step_two = DBOS.step(name="two")(work)
-    step_three = DBOS.step(name="three")(work)
+    async def work_async(value: int) -> int:
+        if wait:
+            await asyncio.sleep(wait)  # the call the step makes, awaited
+        return value + 1
 
-    @DBOS.workflow(name="vs")  # type: ignore[untyped-decorator,unused-ignore]
-    def workflow(key: str) -> int:
-        result: int = step_three(step_two(step_one(0)))
-        done.note([key])  # the end of the workflow function: DBOS writes its status next
-        return result
+    if load in ASYNC_LOADS:
+        one_a = DBOS.step(name="one")(work_async)
+        two_a = DBOS.step(name="two")(work_async)
+        three_a = DBOS.step(name="three")(work_async)
 
-    def trigger(key: str) -> str:
-        DBOS.start_workflow(workflow, key)
-        return key
+        @DBOS.workflow(name="vs")  # type: ignore[untyped-decorator,unused-ignore]
+        async def workflow_async(key: str) -> int:
+            result: int = await three_a(await two_a(await one_a(0)))
+            done.note([key])
+            return result
+
+        loop = asyncio.new_event_loop()  # DBOS's async workflows start from a running loop
+        threading.Thread(target=loop.run_forever, name="dbos-loop", daemon=True).start()
+
+        def trigger(key: str) -> str:
+            asyncio.run_coroutine_threadsafe(DBOS.start_workflow_async(workflow_async, key), loop).result()
+            return key
+
+    else:
+        step_one = DBOS.step(name="one")(work)
+        step_two = DBOS.step(name="two")(work)
+        step_three = DBOS.step(name="three")(work)
+
+        @DBOS.workflow(name="vs")  # type: ignore[untyped-decorator,unused-ignore]
+        def workflow(key: str) -> int:
+            result: int = step_three(step_two(step_one(0)))
+            done.note([key])  # the end of the workflow function: DBOS writes its status next
+            return result
+
+        def trigger(key: str) -> str:
+            DBOS.start_workflow(workflow, key)
+            return key
 
     config: DBOSConfig = {"name": "actorflow-vs", "system_database_url": dsn, "dbos_system_schema": schema}
     DBOS(config=config)
