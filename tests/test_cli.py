@@ -144,7 +144,13 @@ def test_bench_against_dbos_runs_both_engines_and_prints_the_ratios(tmp_path: Pa
         "--output", str(out), cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    for row in ("| dbos 3.4.0 | instant | 20 |", "| dbos 3.4.0 | io | 20 |", "| instant | 20 |", "| io | 20 |", "| async-io | 20 |"):
+    for row in (
+        "| dbos 3.4.0 | instant | 20 |",
+        "| dbos 3.4.0 | io | 20 |",
+        "| instant | 20 |",
+        "| io | 20 |",
+        "| async-io | 20 |",
+    ):
         assert row in result.stdout, result.stdout
     assert "instant steps: actorflow/DBOS steps/s" in result.stdout
     assert "io steps: actorflow/DBOS steps/s" in result.stdout

@@ -84,12 +84,19 @@ def build_shared(stack: Any, clock: af.FakeClock, built: list[af.Workflow[Any, A
     return _build
 
 
+@pytest.fixture(params=["sync", "async"])
+def step_style(request: pytest.FixtureRequest) -> str:
+    """How `linear`'s steps are written: ``def`` or ``async def`` (every test of it runs with both)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def linear() -> Callable[..., af.Builder[Order, Status]]:
+def linear(step_style: str) -> Callable[..., af.Builder[Order, Status]]:
     """``linear(calls, name=..., options=...)``: STARTED -> CHARGED -> SHIPPED -> DONE, three steps.
 
     Each step adds 1 to ``amount``, appends its name to ``notes`` and logs itself in
     ``calls`` (labels ``charge``, ``ship``, ``finish``); ``options`` go to every step.
+    The steps are ``async def`` in the ``async`` variant of each test (`step_style`).
     """
 
     def _linear(
@@ -98,14 +105,17 @@ def linear() -> Callable[..., af.Builder[Order, Status]]:
         log = calls if calls is not None else Calls()
         b = af.Builder(name, Order, Status)
 
-        def step(label: str, to: Status) -> Callable[[af.Run[Order, Status]], Status]:
+        def step(label: str, to: Status) -> Callable[[af.Run[Order, Status]], Any]:
             def fn(run: af.Run[Order, Status]) -> Status:
                 log.add(label, run.run_id)
                 run.object.amount += 1
                 run.object.notes.append(label)
                 return to
 
-            return fn
+            async def fn_async(run: af.Run[Order, Status]) -> Status:
+                return fn(run)
+
+            return fn_async if step_style == "async" else fn
 
         for frm, label, to in (
             (Status.STARTED, "charge", Status.CHARGED),
