@@ -14,6 +14,7 @@ threads, many at once, and the kill lands with a window of steps in hand.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import threading
@@ -66,12 +67,32 @@ class _Waiting(list[tuple[str, Stage]]):
 IO_WAIT = 0.005
 
 
+def _async_three_steps() -> af.Builder[Item, Stage]:
+    """`three_steps` with ``async def`` steps, each awaiting ``IO_WAIT`` as an async I/O call would."""
+
+    def step(to: Stage) -> Any:
+        async def run(r: af.Run[Item, Stage]) -> Stage:
+            await asyncio.sleep(IO_WAIT)
+            r.object.steps += 1
+            return to
+
+        return run
+
+    b = af.Builder("crash", Item, Stage)
+    b.add_step(Stage.STARTED, step(Stage.FIRST), Stage.FIRST)
+    b.add_step(Stage.FIRST, step(Stage.SECOND), Stage.SECOND).with_options(parallel_count=2)
+    b.add_step(Stage.SECOND, step(Stage.DONE), Stage.DONE)
+    return b
+
+
 def main() -> int:
     streamer, store, runs = adapters(sys.argv[1:])
     if "--poison" in sys.argv:
         poisoned = _poisoned(sys.argv[sys.argv.index("--poison") + 1])
         pause_after = int(sys.argv[sys.argv.index("--pause-after") + 1]) if "--pause-after" in sys.argv else 3
         b = three_steps("crash", parallel=2, first=poisoned, first_pause_after=pause_after)
+    elif "--async" in sys.argv:  # async def steps that await IO_WAIT: many in hand on the loop at the kill
+        b = _async_three_steps()
     else:
         b = three_steps("crash", parallel=2, calls=_Waiting() if "--io" in sys.argv else None)
     wf = b.build(streamer, store, MemoryRoleScheduler(), defaults=af.Options(polling_frequency=0.05))

@@ -43,19 +43,19 @@ def _node(args: list[str], *extra: str) -> subprocess.Popen[str]:
     )
 
 
-@pytest.mark.parametrize("steps", ["instant", "io"])
+@pytest.mark.parametrize("steps", ["instant", "io", "async"])
 def test_a_node_killed_mid_way_finishes_every_run_after_a_restart(backend, steps):
     """SIGKILL after a few hundred of 1,000 runs completed; a restarted node completes all, each at version 4.
 
     Three steps store versions 2, 3 and 4: a run at version 4 with exactly four snapshots
     had each transition stored exactly once, whatever the crash interrupted. With "io"
     steps (each waits 5 ms) the shards run many steps at once, so the kill lands with a
-    window of them in hand.
+    window of them in hand; "async" steps await it on the engine's loop, many at once too.
     """
     from tests.crash.crash_node import completed
 
     args, make_store = backend
-    extra = ["--io"] if steps == "io" else []
+    extra = {"io": ["--io"], "async": ["--async"]}.get(steps, [])
     store = make_store()
     try:
         first = _node(args, "--trigger", *extra)
