@@ -179,6 +179,7 @@ def opened() -> Iterator[Callable[[Any], Any]]:
 # The fixtures that reach a server, by the marker a test using them must carry.
 _SERVER_FIXTURES = {
     "postgres": frozenset({"pg_dsn", "pg_schema", "make_pg_schema"}),
+    "mysql": frozenset({"mysql_server", "make_mysql_database", "mysql_dsn"}),
     "kafka": frozenset({"kafka_broker", "kafka_prefix", "moto_s3"}),
 }
 
