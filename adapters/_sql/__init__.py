@@ -1,10 +1,15 @@
-"""What the SQL adapters (SQLite, PostgreSQL) share: rows, filters, headers, retention, SQL files.
+"""What the SQL adapters (SQLite, PostgreSQL, MySQL) share: rows, filters, headers, retention, SQL files.
 
 Rows <-> records, filter clauses, header encoding and event retention; and one
 convention for their SQL: the named-query loader (``queries.py``) and the migrations
 (``migrations.py``: files, runner, bookkeeping table). Dialect-free Python only; each
 adapter keeps its own SQL, in its ``queries.sql`` and ``migrations/``. Filter clauses are
 written with ``%s`` placeholders here and translated by the SQLite adapter.
+
+Beside them, in their own modules: the fleet tables and fencing (``fleet.py``), driver
+errors wrapped and redacted (``errors.py``), in-process wake-ups for the dialects
+without LISTEN (``wakeups.py``), what the event streamers share (``streaming.py``), and
+the base classes of the adapters on a database server (``server.py``).
 """
 
 from .migrations import Migration, Session, apply_migrations, load_migrations, needs_migrating
@@ -33,6 +38,7 @@ from .rows import (
     records_by_run,
     sort_direction,
     timeout_from_row,
+    timeout_params,
     update_params,
 )
 
@@ -67,5 +73,6 @@ __all__ = [
     "records_by_run",
     "sort_direction",
     "timeout_from_row",
+    "timeout_params",
     "update_params",
 ]

@@ -1,4 +1,4 @@
-"""Rows of the fleet tables -> what `actorflow.capabilities.Membership` returns, for both SQL adapters."""
+"""Rows of the fleet tables -> what `actorflow.capabilities.Membership` returns; fencing; for the SQL adapters."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from actorflow.capabilities import FleetView, NodeInfo
 from actorflow.errors import StaleTerm
 from actorflow.protocols import Fence
 
-__all__ = ["fleet_view", "node_infos", "stale_term"]
+__all__ = ["check_fence", "fleet_view", "node_infos", "stale_term"]
 
 
 def fleet_view(
@@ -51,3 +51,14 @@ def stale_term(fence: Fence) -> StaleTerm:
     """The refusal of a write made under ``fence``, a lease its role has moved on from."""
     msg = f"role {fence.role} is no longer {fence.node_id}'s under term {fence.term}"
     return StaleTerm(msg, role=fence.role, node_id=fence.node_id, term=fence.term)
+
+
+def check_fence(cursor: Any, query: str, fence: Fence) -> None:
+    """Raise `StaleTerm` unless ``query`` (the dialect's ``check_fence``: role, node, term) finds ``fence`` current.
+
+    Run in the transaction of the write the fence guards; the query keeps the lease from
+    passing to another node before that write commits (a share lock, or the write lock).
+    """
+    cursor.execute(query, (fence.role, fence.node_id, fence.term))
+    if cursor.fetchone() is None:
+        raise stale_term(fence)

@@ -19,7 +19,7 @@ from typing import Any
 from actorflow.capabilities import RecordPage, RunCount
 from actorflow.errors import CorruptRecord, InvalidCursor
 from actorflow.event import Event, OutboxEvent, event_headers, event_topic, make_outbox_event, shard_hash
-from actorflow.protocols import RecordFilter, TimeoutRecord
+from actorflow.protocols import RecordFilter, TimeoutRecord, check_timeout_visit
 from actorflow.record import Record, RecordMeta
 from actorflow.runstate import RunState
 
@@ -45,6 +45,7 @@ __all__ = [
     "record_params",
     "records_by_run",
     "timeout_from_row",
+    "timeout_params",
     "update_params",
 ]
 
@@ -126,6 +127,35 @@ def update_params(record: Record, time_out: Callable[[datetime], Any] = _same) -
         meta.trace_origin,
         record.run_id,
         meta.version - 1,
+    )
+
+
+def timeout_params(
+    workflow_name: str,
+    foreign_id: str,
+    run_id: str,
+    status: int,
+    expire_at: datetime,
+    created_at: datetime | None,
+    index: int | None,
+    record_version: int | None,
+    time_out: Callable[[datetime], Any] = _same,
+) -> tuple[Any, ...]:
+    """A new timeout's values, `TIMEOUT_COLUMNS` from ``workflow_name`` on (``created_at`` by default: now).
+
+    A bad ``index`` or ``record_version`` is refused here (`check_timeout_visit`), before anything is stored.
+    """
+    check_timeout_visit(index, record_version)
+    created = created_at or datetime.now(UTC)
+    return (
+        workflow_name,
+        foreign_id,
+        run_id,
+        int(status),
+        time_out(expire_at),
+        time_out(created),
+        index,
+        record_version,
     )
 
 

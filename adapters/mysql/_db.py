@@ -16,17 +16,18 @@ import contextlib
 import select
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pymysql  # type: ignore[import-untyped,unused-ignore]
 
 from actorflow._redact import redact
-from actorflow.protocols import Fence, RoleScheduler
+from actorflow.protocols import Fence
 
 from .._lifecycle import Shared
-from .._sql.fleet import stale_term
+from .._sql import fleet
+from .._sql.server import ServerAdapter
 from ._connect import CONNECT_TIMEOUT, Settings, connect, parse_dsn
 from ._errors import MysqlError, logger, wrap_exceptions
 from ._schema import QUERIES, migrate_on
@@ -220,6 +221,7 @@ class Database(Shared):
         self._pool: _Pool | None = None
         self._on_close: list[Callable[[], None]] = []
         self.wakeups: Wakeups = wakeups_for(self.identity)
+        self.queries: Mapping[str, str] = QUERIES
 
     def __repr__(self) -> str:
         return f"<Database {redact(self.dsn)!r}>"
@@ -354,13 +356,11 @@ def check_fence(cur: Any, fence: Fence) -> None:
     The lease row is share-locked until that transaction ends, so the role cannot pass
     to another node before the write it guards commits.
     """
-    cur.execute(QUERIES["check_fence"], (fence.role, fence.node_id, fence.term))
-    if cur.fetchone() is None:
-        raise stale_term(fence)
+    fleet.check_fence(cur, QUERIES["check_fence"], fence)
 
 
-class MysqlAdapter:
-    """What every MySQL adapter shares: its `Database`, `close`, `attach` and `detach`."""
+class MysqlAdapter(ServerAdapter[Database]):
+    """What every MySQL adapter shares: its `Database`; `attach`, `detach`, `close` (`ServerAdapter`)."""
 
     def __init__(self, dsn: str, *, max_connections: int = 10) -> None:
         self.db = Database(dsn, max_connections=max_connections)
@@ -369,26 +369,8 @@ class MysqlAdapter:
         # The DSN redacted: a repr ends up in logs and tracebacks.
         return f"<{type(self).__name__} {redact(self.db.dsn)!r}>"
 
-    def fences_with(self, role_scheduler: RoleScheduler) -> bool:
-        """True when ``role_scheduler`` keeps its leases in this database (a `MysqlRoleScheduler`). Does not connect."""
-        return isinstance(role_scheduler, LeaseKeeper) and role_scheduler.db.identity == self.db.identity
-
-    def attach(self) -> None:
-        """A supervisor starts using this adapter (connects now: a wrong DSN fails the start)."""
-        self.db.attach()
-
-    def detach(self) -> None:
-        """A supervisor stopped; the last one to stop releases connections and threads."""
-        self.db.detach()
-
-    def close(self) -> None:
-        """Close the pool and stop this adapter's threads (reopened on next use)."""
-        self.db.close()
-
 
 class LeaseKeeper(MysqlAdapter):
-    """An adapter that keeps role leases in its database (`MysqlRoleScheduler`).
+    """An adapter that keeps role leases in its database (`MysqlRoleScheduler`), for the others to check."""
 
-    The other adapters on the same database can then check those leases in their own
-    transactions (`fences_with`).
-    """
+    keeps_leases = True

@@ -1,7 +1,6 @@
 """The MySQL adapters' errors, the wrapping of driver errors into them, and their logger.
 
-Every message is redacted (`actorflow._redact.redact`): a driver error may quote the
-connection string, and a password must never reach an error message or a log.
+Messages and the driver's errors kept as causes are redacted (`actorflow.adapters._sql.errors`).
 """
 
 from __future__ import annotations
@@ -12,8 +11,9 @@ from collections.abc import Iterator
 
 import pymysql  # type: ignore[import-untyped,unused-ignore]
 
-from actorflow._redact import redact
 from actorflow.errors import ActorflowError
+
+from .._sql.errors import scrub, wrap_driver_errors
 
 __all__ = ["MysqlConfigError", "MysqlError", "logger", "scrub", "wrap_exceptions"]
 
@@ -33,21 +33,8 @@ MysqlError.__module__ = "actorflow.adapters.mysql"
 MysqlConfigError.__module__ = "actorflow.adapters.mysql"
 
 
-def scrub(exc: BaseException) -> BaseException:
-    """``exc`` with any password in its message redacted (in place): it is kept as a cause, printed in tracebacks."""
-    args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in exc.args)
-    if args != exc.args:
-        exc.args = args
-    return exc
-
-
 @contextlib.contextmanager
 def wrap_exceptions(what: str) -> Iterator[None]:
     """Turn driver errors into `MysqlError`, keeping them as the cause (the message redacted)."""
-    try:
+    with wrap_driver_errors(what, MysqlError, (pymysql.err.Error, OSError)):
         yield
-    except ActorflowError:
-        raise
-    except (pymysql.err.Error, OSError) as exc:
-        msg = redact(f"{what}: {type(exc).__name__}: {exc}".strip())
-        raise MysqlError(msg) from scrub(exc)

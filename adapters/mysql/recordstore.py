@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import builtins
-import json
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pymysql  # type: ignore[import-untyped,unused-ignore]
 
 from actorflow.capabilities import CursorMove, RecordPage, RunCount
-from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
+from actorflow.errors import VersionConflict, WorkflowInProgress
 from actorflow.event import OutboxEvent, event_topic
 from actorflow.protocols import EventStreamer, Fence, Order, RecordFilter
 from actorflow.record import Record
@@ -20,7 +18,6 @@ from actorflow.topics import topic_prefix
 
 from .._sql import (
     count_rows,
-    decode_run_ids,
     filter_clause,
     outbox_from_rows,
     outbox_row,
@@ -34,7 +31,8 @@ from .._sql import (
     sort_direction,
     update_params,
 )
-from ._db import QUERIES, MysqlAdapter, check_fence, from_db, insert_events, logger, to_db, transaction
+from .._sql.server import ServerRecordStore
+from ._db import QUERIES, Database, MysqlAdapter, check_fence, from_db, insert_events, logger, to_db, transaction
 
 __all__ = ["MysqlRecordStore"]
 
@@ -53,7 +51,7 @@ def _stored_refusal(exc: pymysql.err.IntegrityError) -> bool:
     return bool(exc.args) and exc.args[0] == _DUPLICATE
 
 
-class MysqlRecordStore(MysqlAdapter):
+class MysqlRecordStore(MysqlAdapter, ServerRecordStore[Database]):
     """A record store in MySQL/MariaDB (PyMySQL, pooled connections).
 
     Every `store` is one transaction: the record (an insert, or an update conditioned on
@@ -81,13 +79,6 @@ class MysqlRecordStore(MysqlAdapter):
 
     # -- capabilities -------------------------------------------------------------------
 
-    def publish_directly(self, workflow_name: str, event_streamer: EventStreamer) -> bool:
-        """Write ``workflow_name``'s events into ``event_streamer``'s log, if it is in this database."""
-        if self.acks_for(event_streamer):
-            self._direct.add(workflow_name)
-            return True
-        return False
-
     def acks_for(self, event_streamer: EventStreamer) -> bool:
         """True when ``event_streamer`` keeps its events and cursors in this database (server, port, database)."""
         from .streamer import MysqlEventStreamer  # noqa: PLC0415 - avoid a cycle
@@ -95,12 +86,6 @@ class MysqlRecordStore(MysqlAdapter):
         return isinstance(event_streamer, MysqlEventStreamer) and event_streamer.db.identity == self.db.identity
 
     # -- writes -------------------------------------------------------------------------
-
-    def store(self, record: Record) -> None:
-        """Create or update ``record`` with its event, in one transaction."""
-        error = self.store_many([record])[0]
-        if error is not None:
-            raise error
 
     def store_many(
         self,
@@ -258,13 +243,6 @@ class MysqlRecordStore(MysqlAdapter):
     def _records(self, rows: Iterable[Sequence[Any]]) -> builtins.list[Record]:
         return readable_records(rows, from_db, where=self._where, log=logger)
 
-    def lookup(self, run_id: str) -> Record:
-        """The record of ``run_id``; `CorruptRecord` when its row cannot be read."""
-        row = self.db.fetchone("looking up a record", QUERIES["lookup"], (run_id,))
-        if row is None:
-            raise RecordNotFound(run_id=run_id)
-        return self._record(row)
-
     def lookup_many(self, run_ids: Iterable[str]) -> dict[str, Record]:
         """The records of many runs in one query (missing and unreadable ones left out: `lookup` reports those)."""
         ids = list(dict.fromkeys(run_ids))
@@ -272,13 +250,6 @@ class MysqlRecordStore(MysqlAdapter):
             return {}
         query = QUERIES["lookup_many"].replace("{ids}", _ids(len(ids)))
         return records_by_run(self.db.fetchall("looking up records", query, ids), from_db, where=self._where)
-
-    def latest(self, workflow_name: str, foreign_id: str) -> Record:
-        """The most recently created run of ``foreign_id``."""
-        row = self.db.fetchone("finding the latest run", QUERIES["latest"], (workflow_name, foreign_id))
-        if row is None:
-            raise RecordNotFound(workflow_name=workflow_name, foreign_id=foreign_id)
-        return self._record(row)
 
     def list(
         self,
@@ -366,17 +337,12 @@ class MysqlRecordStore(MysqlAdapter):
         A write of this process wakes it at once; writes of other processes are found by
         looking at the table every quarter second.
         """
-        wakeups = self.db.wakeups
-        key = f"o:{workflow_name}"
-        deadline = time.monotonic() + timeout
-        while True:
-            seen = wakeups.counter(key)
+
+        def found() -> bool:
             row = self.db.fetchone("looking at the outbox", QUERIES["has_outbox_events"], (workflow_name,))
-            if row and row[0]:
-                return
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or wakeups.wait(key, seen, min(remaining, _OUTBOX_POLL)):
-                return
+            return bool(row and row[0])
+
+        self.db.wakeups.wait_until(f"o:{workflow_name}", found, timeout, _OUTBOX_POLL)
 
     # -- error counts ---------------------------------------------------------------------
 
@@ -394,25 +360,6 @@ class MysqlRecordStore(MysqlAdapter):
                 return int(cur.lastrowid or 0)
 
         return self.db.run("counting an error", count, resend=False) or 1
-
-    def clear_errors(self, process: str, run_id: str) -> None:
-        """Forget the step errors of (process, run)."""
-        self.db.execute("clearing errors", QUERIES["clear_errors"], (process, run_id))
-
-    # -- in-flight log ------------------------------------------------------------------
-
-    def begin_batch(self, process: str, run_ids: Sequence[str]) -> None:
-        """Note (durably) the runs ``process`` is about to handle."""
-        self.db.execute("noting a batch", QUERIES["begin_batch"], (process, json.dumps(list(run_ids))))
-
-    def unfinished_batch(self, process: str) -> builtins.list[str]:
-        """The runs of the last batch ``process`` noted and did not finish."""
-        row = self.db.fetchone("reading the in-flight note", QUERIES["unfinished_batch"], (process,))
-        return decode_run_ids(row[0]) if row else []
-
-    def end_batches(self, process: str) -> None:
-        """Nothing of ``process`` is in flight (it stopped cleanly, or has nothing in hand)."""
-        self.db.execute("clearing the in-flight note", QUERIES["end_batches"], (process,))
 
 
 def _flush_snapshots(cur: Any, snapshots: list[tuple[Any, ...]]) -> None:

@@ -32,21 +32,20 @@ minutes, a bounded batch per transaction (see `actorflow.adapters._sql.Retention
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from actorflow.capabilities import CursorMove
-from actorflow.clock import AdapterClock, Clock
+from actorflow.clock import Clock
 from actorflow.event import Event
-from actorflow.options import duration
 from actorflow.protocols import Fence, ReceiverOptions
 from actorflow.record import Record
 
 from .._sql import DEFAULT_RETENTION, Retention, event_from_row, event_row, records_by_run
 from .._sql.fleet import stale_term
+from .._sql.streaming import BufferedSender, ReadsRecordsAlong, RetainedLog
 from ._db import QUERIES, Database, MysqlAdapter, from_db, insert_events, logger, to_db, transaction
 
 __all__ = ["MysqlEventStreamer"]
@@ -54,7 +53,7 @@ __all__ = ["MysqlEventStreamer"]
 _FIRST_POLL = 0.01  # seconds before looking again after a read found nothing; doubles up to poll_frequency
 
 
-class MysqlEventStreamer(MysqlAdapter):
+class MysqlEventStreamer(MysqlAdapter, RetainedLog):
     """An event streamer over a MySQL/MariaDB table, read in commit order (see the module's notes).
 
     Senders buffer and insert their events in one transaction on `flush`. Receivers keep
@@ -84,20 +83,14 @@ class MysqlEventStreamer(MysqlAdapter):
         max_connections: int = 10,
     ) -> None:
         super().__init__(dsn, max_connections=max_connections)
-        self.retention = None if retention is None else duration("retention", retention, positive=True)
-        self._clock = AdapterClock(clock)
-        self.retention_job = Retention(
-            self.retention,
-            now=self._clock.now,
+        self._retain(
+            retention,
+            clock=clock,
             delete_batch=self._delete_old_events,
             name=f"mysql-{self.db.settings.database}",
             log=logger,
         )
         self.db.on_close(self.retention_job.stop)
-
-    def use_clock(self, clock: Clock) -> None:
-        """Stamp events with the clock of the workflow built on this streamer (unless given one)."""
-        self._clock.lend(clock)
 
     def new_sender(self, topic: str) -> _Sender:
         """A sender for ``topic`` (events are written on `flush`)."""
@@ -109,53 +102,31 @@ class MysqlEventStreamer(MysqlAdapter):
             self.db, topic, name, options or ReceiverOptions(), now=self._clock.now, retention=self.retention_job
         )
 
-    def cleanup(self) -> int:
-        """Delete the events older than the retention now (in batches); how many."""
-        return self.retention_job.run()
-
     def _delete_old_events(self, cutoff: datetime, limit: int) -> int:
         return self.db.execute("deleting old events", QUERIES["delete_old_events"], (to_db(cutoff), limit))
 
 
-class _Sender:
+class _Sender(BufferedSender):
     """Buffers sends; `flush` writes them in one transaction and wakes this process's receivers."""
 
     def __init__(self, db: Database, topic: str, *, now: Callable[[], datetime], retention: Retention) -> None:
+        super().__init__(topic, retention)
         self._db = db
-        self._topic = topic
         self._now = now
-        self._retention = retention
-        self._lock = threading.Lock()
-        self._pending: list[tuple[Any, ...]] = []
 
-    def send(self, run_id: str, event_type: int, headers: Mapping[str, str]) -> None:
-        row = event_row(self._topic, run_id, event_type, headers, to_db(self._now()))
-        with self._lock:
-            self._pending.append(row)
+    def _row(self, run_id: str, event_type: int, headers: Mapping[str, str]) -> tuple[Any, ...]:
+        return event_row(self._topic, run_id, event_type, headers, to_db(self._now()))
 
-    def flush(self) -> None:
-        self._retention.poke()  # a clock read, unless a clean-up is due (run in the background)
-        with self._lock:
-            rows, self._pending = self._pending, []
-            if not rows:
-                return
+    def _write(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        def insert(conn: Any) -> None:
+            with transaction(conn) as cur:
+                insert_events(cur, rows)
 
-            def insert(conn: Any) -> None:
-                with transaction(conn) as cur:
-                    insert_events(cur, rows)
-
-            try:
-                self._db.run("sending events", insert)
-            except BaseException:
-                self._pending[:0] = rows  # kept for the next flush, in order
-                raise
+        self._db.run("sending events", insert)
         self._db.wakeups.bump((f"e:{self._topic}",))
 
-    def close(self) -> None:
-        self.flush()
 
-
-class _Receiver:
+class _Receiver(ReadsRecordsAlong):
     """Reads one topic (one shard of it) after its cursor; acks move the durable cursor."""
 
     def __init__(
@@ -242,15 +213,6 @@ class _Receiver:
             events.append(event_from_row(row[:5], from_db, now=self._now, where=self._where))
         self._cursor = cursor
         return events
-
-    def read_records_along(self) -> None:
-        """Read each event's record with it (`RecordsAlong`: the record store is in this database)."""
-        self._along = True
-
-    def records(self) -> dict[str, Record]:
-        """The records read with the last events, by run id (taken)."""
-        found, self._records = self._records, {}
-        return found
 
     def cursor_move(self, event: Event) -> CursorMove:
         """The acknowledgement up to ``event`` for the record store's commit (`CommitAcks`)."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from actorflow.errors import TimeoutNotFound
-from actorflow.protocols import Fence, TimeoutRecord, check_timeout_visit
+from actorflow.protocols import Fence, TimeoutRecord
 
-from .._sql import readable_timeouts
+from .._sql import readable_timeouts, timeout_params
 from ._db import QUERIES, MysqlAdapter, check_fence, from_db, logger, to_db, transaction
 
 T = TypeVar("T")
@@ -48,17 +48,8 @@ class MysqlTimeoutStore(MysqlAdapter):
         after a connection lost mid-write: a timeout stored twice is harmless, the second
         one is cancelled when it expires, as its run moved on.
         """
-        check_timeout_visit(index, record_version)
-        created = created_at or datetime.now(UTC)
-        params = (
-            workflow_name,
-            foreign_id,
-            run_id,
-            int(status),
-            to_db(expire_at),
-            to_db(created),
-            index,
-            record_version,
+        params = timeout_params(
+            workflow_name, foreign_id, run_id, status, expire_at, created_at, index, record_version, to_db
         )
 
         def insert(cur: Any) -> int:

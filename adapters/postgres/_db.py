@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import select
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import psycopg
@@ -32,10 +32,11 @@ from psycopg.conninfo import conninfo_to_dict
 
 from actorflow._lograte import RepeatFilter, install_filter
 from actorflow._redact import redact
-from actorflow.protocols import Fence, RoleScheduler
+from actorflow.protocols import Fence
 
 from .._lifecycle import Shared
-from .._sql.fleet import stale_term
+from .._sql import fleet
+from .._sql.server import ServerAdapter
 from ._connect import CONNECT_TIMEOUT, STUCK_AFTER, check_schema, connect_once, conninfo
 from ._errors import PostgresError, logger, wrap_exceptions
 from ._rows import rows_of
@@ -111,6 +112,7 @@ class Database(Shared):
         self._listener: Listener | None = None
         self._on_close: list[Callable[[], None]] = []
         self._on_closed: list[Callable[[], None]] = []
+        self.queries: Mapping[str, str] = QUERIES
 
     def __repr__(self) -> str:
         return f"<Database {redact(self.dsn)!r} schema={self.schema!r}>"
@@ -309,13 +311,11 @@ def check_fence(cursor: psycopg.Cursor[Any], fence: Fence) -> None:
     The lease row is share-locked until that transaction ends, so the role cannot pass
     to another node before the write it guards commits.
     """
-    cursor.execute(QUERIES["check_fence"], (fence.role, fence.node_id, fence.term))
-    if cursor.fetchone() is None:
-        raise stale_term(fence)
+    fleet.check_fence(cursor, QUERIES["check_fence"], fence)
 
 
-class PostgresAdapter:
-    """What every PostgreSQL adapter shares: its `Database`, `close`, `attach` and `detach`."""
+class PostgresAdapter(ServerAdapter[Database]):
+    """What every PostgreSQL adapter shares: its `Database`; `attach`, `detach`, `close` (`ServerAdapter`)."""
 
     def __init__(self, dsn: str, *, schema: str = "public", max_connections: int = 10) -> None:
         self.db = Database(dsn, check_schema(schema), max_connections=max_connections)
@@ -324,26 +324,8 @@ class PostgresAdapter:
         # The DSN redacted: a repr ends up in logs and tracebacks.
         return f"<{type(self).__name__} {redact(self.db.dsn)!r} schema={self.db.schema!r}>"
 
-    def fences_with(self, role_scheduler: RoleScheduler) -> bool:
-        """True when ``role_scheduler`` keeps its leases in this database and schema (a `PostgresRoleScheduler`)."""
-        return isinstance(role_scheduler, LeaseKeeper) and role_scheduler.db.identity == self.db.identity
-
-    def attach(self) -> None:
-        """A supervisor starts using this adapter."""
-        self.db.attach()
-
-    def detach(self) -> None:
-        """A supervisor stopped; the last one to stop releases connections and threads."""
-        self.db.detach()
-
-    def close(self) -> None:
-        """Close the pool and the listener (reopened on next use)."""
-        self.db.close()
-
 
 class LeaseKeeper(PostgresAdapter):
-    """An adapter that keeps role leases in its database (`PostgresRoleScheduler`).
+    """An adapter that keeps role leases in its database (`PostgresRoleScheduler`), for the others to check."""
 
-    The other adapters on the same database can then check those leases in their own
-    transactions (`fences_with`).
-    """
+    keeps_leases = True

@@ -1,7 +1,6 @@
 """The PostgreSQL adapters' errors, the wrapping of driver errors into them, and their logger.
 
-Every message is redacted (`actorflow._redact.redact`): a driver error may quote the
-connection string, and a password must never reach an error message or a log.
+Messages and the driver's errors kept as causes are redacted (`actorflow.adapters._sql.errors`).
 """
 
 from __future__ import annotations
@@ -13,8 +12,9 @@ from collections.abc import Iterator
 import psycopg
 import psycopg_pool
 
-from actorflow._redact import redact
 from actorflow.errors import ActorflowError
+
+from .._sql.errors import describe, scrub, wrap_driver_errors
 
 __all__ = ["PostgresConfigError", "PostgresError", "logger", "scrub", "wrap_exceptions"]
 
@@ -34,24 +34,14 @@ PostgresError.__module__ = "actorflow.adapters.postgres"
 PostgresConfigError.__module__ = "actorflow.adapters.postgres"
 
 
-def scrub(exc: BaseException) -> BaseException:
-    """``exc`` with any password in its message redacted (in place): it is kept as a cause, printed in tracebacks."""
-    args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in exc.args)
-    if args != exc.args:
-        exc.args = args
-    return exc
+def _explain(exc: BaseException) -> str:
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return f"no database connection within the pool timeout ({exc})"
+    return describe(exc)
 
 
 @contextlib.contextmanager
 def wrap_exceptions(what: str) -> Iterator[None]:
     """Turn driver and pool errors into `PostgresError`, keeping them as the cause (the message redacted)."""
-    try:
+    with wrap_driver_errors(what, PostgresError, psycopg.Error, _explain):  # a PoolTimeout is a psycopg.Error
         yield
-    except ActorflowError:
-        raise
-    except psycopg_pool.PoolTimeout as exc:
-        msg = redact(f"{what}: no database connection within the pool timeout ({exc})")
-        raise PostgresError(msg) from scrub(exc)
-    except psycopg.Error as exc:
-        msg = redact(f"{what}: {type(exc).__name__}: {exc}".strip())
-        raise PostgresError(msg) from scrub(exc)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import builtins
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
 
 from actorflow.capabilities import CursorMove, RecordPage, RunCount
-from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
+from actorflow.errors import VersionConflict, WorkflowInProgress
 from actorflow.event import OutboxEvent, event_topic, shard_hash
 from actorflow.protocols import EventStreamer, Fence, Order, RecordFilter
 from actorflow.record import Record
@@ -19,7 +18,6 @@ from actorflow.topics import topic_prefix
 
 from .._sql import (
     count_rows,
-    decode_run_ids,
     filter_clause,
     outbox_from_rows,
     outbox_row,
@@ -33,7 +31,8 @@ from .._sql import (
     sort_direction,
     update_params,
 )
-from ._db import PostgresAdapter, check_fence
+from .._sql.server import ServerRecordStore
+from ._db import Database, PostgresAdapter, check_fence
 from ._errors import logger
 from ._rows import rows_of
 from ._schema import QUERIES
@@ -66,7 +65,7 @@ _UPDATE = {
 }
 
 
-class PostgresRecordStore(PostgresAdapter):
+class PostgresRecordStore(PostgresAdapter, ServerRecordStore[Database]):
     """A record store in PostgreSQL (psycopg 3, pooled connections).
 
     Every `store` is one transaction: the record (insert, or an update conditioned on
@@ -90,13 +89,6 @@ class PostgresRecordStore(PostgresAdapter):
         self._direct: set[str] = set()
 
     # -- capabilities -------------------------------------------------------------------
-
-    def publish_directly(self, workflow_name: str, event_streamer: EventStreamer) -> bool:
-        """Write ``workflow_name``'s events into ``event_streamer``'s log, if it is in this database."""
-        if self.acks_for(event_streamer):
-            self._direct.add(workflow_name)
-            return True
-        return False
 
     def acks_for(self, event_streamer: EventStreamer) -> bool:
         """True when ``event_streamer`` keeps its events and cursors in this database (server, database, schema)."""
@@ -134,12 +126,6 @@ class PostgresRecordStore(PostgresAdapter):
             return WorkflowInProgress(run_id=record.run_id, foreign_id=record.foreign_id)
         msg = f"run {record.run_id} is not at version {record.meta.version - 1} (or does not exist)"
         return VersionConflict(msg, run_id=record.run_id)
-
-    def store(self, record: Record) -> None:
-        """Create or update ``record`` with its event, in one transaction."""
-        error = self.store_many([record])[0]
-        if error is not None:
-            raise error
 
     def store_many(
         self,
@@ -249,25 +235,11 @@ class PostgresRecordStore(PostgresAdapter):
     def _record(self, row: Sequence[Any]) -> Record:
         return read_record(row, where=self._where)
 
-    def lookup(self, run_id: str) -> Record:
-        """The record of ``run_id``."""
-        row = self.db.fetchone("looking up a record", QUERIES["lookup"], (run_id,))
-        if row is None:
-            raise RecordNotFound(run_id=run_id)
-        return self._record(row)
-
     def lookup_many(self, run_ids: Iterable[str]) -> dict[str, Record]:
         """The records of many runs in one query (missing ones are left out)."""
         ids = list(dict.fromkeys(run_ids))
         rows = self.db.fetchall("looking up records", QUERIES["lookup_many"], (ids,))
         return records_by_run(rows, where=self._where)  # an unreadable one: lookup() of that run reports it
-
-    def latest(self, workflow_name: str, foreign_id: str) -> Record:
-        """The most recently created run of ``foreign_id``."""
-        row = self.db.fetchone("finding the latest run", QUERIES["latest"], (workflow_name, foreign_id))
-        if row is None:
-            raise RecordNotFound(workflow_name=workflow_name, foreign_id=foreign_id)
-        return self._record(row)
 
     def list(
         self,
@@ -365,25 +337,6 @@ class PostgresRecordStore(PostgresAdapter):
         """
         row = self.db.fetchone("counting an error", QUERIES["add_error"], (process, run_id), resend=False)
         return int(row[0]) if row else 1
-
-    def clear_errors(self, process: str, run_id: str) -> None:
-        """Forget the step errors of (process, run)."""
-        self.db.execute("clearing errors", QUERIES["clear_errors"], (process, run_id))
-
-    # -- in-flight log ------------------------------------------------------------------
-
-    def begin_batch(self, process: str, run_ids: Sequence[str]) -> None:
-        """Note (durably) the runs ``process`` is about to handle."""
-        self.db.execute("noting a batch", QUERIES["begin_batch"], (process, json.dumps(list(run_ids))))
-
-    def unfinished_batch(self, process: str) -> builtins.list[str]:
-        """The runs of the last batch ``process`` noted and did not finish."""
-        row = self.db.fetchone("reading the in-flight note", QUERIES["unfinished_batch"], (process,))
-        return decode_run_ids(row[0]) if row else []
-
-    def end_batches(self, process: str) -> None:
-        """Nothing of ``process`` is in flight (it stopped cleanly, or has nothing in hand)."""
-        self.db.execute("clearing the in-flight note", QUERIES["end_batches"], (process,))
 
 
 def _move_cursors(executor: psycopg.Connection[Any], acks: Sequence[CursorMove]) -> None:

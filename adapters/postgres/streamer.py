@@ -26,14 +26,14 @@ from typing import Any
 import psycopg
 
 from actorflow.capabilities import CursorMove
-from actorflow.clock import AdapterClock, Clock
+from actorflow.clock import Clock
 from actorflow.event import Event, shard_hash
-from actorflow.options import duration
 from actorflow.protocols import Fence, ReceiverOptions
 from actorflow.record import Record
 
 from .._sql import DEFAULT_RETENTION, Retention, event_from_row, event_row, records_by_run
 from .._sql.fleet import stale_term
+from .._sql.streaming import ReadsRecordsAlong, RetainedLog
 from ._db import Database, PostgresAdapter
 from ._errors import PostgresError, logger
 from ._schema import QUERIES
@@ -49,7 +49,7 @@ _HELD_WARN_AFTER = 10.0  # seconds of held-back delivery before a warning
 _HELD_WARN_EVERY = 60.0  # at most one such warning per receiver this often
 
 
-class PostgresEventStreamer(PostgresAdapter):
+class PostgresEventStreamer(PostgresAdapter, RetainedLog):
     """An event streamer over a PostgreSQL table.
 
     Events are delivered in commit-visibility order, so a transaction left open on the
@@ -83,20 +83,14 @@ class PostgresEventStreamer(PostgresAdapter):
         max_connections: int = 10,
     ) -> None:
         super().__init__(dsn, schema=schema, max_connections=max_connections)
-        self.retention = None if retention is None else duration("retention", retention, positive=True)
-        self._clock = AdapterClock(clock)
-        self.retention_job = Retention(
-            self.retention,
-            now=self._clock.now,
+        self._retain(
+            retention,
+            clock=clock,
             delete_batch=self._delete_old_events,
             name=f"postgres-{self.db.schema}",
             log=logger,
         )
         self.db.on_close(self.retention_job.halt, then=lambda: self.retention_job.join(2.0))
-
-    def use_clock(self, clock: Clock) -> None:
-        """Stamp events with the clock of the workflow built on this streamer (unless given one)."""
-        self._clock.lend(clock)
 
     def new_sender(self, topic: str) -> _Sender:
         """A sender for ``topic`` (events are written on `flush`)."""
@@ -107,10 +101,6 @@ class PostgresEventStreamer(PostgresAdapter):
         return _Receiver(
             self.db, topic, name, options or ReceiverOptions(), now=self._clock.now, retention=self.retention_job
         )
-
-    def cleanup(self) -> int:
-        """Delete the events older than the retention now (in batches); how many."""
-        return self.retention_job.run()
 
     def _delete_old_events(self, cutoff: datetime, limit: int) -> int:
         def work(conn: psycopg.Connection[Any]) -> int:
@@ -156,7 +146,7 @@ class _Sender:
         self.flush()
 
 
-class _Receiver:
+class _Receiver(ReadsRecordsAlong):
     def __init__(
         self,
         db: Database,
@@ -336,15 +326,6 @@ class _Receiver:
             if event_id == event.id:
                 break
         return position
-
-    def read_records_along(self) -> None:
-        """Read each event's record with it (`RecordsAlong`: the record store is in this database)."""
-        self._along = True
-
-    def records(self) -> dict[str, Record]:
-        """The records read with the last events, by run id (taken)."""
-        found, self._records = self._records, {}
-        return found
 
     def cursor_move(self, event: Event) -> CursorMove | None:
         """The acknowledgement up to ``event`` for the record store's commit (`CommitAcks`)."""

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
 
 from actorflow.errors import TimeoutNotFound
-from actorflow.protocols import Fence, TimeoutRecord, check_timeout_visit
+from actorflow.protocols import Fence, TimeoutRecord
 
-from .._sql import readable_timeouts
+from .._sql import readable_timeouts, timeout_params
 from ._db import PostgresAdapter, check_fence
 from ._errors import logger
 from ._schema import QUERIES
@@ -55,9 +55,7 @@ class PostgresTimeoutStore(PostgresAdapter):
         (its event is handled again after a failure anyway): a timeout stored twice is
         harmless, the second one is cancelled when it expires, as its run moved on.
         """
-        check_timeout_visit(index, record_version)
-        created = created_at or datetime.now(UTC)
-        params = (workflow_name, foreign_id, run_id, int(status), expire_at, created, index, record_version)
+        params = timeout_params(workflow_name, foreign_id, run_id, status, expire_at, created_at, index, record_version)
         row = self._write(
             "creating a timeout", fence, lambda cur: cur.execute(QUERIES["create_timeout"], params).fetchone()
         )

@@ -32,7 +32,7 @@ from actorflow.errors import ActorflowError
 from actorflow.options import duration
 from actorflow.protocols import Fence, RoleScheduler
 
-from .._sql.fleet import stale_term
+from .._sql import fleet
 from ._hub import Hub, Work, hub_for
 from ._schema import migrate, queries
 
@@ -354,8 +354,7 @@ def check_fence(conn: sqlite3.Connection, queries: Mapping[str, str], fence: Fen
     The transaction's write lock keeps every other process out until it commits, so the
     role cannot pass to another node before the write it guards is in.
     """
-    if not conn.execute(queries["check_fence"], (fence.role, fence.node_id, fence.term)).fetchone():
-        raise stale_term(fence)
+    fleet.check_fence(conn.cursor(), queries["check_fence"], fence)
 
 
 class SqliteAdapter:

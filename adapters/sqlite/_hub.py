@@ -12,9 +12,8 @@ commit. Writers arriving during a commit are taken by the next leader. With one 
 this is a plain transaction.
 
 **Wake-ups.** Each key (a topic's events, a workflow's outbox) has a counter bumped
-after every commit that wrote to it. A waiter reads the counter *before* querying and
-waits for it to change, so a commit landing between its query and its wait still
-wakes it. Writes of other processes are not seen here: waiters also poll.
+after every commit that wrote to it; waiters wait for it to move, and also poll for the
+writes of other processes (`actorflow.adapters._sql.wakeups`).
 """
 
 from __future__ import annotations
@@ -24,8 +23,10 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from .._sql.wakeups import PerProcess, Wakeups
 
 __all__ = ["Hub", "Work", "hub_for", "immediate_transaction"]
 
@@ -51,16 +52,12 @@ class _Op:
         self.done = False
 
 
-class Hub:
-    """Group commit and wake-ups for one database file (one per file per process)."""
+class Hub(Wakeups):
+    """Group commit and wake-ups (the `Wakeups` it is) for one database file (one per file per process)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.setup_lock = threading.Lock()  # one thread at a time opens and migrates the file
-        # One condition per key, all on one lock: a commit wakes only the waiters of the
-        # keys it wrote (a node has a receiver per topic; waking all costs them GIL time).
-        self._lock = threading.Lock()
-        self._conditions: dict[str, threading.Condition] = {}
-        self._counters: dict[str, int] = {}
         self._commit = threading.Condition(threading.Lock())
         self._queue: list[_Op] = []
         self._leading = False
@@ -107,43 +104,6 @@ class Hub:
         """How many writes wait for the next commit (for diagnostics and tests)."""
         with self._commit:
             return len(self._queue)
-
-    # -- wake-ups ---------------------------------------------------------------------------
-
-    def counter(self, key: str) -> int:
-        """The current counter of ``key``."""
-        with self._lock:
-            return self._counters.get(key, 0)
-
-    def bump(self, keys: Iterable[str]) -> None:
-        """Count a commit for each key and wake its waiters."""
-        with self._lock:
-            for key in keys:
-                self._counters[key] = self._counters.get(key, 0) + 1
-                condition = self._conditions.get(key)
-                if condition is not None:
-                    condition.notify_all()
-
-    def wake(self) -> None:
-        """Wake every waiter so it re-checks its stop condition."""
-        with self._lock:
-            for condition in self._conditions.values():
-                condition.notify_all()
-
-    def wait(self, key: str, seen: int, timeout: float, stop: Callable[[], bool] | None = None) -> bool:
-        """Block until ``key``'s counter moves past ``seen``, ``stop()`` is true, or ``timeout``.
-
-        Returns True when the counter moved.
-        """
-        with self._lock:
-            condition = self._conditions.get(key)
-            if condition is None:
-                condition = self._conditions[key] = threading.Condition(self._lock)
-            condition.wait_for(
-                lambda: self._counters.get(key, 0) != seen or (stop is not None and stop()),
-                timeout,
-            )
-            return self._counters.get(key, 0) != seen
 
 
 # Pauses between attempts at the write lock while another process holds it: the first, the longest.
@@ -245,14 +205,9 @@ def _plain(result: Any) -> Any:
     return result
 
 
-_hubs: dict[str, Hub] = {}
-_hubs_lock = threading.Lock()
+_hubs = PerProcess(Hub)
 
 
 def hub_for(path: str) -> Hub:
     """The hub of the database file ``path`` (resolved), made on first use."""
-    with _hubs_lock:
-        hub = _hubs.get(path)
-        if hub is None:
-            hub = _hubs[path] = Hub()
-        return hub
+    return _hubs.get(path)

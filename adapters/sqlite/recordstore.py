@@ -6,7 +6,6 @@ import builtins
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -319,16 +318,11 @@ class SqliteRecordStore(SqliteAdapter):
         A write of this process wakes it at once; writes of other processes are found by
         looking at the table every quarter second.
         """
-        hub = self.db.hub
-        key = outbox_key(workflow_name)
-        deadline = time.monotonic() + timeout
-        while True:
-            seen = hub.counter(key)
-            if self.db.fetch(self._q["has_outbox_events"], (workflow_name,))[0][0]:
-                return
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or hub.wait(key, seen, min(remaining, _OUTBOX_POLL)):
-                return
+
+        def found() -> bool:
+            return bool(self.db.fetch(self._q["has_outbox_events"], (workflow_name,))[0][0])
+
+        self.db.hub.wait_until(outbox_key(workflow_name), found, timeout, _OUTBOX_POLL)
 
     # -- error counts -----------------------------------------------------------------------
 

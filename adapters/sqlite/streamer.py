@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -26,11 +25,11 @@ from datetime import datetime, timedelta
 from actorflow.capabilities import CursorMove
 from actorflow.clock import AdapterClock, Clock
 from actorflow.event import Event
-from actorflow.options import duration
 from actorflow.protocols import Fence, ReceiverOptions
 from actorflow.record import Record
 
 from .._sql import DEFAULT_RETENTION, Retention, event_from_row, event_row, records_by_run
+from .._sql.streaming import BufferedSender, ReadsRecordsAlong, RetainedLog
 from ._db import FILE_MODE, Database, SqliteAdapter, check_fence, events_key, from_micros, logger, to_micros
 
 __all__ = ["SqliteEventStreamer"]
@@ -38,7 +37,7 @@ __all__ = ["SqliteEventStreamer"]
 EventRow = tuple[str, str, int, str, int, int]
 
 
-class SqliteEventStreamer(SqliteAdapter):
+class SqliteEventStreamer(SqliteAdapter, RetainedLog):
     """An event streamer whose topics are rows of one SQLite file.
 
     Senders buffer and insert their events in one transaction on `flush`. Receivers keep
@@ -82,20 +81,8 @@ class SqliteEventStreamer(SqliteAdapter):
         file_mode: int | None = FILE_MODE,
     ) -> None:
         super().__init__(path, synchronous=synchronous, busy_timeout=busy_timeout, file_mode=file_mode)
-        self._clock = AdapterClock(clock)
+        self._retain(retention, clock=clock, delete_batch=self._delete_old_events, name=self.path, log=logger)
         self._log = _EventLog(self.db, self._clock)
-        self.retention = None if retention is None else duration("retention", retention, positive=True)
-        self.retention_job = Retention(
-            self.retention,
-            now=self._clock.now,
-            delete_batch=self._log.delete_old_events,
-            name=self.path,
-            log=logger,
-        )
-
-    def cleanup(self) -> int:
-        """Delete the events older than the retention now (in batches); how many."""
-        return self.retention_job.run()
 
     def close(self) -> None:
         """Stop a running clean-up, then close every connection (reopened if used again)."""
@@ -109,10 +96,6 @@ class SqliteEventStreamer(SqliteAdapter):
         """A supervisor stopped: end a running clean-up, so no thread of ours outlives it."""
         self.retention_job.stop()
 
-    def use_clock(self, clock: Clock) -> None:
-        """Stamp events with the clock of the workflow built on this streamer (unless given one)."""
-        self._clock.lend(clock)
-
     def new_sender(self, topic: str) -> _Sender:
         """A sender for ``topic``; its events are written on `flush` (or `close`)."""
         return _Sender(self._log, self.retention_job, topic)
@@ -121,6 +104,9 @@ class SqliteEventStreamer(SqliteAdapter):
         """A receiver of ``topic`` resuming after the last event acknowledged under ``name``."""
         opts = options or ReceiverOptions()
         return _Receiver(self._log, self.retention_job, topic, name, self._log.start(topic, name, opts), opts)
+
+    def _delete_old_events(self, cutoff: datetime, limit: int) -> int:
+        return self._log.delete_old_events(cutoff, limit)
 
 
 class _EventLog:
@@ -199,38 +185,21 @@ class _EventLog:
         return deleted
 
 
-class _Sender:
+class _Sender(BufferedSender):
     """Buffers sends; `flush` writes them in one transaction and wakes the receivers."""
 
     def __init__(self, log: _EventLog, retention: Retention, topic: str) -> None:
+        super().__init__(topic, retention)
         self._log = log
-        self._retention = retention
-        self._topic = topic
-        self._lock = threading.Lock()
-        self._rows: list[EventRow] = []
 
-    def send(self, run_id: str, event_type: int, headers: Mapping[str, str]) -> None:
-        row = self._log.row(self._topic, run_id, event_type, headers)
-        with self._lock:
-            self._rows.append(row)
+    def _row(self, run_id: str, event_type: int, headers: Mapping[str, str]) -> EventRow:
+        return self._log.row(self._topic, run_id, event_type, headers)
 
-    def flush(self) -> None:
-        self._retention.poke()  # a clock read, unless a clean-up is due (run in the background)
-        with self._lock:
-            rows, self._rows = self._rows, []
-            if not rows:
-                return
-            try:
-                self._log.insert(self._topic, rows)
-            except BaseException:
-                self._rows[:0] = rows  # kept for the next flush, in order
-                raise
-
-    def close(self) -> None:
-        self.flush()
+    def _write(self, rows: Sequence[EventRow]) -> None:
+        self._log.insert(self._topic, rows)
 
 
-class _Receiver:
+class _Receiver(ReadsRecordsAlong):
     """Reads one topic (one shard of it) after a position; acks move the durable cursor."""
 
     def __init__(
@@ -245,15 +214,6 @@ class _Receiver:
         self._closed = False
         self._along = False  # read each event's record with it (read_records_along)
         self._records: dict[str, Record] = {}
-
-    def read_records_along(self) -> None:
-        """Read each event's record with it (`RecordsAlong`: the record store is in this file)."""
-        self._along = True
-
-    def records(self) -> dict[str, Record]:
-        """The records read with the last events, by run id (taken)."""
-        found, self._records = self._records, {}
-        return found
 
     def receive(self, max_events: int, timeout: float) -> Sequence[Event]:
         hub = self._log.db.hub

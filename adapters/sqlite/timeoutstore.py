@@ -5,13 +5,13 @@ from __future__ import annotations
 import builtins
 import sqlite3
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from actorflow.errors import TimeoutNotFound
-from actorflow.protocols import Fence, TimeoutRecord, check_timeout_visit
+from actorflow.protocols import Fence, TimeoutRecord
 
-from .._sql import readable_timeouts
+from .._sql import readable_timeouts, timeout_params
 from ._db import SqliteAdapter, check_fence, from_micros, logger, to_micros
 
 __all__ = ["SqliteTimeoutStore"]
@@ -51,17 +51,8 @@ class SqliteTimeoutStore(SqliteAdapter):
 
         With ``fence``, only while that lease is current (else `StaleTerm`).
         """
-        check_timeout_visit(index, record_version)
-        created = created_at or datetime.now(UTC)
-        params = (
-            workflow_name,
-            foreign_id,
-            run_id,
-            int(status),
-            to_micros(expire_at),
-            to_micros(created),
-            index,
-            record_version,
+        params = timeout_params(
+            workflow_name, foreign_id, run_id, status, expire_at, created_at, index, record_version, to_micros
         )
 
         def insert(conn: sqlite3.Connection) -> int | None:

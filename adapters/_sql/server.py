@@ -1,0 +1,164 @@
+"""What the adapters on a database server (PostgreSQL, MySQL) share beyond rows: their base classes.
+
+Each of those adapters holds a `Database` of its dialect: a connection pool shared by
+the adapters made for one database, and named queries run through ``fetchone``,
+``fetchall`` and ``execute`` (each with a ``what`` that names the operation in errors).
+Over that one interface, what their adapters do alike is written once here: the
+lifecycle (`ServerAdapter`: attach, detach, close, fencing), and the record store's
+methods that are nothing but a named query (`ServerRecordStore`). The SQL, and how each
+dialect writes records, stays with the adapter.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from actorflow.errors import RecordNotFound
+from actorflow.protocols import EventStreamer, RoleScheduler
+from actorflow.record import Record
+
+from .rows import decode_run_ids
+
+__all__ = ["ServerAdapter", "ServerDatabase", "ServerRecordStore"]
+
+
+class ServerDatabase(Protocol):
+    """A dialect's `Database`, as the shared code uses it."""
+
+    @property
+    def queries(self) -> Mapping[str, str]:
+        """The dialect's named queries (its ``queries.sql``)."""
+        ...
+
+    @property
+    def identity(self) -> Hashable:
+        """What makes two adapters share a database (the server, the database, and so on)."""
+        ...
+
+    def fetchone(self, what: str, query: str, params: Any = (), *, resend: bool = True) -> Any: ...
+
+    def fetchall(self, what: str, query: str, params: Any = ()) -> builtins.list[Any]: ...
+
+    def execute(self, what: str, query: str, params: Any = (), *, resend: bool = True) -> int: ...
+
+    def attach(self) -> None: ...
+
+    def detach(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+D = TypeVar("D", bound=ServerDatabase)
+
+
+class ServerAdapter(Generic[D]):
+    """What every adapter on a server database shares: its `Database` (``db``), `attach`, `detach`, `close`.
+
+    Attributes:
+        keeps_leases: True on the adapters that keep role leases in their database (the
+            role schedulers' base, each dialect's ``LeaseKeeper``).
+    """
+
+    db: D
+    keeps_leases: ClassVar[bool] = False
+
+    def fences_with(self, role_scheduler: RoleScheduler) -> bool:
+        """True when ``role_scheduler`` keeps its leases in this database (a role scheduler of its dialect).
+
+        This adapter can then check those leases in its own transactions. Does not connect.
+        """
+        return (
+            isinstance(role_scheduler, ServerAdapter)
+            and role_scheduler.keeps_leases
+            and type(role_scheduler.db) is type(self.db)
+            and role_scheduler.db.identity == self.db.identity
+        )
+
+    def attach(self) -> None:
+        """A supervisor starts using this adapter (connects now: a wrong DSN fails the start)."""
+        self.db.attach()
+
+    def detach(self) -> None:
+        """A supervisor stopped; the last one to stop releases connections and threads."""
+        self.db.detach()
+
+    def close(self) -> None:
+        """Close the pool and stop the threads that use it (reopened on next use)."""
+        self.db.close()
+
+
+class ServerRecordStore(ServerAdapter[D]):
+    """The record store's methods that are one named query, or the same over the others, for every dialect.
+
+    A subclass sets ``_direct`` (the workflows whose events go straight into the event
+    log) and defines `acks_for`, `store_many` and `_record`.
+    """
+
+    _direct: set[str]
+
+    def acks_for(self, event_streamer: EventStreamer) -> bool:
+        """True when ``event_streamer`` keeps its events and cursors in this database."""
+        raise NotImplementedError
+
+    def store_many(self, records: Sequence[Record]) -> builtins.list[Exception | None]:
+        """Store a batch in one transaction; each record's refusal, or ``None``."""
+        raise NotImplementedError
+
+    def _record(self, row: Sequence[Any]) -> Record:
+        """The record of a row (`CorruptRecord` when it is not one)."""
+        raise NotImplementedError
+
+    # -- capabilities -------------------------------------------------------------------
+
+    def publish_directly(self, workflow_name: str, event_streamer: EventStreamer) -> bool:
+        """Write ``workflow_name``'s events into ``event_streamer``'s log, if it is in this database."""
+        if self.acks_for(event_streamer):
+            self._direct.add(workflow_name)
+            return True
+        return False
+
+    # -- writes and reads ---------------------------------------------------------------
+
+    def store(self, record: Record) -> None:
+        """Create or update ``record`` with its event, in one transaction."""
+        error = self.store_many([record])[0]
+        if error is not None:
+            raise error
+
+    def lookup(self, run_id: str) -> Record:
+        """The record of ``run_id``; `CorruptRecord` when its row cannot be read."""
+        row = self.db.fetchone("looking up a record", self.db.queries["lookup"], (run_id,))
+        if row is None:
+            raise RecordNotFound(run_id=run_id)
+        return self._record(row)
+
+    def latest(self, workflow_name: str, foreign_id: str) -> Record:
+        """The most recently created run of ``foreign_id``."""
+        row = self.db.fetchone("finding the latest run", self.db.queries["latest"], (workflow_name, foreign_id))
+        if row is None:
+            raise RecordNotFound(workflow_name=workflow_name, foreign_id=foreign_id)
+        return self._record(row)
+
+    # -- error counts ---------------------------------------------------------------------
+
+    def clear_errors(self, process: str, run_id: str) -> None:
+        """Forget the step errors of (process, run)."""
+        self.db.execute("clearing errors", self.db.queries["clear_errors"], (process, run_id))
+
+    # -- in-flight log ------------------------------------------------------------------
+
+    def begin_batch(self, process: str, run_ids: Sequence[str]) -> None:
+        """Note (durably) the runs ``process`` is about to handle."""
+        self.db.execute("noting a batch", self.db.queries["begin_batch"], (process, json.dumps(list(run_ids))))
+
+    def unfinished_batch(self, process: str) -> builtins.list[str]:
+        """The runs of the last batch ``process`` noted and did not finish."""
+        row = self.db.fetchone("reading the in-flight note", self.db.queries["unfinished_batch"], (process,))
+        return decode_run_ids(row[0]) if row else []
+
+    def end_batches(self, process: str) -> None:
+        """Nothing of ``process`` is in flight (it stopped cleanly, or has nothing in hand)."""
+        self.db.execute("clearing the in-flight note", self.db.queries["end_batches"], (process,))
