@@ -1,4 +1,4 @@
-"""Named adapter stacks for the command line (``--backend memory|sqlite|postgres|kafka``).
+"""Named adapter stacks for the command line (``--backend memory|sqlite|postgres|mysql|kafka``).
 
 Adapters are imported by name at run time: the core never imports an adapter module
 statically, so it keeps working without the optional extras.
@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from actorflow._redact import redact
 from actorflow.clock import Clock
@@ -22,7 +23,7 @@ from actorflow.protocols import EventStreamer, RecordStore, RoleScheduler, Timeo
 
 __all__ = ["BACKENDS", "Backend", "make_backend"]
 
-BACKENDS = ("memory", "sqlite", "postgres", "kafka")
+BACKENDS = ("memory", "sqlite", "postgres", "kafka", "mysql")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,8 +99,73 @@ def _postgres(dsn: str | None, clock: Clock | None) -> Backend:
     )
 
 
+def _mysql_admin(dsn: str, what: str, statement: str) -> None:
+    """Run one administrative ``statement`` (CREATE or DROP DATABASE) on the server of ``dsn``.
+
+    A failure is the adapter's `MysqlError` (exit status 4 on the command line), its message redacted.
+    """
+    mysql = _module("mysql")
+    pymysql = importlib.import_module("pymysql")
+    parts = urlsplit(dsn.strip())
+    try:
+        conn = pymysql.connect(
+            host=parts.hostname,
+            port=parts.port or 3306,
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            database=unquote(parts.path.removeprefix("/")),
+            autocommit=True,
+            connect_timeout=10,
+        )
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement)
+        finally:
+            conn.close()
+    except pymysql.err.Error as exc:
+        msg = redact(f"{what} on the MySQL server at {parts.hostname}:{parts.port or 3306} ({redact(dsn)!r}): {exc}")
+        raise mysql.MysqlError(msg) from exc
+
+
+def _mysql_database(dsn: str | None) -> tuple[str, str, Callable[[], None]]:
+    """A DSN naming a fresh database (made now, on the server of ``dsn``), its name, and the cleanup that drops it.
+
+    The DSN's own database is only connected to: the demo or benchmark makes its tables
+    in a database of its own (which needs the CREATE privilege), as ``postgres`` does in a
+    schema of its own.
+    """
+    if not dsn:
+        msg = "the mysql backend needs --dsn (or ACTORFLOW_DSN), e.g. mysql://user@localhost:3306/db"
+        raise ValueError(msg)
+    mysql = _module("mysql")
+    mysql.MysqlRecordStore(dsn).close()  # the DSN checked (MysqlConfigError), nothing connected
+    database = f"actorflow_{uuid.uuid4().hex[:10]}"
+    _mysql_admin(dsn, f"cannot create the database {database}", f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
+    parts = urlsplit(dsn.strip())
+    fresh = urlunsplit((parts.scheme, parts.netloc, f"/{database}", "", ""))
+
+    def cleanup() -> None:
+        _mysql_admin(dsn, f"cannot drop the database {database}", f"DROP DATABASE IF EXISTS `{database}`")
+
+    return fresh, database, cleanup
+
+
+def _mysql(dsn: str | None, clock: Clock | None) -> Backend:
+    """Everything in MySQL/MariaDB, in a database of its own: one commit per transition."""
+    fresh, database, cleanup = _mysql_database(dsn)
+    mysql = _module("mysql")
+    return Backend(
+        mysql.MysqlEventStreamer(fresh, clock=clock),
+        mysql.MysqlRecordStore(fresh),
+        _module("memory").MemoryRoleScheduler(),  # one node: roles in memory
+        mysql.MysqlTimeoutStore(fresh),
+        location=f"{redact(dsn or '')} (database {database}, dropped at the end)",
+        cleanup=cleanup,
+    )
+
+
 def _kafka(path: str | None, dsn: str | None, bootstrap_servers: str | None, clock: Clock | None) -> Backend:
-    """Events on Kafka; records and timeouts in PostgreSQL when ``dsn`` is given, else in SQLite."""
+    """Events on Kafka; records and timeouts at ``dsn`` (PostgreSQL or MySQL, by scheme) if given, else in SQLite."""
     if not bootstrap_servers:
         msg = "the kafka backend needs --bootstrap-servers (or ACTORFLOW_BOOTSTRAP_SERVERS), e.g. localhost:9092"
         raise ValueError(msg)
@@ -107,6 +173,17 @@ def _kafka(path: str | None, dsn: str | None, bootstrap_servers: str | None, clo
     memory = _module("memory")
     # Topics of their own: a demo or benchmark never reads an earlier one's events or offsets.
     streamer = kafka.KafkaEventStreamer(bootstrap_servers, f"actorflow-{uuid.uuid4().hex[:8]}-", clock=clock)
+    if dsn and dsn.strip().lower().startswith("mysql"):
+        fresh, database, cleanup = _mysql_database(dsn)
+        mysql = _module("mysql")
+        return Backend(
+            streamer,
+            mysql.MysqlRecordStore(fresh),
+            memory.MemoryRoleScheduler(),
+            mysql.MysqlTimeoutStore(fresh),
+            location=f"{bootstrap_servers} + {redact(dsn)} (database {database}, dropped at the end)",
+            cleanup=cleanup,
+        )
     if dsn:
         dsn, schema, cleanup = _postgres_schema(dsn)
         postgres = _module("postgres")
@@ -155,9 +232,11 @@ def make_backend(
 
     ``sqlite`` uses the database file ``path``, or a new file in a temporary directory
     (removed by `Backend.close`) when none is given. ``postgres`` keeps everything at
-    ``dsn`` in a schema of its own (dropped by `Backend.close`). ``kafka`` sends events to
-    the brokers ``bootstrap_servers`` (on topics of its own) and keeps records in
-    PostgreSQL at ``dsn`` as ``postgres`` does, or else in SQLite as ``sqlite`` does.
+    ``dsn`` in a schema of its own (dropped by `Backend.close`); ``mysql`` keeps everything
+    on the server of ``dsn`` (a ``mysql://`` DSN) in a database of its own (made now,
+    dropped by `Backend.close`). ``kafka`` sends events to the brokers
+    ``bootstrap_servers`` (on topics of its own) and keeps records at ``dsn`` as
+    ``postgres`` or ``mysql`` does (by the DSN's scheme), or else in SQLite as ``sqlite`` does.
     """
     if name == "memory":
         memory = _module("memory")
@@ -171,6 +250,8 @@ def make_backend(
         return _sqlite(path, clock)
     if name == "postgres":
         return _postgres(dsn, clock)
+    if name == "mysql":
+        return _mysql(dsn, clock)
     if name == "kafka":
         return _kafka(path, dsn, bootstrap_servers, clock)
     msg = f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)} (path={path!r}, dsn={redact(dsn or '')!r})"

@@ -105,9 +105,14 @@ class BenchResult:
 
 def _stores(backend: str, dsn: str | None) -> str:
     if backend == "kafka":
-        return "events on Kafka; records and timeouts in " + ("PostgreSQL" if dsn else "SQLite (a temporary file)")
+        if not dsn:
+            return "events on Kafka; records and timeouts in SQLite (a temporary file)"
+        server = "MySQL/MariaDB" if dsn.strip().lower().startswith("mysql") else "PostgreSQL"
+        return f"events on Kafka; records and timeouts in {server}"
     if backend == "postgres":
         return "records, events and timeouts in one PostgreSQL schema: one commit per transition"
+    if backend == "mysql":
+        return "records, events and timeouts in one MySQL/MariaDB database: one commit per transition"
     if backend == "sqlite":
         return "records, events and timeouts in one SQLite file (WAL, synchronous=FULL)"
     return ""

@@ -15,7 +15,7 @@ cannot be reached) is one line on stderr, ``actorflow <subcommand>: error: <mess
 2     usage: an unknown or malformed flag (argparse), a missing required option
 3     bad configuration or input: a flag or ``ACTORFLOW_*`` value, a DSN, a
       schema, a ``MODULE:ATTR`` target, a workflow definition, a metrics address
-4     a server cannot be reached or failed: PostgreSQL, Kafka, a SQLite file
+4     a server cannot be reached or failed: PostgreSQL, MySQL, Kafka, a SQLite file
 5     a workflow operation failed (any other actorflow error)
 6     not found: no run with that id, no run of that foreign id
 7     refused: the run's state does not allow the action
@@ -36,6 +36,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from actorflow import __version__
 from actorflow._redact import redact
@@ -71,7 +72,7 @@ exit status:
   2    usage: an unknown or malformed flag, a missing required option
   3    bad configuration or input: a flag or ACTORFLOW_* value, a DSN, a schema,
        a MODULE:ATTR target, a workflow definition, a metrics address
-  4    a server cannot be reached or failed: PostgreSQL, Kafka, a SQLite file
+  4    a server cannot be reached or failed: PostgreSQL, MySQL, Kafka, a SQLite file
   5    a workflow operation failed (any other actorflow error)
   6    not found: no run with that id, no run of that foreign id
   7    refused: the run's state does not allow the action
@@ -97,6 +98,14 @@ def _share_roles(workflows: list[Any], kind: str) -> None:
             key: Any = store.db.identity
             if key not in shared:
                 shared[key] = postgres.PostgresRoleScheduler(store.db.dsn, schema=store.db.schema)
+        elif kind == "mysql":
+            mysql = importlib.import_module("actorflow.adapters.mysql")
+            if not isinstance(store, mysql.MysqlRecordStore):
+                msg = f"--roles mysql needs a MysqlRecordStore; {wf.name!r} keeps its records in {store!r}"
+                raise CommandError(msg)
+            key = ("mysql", *store.db.identity)
+            if key not in shared:
+                shared[key] = mysql.MysqlRoleScheduler(store.db.dsn)
         else:
             sqlite = importlib.import_module("actorflow.adapters.sqlite")
             if not isinstance(store, sqlite.SqliteRecordStore):
@@ -116,7 +125,8 @@ def _warn_if_roles_are_private(wf: Any) -> None:
         logging.getLogger("actorflow").warning(
             "%s: its roles are claimed through %s, which knows only this process: a second node on the same "
             "database would work every role again. Build it with the database's role scheduler "
-            "(PostgresRoleScheduler, SqliteRoleScheduler) or run with --roles postgres|sqlite",
+            "(PostgresRoleScheduler, MysqlRoleScheduler, SqliteRoleScheduler) "
+            "or run with --roles postgres|mysql|sqlite",
             wf.name,
             type(wf.role_scheduler).__name__,
         )
@@ -201,6 +211,9 @@ def _check_backend_options(args: argparse.Namespace) -> None:
     if args.backend == "postgres" and not args.dsn:
         msg = "--backend postgres needs --dsn (or ACTORFLOW_DSN), e.g. postgresql://user@localhost:5432/db"
         raise CommandError(msg, ExitCode.USAGE)
+    if args.backend == "mysql" and not args.dsn:
+        msg = "--backend mysql needs --dsn (or ACTORFLOW_DSN), e.g. mysql://user@localhost:3306/db"
+        raise CommandError(msg, ExitCode.USAGE)
     if args.backend == "kafka" and not args.bootstrap_servers:
         msg = "--backend kafka needs --bootstrap-servers (or ACTORFLOW_BOOTSTRAP_SERVERS), e.g. localhost:9092"
         raise CommandError(msg, ExitCode.USAGE)
@@ -246,13 +259,21 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_db_migrate(args: argparse.Namespace) -> int:
     if not args.dsn:
-        msg = "--dsn (or ACTORFLOW_DSN) is required, e.g. postgresql://user@host:5432/db or sqlite:///PATH"
+        msg = (
+            "--dsn (or ACTORFLOW_DSN) is required, e.g. postgresql://user@host:5432/db, "
+            "mysql://user@host:3306/db or sqlite:///PATH"
+        )
         raise CommandError(msg, ExitCode.USAGE)
     if args.dsn.startswith("sqlite://"):
         sqlite = importlib.import_module("actorflow.adapters.sqlite")
         path = sqlite_path(args.dsn)
         applied = sqlite.migrate(path)  # a file it cannot use: SqliteError, exit status 4
         where = f"database {path}"
+    elif args.dsn.strip().lower().startswith("mysql"):
+        mysql = importlib.import_module("actorflow.adapters.mysql")
+        # A DSN it refuses: MysqlConfigError, exit status 3; the server away or failing: MysqlError, 4.
+        applied = mysql.migrate(args.dsn)
+        where = f"MySQL database {unquote(urlsplit(args.dsn.strip()).path.removeprefix('/'))}"
     else:
         postgres = importlib.import_module("actorflow.adapters.postgres")
         try:
@@ -302,7 +323,7 @@ def _add_ui_parser(sub: Any) -> argparse.ArgumentParser:
     ui: argparse.ArgumentParser = sub.add_parser(
         "ui", help="serve the web UI over a store: browse runs, inspect them, act on them"
     )
-    add_option(ui, "dsn", help="the store: postgresql://user@host:5432/db or sqlite:///PATH")
+    add_option(ui, "dsn", help="the store: postgresql://user@host:5432/db, mysql://user@host:3306/db or sqlite:///PATH")
     add_option(ui, "schema", default="public", help="PostgreSQL schema of the tables")
     add_option(ui, "host", default="127.0.0.1", help="the address to serve on (beyond loopback, --token is required)")
     add_option(ui, "port", default=8080, type=int, help="the port to serve on (0 picks a free one)")
@@ -338,7 +359,7 @@ def _parser() -> argparse.ArgumentParser:
         run,
         "roles",
         default="own",
-        choices=["own", "postgres", "sqlite"],
+        choices=["own", "postgres", "mysql", "sqlite"],
         help="claim roles through the workflows' own role scheduler, or the lease table of their record store's "
         "database (a fleet of nodes on one database)",
     )
@@ -374,7 +395,11 @@ def _parser() -> argparse.ArgumentParser:
     add_option(demo, "backend", default="sqlite", choices=list(BACKENDS), help="where runs are stored")
     add_option(demo, "path", default=None, help="SQLite database file (default: a temporary one, removed at the end)")
     add_option(
-        demo, "dsn", default=None, help="PostgreSQL DSN for --backend postgres (or kafka with records in PostgreSQL)"
+        demo,
+        "dsn",
+        default=None,
+        help="PostgreSQL or MySQL DSN for --backend postgres or mysql (kafka: records in that database; "
+        "mysql makes a database of its own on that server, dropped at the end)",
     )
     add_option(demo, "bootstrap-servers", default=None, help="Kafka brokers for --backend kafka, e.g. localhost:9092")
     demo.add_argument("--serve", action="store_true", help="keep serving the metrics after the runs finish")
@@ -382,9 +407,17 @@ def _parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database administration")
     db_sub = db.add_subparsers(dest="db_command", required=True)
-    db_migrate = db_sub.add_parser("migrate", help="create or upgrade the schema of a PostgreSQL or SQLite database")
-    add_option(db_migrate, "dsn", help="postgresql://user@host:5432/db, or sqlite:///PATH for a SQLite file")
-    add_option(db_migrate, "schema", default="public", help="PostgreSQL schema to migrate")
+    db_migrate = db_sub.add_parser(
+        "migrate", help="create or upgrade the schema of a PostgreSQL, MySQL/MariaDB or SQLite database"
+    )
+    add_option(
+        db_migrate,
+        "dsn",
+        help="postgresql://user@host:5432/db, mysql://user@host:3306/db, or sqlite:///PATH for a SQLite file",
+    )
+    add_option(
+        db_migrate, "schema", default="public", help="PostgreSQL schema to migrate (a MySQL DSN names its database)"
+    )
     db_migrate.set_defaults(func=_cmd_db_migrate)
 
     bench = sub.add_parser("bench", help="measure throughput and latency, and append them to BENCHMARKS.md")
@@ -395,7 +428,12 @@ def _parser() -> argparse.ArgumentParser:
         bench, "latency-runs", default=None, type=int, help="single runs timed one after another (1000; --vs: 200)"
     )
     add_option(bench, "backend", default="memory", choices=list(BACKENDS), help="adapters to measure")
-    add_option(bench, "dsn", default=None, help="database DSN for server backends (kafka: records in PostgreSQL)")
+    add_option(
+        bench,
+        "dsn",
+        default=None,
+        help="database DSN for server backends: postgresql://... or mysql://... (kafka: records in that database)",
+    )
     add_option(bench, "bootstrap-servers", default=None, help="Kafka brokers for --backend kafka, e.g. localhost:9092")
     add_option(bench, "output", default="BENCHMARKS.md", help="file the figures are appended to ('-' for none)")
     add_option(
@@ -434,7 +472,11 @@ def _exit_code(exc: BaseException) -> ExitCode | None:
     postgres = sys.modules.get("actorflow.adapters.postgres")
     if postgres is not None and isinstance(exc, postgres.PostgresError):
         return _postgres_exit_code(exc)
-    for module, name in (("actorflow.adapters.kafka", "KafkaError"), ("actorflow.adapters.sqlite", "SqliteError")):
+    for module, name in (
+        ("actorflow.adapters.mysql", "MysqlError"),  # MysqlConfigError, a ValueError, is CONFIG above
+        ("actorflow.adapters.kafka", "KafkaError"),
+        ("actorflow.adapters.sqlite", "SqliteError"),
+    ):
         loaded = sys.modules.get(module)
         if loaded is not None and isinstance(exc, getattr(loaded, name)):
             return ExitCode.BACKEND

@@ -1,7 +1,7 @@
 """``actorflow runs``: list, inspect and act on the runs in a store, without the workflows' code.
 
-Every subcommand opens the store named by ``--dsn`` (``postgresql://...`` or
-``sqlite:///PATH``, or ``ACTORFLOW_DSN``) through `RunsAdmin`, prints its result on
+Every subcommand opens the store named by ``--dsn`` (``postgresql://...``,
+``mysql://...`` or ``sqlite:///PATH``, or ``ACTORFLOW_DSN``) through `RunsAdmin`, prints its result on
 stdout and nothing else (no log lines), and exits with a status a script can rely on:
 0 done, 6 a run not found, 7 an action the run's state refuses, 2 bad usage, 3 bad
 input, 4 the database away. ``--json`` prints JSON instead of text. Only ``callback``
@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from actorflow._redact import redact
 from actorflow.admin import ACTIONS, RUN_STATE_NAMES, RunsAdmin, object_for_people, parse_filter, summary
 from actorflow.errors import InvalidRunStateTransition, RecordNotFound
 from actorflow.protocols import RecordFilter
@@ -45,9 +46,16 @@ class OpenedStore:
 
 @contextmanager
 def opened_store(dsn: str | None, schema: str) -> Iterator[OpenedStore]:
-    """The store of ``dsn`` (``postgresql://...``, ``sqlite:///PATH``), closed afterwards; `CommandError` if bad."""
+    """The store of ``dsn`` (``postgresql://...``, ``mysql://...``, ``sqlite:///PATH``), closed afterwards.
+
+    `CommandError` when the DSN is missing or of no known kind (a MySQL DSN the adapter
+    refuses is its `MysqlConfigError`, exit status 3). ``schema`` is PostgreSQL's only.
+    """
     if not dsn:
-        msg = "--dsn (or ACTORFLOW_DSN) is required: postgresql://user@host:5432/db or sqlite:///PATH"
+        msg = (
+            "--dsn (or ACTORFLOW_DSN) is required: postgresql://user@host:5432/db, mysql://user@host:3306/db "
+            "or sqlite:///PATH"
+        )
         raise CommandError(msg, ExitCode.USAGE)
     if dsn.startswith("sqlite:"):
         path = sqlite_path(dsn)
@@ -63,8 +71,15 @@ def opened_store(dsn: str | None, schema: str) -> Iterator[OpenedStore]:
             postgres.PostgresEventStreamer(dsn, schema=schema),
             postgres.PostgresRoleScheduler(dsn, schema=schema),
         ]
+    elif dsn.strip().lower().startswith("mysql"):
+        mysql = importlib.import_module("actorflow.adapters.mysql")
+        adapters = [
+            mysql.MysqlRecordStore(dsn, max_connections=4),
+            mysql.MysqlEventStreamer(dsn),
+            mysql.MysqlRoleScheduler(dsn),
+        ]
     else:
-        msg = f"--dsn must be postgresql://... or sqlite:///PATH, got {dsn!r:.80}"
+        msg = f"--dsn must be postgresql://..., mysql://... or sqlite:///PATH, got {redact(dsn)!r:.80}"
         raise CommandError(msg)
     store, events, roles = adapters
     try:
@@ -302,7 +317,9 @@ def _cmd_callback(args: argparse.Namespace) -> int:
 
 
 def _store_options(parser: argparse.ArgumentParser) -> None:
-    add_option(parser, "dsn", help="the store: postgresql://user@host:5432/db or sqlite:///PATH")
+    add_option(
+        parser, "dsn", help="the store: postgresql://user@host:5432/db, mysql://user@host:3306/db or sqlite:///PATH"
+    )
     add_option(parser, "schema", default="public", help="PostgreSQL schema of the tables")
     parser.add_argument("--json", action="store_true", help="print JSON (for scripts) instead of text")
 

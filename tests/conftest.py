@@ -21,6 +21,10 @@ from actorflow.adapters.memory import (
 
 pytest_plugins = ["tests.pg_fixtures", "tests.kafka_fixtures"]
 
+# The MySQL fixtures, for tests outside tests/adapters/mysql too (imported: registering that
+# conftest as a plugin as well would load it twice).
+from tests.adapters.mysql.conftest import make_mysql_database, mysql_dsn, mysql_server  # noqa: E402, F401
+
 
 @dataclasses.dataclass
 class Adapters:
@@ -109,6 +113,19 @@ def _postgres(clock: af.Clock | None, request: pytest.FixtureRequest) -> Adapter
     )
 
 
+def _mysql(clock: af.Clock | None, request: pytest.FixtureRequest) -> Adapters:
+    """MySQL/MariaDB adapters on the test's own database; every call in one test shares it (roles in memory)."""
+    from actorflow.adapters.mysql import MysqlEventStreamer, MysqlRecordStore, MysqlTimeoutStore
+
+    dsn = request.getfixturevalue("mysql_dsn")
+    return Adapters(
+        MysqlEventStreamer(dsn, clock=clock),
+        MysqlRecordStore(dsn),
+        MemoryRoleScheduler(),
+        MysqlTimeoutStore(dsn),
+    )
+
+
 def _kafka(clock: af.Clock | None, request: pytest.FixtureRequest) -> Adapters:
     """Kafka (the session's Tansu broker, a topic prefix per test) for events; PostgreSQL for records and timeouts.
 
@@ -135,13 +152,18 @@ STACKS: dict[str, StackFactory] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "postgres": _postgres,
+    "mysql": _mysql,
     "kafka": _kafka,
 }
 
 
-# The stacks on a server carry its marker: `pytest -m "not postgres and not kafka"` runs
-# the suite on memory and SQLite only (records of the kafka stack are in PostgreSQL).
-_STACK_MARKS = {"postgres": [pytest.mark.postgres], "kafka": [pytest.mark.kafka, pytest.mark.postgres]}
+# The stacks on a server carry its marker: `pytest -m "not postgres and not mysql and not kafka"`
+# runs the suite on memory and SQLite only (records of the kafka stack are in PostgreSQL).
+_STACK_MARKS = {
+    "postgres": [pytest.mark.postgres],
+    "mysql": [pytest.mark.mysql],
+    "kafka": [pytest.mark.kafka, pytest.mark.postgres],
+}
 
 
 @pytest.fixture(params=[pytest.param(name, marks=_STACK_MARKS.get(name, ())) for name in sorted(STACKS)])

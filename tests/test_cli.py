@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -397,3 +398,181 @@ def test_demo_shows_progress_while_the_orders_are_still_being_placed(tmp_path: P
     assert placing
     assert ", 1/30 placed" in placing[0]  # shown from the first order placed
     assert "30/30 orders shipped" in lines[-2]
+
+
+# -- MySQL/MariaDB: db migrate, run --roles mysql, the demo and the benchmark, its exit statuses --
+
+MYSQL_FLOW = """
+import dataclasses, enum, os
+import actorflow as af
+from actorflow.adapters.memory import MemoryRoleScheduler
+from actorflow.adapters.mysql import MysqlEventStreamer, MysqlRecordStore
+
+class Status(enum.IntEnum):
+    STARTED = 1
+    DONE = 2
+
+@dataclasses.dataclass
+class Job:
+    id: str = ""
+
+dsn = os.environ["FLOW_DSN"]
+b = af.Builder("fleet-cli", Job, Status)
+b.add_step(Status.STARTED, lambda r: Status.DONE, Status.DONE)
+wf = b.build(MysqlEventStreamer(dsn), MysqlRecordStore(dsn), MemoryRoleScheduler())
+"""
+
+# Never reachable: nothing listens on port 1. The password must never be shown.
+MYSQL_DOWN_DSN = "mysql://nobody:s3cret@127.0.0.1:1/test"
+
+
+def _one_error_line(result: subprocess.CompletedProcess[str], code: int, subcommand: str) -> str:
+    """The one stderr line of a user error (exit status ``code``, no traceback, no password)."""
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "s3cret" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    prefix = f"actorflow {subcommand}: error: "
+    assert line.startswith(prefix), line
+    return line.removeprefix(prefix)
+
+
+def _mysql_databases(server: str) -> set[str]:
+    from tests.adapters.mysql.conftest import connect_admin
+
+    conn = connect_admin(server)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT schema_name FROM information_schema.schemata")
+            return {row[0] for row in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+@pytest.mark.mysql
+def test_db_migrate_on_mysql_applies_the_schema_then_nothing(tmp_path: Path, mysql_dsn: str):
+    """`actorflow db migrate --dsn mysql://...` creates the tables in the DSN's database; run again, applies none."""
+    from tests.adapters.mysql.conftest import connect_admin
+
+    database = mysql_dsn.rsplit("/", 1)[1]
+    first = actorflow("db", "migrate", "--dsn", mysql_dsn, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == f"MySQL database {database}: applied migrations 1\n"
+    again = actorflow("db", "migrate", cwd=tmp_path, env={"ACTORFLOW_DSN": mysql_dsn})
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == f"MySQL database {database}: applied migrations none (already up to date)\n"
+    conn = connect_admin(mysql_dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW TABLES")
+            tables = {row[0] for row in cur.fetchall()}
+    finally:
+        conn.close()
+    assert {"workflow_records", "workflow_events", "workflow_leases", "workflow_nodes"} <= tables
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("roles", ["own", "mysql"])
+def test_run_roles_mysql_joins_the_fleet_of_the_workflows_database(tmp_path: Path, mysql_dsn: str, roles: str):
+    """--roles mysql claims through the database's lease table (the node joins, then leaves); without it, a warning."""
+    from actorflow.adapters.mysql import MysqlRoleScheduler
+
+    (tmp_path / "mysqlflow.py").write_text(MYSQL_FLOW)
+    fleet = MysqlRoleScheduler(mysql_dsn)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actorflow.cli", "run", "mysqlflow:wf", "--roles", roles],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "FLOW_DSN": mysql_dsn},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "running fleet-cli" in line, (line, proc.stderr.read() if proc.stderr else "")
+        node_id = line.split("actorflow node ", 1)[1].split(" running", 1)[0]
+        joined = [node.node_id for node in fleet.nodes()]
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    try:
+        assert proc.returncode == 0, err
+        left = [node.node_id for node in fleet.nodes()]
+    finally:
+        fleet.close()
+    if roles == "mysql":
+        assert joined == [node_id]
+        assert left == [], "a node that stops leaves the fleet"
+        assert "knows only this process" not in err
+    else:
+        assert joined == []
+        assert "fleet-cli: its roles are claimed through MemoryRoleScheduler, which knows only this process" in err
+
+
+def test_run_roles_mysql_needs_a_mysql_record_store(flow_dir: Path):
+    """--roles mysql on a workflow whose records are elsewhere: one line, exit status 3."""
+    message = _one_error_line(actorflow("run", "flows:wf", "--roles", "mysql", cwd=flow_dir), 3, "run")
+    assert "--roles mysql needs a MysqlRecordStore; 'cli-orders' keeps its records in" in message
+
+
+@pytest.mark.mysql
+def test_demo_and_bench_on_mysql_use_a_database_of_their_own_and_drop_it(tmp_path: Path, mysql_dsn: str):
+    """`--backend mysql --dsn ...`: the demo ships every order and the benchmark measures, each in a fresh database."""
+    server = mysql_dsn.rsplit("/", 1)[0] + "/test"
+    before = _mysql_databases(server)
+    demo = actorflow("demo", "--runs", "30", "--backend", "mysql", "--dsn", mysql_dsn, cwd=tmp_path, timeout=300)
+    assert demo.returncode == 0, demo.stderr
+    assert "on the mysql backend" in demo.stdout
+    assert "30/30 orders shipped" in demo.stdout
+    made = re.search(r"\(database (actorflow_[0-9a-f]{10}), dropped at the end\)", demo.stdout)
+    assert made is not None, demo.stdout
+    out = tmp_path / "BENCH.md"
+    bench = actorflow(
+        "bench", "--backend", "mysql", "--runs", "100", "--latency-runs", "5", "--output", str(out),
+        cwd=tmp_path, timeout=300, env={"ACTORFLOW_DSN": mysql_dsn},
+    )  # fmt: skip
+    assert bench.returncode == 0, bench.stderr
+    assert "backend=mysql" in bench.stdout
+    assert "one MySQL/MariaDB database" in bench.stdout
+    assert "transitions/s" in bench.stdout
+    assert mysql_dsn not in out.read_text(), "the DSN (which may hold a password) was written to the file"
+    # Other tests may make and drop databases on the server meanwhile: only ours are looked for.
+    left = {name for name in _mysql_databases(server) - before if re.fullmatch(r"actorflow_[0-9a-f]{10}", name)}
+    assert made.group(1) not in left
+    assert not left, f"a database made for the demo or the benchmark was left behind: {left}"
+
+
+def test_demo_on_mysql_without_a_dsn_is_a_usage_error(tmp_path: Path):
+    message = _one_error_line(actorflow("demo", "--backend", "mysql", cwd=tmp_path), 2, "demo")
+    assert "--backend mysql needs --dsn" in message
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        # A server error: nothing listens there (exit status 4).
+        (["db", "migrate", "--dsn", MYSQL_DOWN_DSN], 4, "cannot connect to MySQL at 127.0.0.1:1"),
+        (["demo", "--backend", "mysql", "--dsn", MYSQL_DOWN_DSN], 4, "cannot create the database"),
+        (["runs", "list", "--dsn", MYSQL_DOWN_DSN], 4, "cannot connect to MySQL at 127.0.0.1:1"),
+        # A DSN the adapter refuses before connecting (exit status 3).
+        (["db", "migrate", "--dsn", "mysql://nobody:s3cret@127.0.0.1:1/"], 3, "must name the database"),
+        (["db", "migrate", "--dsn", "mysql+pymysql://nobody:s3cret@127.0.0.1/db"], 3, "must start with mysql://"),
+        (["runs", "list", "--dsn", "mysql://nobody:s3cret@127.0.0.1:1/db?ssl=1"], 3, "takes no options"),
+        (["bench", "--backend", "mysql", "--dsn", "mysql://nobody:s3cret@:1/db"], 3, "must name the host"),
+    ],
+)
+def test_mysql_errors_exit_4_and_a_bad_mysql_dsn_exits_3(tmp_path: Path, args: list[str], code: int, says: str):
+    """A MySQL server away or failing is exit status 4, a DSN it cannot use 3: one line, the password hidden."""
+    pytest.importorskip("pymysql")
+    subcommand = " ".join(args[:2]) if args[0] in ("db", "runs") else args[0]
+    assert says in _one_error_line(actorflow(*args, cwd=tmp_path), code, subcommand)
+
+
+@pytest.mark.mysql
+def test_a_mysql_server_error_exits_4(tmp_path: Path, mysql_server: str):
+    """The server answers but refuses: an unknown database is a server error (4), its name in the one line."""
+    dsn = mysql_server.rsplit("/", 1)[0] + "/actorflow_no_such_database"
+    message = _one_error_line(actorflow("db", "migrate", "--dsn", dsn, cwd=tmp_path), 4, "db migrate")
+    assert "actorflow_no_such_database" in message

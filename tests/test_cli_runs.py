@@ -2,7 +2,7 @@
 
 The commands run in this process (`actorflow.cli.main`) against a SQLite file that a
 workflow built here writes to, as a node would; PostgreSQL gets the same through one
-end-to-end case. Each command prints its result and nothing else, and exits with the
+end-to-end case, and MySQL/MariaDB too. Each command prints its result and nothing else, and exits with the
 documented status.
 """
 
@@ -229,7 +229,8 @@ def test_bad_usage_is_one_line_and_changes_nothing(wf, db, capsys, args, code, m
     ("dsn", "code", "message"),
     [
         ("", ExitCode.USAGE, "--dsn (or ACTORFLOW_DSN) is required"),
-        ("mysql://root@localhost/test", ExitCode.CONFIG, "--dsn must be postgresql://"),
+        ("redis://root@localhost/0", ExitCode.CONFIG, "--dsn must be postgresql://..., mysql://..."),
+        ("mysql://root@localhost/", ExitCode.CONFIG, "the MySQL DSN must name the database"),
         ("sqlite:///{tmp}/absent.db", ExitCode.CONFIG, "no SQLite database at"),
     ],
 )
@@ -315,3 +316,41 @@ def test_runs_on_postgres_list_show_and_resume_to_completion(pg_dsn, pg_schema, 
     shown = _json(pg("show", run_id, "--json")[1])
     assert shown["run_state"] == "Completed"
     assert [v["run_state"] for v in shown["history"]][:3] == ["Initiated", "Paused", "Running"]
+
+
+@pytest.mark.mysql
+def test_runs_on_mysql_list_show_and_resume_to_completion(mysql_dsn, opened, capsys):
+    """`actorflow runs` on a mysql:// DSN: pause, list, resume (the running node picks it up), show the history."""
+    from actorflow.adapters.mysql import MysqlEventStreamer, MysqlRecordStore, MysqlTimeoutStore
+
+    streamer = opened(MysqlEventStreamer(mysql_dsn))
+    store = opened(MysqlRecordStore(mysql_dsn))
+    timeouts = opened(MysqlTimeoutStore(mysql_dsn))
+    wf = _builder().build(streamer, store, MemoryRoleScheduler(), timeout_store=timeouts, defaults=FAST)
+    run_id = wf.trigger("my-1", Order(id="my-1"))
+    other = wf.trigger("my-2", Order(id="my-2"))
+
+    def my(*args: str) -> tuple[int, str, str]:
+        return runs(capsys, mysql_dsn, *args)
+
+    assert my("pause", run_id, "--reason", "hold on") == (0, f"paused {run_id} (version 2)\n", "")
+    listed = _json(my("list", "--json", "--run-state", "paused")[1])["runs"]
+    assert [r["run_id"] for r in listed] == [run_id]
+    assert sorted(r["run_id"] for r in _json(my("list", "--json", "--foreign-id", "my-")[1])["runs"]) == sorted(
+        [other, run_id]
+    )
+    wf.run()
+    try:
+        assert my("resume", run_id)[:2] == (0, f"resumed {run_id} (version 3)\n")
+        wf.await_status("my-1", run_id, Status.DONE, timeout=15)
+    finally:
+        wf.stop()
+    shown = _json(my("show", run_id, "--json")[1])
+    assert shown["run_state"] == "Completed"
+    assert [v["run_state"] for v in shown["history"]][:3] == ["Initiated", "Paused", "Running"]
+    code, out, err = my("cancel", run_id)
+    assert code == ExitCode.REFUSED
+    assert (out, err) == (
+        "",
+        f"actorflow runs cancel: refused: run {run_id}: invalid RunState: from Completed | to Cancelled\n",
+    )

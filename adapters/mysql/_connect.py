@@ -32,11 +32,18 @@ READ_TIMEOUT = 60
 """Seconds to wait for an answer before the connection counts as lost (a frozen server, a cut network)."""
 LOCK_WAIT_SECONDS = 5
 """The longest a statement waits for a row lock before it fails (InnoDB's ``innodb_lock_wait_timeout``)."""
+IDLE_TRANSACTION_SECONDS = 5
+"""How long the server lets a transaction sit idle before it ends the session (MariaDB's
+``idle_transaction_timeout``): a client frozen inside a transaction (a node SIGSTOPped or
+cut off between two statements of a fenced commit) must not keep its lease rows locked,
+or no other node could take its roles. PostgreSQL's adapter sets its
+``idle_in_transaction_session_timeout`` for the same reason."""
 DEFAULT_PORT = 3306
 
 _SESSION = (
     "SET SESSION time_zone = '+00:00', "
     f"SESSION innodb_lock_wait_timeout = {LOCK_WAIT_SECONDS}, "
+    f"SESSION idle_transaction_timeout = {IDLE_TRANSACTION_SECONDS}, "
     "SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
     "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
 )

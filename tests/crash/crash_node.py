@@ -2,6 +2,7 @@
 
 Usage: python crash_node.py sqlite PATH RUNS [--trigger] [--poison FOREIGN_ID [--pause-after N]] [--io]
        python crash_node.py postgres DSN SCHEMA RUNS [--trigger] [--poison FOREIGN_ID [--pause-after N]] [--io]
+       python crash_node.py mysql DSN RUNS [--trigger] [--poison FOREIGN_ID [--pause-after N]] [--io]
 
 With --trigger it first starts RUNS runs (foreign ids run-0 ... run-<RUNS-1>). It then runs
 the workflow and exits 0 once every run is Completed (or, with --poison, Paused: that run's
@@ -34,6 +35,10 @@ def adapters(argv: list[str]) -> tuple[Any, Any, int]:
         from actorflow.adapters.sqlite import SqliteEventStreamer, SqliteRecordStore
 
         return SqliteEventStreamer(argv[1]), SqliteRecordStore(argv[1]), int(argv[2])
+    if argv[0] == "mysql":
+        from actorflow.adapters.mysql import MysqlEventStreamer, MysqlRecordStore
+
+        return MysqlEventStreamer(argv[1]), MysqlRecordStore(argv[1]), int(argv[2])
     from actorflow.adapters.postgres import PostgresEventStreamer, PostgresRecordStore
 
     dsn, schema = argv[1], argv[2]

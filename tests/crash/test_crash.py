@@ -1,6 +1,6 @@
 """Crash and restart: a node killed with SIGKILL mid-way through 1,000 runs loses and repeats no transition.
 
-Once per durable backend (SQLite, PostgreSQL), not over every stack.
+Once per durable backend (SQLite, PostgreSQL, MySQL/MariaDB), not over every stack.
 """
 
 from __future__ import annotations
@@ -21,7 +21,13 @@ NODE = Path(__file__).with_name("crash_node.py")
 RUNS = 1000
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+    ]
+)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[list[str], Callable[[], Any]]]:
     """The node's command-line arguments and a factory of the record store it writes to."""
     if request.param == "sqlite":
@@ -29,6 +35,11 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[li
 
         path = str(tmp_path / "crash.db")
         args, make = ["sqlite", path, str(RUNS)], lambda: SqliteRecordStore(path)
+    elif request.param == "mysql":
+        from actorflow.adapters.mysql import MysqlRecordStore
+
+        dsn = request.getfixturevalue("mysql_dsn")
+        args, make = ["mysql", dsn, str(RUNS)], lambda: MysqlRecordStore(dsn)
     else:
         from actorflow.adapters.postgres import PostgresRecordStore
 

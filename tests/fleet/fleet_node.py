@@ -1,6 +1,7 @@
 """A node of a test fleet: a child process running the counting workflow until SIGTERM.
 
 Usage: python fleet_node.py postgres DSN SCHEMA LOG
+       python fleet_node.py mysql DSN LOG
        python fleet_node.py sqlite PATH LOG
 
 Every step it runs appends "run_id status" to LOG (after sleeping FLEET_STEP_SECONDS, if set;
@@ -63,6 +64,21 @@ def build(args: list[str]) -> tuple[af.Builder[Item, Stage], tuple[Any, Any, Any
             PostgresRecordStore(dsn, schema=schema),
             PostgresRoleScheduler(dsn, schema=schema),
             PostgresTimeoutStore(dsn, schema=schema),
+        )
+    elif args[0] == "mysql":
+        from actorflow.adapters.mysql import (
+            MysqlEventStreamer,
+            MysqlRecordStore,
+            MysqlRoleScheduler,
+            MysqlTimeoutStore,
+        )
+
+        dsn, log = args[1], args[2]
+        adapters = (
+            MysqlEventStreamer(dsn),
+            MysqlRecordStore(dsn),
+            MysqlRoleScheduler(dsn),
+            MysqlTimeoutStore(dsn),
         )
     else:
         from actorflow.adapters.sqlite import (

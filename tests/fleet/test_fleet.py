@@ -24,6 +24,7 @@ import pytest
 
 import actorflow as af
 from actorflow.adapters.memory import MemoryRoleScheduler
+from tests.adapters.mysql._mysql_server import throwaway_server
 from tests.adapters.postgres._pg_cluster import throwaway_cluster
 from tests.model import Item, Stage, three_steps
 from tests.waiting import eventually
@@ -122,11 +123,25 @@ def _postgres_fleet(dsn: str, schema: str, logs: Path) -> Fleet:
     return Fleet(["postgres", dsn, schema], adapters, logs)
 
 
-@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"])
+def _mysql_fleet(dsn: str, logs: Path) -> Fleet:
+    from actorflow.adapters.mysql import MysqlEventStreamer, MysqlRecordStore
+
+    return Fleet(["mysql", dsn], (MysqlEventStreamer(dsn), MysqlRecordStore(dsn)), logs)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+        "sqlite",
+    ]
+)
 def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Callable[..., Node], Any]]:
     """``(start_nodes(count, step_seconds=0), trigger_only_workflow)`` on the test's database; all stopped after."""
     if request.param == "postgres":
         made = _postgres_fleet(request.getfixturevalue("pg_dsn"), request.getfixturevalue("pg_schema"), tmp_path)
+    elif request.param == "mysql":
+        made = _mysql_fleet(request.getfixturevalue("mysql_dsn"), tmp_path)
     else:
         from actorflow.adapters.sqlite import SqliteEventStreamer, SqliteRecordStore
 
@@ -209,9 +224,17 @@ def test_a_node_that_dies_or_stops_mid_load_loses_nothing(fleet, signum):
     assert took < 30, f"a run triggered after the {signal.Signals(signum).name} took {took:.1f}s"
 
 
-# PostgreSQL only: on SQLite a process frozen inside a write transaction keeps the file's
-# write lock, and every other process waits for it to wake or die (docs/multi-node.md).
-@pytest.mark.parametrize("fleet", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+# Not on SQLite: a process frozen inside a write transaction keeps the file's write lock,
+# and every other process waits for it to wake or die (docs/multi-node.md). PostgreSQL and
+# MariaDB end a transaction left idle after 5 s (the adapters set the session's timeout).
+@pytest.mark.parametrize(
+    "fleet",
+    [
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+    ],
+    indirect=True,
+)
 def test_a_frozen_node_wakes_after_its_roles_moved_and_rejoins_without_a_restart(fleet):
     """SIGSTOP one node past its lease: the others take its roles and finish the runs; after SIGCONT it works again."""
     start, wf = fleet
@@ -285,17 +308,34 @@ def cluster() -> Iterator[Any]:
         yield made
 
 
+@pytest.fixture
+def mariadb() -> Iterator[Any]:
+    """A MariaDB server of the test's own (see tests/adapters/mysql/_mysql_server.py), removed after."""
+    with throwaway_server() as made:
+        yield made
+
+
 @pytest.mark.postgres
 def test_three_nodes_finish_every_run_when_the_database_restarts(cluster, tmp_path):
     """The server stops for 3 s under three busy nodes and starts again: every run completes, stored once."""
-    made = _postgres_fleet(cluster.dsn, "fleet", tmp_path)
+    _restart_under_three_nodes(cluster, _postgres_fleet(cluster.dsn, "fleet", tmp_path))
+
+
+@pytest.mark.mysql
+def test_three_nodes_finish_every_run_when_the_mysql_server_restarts(mariadb, tmp_path):
+    """The same on MySQL/MariaDB: the server stops for 3 s under three busy nodes and starts again."""
+    _restart_under_three_nodes(mariadb, _mysql_fleet(mariadb.dsn, tmp_path))
+
+
+def _restart_under_three_nodes(server: Any, made: Fleet) -> None:
+    """Three nodes work LOAD runs; ``server`` stops for 3 s and starts again: every run completes, stored once."""
     try:
         nodes = made.start_many(3)
         run_ids = [made.wf.trigger(f"r{i}", Item(f"r{i}")) for i in range(LOAD)]
         eventually(lambda: _completed(made.wf) >= LOAD // 10, timeout=120, what="runs under way")
-        cluster.stop("fast")
+        server.stop("fast")
         time.sleep(3.0)  # the outage itself (no connection can be made meanwhile), not a synchronisation
-        cluster.start()
+        server.start()
 
         def all_completed() -> bool:
             try:
@@ -311,6 +351,6 @@ def test_three_nodes_finish_every_run_when_the_database_restarts(cluster, tmp_pa
         steps = [step for node in nodes for step in node.steps()]
         assert set(steps) == {(run_id, s) for run_id in run_ids for s in (1, 2, 3)}, "a step never ran"
     finally:
-        if not cluster.running():
-            cluster.start()
+        if not server.running():
+            server.start()
         made.close()
