@@ -23,6 +23,7 @@ pytest.importorskip("starlette", reason="the web UI needs the ui extra")
 pytest.importorskip("selenium", reason="the browser tests need selenium (the dev extra)")
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -124,7 +125,11 @@ def _rows(driver: webdriver.Chrome) -> list[str]:
 
 
 def _wait(driver: webdriver.Chrome, condition: Any, what: str) -> None:
-    WebDriverWait(driver, 10, poll_frequency=0.05).until(condition, message=f"waiting for {what}")
+    """Until ``condition(driver)``; an element missing, or gone with the page being replaced, is looked for again."""
+    ignored = (NoSuchElementException, StaleElementReferenceException)  # a form posted: the next page is loading
+    WebDriverWait(driver, 10, poll_frequency=0.05, ignored_exceptions=ignored).until(
+        condition, message=f"waiting for {what}"
+    )
 
 
 def test_a_user_filters_opens_a_run_pauses_resumes_and_bulk_cancels(browser, ui_url, wf):
