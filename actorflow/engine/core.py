@@ -280,18 +280,22 @@ class Engine(Generic[T, S]):
         run = self._run_of(record)
         if isinstance(run, Failed):
             return run
+        if self.tracing is None:  # the common case: no span, no context manager on the step's path
+            return self._call(record, run, fn, allowed, timeout)
         with self._traced(kind, record) as finish:
-            try:
-                if is_async(fn):
-                    result = self.aio.run(_bounded(fn(run), timeout, run.run_id), hosted=self._host is not None)
-                else:
-                    result = fn(run) if timeout <= 0 else _within(timeout, fn, run)
-                    if inspect.isawaitable(result):  # a wrapper of an async def (a callback's, a timeout's)
-                        result = self.aio.run(_bounded(result, timeout, run.run_id), hosted=self._host is not None)
-                outcome: Write | Failed | None = self.transitions.result(record, run, result, allowed)
-            except Exception as exc:  # noqa: BLE001 - any error of the user's function is a step error
-                outcome = Failed(exc)
-            return finish(outcome)
+            return finish(self._call(record, run, fn, allowed, timeout))
+
+    def _call(
+        self, record: Record, run: Run[T, S], fn: Callable[[Run[T, S]], Any], allowed: Sequence[int], timeout: float
+    ) -> Write | Failed | None:
+        try:
+            # An async def returns its coroutine here, awaited (within the timeout) below.
+            result = fn(run) if timeout <= 0 or is_async(fn) else _within(timeout, fn, run)
+            if inspect.isawaitable(result):  # an async def, or a wrapper of one (a callback's, a timeout's)
+                result = self.aio.run(_bounded(result, timeout, run.run_id), hosted=self._host is not None)
+            return self.transitions.result(record, run, result, allowed)
+        except Exception as exc:  # noqa: BLE001 - any error of the user's function is a step error
+            return Failed(exc)
 
     async def apply_async(
         self,
