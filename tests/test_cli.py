@@ -273,11 +273,12 @@ def test_run_exits_after_sigterm_within_its_stop_grace_even_when_a_step_never_re
     assert f"abandoned while handling event 1 of run {run_id}" in err
 
 
-SQLITE_FLOW = """
+# A node's app for the --roles tests: one workflow on a database's streamer and store.
+_FLOW = """
 import dataclasses, enum, os
 import actorflow as af
 from actorflow.adapters.memory import MemoryRoleScheduler
-from actorflow.adapters.sqlite import SqliteEventStreamer, SqliteRecordStore
+{imports}
 
 class Status(enum.IntEnum):
     STARTED = 1
@@ -287,11 +288,17 @@ class Status(enum.IntEnum):
 class Job:
     id: str = ""
 
-path = os.environ["FLOW_DB"]
+{where}
 b = af.Builder("fleet-cli", Job, Status)
 b.add_step(Status.STARTED, lambda r: Status.DONE, Status.DONE)
-wf = b.build(SqliteEventStreamer(path), SqliteRecordStore(path), MemoryRoleScheduler())
+wf = b.build({adapters}, MemoryRoleScheduler())
 """
+
+SQLITE_FLOW = _FLOW.format(
+    imports="from actorflow.adapters.sqlite import SqliteEventStreamer, SqliteRecordStore",
+    where='path = os.environ["FLOW_DB"]',
+    adapters="SqliteEventStreamer(path), SqliteRecordStore(path)",
+)
 
 
 @pytest.mark.parametrize("roles", ["own", "sqlite"])
@@ -402,25 +409,11 @@ def test_demo_shows_progress_while_the_orders_are_still_being_placed(tmp_path: P
 
 # -- MySQL/MariaDB: db migrate, run --roles mysql, the demo and the benchmark, its exit statuses --
 
-MYSQL_FLOW = """
-import dataclasses, enum, os
-import actorflow as af
-from actorflow.adapters.memory import MemoryRoleScheduler
-from actorflow.adapters.mysql import MysqlEventStreamer, MysqlRecordStore
-
-class Status(enum.IntEnum):
-    STARTED = 1
-    DONE = 2
-
-@dataclasses.dataclass
-class Job:
-    id: str = ""
-
-dsn = os.environ["FLOW_DSN"]
-b = af.Builder("fleet-cli", Job, Status)
-b.add_step(Status.STARTED, lambda r: Status.DONE, Status.DONE)
-wf = b.build(MysqlEventStreamer(dsn), MysqlRecordStore(dsn), MemoryRoleScheduler())
-"""
+MYSQL_FLOW = _FLOW.format(
+    imports="from actorflow.adapters.mysql import MysqlEventStreamer, MysqlRecordStore",
+    where='dsn = os.environ["FLOW_DSN"]',
+    adapters="MysqlEventStreamer(dsn), MysqlRecordStore(dsn)",
+)
 
 # Never reachable: nothing listens on port 1. The password must never be shown.
 MYSQL_DOWN_DSN = "mysql://nobody:s3cret@127.0.0.1:1/test"
