@@ -84,6 +84,24 @@ def build_shared(stack: Any, clock: af.FakeClock, built: list[af.Workflow[Any, A
     return _build
 
 
+# The async variant of every `linear` test runs on the quick stacks; on the server stacks
+# the async steps are covered by test_async.py (every stack), which keeps the suite's time
+# within the README's bound.
+_ASYNC_LINEAR_STACKS = frozenset({"memory", "sqlite"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the async variant of `linear` tests on the server stacks (see `_ASYNC_LINEAR_STACKS`)."""
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        slow = params.get("step_style") == "async" and params.get("stack") not in _ASYNC_LINEAR_STACKS
+        (dropped if slow else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture(params=["sync", "async"])
 def step_style(request: pytest.FixtureRequest) -> str:
     """How `linear`'s steps are written: ``def`` or ``async def`` (every test of it runs with both)."""
