@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 import actorflow as af
 from actorflow.adapters.memory import MemoryRoleScheduler
 from actorflow.adapters.postgres import PostgresEventStreamer, PostgresRecordStore, PostgresTimeoutStore
+from actorflow.processes.consumer import BATCH_SIZE
 from tests.adapters.postgres._pg_cluster import Cluster, throwaway_cluster
 from tests.model import Item, Stage, three_steps
 
@@ -129,10 +130,13 @@ def test_every_run_finishes_when_the_server_restarts_with_runs_in_flight(cluster
         cluster.stop("fast")
         at_stop, changes_at_stop = completions(), state_changes()
         assert 0 < at_stop < RUNS, f"{at_stop} runs had completed at the stop: the test proves nothing"
-        # The outage. Nothing is stored while it lasts: no run changes state, none completes.
+        # The outage. Nothing is stored while it lasts. A commit the server applied just before
+        # the stop, whose answer was lost, is counted when its failure surfaces if a read had
+        # seen it stored (the Writer's in-flight rule): at most the commits then under way.
         time.sleep(OUTAGE)
-        assert completions() == at_stop, "runs completed while the server was down"
-        assert state_changes() == changes_at_stop, "runs changed state while the server was down"
+        in_flight = 2 * BATCH_SIZE  # two consumers' group commits
+        assert completions() - at_stop <= in_flight, "runs completed while the server was down"
+        assert state_changes() - changes_at_stop <= in_flight, "runs changed state while the server was down"
         assert not cluster.running()
 
         cluster.start()
