@@ -31,7 +31,16 @@ from actorflow.record import Record
 from actorflow.runstate import RunState
 from actorflow.topics import delete_topic, run_state_change_topic, topic
 
-__all__ = ["ACTIONS", "RUN_STATE_NAMES", "InvalidFilter", "RunsAdmin", "object_for_people", "parse_filter", "summary"]
+__all__ = [
+    "ACTIONS",
+    "ACTION_DONE",
+    "RUN_STATE_NAMES",
+    "InvalidFilter",
+    "RunsAdmin",
+    "object_for_people",
+    "parse_filter",
+    "summary",
+]
 
 logger = logging.getLogger("actorflow")
 
@@ -42,6 +51,14 @@ ACTIONS: dict[str, RunState] = {
     "delete": RunState.REQUESTED_DATA_DELETED,
 }
 """Each action a tool offers, and the run state it moves a run to."""
+
+ACTION_DONE: dict[str, str] = {
+    "pause": "paused",
+    "resume": "resumed",
+    "cancel": "cancelled",
+    "delete": "data deletion requested",
+}
+"""What each action did, as a tool reports it ("paused RUN_ID")."""
 
 _PAGE = 500  # runs read per page when acting on every run that matches a filter
 

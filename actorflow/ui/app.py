@@ -27,7 +27,15 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from actorflow._version import VERSION
-from actorflow.admin import ACTIONS, RUN_STATE_NAMES, InvalidFilter, RunsAdmin, object_for_people, parse_filter
+from actorflow.admin import (
+    ACTION_DONE,
+    ACTIONS,
+    RUN_STATE_NAMES,
+    InvalidFilter,
+    RunsAdmin,
+    object_for_people,
+    parse_filter,
+)
 from actorflow.capabilities import NodeInfo, RunCount
 from actorflow.errors import ActorflowError, InvalidCursor, InvalidRunStateTransition, RecordNotFound
 from actorflow.protocols import Order, RecordFilter
@@ -41,7 +49,6 @@ __all__ = ["Sources", "create_app"]
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-_DONE = {"pause": "paused", "resume": "resumed", "cancel": "cancelled", "delete": "data deletion requested"}
 _FILTER_KEYS = ("workflow", "status", "run_state", "foreign_id", "since", "until")
 
 
@@ -187,7 +194,7 @@ class _Ui:
         except InvalidRunStateTransition as exc:
             context = await self._run_context(run_id, {})
             return self.render(request, "run.html", {**context, "error": f"{action} refused: {exc}"}, 409)
-        return RedirectResponse(f"/runs/{run_id}?" + urlencode({"done": _DONE[action]}), status_code=303)
+        return RedirectResponse(f"/runs/{run_id}?" + urlencode({"done": ACTION_DONE[action]}), status_code=303)
 
     async def run_callback(self, request: Request) -> Response:
         """POST ``/runs/RUN_ID/callback``: hand a JSON payload to a callback of the run's status (code needed)."""
@@ -236,7 +243,7 @@ class _Ui:
         outcome = await run_in_threadpool(_apply, admin, action, matching, reason)
         context = {
             "action": action,
-            "done": _DONE[action],
+            "done": ACTION_DONE[action],
             "outcome": outcome,
             "filters": filters,
             "back": "/?" + urlencode(filters),
