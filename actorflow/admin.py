@@ -25,7 +25,7 @@ from actorflow.capabilities import DirectPublisher, OwnEventLog, RecordPage, Rec
 from actorflow.clock import Clock, SystemClock
 from actorflow.engine.actions import control_run_state
 from actorflow.engine.transitions import Write, next_version
-from actorflow.errors import ActorflowError
+from actorflow.errors import ActorflowError, InvalidRunStateTransition, RecordNotFound
 from actorflow.protocols import EventStreamer, Order, RecordFilter, RecordStore
 from actorflow.record import Record
 from actorflow.runstate import RunState
@@ -210,6 +210,16 @@ class RunsAdmin:
             msg = f"unknown action {action!r}; one of {', '.join(ACTIONS)}"
             raise ValueError(msg)
         return control_run_state(self.store.lookup, self._next(state, reason), self._store, run_id, state)
+
+    def act_each(
+        self, action: str, run_ids: Iterable[str], reason: str = ""
+    ) -> Iterator[tuple[str, Record | RecordNotFound | InvalidRunStateTransition]]:
+        """`act` on each run in turn: the version stored, or why that run was left as it was (the others go on)."""
+        for run_id in run_ids:
+            try:
+                yield run_id, self.act(action, run_id, reason)
+            except (RecordNotFound, InvalidRunStateTransition) as exc:
+                yield run_id, exc
 
     def pause(self, run_id: str, reason: str = "") -> Record:
         """Pause the run: its steps stop until `resume`."""

@@ -225,18 +225,16 @@ def _cmd_act(args: argparse.Namespace) -> int:
         else:  # read first: acting changes what matches
             run_ids = [r.run_id for r in admin.matching(args.workflow or "", filter=_filter(args))]
         progress = _Progress(len(run_ids), shown=args.all and args.progress and sys.stderr.isatty())
-        for run_id in run_ids:
-            try:
-                record = admin.act(action, run_id, reason)
-            except RecordNotFound:
+        for run_id, outcome in admin.act_each(action, run_ids, reason):
+            if isinstance(outcome, RecordNotFound):
                 results.append({"run_id": run_id, "result": "not found", "error": f"no run {run_id}"})
                 worst = ExitCode.NOT_FOUND
-            except InvalidRunStateTransition as exc:
-                results.append({"run_id": run_id, "result": "refused", "error": f"run {run_id}: {exc}"})
+            elif isinstance(outcome, InvalidRunStateTransition):
+                results.append({"run_id": run_id, "result": "refused", "error": f"run {run_id}: {outcome}"})
                 if worst is ExitCode.OK:
                     worst = ExitCode.REFUSED
             else:
-                results.append({"run_id": run_id, "result": ACTION_DONE[action], "version": record.meta.version})
+                results.append({"run_id": run_id, "result": ACTION_DONE[action], "version": outcome.meta.version})
             progress.step()
     if args.json:
         _print_json({"action": action, "matched": len(run_ids), "results": results})

@@ -281,12 +281,10 @@ class _Ui:
 
 def _apply(admin: RunsAdmin, action: str, run_ids: list[str], reason: str) -> dict[str, int]:
     outcome = {"done": 0, "refused": 0, "gone": 0}
-    for run_id in run_ids:
-        try:
-            admin.act(action, run_id, reason)
-        except InvalidRunStateTransition:
+    for _, result in admin.act_each(action, run_ids, reason):
+        if isinstance(result, InvalidRunStateTransition):
             outcome["refused"] += 1
-        except RecordNotFound:
+        elif isinstance(result, RecordNotFound):
             outcome["gone"] += 1
         else:
             outcome["done"] += 1
