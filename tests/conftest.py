@@ -166,9 +166,21 @@ _STACK_MARKS = {
 }
 
 
+# The server fixtures each stack's factory reads: set up before the test's workflows, so they
+# are torn down after those stopped (a schema dropped under a running node costs a restart
+# loop and a reconnect per process, for nothing).
+_STACK_FIXTURES = {
+    "postgres": ("pg_dsn", "pg_schema"),
+    "mysql": ("mysql_dsn",),
+    "kafka": ("kafka_broker", "kafka_prefix", "pg_dsn", "pg_schema"),
+}
+
+
 @pytest.fixture(params=[pytest.param(name, marks=_STACK_MARKS.get(name, ())) for name in sorted(STACKS)])
 def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     """Each adapter stack in turn; what it made is closed afterwards."""
+    for name in _STACK_FIXTURES.get(request.param, ()):
+        request.getfixturevalue(name)
     factory = STACKS[request.param]
     made = Stack(request.param, lambda clock: factory(clock, request))
     yield made

@@ -59,11 +59,33 @@ def test_every_twin_works_inside_an_async_supervisor():
 
 
 def test_an_async_handler_stays_responsive_while_1000_runs_are_triggered_and_awaited():
-    """The loop's worst stall, measured by a 5 ms ticker, stays far below the seconds the work takes."""
+    """No store call runs on the caller's loop while 1,000 runs are triggered and awaited.
+
+    That is what keeps the loop responsive; the loop's worst stall, measured by a 5 ms
+    ticker, is printed (a figure, not asserted: the machine's load decides it).
+    """
     wf = _memory_workflow()
     runs = 1000
+    store = wf.record_store
+    on_threads: set[int] = set()
+
+    def recorded(name: str) -> None:
+        original = getattr(store, name)
+
+        def call(*args: object, **kwargs: object) -> object:
+            on_threads.add(threading.get_ident())
+            return original(*args, **kwargs)
+
+        setattr(store, name, call)
+
+    for name in ("store", "store_many", "lookup", "lookup_many", "latest", "snapshots"):
+        if hasattr(store, name):
+            recorded(name)
+
+    loop_threads: list[int] = []
 
     async def main() -> tuple[float, float, int]:
+        loop_threads.append(threading.get_ident())
         stalls: list[float] = []
         done = asyncio.Event()
 
@@ -94,7 +116,8 @@ def test_an_async_handler_stays_responsive_while_1000_runs_are_triggered_and_awa
 
     worst, took, threads = asyncio.run(main())
     print(f"{runs} runs in {took:.2f}s; worst loop stall {worst * 1000:.1f} ms; at most {threads} threads")
-    assert worst < max(0.3, took / 3), f"the loop stalled {worst:.3f}s while the work took {took:.2f}s"
+    assert on_threads, "the store was never called"
+    assert loop_threads[0] not in on_threads, "a store call ran on the caller's event loop"
     assert threads < 100  # no thread per waiting call
 
 

@@ -281,5 +281,10 @@ def test_a_commit_applied_whose_answer_was_lost_is_counted_once(build, monkeypat
     for run_id in ids.values():
         assert [r.meta.version for r in store.snapshots(run_id)] == [1, 2, 3]
     poll_until(lambda: wf.engine.writer.in_doubt == 0, what="the writes in doubt being settled")
-    counted = changes(af.RunState.INITIATED, running) - before[0], changes(running, completed) - before[1]
-    assert counted == (3, 3)  # the lost answer's writes too, once each
+
+    def counted() -> tuple[float, float]:
+        return changes(af.RunState.INITIATED, running) - before[0], changes(running, completed) - before[1]
+
+    # await_status may read the last commit from the store before its writer has counted it.
+    poll_until(lambda: counted() >= (3, 3), what="every transition counted")
+    assert counted() == (3, 3)  # the lost answer's writes too, once each

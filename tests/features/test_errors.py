@@ -212,7 +212,7 @@ def test_an_object_that_does_not_encode_is_a_step_error_that_stores_nothing(star
     assert wf.codec.decode(record.object) == Unencodable(id="t-1")
 
 
-def test_a_failing_run_holds_only_itself_until_it_is_paused(start, poll_until, run_state_of):
+def test_a_failing_run_holds_only_itself_until_it_is_paused(build, poll_until, run_state_of):
     """A run behind a failing one on the same shard is stepped at once; the failing run is retried until paused."""
     order: list[str] = []
     lock = threading.Lock()
@@ -227,12 +227,15 @@ def test_a_failing_run_holds_only_itself_until_it_is_paused(start, poll_until, r
         return Status.DONE
 
     b.add_step(Status.STARTED, charge, Status.DONE).with_options(pause_after_err_count=4)
-    wf = start(b, pause_retry=None)
+    wf = build(b, pause_retry=None)
+    # Both are stored before the node starts: "behind" is on the shard right after "poisoned".
     poisoned = wf.trigger("poisoned")
     behind = wf.trigger("behind")
+    wf.run()
     wf.await_status("behind", behind, Status.DONE, timeout=5)
     with lock:
-        assert order[: order.index("behind")] == ["poisoned"], "the run behind waited for the failing one's retry"
+        before_behind = order[: order.index("behind")]
+    assert before_behind.count("poisoned") <= 1, "the run behind waited for the failing one's retry"
     poll_until(lambda: run_state_of(wf, poisoned) is af.RunState.PAUSED, what="the auto-pause")
     assert sorted(order) == ["behind"] + ["poisoned"] * 4
 
