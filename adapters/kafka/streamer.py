@@ -42,7 +42,7 @@ _QUOTED = 40  # characters of a bad value quoted in the reason it is malformed
 _REQUIRED_HEADERS = (Header.TOPIC,)  # every event the core publishes carries these
 # The latest message timestamp a datetime holds (9999-12-31); later or negative ones are ignored.
 _MAX_TIMESTAMP_MS = (datetime.max.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
-_FLUSH_TIMEOUT = BLOCK_TIMEOUT  # seconds flush() waits for the brokers' acknowledgements
+_FLUSH_TIMEOUT = BLOCK_TIMEOUT  # seconds flush() waits for the brokers' acknowledgements, by default
 _CLOSE_TIMEOUT = 1.0  # seconds close() waits for them, unless a flush just found the brokers away
 
 
@@ -80,6 +80,11 @@ class KafkaEventStreamer:
             (``security_protocol``, ``sasl_mechanism``, ``ssl_cafile``, ...).
         clock: stamps messages (their timestamp becomes `Event.created_at`); by default
             the clock of the first workflow built on this streamer.
+        flush_timeout: seconds the outbox relay's flush waits for the brokers to
+            acknowledge a batch before it gives up and sends the batch again later. Raise
+            it for brokers slower than that (remote object storage, a loaded machine): a
+            flush that always runs out re-sends forever. The relay's actor blocks this
+            long at most, which bounds how soon it stops.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class KafkaEventStreamer:
         replication_factor: int = 1,
         client_options: Mapping[str, Any] | None = None,
         clock: Clock | None = None,
+        flush_timeout: float = _FLUSH_TIMEOUT,
     ) -> None:
         if not 1 <= partitions < _MAX_PARTITIONS:
             msg = f"partitions must be between 1 and {_MAX_PARTITIONS - 1}, got {partitions}"
@@ -98,6 +104,10 @@ class KafkaEventStreamer:
         if replication_factor < 1:
             msg = f"replication_factor must be at least 1, got {replication_factor}"
             raise ValueError(msg)
+        if not 0 < flush_timeout < float("inf"):
+            msg = f"flush_timeout must be a positive number of seconds, got {flush_timeout!r}"
+            raise ValueError(msg)
+        self.flush_timeout = flush_timeout
         self.clients = Clients(bootstrap_servers, client_options or {})
         self.topic_prefix = topic_prefix
         self.partitions = partitions
@@ -151,7 +161,9 @@ class KafkaEventStreamer:
     def new_sender(self, topic: str) -> _Sender:
         """A sender for ``topic`` (creates the topic if missing)."""
         topic_name, partitions = self.kafka_topic(topic), self.ensure_topic(topic)
-        return _Sender(self.clients, self._undelivered, self._clock, topic_name, partitions, self._local)
+        return _Sender(
+            self.clients, self._undelivered, self._clock, topic_name, partitions, self._local, self.flush_timeout
+        )
 
     def new_receiver(self, topic: str, name: str, options: ReceiverOptions | None = None) -> _Receiver:
         """A receiver of ``topic`` whose offsets are committed under group ``name``.
@@ -217,8 +229,10 @@ class _Sender:
         topic: str,
         partitions: int,
         local: LocalCopies,
+        flush_timeout: float = _FLUSH_TIMEOUT,
     ) -> None:
         self._clients = clients
+        self._flush_timeout = flush_timeout
         self._undelivered = undelivered
         self._clock = clock
         self._topic = topic
@@ -247,10 +261,11 @@ class _Sender:
     def flush(self) -> None:
         """Wait until every message sent so far is acknowledged by the brokers; raise if one failed.
 
-        Waits `_FLUSH_TIMEOUT` (2 s) at most: then it raises `KafkaError`, and the outbox
-        relay, which deletes its rows only after a flush that returned, sends them again later.
+        Waits the streamer's ``flush_timeout`` (2 s by default) at most: then it raises
+        `KafkaError`, and the outbox relay, which deletes its rows only after a flush that
+        returned, sends them again later.
         """
-        self._wait(_FLUSH_TIMEOUT)
+        self._wait(self._flush_timeout)
 
     def _wait(self, timeout: float) -> None:
         futures, self._futures = self._futures, []

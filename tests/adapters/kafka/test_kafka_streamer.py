@@ -218,6 +218,27 @@ def test_client_options_reach_the_clients_and_unknown_ones_are_refused():
         KafkaEventStreamer("broker:9093", client_options={"sasl_typo": "x"})
 
 
+@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), float("nan")])
+def test_a_flush_timeout_that_is_not_a_positive_number_of_seconds_is_refused(bad):
+    from actorflow.adapters.kafka import KafkaEventStreamer
+
+    with pytest.raises(ValueError, match="flush_timeout must be a positive number of seconds"):
+        KafkaEventStreamer("broker:9093", flush_timeout=bad)
+
+
+def test_a_sender_flushes_with_its_streamers_flush_timeout():
+    """A slower broker's batches get the time the user gave (the outbox relay re-sends after it)."""
+    from actorflow.adapters.kafka import KafkaEventStreamer
+
+    streamer = KafkaEventStreamer("broker:9093", flush_timeout=7.5)
+    streamer.ensure_topic = lambda topic: 1  # no broker needed to make a sender
+    waits: list[float] = []
+    sender = streamer.new_sender("t")
+    sender._wait = waits.append  # noqa: SLF001 - what flush() would wait
+    sender.flush()
+    assert waits == [7.5]
+
+
 def test_detach_releases_the_shared_clients(make):
     """After the last supervisor detaches, the producer's and admin's threads are gone; use reopens them."""
     streamer = make(partitions=1)
