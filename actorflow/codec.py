@@ -430,6 +430,9 @@ def _to_bytes(value: Any) -> Any:
 _BUILDER = _Builder()
 
 
+_DECODER = json.JSONDecoder()  # what json.loads uses for text
+
+
 class JsonCodec(Generic[T]):
     """UTF-8 JSON for a dataclass (or any JSON-native type), decoded back to ``cls``.
 
@@ -464,7 +467,11 @@ class JsonCodec(Generic[T]):
         if data == DELETED_OBJECT and self._deletable:
             data = b"{}"  # every field at its default (a field without one is still refused below)
         try:
-            value: T = self._convert(json.loads(data))
+            # UTF-8 for sure (no BOM, no NUL in the first two bytes): json.loads's own detection skipped.
+            if data[:1] == b"{" and len(data) > 1 and data[1]:
+                value: T = self._convert(_DECODER.decode(data.decode("utf-8", "surrogatepass")))
+            else:
+                value = self._convert(json.loads(data))
             self._check(value)
         except _Mismatch as exc:
             msg = f"cannot decode {self._root} from JSON: {_mismatch(exc.where(self._root), exc)}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
+import os
 import zlib
 from collections.abc import Mapping
 from datetime import datetime
@@ -133,13 +133,22 @@ def _decimal(n: int) -> str:
     return _DECIMALS[n] if 0 <= n < len(_DECIMALS) else str(n)
 
 
+def _uuid4_text() -> str:
+    """``str(uuid.uuid4())`` without the UUID object (same bits set, same text)."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def make_outbox_event(record: Record) -> OutboxEvent:
     """The outbox row a record store writes with ``record`` (call it inside the transaction).
 
     Stores call this so the routing rules live once, in the core.
     """
     return OutboxEvent(
-        id=f"outbox-id-{uuid.uuid4()}",
+        id=f"outbox-id-{_uuid4_text()}",
         workflow_name=record.workflow_name,
         run_id=record.run_id,
         type=record.status,

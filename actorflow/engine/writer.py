@@ -197,15 +197,34 @@ class Writer:
                 for write, error in zip(writes, results, strict=True):
                     if error is None:
                         self._in_doubt.pop(write.record.run_id, None)
+        stored: list[Record] = []
+        changes: dict[tuple[str, str, str], int] = {}
+        failure: Exception | None = None
         for write, error in zip(writes, results, strict=True):
             if error is None:
-                self._stored(write)
+                record = write.record
+                stored.append(record)
+                key = (record.workflow_name, str(write.previous), str(record.run_state))
+                changes[key] = changes.get(key, 0) + 1
             elif not isinstance(error, _REFUSALS):
-                raise error
+                failure = error
+                break
+        if changes:  # counted before any waiter is woken, as before: one lock round per label set and commit
+            counter = self._metrics().run_state_changes
+            for labels, n in changes.items():
+                counter.inc(*labels, amount=float(n))
+        for record in stored:
+            self._owed(record)
+        if failure is not None:
+            raise failure
 
     def _stored(self, write: Write) -> None:
         record = write.record
         self._metrics().run_state_changes.inc(record.workflow_name, str(write.previous), str(record.run_state))
+        self._owed(record)
+
+    def _owed(self, record: Record) -> None:
+        """What a stored record is owed besides its count: stale error counts forgotten, waiters woken, handoff."""
         if self._counts is not None:
             self._counts.forget_run(record.run_id)  # counted per visit: now stale
         self._watch.publish(record)

@@ -358,9 +358,12 @@ def decode_run_ids(raw: Any) -> list[str]:
     return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
 
 
+_HEADERS_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True)  # json.dumps would build one per call
+
+
 def encode_headers(headers: Mapping[str, str]) -> str:
     """Headers as compact JSON text."""
-    return json.dumps(dict(headers), separators=(",", ":"), sort_keys=True)
+    return _HEADERS_JSON.encode(dict(headers))
 
 
 def decode_headers(raw: Any) -> dict[str, str]:
