@@ -171,10 +171,12 @@ class RecordStore(Protocol):
     def store(self, record: Record) -> None:
         """Create or update ``record`` and write its outbox event atomically.
 
-        ``record.meta.version`` is 1 for a new run: raise `WorkflowInProgress` if the
-        foreign id has an unfinished run. Otherwise the stored version must be
-        ``version - 1``, else raise `VersionConflict` (optimistic concurrency).
-        Build the outbox event with `actorflow.event.make_outbox_event`.
+        ``record.meta.version`` is 1 for a new run: raise `InvalidForeignId` before
+        writing anything if its foreign id breaks the one rule
+        (`actorflow.record.foreign_id_refusal`), `WorkflowInProgress` if the foreign id
+        has an unfinished run. Otherwise the stored version must be ``version - 1``,
+        else raise `VersionConflict` (optimistic concurrency). Build the outbox event
+        with `actorflow.event.make_outbox_event`.
         """
         ...
 

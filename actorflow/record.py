@@ -12,9 +12,18 @@ from actorflow.runstate import RunState
 from actorflow.status import RUN_STATE_UPDATED, SAVE_AND_REPEAT, SKIP
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
-__all__ = ["MAX_FOREIGN_ID", "Record", "RecordMeta", "Run", "TypedRecord", "check_foreign_id"]
+__all__ = [
+    "MAX_FOREIGN_ID",
+    "Record",
+    "RecordMeta",
+    "Run",
+    "TypedRecord",
+    "check_foreign_id",
+    "foreign_id_refusal",
+    "store_checked",
+]
 
 MAX_FOREIGN_ID = 255
 """The longest foreign id, in characters (a MySQL VARCHAR(255) holds it; so does every other store)."""
@@ -82,6 +91,39 @@ class Record:
     created_at: datetime
     updated_at: datetime
     meta: RecordMeta = RecordMeta()
+
+
+def foreign_id_refusal(record: Record) -> InvalidForeignId | None:
+    """`InvalidForeignId` when ``record`` starts a run whose foreign id breaks the rule, else ``None``.
+
+    Every record store asks this of each record before writing anything of it, so a
+    store called directly keeps the rule the engine's actions check (`check_foreign_id`):
+    one typed error, whatever the backend would have made of the id. Only a new run
+    (version 1) stores a foreign id; a later version keeps the stored one, so a run
+    stored before the rule existed can still move.
+    """
+    if record.meta.version != 1:
+        return None
+    try:
+        check_foreign_id(record.foreign_id)
+    except InvalidForeignId as exc:
+        return exc
+    return None
+
+
+def store_checked(
+    records: Sequence[Record], store_many: Callable[[Sequence[Record]], list[Exception | None]]
+) -> list[Exception | None]:
+    """``store_many(records)`` with each new run of a bad foreign id refused in its place, unwritten.
+
+    For a store whose batch is written in one go: the refused records never reach it, the
+    others are stored as they would be without them (a refusal never undoes the others).
+    """
+    refusals: list[Exception | None] = [foreign_id_refusal(record) for record in records]
+    if not any(refusals):
+        return store_many(records)
+    stored = iter(store_many([record for record, refusal in zip(records, refusals, strict=True) if refusal is None]))
+    return [refusal if refusal is not None else next(stored) for refusal in refusals]
 
 
 @dataclasses.dataclass(slots=True)

@@ -130,7 +130,9 @@ class Workflow(Generic[T, S]):
         change never satisfies the wait. Raises `AwaitTimeout` (a `TimeoutError`) after
         ``timeout`` seconds. "Has been" needs a store with `Snapshots` (every shipped
         store); over a store without them only the versions seen while waiting count.
-        A ``status`` of another enum raises `StatusTypeError` (a `TypeError`).
+        A ``status`` of another enum raises `StatusTypeError` (a `TypeError`). A run
+        whose stored status is not in the workflow's enum can never get there: it raises
+        `CorruptRecord` at once (the run reported and, unless stopped, paused).
         """
         return actions.await_status(self.engine, foreign_id, run_id, status, timeout)
 
@@ -149,8 +151,10 @@ class Workflow(Generic[T, S]):
         Raises `StatusTypeError` for a ``status`` of another enum,
         `UnknownStatus`, `RecordNotFound`, or `StepError` when the callback function
         fails or returns a status it may not (the error is counted toward
-        ``pause_after_err_count`` and nothing is stored); `ActorflowError` when the run
-        kept changing through five attempts.
+        ``pause_after_err_count`` and nothing is stored); `CorruptRecord` when the
+        unfinished run's stored status is not in the workflow's enum (the run reported
+        and, unless stopped, paused); `ActorflowError` when the run kept changing
+        through five attempts.
         """
         actions.callback(self.engine, foreign_id, status, payload)
 
@@ -211,11 +215,14 @@ class Workflow(Generic[T, S]):
         ``spec`` is five cron fields, a descriptor (``@daily``...) or ``@every 1h30m``.
         ``filter(now)`` returning False skips a slot. Slots missed while no node ran the
         workflow are fired once. Registering the same (foreign id, spec) twice raises
-        `BuildError`.
+        `BuildError`. The foreign id and ``initial_value`` are checked here as `trigger`
+        checks them (`InvalidForeignId`; `ObjectTypeError`, a `TypeError`, or
+        `CodecError`, `ObjectTooLarge`): a schedule whose every slot would fail is refused.
         """
         from actorflow.cron import parse  # noqa: PLC0415 - cron is only needed here
 
         parse(spec)
+        actions.check_schedule(self.engine, foreign_id, initial_value)
         if any(s.foreign_id == foreign_id and s.spec == spec for s in self.engine.schedules):
             msg = f"schedule {spec!r} for {foreign_id!r} is already registered on {self!r}"
             raise BuildError(msg)

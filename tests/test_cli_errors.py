@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -216,6 +217,35 @@ def test_run_serves_metrics_on_the_metrics_host(flow_dir: Path):
             assert resp.status == 200
         with pytest.raises(urllib.error.URLError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped" in out
+
+
+def test_run_serves_metrics_on_loopback_only_by_default(flow_dir: Path):
+    """Without --metrics-host (or its variable) the endpoint is bound to 127.0.0.1: not 0.0.0.0, not another address."""
+    env = {k: v for k, v in os.environ.items() if k != "ACTORFLOW_METRICS_HOST"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actorflow", "run", "flows:make", "--metrics-port", "0"],
+        cwd=flow_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        found = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", line)
+        assert found, line
+        port = int(found.group(1))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            assert resp.status == 200
+        with pytest.raises(urllib.error.URLError):  # bound to every interface, this would answer
+            urllib.request.urlopen(f"http://127.0.0.2:{port}/metrics", timeout=5)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     finally:

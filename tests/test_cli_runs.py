@@ -354,3 +354,29 @@ def test_runs_on_mysql_list_show_and_resume_to_completion(mysql_dsn, opened, cap
         "",
         f"actorflow runs cancel: refused: run {run_id}: invalid RunState: from Completed | to Cancelled\n",
     )
+
+
+def test_a_run_at_a_status_outside_the_enum_is_listed_and_shown_with_its_number(wf, db, capsys):
+    """A stored status no member of the enum names (a hand edit, a removed member) is shown as its number.
+
+    Neither the table nor JSON nor ``show`` fails on it: that run is where an operator
+    looks to mend or cancel it.
+    """
+    run_id = wf.trigger("odd-1", Order(id="odd-1"))
+    record = wf.record_store.lookup(run_id)
+    wf.record_store.store(wf.engine.transitions.next(record, run_state=af.RunState.RUNNING, status=77).record)
+    dsn = f"sqlite:///{db}"
+    code, out, err = runs(capsys, dsn, "list")
+    assert (code, err) == (0, "")
+    (line,) = [line for line in out.splitlines() if line.startswith(run_id)]
+    assert " 77 " in line
+    listed = _json(runs(capsys, dsn, "list", "--json")[1])
+    assert [(r["run_id"], r["status"]) for r in listed["runs"]] == [(run_id, 77)]
+    code, out, err = runs(capsys, dsn, "show", run_id)
+    assert (code, err) == (0, "")
+    assert "77" in out
+    shown = _json(runs(capsys, dsn, "show", run_id, "--json")[1])
+    assert [v["status"] for v in shown["history"]] == [int(Status.STARTED), 77]
+    code, out, err = runs(capsys, dsn, "cancel", run_id)  # and it can be ended
+    assert (code, err) == (0, "")
+    assert wf.record_store.lookup(run_id).run_state is af.RunState.CANCELLED

@@ -37,6 +37,7 @@ __all__ = [
     "await_status_async",
     "callback",
     "change_run_state",
+    "check_schedule",
     "control_run_state",
     "trigger",
     "trigger_many",
@@ -113,8 +114,7 @@ def _first_record(
     if config.graph.is_terminal(start):
         msg = f"cannot start a run at terminal status {describe(start)!r}"
         raise InvalidTransition(msg, status=start)
-    obj = config.object_type() if initial_value is None else initial_value
-    data = config.codec.encode(obj)
+    data = _initial_object(engine, initial_value)
     now = engine.clock.now()
     return Record(
         workflow_name=engine.name,
@@ -127,6 +127,23 @@ def _first_record(
         updated_at=now,
         meta=RecordMeta(version=1, status_description=describe(start), trace_origin=_origin(engine, traceparent)),
     )
+
+
+def _initial_object(engine: Engine[Any, Any], initial_value: Any) -> bytes:
+    """The encoded first object of a run (the type's default for ``None``); the codec's errors as they come."""
+    config = engine.config
+    return config.codec.encode(config.object_type() if initial_value is None else initial_value)
+
+
+def check_schedule(engine: Engine[Any, Any], foreign_id: Any, initial_value: Any) -> None:
+    """Refuse, at registration, what every trigger of a schedule would refuse (as `trigger` does).
+
+    `InvalidForeignId` for the foreign id, `ObjectTypeError` / `CodecError` /
+    `ObjectTooLarge` for the initial value: raised by ``wf.schedule`` itself, not logged
+    by a node at each slot for ever.
+    """
+    check_foreign_id(foreign_id)
+    _initial_object(engine, initial_value)
 
 
 def _origin(engine: Engine[Any, Any], traceparent: str) -> str:
@@ -151,6 +168,13 @@ def await_status(engine: Engine[Any, Any], foreign_id: str, run_id: str, status:
     return engine.transitions.run(found, as_stored=True)
 
 
+def _history_reached(
+    engine: Engine[Any, Any], run_id: str, reached: Callable[[list[Record]], Record | None]
+) -> Record | None:
+    """``reached`` of the run's stored history (a blocking read, and a write when the run is corrupt)."""
+    return reached(engine.history(run_id))
+
+
 async def await_status_async(
     engine: Engine[Any, Any], foreign_id: str, run_id: str, status: Any, limit: float
 ) -> Run[Any, Any]:
@@ -162,7 +186,7 @@ async def await_status_async(
     wake = asyncio.Event()
     with engine.watch.watch(run_id) as waiter:
         waiter.notify = lambda: loop.call_soon_threadsafe(wake.set)  # a write of this engine wakes the loop
-        found = reached(await asyncio.to_thread(engine.history, run_id))
+        found = await asyncio.to_thread(_history_reached, engine, run_id, reached)
         while found is None:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -172,12 +196,18 @@ async def await_status_async(
                     await wake.wait()
             wake.clear()
             records = waiter.take(0)
-            found = reached(records) if records else reached(await asyncio.to_thread(engine.history, run_id))
+            found = reached(records) if records else await asyncio.to_thread(_history_reached, engine, run_id, reached)
     return engine.transitions.run(found, as_stored=True)
 
 
 def _reached_by(engine: Engine[Any, Any], foreign_id: str, status: Any) -> Callable[[list[Record]], Record | None]:
-    """The first of some records at ``status`` (checked against the workflow) in a run state that counts."""
+    """The first of some records at ``status`` (checked against the workflow) in a run state that counts.
+
+    When none is, and the newest of them has a status outside the workflow's enum, the
+    run can never get there (no consumer reads that status's topic): `CorruptRecord`
+    at once, the run reported and paused (`_refuse_corrupt`), instead of a wait for the
+    whole timeout.
+    """
     target = status_value(status, engine.config.status_type, "status")
     engine.config.graph.require(target)
 
@@ -185,9 +215,27 @@ def _reached_by(engine: Engine[Any, Any], foreign_id: str, status: Any) -> Calla
         for record in records:
             if record.status == target and record.foreign_id == foreign_id and record.run_state in _REACHED:
                 return record
+        if records:
+            _refuse_corrupt(engine, "await", max(records, key=lambda r: r.meta.version))
         return None
 
     return reached
+
+
+def _refuse_corrupt(engine: Engine[Any, Any], process: str, record: Record) -> None:
+    """Raise `CorruptRecord` if ``record``'s stored status is not the workflow's, after reporting it.
+
+    A run still moving is paused (`Engine.fail`: the error log, ``actorflow_corrupt_records``,
+    the reason); a paused or finished one is left as it is.
+    """
+    corrupt = engine.unknown_status(record)
+    if corrupt is None:
+        return
+    if not (record.run_state.stopped or record.run_state.finished):
+        pause = engine.fail(process, record, corrupt, engine.config.defaults.pause_after_err_count)
+        if pause is not None:
+            engine.writer.commit((pause,))  # refused: the run moved meanwhile, and the next read sees where
+    raise corrupt
 
 
 def _await_timeout(engine: Engine[Any, Any], run_id: str, status: Any, timeout: float) -> AwaitTimeout:
@@ -221,17 +269,21 @@ def _call_back(
 ) -> bool:
     """Apply one callback to the latest run of ``foreign_id``; False when it is not at ``status`` or stopped.
 
-    Raises `StepError` when the function fails (counted toward the pause), and
-    `VersionConflict` when another write moved the run after it was read.
+    Raises `StepError` when the function fails (counted toward the pause),
+    `CorruptRecord` when the unfinished run's stored status is not the workflow's (the
+    run reported and paused first), and `VersionConflict` when another write moved the
+    run after it was read.
     """
     record = engine.record_store.latest(engine.name, foreign_id)
+    describe = engine.transitions.describe(status)
+    process = f"{describe.lower().replace(' ', '_')}-callback"
+    if record.status != status and not record.run_state.finished:
+        _refuse_corrupt(engine, process, record)  # a status outside the enum: reported, paused, raised
     if record.status != status or record.run_state.stopped:
         return False
     fn = spec.fn
     result = engine.apply(record, lambda run: fn(run, data), spec.destinations, kind="callback")
     if isinstance(result, Failed):
-        describe = engine.transitions.describe(status)
-        process = f"{describe.lower().replace(' ', '_')}-callback"
         pause = engine.fail(process, record, result.error, engine.config.defaults.pause_after_err_count)
         if pause is not None:
             engine.writer.commit((pause,))  # a conflict: the run moved meanwhile, nothing to pause

@@ -277,7 +277,7 @@ class Engine(Generic[T, S]):
         loop and waited for (`apply_async` lets a step overlap others instead). ``kind``
         (step, callback, timeout) names its span when the workflow is traced.
         """
-        run = self._run_of(record)
+        run = self.run_of(record)
         if isinstance(run, Failed):
             return run
         if self.tracing is None:  # the common case: no span, no context manager on the step's path
@@ -307,7 +307,7 @@ class Engine(Generic[T, S]):
         kind: str = "step",
     ) -> Write | Failed | None:
         """`apply` for an ``async def`` step, awaited on the engine's loop beside other runs' steps."""
-        run = self._run_of(record)
+        run = self.run_of(record)
         if isinstance(run, Failed):
             return run
         with self._traced(kind, record) as finish:
@@ -322,12 +322,30 @@ class Engine(Generic[T, S]):
         """Wait for what an ``async def`` hook returned (on the engine's loop when hosted)."""
         return self.aio.run(awaitable, hosted=self._host is not None)
 
-    def _run_of(self, record: Record) -> Run[T, S] | Failed:
+    def run_of(self, record: Record) -> Run[T, S] | Failed:
+        """The `Run` of ``record``, or `Failed` with `CorruptRecord` when its object or status cannot be read."""
         try:
             return self.transitions.run(record)
         except Exception as exc:  # noqa: BLE001 - the stored run itself is unreadable: no retry mends it
             msg = f"the stored run {record.run_id} cannot be read (version {record.meta.version}): {exc}"
             return Failed(CorruptRecord(msg, run_id=record.run_id))
+
+    def unknown_status(self, record: Record) -> CorruptRecord | None:
+        """`CorruptRecord` when ``record``'s stored status is not in the workflow's enum, else ``None``.
+
+        Readers that decide by the status before any user function runs (a consumer whose
+        event names another status, a timeout, a callback, a waiter) ask this, so such a
+        run is reported and paused (`fail`) like one whose object does not decode, instead
+        of being skipped as "elsewhere" for ever.
+        """
+        if self.transitions.knows(record.status):
+            return None
+        enum_name = self.config.status_type.__name__
+        msg = (
+            f"the stored run {record.run_id} cannot be read (version {record.meta.version}): "
+            f"status {record.status} is not a {enum_name}"
+        )
+        return CorruptRecord(msg, run_id=record.run_id)
 
     @contextlib.contextmanager
     def _traced(self, kind: str, record: Record) -> Iterator[Callable[[Write | Failed | None], Write | Failed | None]]:

@@ -16,7 +16,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from actorflow.errors import ActorflowError, CodecError, InvalidTransition, StepError
 from actorflow.log import logger
-from actorflow.record import Record, Run, TypedRecord
+from actorflow.record import Record, RecordMeta, Run, TypedRecord
 from actorflow.runstate import RunState
 from actorflow.status import RUN_STATE_UPDATED, SAVE_AND_REPEAT, SKIP, Sentinel, status_name
 
@@ -50,17 +50,39 @@ def next_version(
     ``description`` is the status's name (kept from ``record`` when not given: a tool
     without the workflow's code keeps the name the engine stored).
     """
-    meta = dataclasses.replace(
-        record.meta,
-        version=record.meta.version + 1,
-        run_state_reason=record.meta.run_state_reason if reason is None else reason,
-        status_description=record.meta.status_description if description is None else description,
+    m = record.meta
+    if type(record) is not Record or type(m) is not RecordMeta:  # a subclass: replace keeps its type
+        meta = dataclasses.replace(
+            m,
+            version=m.version + 1,
+            run_state_reason=m.run_state_reason if reason is None else reason,
+            status_description=m.status_description if description is None else description,
+        )
+        new_any = dataclasses.replace(
+            record,
+            run_state=run_state,
+            status=record.status if status is None else status,
+            object=record.object if data is None else data,
+            updated_at=now,
+            meta=meta,
+        )
+        return Write(new_any, record.run_state)
+    # The exact classes (the common case): built directly, as dataclasses.replace costs
+    # a field introspection per call on the hot path.
+    meta = RecordMeta(
+        version=m.version + 1,
+        run_state_reason=m.run_state_reason if reason is None else reason,
+        status_description=m.status_description if description is None else description,
+        trace_origin=m.trace_origin,
     )
-    new = dataclasses.replace(
-        record,
+    new = Record(
+        workflow_name=record.workflow_name,
+        foreign_id=record.foreign_id,
+        run_id=record.run_id,
         run_state=run_state,
         status=record.status if status is None else status,
         object=record.object if data is None else data,
+        created_at=record.created_at,
         updated_at=now,
         meta=meta,
     )
@@ -87,6 +109,10 @@ class Transitions(Generic[T, S]):
             msg = f"status {value} is not a {self._config.status_type.__name__}"
             raise ActorflowError(msg, status=value)
         return found
+
+    def knows(self, value: int) -> bool:
+        """True when ``value`` is a member of the workflow's status enum (a stored row may hold another)."""
+        return value in self._statuses
 
     def describe(self, value: int) -> str:
         """The human name of a status (``Order Placed``), or its number when unknown."""

@@ -841,7 +841,10 @@ class EventConsumer(Process):
         except RecordNotFound:
             return Skipped("record not found")
         except CorruptRecord as exc:
-            self.metrics.malformed.inc()
+            # The event is fine, the stored run is not: a corrupt record (alert
+            # ActorflowCorruptRecords), not a malformed event. A row that is no record has
+            # no version to pause from, so the event is skipped; the run stays as found.
+            self.metrics.corrupt.inc()
             self.log.error(  # noqa: TRY400 - a corrupt row: its message says all
                 "%s: run %s cannot be read, event skipped: %s",
                 self.name,
@@ -853,12 +856,14 @@ class EventConsumer(Process):
         self.engine.writer.observed(found)  # settles a write of this run whose commit failed, if any
         return found
 
-    def load(self, event: Event, status: int | None) -> Record | Skipped | Retry:
+    def load(self, event: Event, status: int | None) -> Record | Skipped | Retry | Write:
         """The event's record if the event is current and the run may move, else why not.
 
         Skips events of runs that are gone, older than the record (already handled), for
         another status, or of a stopped run; retries when the record is older than the
-        event (a stale read: the store has not caught up yet).
+        event (a stale read: the store has not caught up yet). A current record whose
+        stored status is not in the workflow's enum is corrupt: the pause to store
+        (`Engine.fail`, reported and counted), since no consumer would ever meet it again.
         """
         record = self.lookup(event)
         if isinstance(record, Skipped):
@@ -876,6 +881,10 @@ class EventConsumer(Process):
         if record.meta.version < version:
             return Retry(self.options.err_backoff, stale=True)
         if status is not None and record.status != status:
+            corrupt = self.engine.unknown_status(record)
+            if corrupt is not None and not record.run_state.stopped:
+                pause = self.engine.fail(self.name, record, corrupt, self.options.pause_after_err_count)
+                return pause if pause is not None else Skipped("corrupt record")
             if Header.RECORD_VERSION in event.headers:
                 # The event was written with this very version at ``status``: the stored
                 # row says otherwise, so one of them is corrupt. Report it, skip it.

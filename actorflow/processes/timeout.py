@@ -76,8 +76,10 @@ class TimeoutInserter(EventConsumer):
         if paused is not None:
             return paused
         now = self.engine.clock.now()
+        run = self.engine.run_of(record)
+        if isinstance(run, Failed):  # the stored object cannot be read: reported and paused at once, as a step's
+            return self.failed(record, run.error)
         try:
-            run = self.engine.transitions.run(record)
             expiries = [pair.timer(run, now) for pair in self.spec.pairs]
         except Exception as exc:  # noqa: BLE001 - a user timer failed: a step error
             return self.failed(record, exc)
@@ -138,7 +140,7 @@ class TimeoutPoller(Process):
             self._cancel(timeout)
             return True
         except CorruptRecord as exc:
-            self.metrics.malformed.inc()
+            self.metrics.corrupt.inc()  # a stored run that cannot be read (alert ActorflowCorruptRecords)
             self.log.error(  # noqa: TRY400 - a corrupt row: its message says all
                 "%s: run %s cannot be read; timeout %s dropped: %s",
                 self.name,
@@ -149,6 +151,11 @@ class TimeoutPoller(Process):
             )
             self._complete(timeout)
             return True
+        if record.status != timeout.status and not record.run_state.finished:
+            corrupt = self.engine.unknown_status(record)
+            if corrupt is not None:
+                self._pause_corrupt(record, corrupt)
+                return True  # kept, as for a paused run: it fires if the row is mended and the run resumed
         if record.status != timeout.status or record.run_state.finished:
             self._cancel(timeout)
             return True
@@ -198,6 +205,14 @@ class TimeoutPoller(Process):
         # Fired, or every function skipped: either way it must not fire again.
         self._complete(timeout)
         return True
+
+    def _pause_corrupt(self, record: Record, corrupt: CorruptRecord) -> None:
+        """Report and pause ``record``, whose stored status is not the workflow's (once: a paused run is left)."""
+        if record.run_state.stopped:
+            return
+        pause = self.engine.fail(self.name, record, corrupt, self.options.pause_after_err_count)
+        if pause is not None:
+            self.engine.writer.commit((pause,), fence=self.fence)  # refused: the run moved meanwhile, nothing to pause
 
     def _on_its_visit(self, timeout: TimeoutRecord, record: Record) -> bool:
         """True while ``record`` is on the visit that set ``timeout`` (always, for a timeout without one).

@@ -10,10 +10,10 @@ from typing import Any
 
 from actorflow.capabilities import RecordPage, RunCount
 from actorflow.engine.failures import ErrorCounts
-from actorflow.errors import InvalidCursor, RecordNotFound, VersionConflict, WorkflowInProgress
+from actorflow.errors import InvalidCursor, InvalidForeignId, RecordNotFound, VersionConflict, WorkflowInProgress
 from actorflow.event import OutboxEvent, make_outbox_event
 from actorflow.protocols import Order, RecordFilter
-from actorflow.record import Record
+from actorflow.record import Record, foreign_id_refusal
 from actorflow.runstate import RunState
 
 __all__ = ["MemoryRecordStore"]
@@ -57,7 +57,7 @@ class MemoryRecordStore:
             for record in records:
                 try:
                     self._store(record)
-                except (VersionConflict, WorkflowInProgress) as exc:
+                except (InvalidForeignId, VersionConflict, WorkflowInProgress) as exc:
                     results.append(exc)
                 else:
                     results.append(None)
@@ -67,6 +67,9 @@ class MemoryRecordStore:
         return results
 
     def _store(self, record: Record) -> None:
+        refusal = foreign_id_refusal(record)  # the one rule, before anything is written
+        if refusal is not None:
+            raise refusal
         run_id = record.run_id
         key = (record.workflow_name, record.foreign_id)
         existing = self._records.get(run_id)

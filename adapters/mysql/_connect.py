@@ -1,8 +1,8 @@
 """Where the MySQL adapters connect: the DSN, checked and parsed, and one connection set up for the adapters.
 
 A DSN is ``mysql://user[:password]@host[:port]/database``: it must use that scheme and
-name its database (the adapters create tables there), or it is refused before anything
-connects (`MysqlConfigError`). A DSN is only ever shown redacted
+name its database (the adapters create tables there), not one of the server's own
+(`SYSTEM_DATABASES`), or it is refused before anything connects (`MysqlConfigError`). A DSN is only ever shown redacted
 (`actorflow._redact.redact`): the parsed settings keep the password out of their repr.
 
 Every connection is set up the same way: autocommit (the adapters open their
@@ -24,7 +24,7 @@ from actorflow._redact import redact
 
 from ._errors import MysqlConfigError, MysqlError, scrub
 
-__all__ = ["CONNECT_TIMEOUT", "LOCK_WAIT_SECONDS", "Settings", "connect", "parse_dsn"]
+__all__ = ["CONNECT_TIMEOUT", "LOCK_WAIT_SECONDS", "SYSTEM_DATABASES", "Settings", "connect", "parse_dsn"]
 
 CONNECT_TIMEOUT = 10
 """Seconds to wait for a connection."""
@@ -39,6 +39,9 @@ cut off between two statements of a fenced commit) must not keep its lease rows 
 or no other node could take its roles. PostgreSQL's adapter sets its
 ``idle_in_transaction_session_timeout`` for the same reason."""
 DEFAULT_PORT = 3306
+SYSTEM_DATABASES = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
+"""The server's own databases (compared in any case): a DSN naming one is refused, as PostgreSQL's
+adapters refuse ``pg_catalog`` and ``information_schema`` for a schema."""
 
 _SESSION = (
     "SET SESSION time_zone = '+00:00', "
@@ -93,6 +96,13 @@ def parse_dsn(dsn: str) -> Settings:
     database = unquote(parts.path.removeprefix("/"))
     if not database.strip() or "/" in database:
         msg = f"the MySQL DSN must name the database (mysql://user@host:3306/DB), got {shown!r}"
+        raise MysqlConfigError(msg)
+    if database.lower() in SYSTEM_DATABASES:
+        # The adapters create their tables in the database named: never in the server's own.
+        msg = (
+            f"the MySQL DSN names the system database {database!r} "
+            f"({', '.join(sorted(SYSTEM_DATABASES))} are the server's): name a database of your own, got {shown!r}"
+        )
         raise MysqlConfigError(msg)
     if parts.query or parts.fragment:
         msg = f"the MySQL DSN takes no options (?...), got {shown!r}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -12,7 +13,7 @@ from actorflow.capabilities import CursorMove, RecordPage, RunCount
 from actorflow.errors import VersionConflict, WorkflowInProgress
 from actorflow.event import OutboxEvent, event_topic, shard_hash
 from actorflow.protocols import EventStreamer, Fence, Order, RecordFilter
-from actorflow.record import Record
+from actorflow.record import Record, store_checked
 from actorflow.runstate import RunState
 from actorflow.topics import topic_prefix
 
@@ -146,7 +147,17 @@ class PostgresRecordStore(PostgresAdapter, ServerRecordStore[Database]):
         If the connection is lost, the batch is sent once more (`Database.run`); a record
         the first attempt did commit then fails its version check, so a conflict on a
         record whose stored row is exactly this record counts as stored.
+        A new run whose foreign id breaks the rule is refused in its place with
+        `InvalidForeignId`, before anything is sent (`store_checked`).
         """
+        return store_checked(
+            records, functools.partial(self._store_many, forget_errors=forget_errors, fence=fence, acks=acks)
+        )
+
+    def _store_many(
+        self, records: Sequence[Record], *, forget_errors: bool, fence: Fence | None, acks: Sequence[CursorMove]
+    ) -> builtins.list[Exception | None]:
+        """`store_many` of records whose foreign ids were checked."""
         if not records:
             return []
         attempts = 0

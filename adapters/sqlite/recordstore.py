@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 import os
 import sqlite3
@@ -13,7 +14,7 @@ from actorflow.capabilities import CursorMove, RecordPage, RunCount
 from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
 from actorflow.event import OutboxEvent
 from actorflow.protocols import EventStreamer, Fence, Order, RecordFilter
-from actorflow.record import Record
+from actorflow.record import Record, foreign_id_refusal, store_checked
 from actorflow.runstate import RunState
 from actorflow.topics import topic_prefix
 
@@ -104,7 +105,10 @@ class SqliteRecordStore(SqliteAdapter):
     # -- writes ---------------------------------------------------------------------------
 
     def store(self, record: Record) -> None:
-        """Create or update ``record`` with its event, in one transaction."""
+        """Create or update ``record`` with its event, in one transaction (`InvalidForeignId` before any)."""
+        refusal = foreign_id_refusal(record)
+        if refusal is not None:
+            raise refusal
         key: str = self.db.write(lambda conn: self._apply(conn, record))
         self.db.hub.bump((key,))
 
@@ -118,14 +122,23 @@ class SqliteRecordStore(SqliteAdapter):
     ) -> builtins.list[Exception | None]:
         """Store each record as `store` would, in order, in one transaction.
 
-        A record refused with `VersionConflict` or `WorkflowInProgress` is reported in
-        its place and never undoes the others. ``forget_errors`` also deletes the error
+        A record refused with `VersionConflict`, `WorkflowInProgress` or (a new run whose
+        foreign id breaks the rule, never sent to the file) `InvalidForeignId` is
+        reported in its place and never undoes the others. ``forget_errors`` also deletes the error
         counts of each run stored, in the same transaction. ``fence``: the records are
         stored only if that lease is still its role's current one (checked under the
         transaction's write lock, so the role cannot pass on before the commit); else
         `StaleTerm` and nothing is stored. ``acks``: receivers' cursor moves, made in the
         same transaction (`CommitAcks`).
         """
+        return store_checked(
+            records, functools.partial(self._store_many, forget_errors=forget_errors, fence=fence, acks=acks)
+        )
+
+    def _store_many(
+        self, records: Sequence[Record], *, forget_errors: bool, fence: Fence | None, acks: Sequence[CursorMove]
+    ) -> builtins.list[Exception | None]:
+        """`store_many` of records whose foreign ids were checked."""
         if not records:
             return []
         results: list[Exception | None] = []
@@ -134,9 +147,12 @@ class SqliteRecordStore(SqliteAdapter):
         def work(conn: sqlite3.Connection) -> None:
             if fence is not None:
                 check_fence(conn, self._q, fence)
+            # Under the transaction's write lock: no count can appear before the commit. None
+            # stored (the common case), no run has any to forget: one probe instead of one each.
+            forget = forget_errors and conn.execute("SELECT EXISTS (SELECT 1 FROM workflow_error_counts)").fetchone()[0]
             for record in records:
                 try:
-                    keys.add(self._apply(conn, record, forget_errors=forget_errors))
+                    keys.add(self._apply(conn, record, forget_errors=bool(forget)))
                 except (VersionConflict, WorkflowInProgress) as exc:
                     results.append(exc)
                 else:

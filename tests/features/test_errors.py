@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
 
 import actorflow as af
+from actorflow.testing import await_timeout_insert
 from tests.model import Calls, Order, Status, Unencodable
 
 AUTO_PAUSE_REASON = "max error retry threshold hit - automatically paused"
@@ -348,3 +354,118 @@ def test_a_run_whose_stored_object_cannot_be_decoded_is_paused_at_once_and_repor
     assert (paused.status, paused.meta.version, paused.object) == (Status.STARTED, 3, b"{{{")  # the data kept as found
     assert calls.count("charge", bad) == 0  # the step never saw it
     assert corrupt() == before + 1
+
+
+# -- a stored status outside the workflow's enum ----------------------------------------------------
+
+OUTSIDE = 77  # no member of Status: what a hand edit, a bad migration or a removed member leaves
+
+
+def _waiting_builder() -> af.Builder[Order, Status]:
+    """STARTED -> AWAITING, which a timeout (30 minutes) moves to EXPIRED or a callback to APPROVED."""
+    b = af.Builder("orders", Order, Status)
+    b.add_step(Status.STARTED, lambda run: Status.AWAITING, Status.AWAITING)
+    b.add_timeout(
+        Status.AWAITING, af.duration_timer(timedelta(minutes=30)), lambda run, now: Status.EXPIRED, Status.EXPIRED
+    )
+    b.add_callback(Status.AWAITING, lambda run, payload: Status.APPROVED, Status.APPROVED)
+    return b
+
+
+def _store_outside_the_enum(wf: af.Workflow[Any, Any], run_id: str) -> af.Record:
+    """Store the run's next version at `OUTSIDE`, straight into the store (no step would return it)."""
+    record = wf.record_store.lookup(run_id)
+    moved = wf.engine.transitions.next(record, run_state=af.RunState.RUNNING, status=OUTSIDE).record
+    wf.record_store.store(moved)
+    return moved
+
+
+def _corrupt_count(wf: af.Workflow[Any, Any]) -> float:
+    """``actorflow_corrupt_records_total`` of ``wf``'s workflow, every process summed."""
+    return sum(
+        sample.value
+        for metric in wf.metrics.registry.collect()
+        for sample in metric.samples
+        if sample.name == "actorflow_corrupt_records_total" and sample.labels.get("workflow_name") == wf.name
+    )
+
+
+def _assert_paused_as_corrupt(wf: af.Workflow[Any, Any], run_id: str, version: int) -> None:
+    paused = wf.record_store.lookup(run_id)
+    assert (paused.run_state, paused.status, paused.meta.version) == (af.RunState.PAUSED, OUTSIDE, version)
+    assert paused.meta.run_state_reason.startswith("stored run unreadable - automatically paused: ")
+    assert f"status {OUTSIDE} is not a Status" in paused.meta.run_state_reason
+
+
+def test_a_timeout_of_a_run_stored_at_a_status_outside_the_enum_pauses_it(start, clock, poll_until, caplog):
+    """The poller meets the run at a status that is no member: reported, counted, paused; its timeout kept.
+
+    Before, the status mismatch read as "the run moved on": the timeout was dropped, nothing said.
+    """
+    wf = start(_waiting_builder())
+    before = _corrupt_count(wf)
+    run_id = wf.trigger("t-1")
+    await_timeout_insert(wf, "t-1", run_id, Status.AWAITING)
+    moved = _store_outside_the_enum(wf, run_id)
+    with caplog.at_level("ERROR", logger="actorflow"):
+        clock.advance(timedelta(minutes=30))
+        poll_until(lambda: wf.record_store.lookup(run_id).run_state is af.RunState.PAUSED, what="the pause")
+    _assert_paused_as_corrupt(wf, run_id, moved.meta.version + 1)
+    assert _corrupt_count(wf) == before + 1
+    assert any(run_id in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)
+    assert [t.run_id for t in wf.timeout_store.list(wf.name) if not t.completed] == [run_id]  # kept for a mend
+    good = wf.trigger("t-2")  # the other runs go on
+    wf.await_status("t-2", good, Status.AWAITING, timeout=10)
+    wf.callback("t-2", Status.AWAITING, b"")
+    assert wf.await_status("t-2", good, Status.APPROVED, timeout=10).run_state is af.RunState.COMPLETED
+
+
+def test_a_callback_for_a_run_stored_at_a_status_outside_the_enum_raises_and_pauses_it(build):
+    """Not a silent ``None`` ("not at the status"): `CorruptRecord`, the run reported and paused once."""
+    wf = build(_waiting_builder())
+    before = _corrupt_count(wf)
+    run_id = wf.trigger("c-1", start_at=Status.AWAITING)
+    moved = _store_outside_the_enum(wf, run_id)
+    with pytest.raises(af.CorruptRecord, match=f"status {OUTSIDE} is not a Status") as caught:
+        wf.callback("c-1", Status.AWAITING, b"")
+    assert caught.value.run_id == run_id
+    _assert_paused_as_corrupt(wf, run_id, moved.meta.version + 1)
+    assert _corrupt_count(wf) == before + 1
+    with pytest.raises(af.CorruptRecord):  # still refused; paused already, so nothing more is written
+        wf.callback("c-1", Status.AWAITING, b"")
+    assert wf.record_store.lookup(run_id).meta.version == moved.meta.version + 1
+
+
+def test_await_status_of_a_run_stored_at_a_status_outside_the_enum_fails_at_once(build):
+    """No consumer reads that status's topic: the wait raises `CorruptRecord` instead of running out its timeout.
+
+    (Before, each of these waited the whole 60 s and raised `AwaitTimeout`.)
+    """
+    wf = build(_waiting_builder())
+    run_id = wf.trigger("w-1")
+    moved = _store_outside_the_enum(wf, run_id)
+    with pytest.raises(af.CorruptRecord, match=run_id):
+        wf.await_status("w-1", run_id, Status.EXPIRED, timeout=60)
+    _assert_paused_as_corrupt(wf, run_id, moved.meta.version + 1)
+    with pytest.raises(af.CorruptRecord, match=run_id):  # paused: still refused, from async code too
+        asyncio.run(wf.await_status_async("w-1", run_id, Status.EXPIRED, timeout=60))
+    assert wf.await_status("w-1", run_id, Status.STARTED, timeout=60).meta.version == 1  # reached before: returned
+
+
+def test_a_run_whose_object_cannot_be_decoded_at_a_timeout_status_is_paused_at_once(build, poll_until):
+    """The timeout inserter (the only reader of a status with timeouts and no step) pauses it as a step would.
+
+    Before, the undecodable object counted as the timer's error: retried for ever with the default limit.
+    """
+    wf = build(_waiting_builder())
+    before = _corrupt_count(wf)
+    run_id = wf.trigger("d-1", start_at=Status.AWAITING)
+    record = wf.record_store.lookup(run_id)
+    wf.record_store.store(wf.engine.transitions.next(record, run_state=af.RunState.RUNNING, data=b"{{{").record)
+    wf.run()
+    poll_until(lambda: wf.record_store.lookup(run_id).run_state is af.RunState.PAUSED, what="the pause")
+    paused = wf.record_store.lookup(run_id)
+    assert paused.meta.run_state_reason.startswith("stored run unreadable - automatically paused: ")
+    assert (paused.status, paused.meta.version, paused.object) == (Status.AWAITING, 3, b"{{{")
+    assert wf.timeout_store.list(wf.name) == []  # no timer ran on it
+    assert _corrupt_count(wf) == before + 1

@@ -1,4 +1,4 @@
-"""Edges of the input: durations out of range, statuses of another enum, a step returning 0."""
+"""Edges of the input: durations out of range, statuses of another enum, a step, callback or timeout returning 0."""
 
 from __future__ import annotations
 
@@ -152,6 +152,57 @@ def test_a_step_returning_zero_skips_as_the_original(start):
     assert record.status == Status.STARTED
     assert record.run_state is af.RunState.INITIATED  # an error would have paused it (pause_after_err_count=1)
     assert record.meta.version == 1
+
+
+def test_a_callback_returning_zero_skips_as_the_original(build):
+    """A callback returning 0 is a skip, as for a step: nothing stored, no error, the run still waits."""
+    calls = Calls()
+    b = af.Builder("orders", Order, Status)
+
+    def decide(run: af.Run[Order, Status], payload: bytes) -> Status:
+        calls.add("decide", run.run_id)
+        return 0 if payload == b"zero" else Status.APPROVED  # type: ignore[return-value]
+
+    b.add_callback(Status.AWAITING, decide, Status.APPROVED)
+    b.add_step(Status.STARTED, lambda run: Status.AWAITING, Status.AWAITING)
+    wf = build(b, defaults=af.Options(pause_after_err_count=1))
+    run_id = wf.trigger("c-1", start_at=Status.AWAITING)
+    assert wf.callback("c-1", Status.AWAITING, b"zero") is None
+    record = wf.record_store.lookup(run_id)
+    assert (record.status, record.run_state, record.meta.version) == (Status.AWAITING, af.RunState.INITIATED, 1)
+    wf.callback("c-1", Status.AWAITING, b"yes")  # still at its status: a later callback moves it
+    assert wf.await_status("c-1", run_id, Status.APPROVED, timeout=5).meta.version == 2
+    assert calls.count("decide", run_id) == 2
+
+
+def test_a_timeout_returning_zero_skips_as_the_original(start, clock, poll_until):
+    """A timeout function returning 0 is a skip: nothing stored, no error, the timeout completed (it fires once)."""
+    from actorflow.testing import await_timeout_insert
+
+    calls = Calls()
+    b = af.Builder("orders", Order, Status)
+    b.add_step(Status.STARTED, lambda run: Status.AWAITING, Status.AWAITING)
+
+    def expire(run: af.Run[Order, Status], now: object) -> Status:
+        calls.add("expire", run.run_id)
+        return 0  # type: ignore[return-value]
+
+    b.add_timeout(Status.AWAITING, af.duration_timer(timedelta(minutes=30)), expire, Status.EXPIRED).with_options(
+        af.Options(pause_after_err_count=1)
+    )
+    b.add_callback(Status.AWAITING, lambda run, payload: Status.APPROVED, Status.APPROVED)
+    wf = start(b, pause_retry=None)
+    run_id = wf.trigger("t-1")
+    await_timeout_insert(wf, "t-1", run_id, Status.AWAITING)
+    clock.advance(timedelta(minutes=30))
+    poll_until(lambda: not wf.timeout_store.list(wf.name), what="the timeout completed")  # list: the uncompleted
+    assert calls.count("expire", run_id) == 1
+    record = wf.record_store.lookup(run_id)
+    assert (record.status, record.run_state, record.meta.version) == (Status.AWAITING, af.RunState.RUNNING, 2)
+    clock.advance(timedelta(hours=1))  # completed: it never fires again, and the run still waits for its callback
+    wf.callback("t-1", Status.AWAITING, b"")
+    assert wf.await_status("t-1", run_id, Status.APPROVED, timeout=5).meta.version == 3
+    assert calls.count("expire", run_id) == 1
 
 
 @pytest.mark.parametrize("bad", [-1, timedelta(seconds=-1), math.nan])

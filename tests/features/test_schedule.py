@@ -162,3 +162,36 @@ def test_a_raising_filter_is_retried_without_crashing_the_schedule(start, clock,
     # that crashes instead is restarted with growing delays and marked FAILED after five.
     poll_until(lambda: len(calls) >= 8, timeout=5, what="eight tries of the failing filter")
     assert wf.states()["nightly-scheduler-@every_1m"] is af.ProcessState.RUNNING
+
+
+def _one_step() -> af.Builder[Order, Status]:
+    b = af.Builder("orders", Order, Status)
+    b.add_step(Status.STARTED, lambda run: Status.DONE, Status.DONE)
+    return b
+
+
+@pytest.mark.parametrize(
+    ("foreign_id", "initial_value"),
+    [
+        (None, None),
+        ("line\nbreak", None),
+        ("x" * 256, None),
+        ("nightly", {"id": "n-1"}),
+        ("nightly", 42),
+        ("nightly", Order(id=5)),  # the wrong field type is the point
+    ],
+    ids=["none-id", "newline-id", "long-id", "dict", "int", "wrong-field-type"],
+)
+def test_a_schedule_whose_trigger_would_fail_is_refused_at_registration(build, foreign_id, initial_value):
+    """The foreign id and the initial value get the checks and errors of `trigger`, at `schedule`, not at each slot."""
+    wf = build(_one_step())
+    with pytest.raises(af.ActorflowError) as from_trigger:
+        wf.trigger(foreign_id, initial_value)
+    with pytest.raises(af.ActorflowError) as from_schedule:
+        wf.schedule(foreign_id, "@every 1m", initial_value)
+    assert type(from_schedule.value) is type(from_trigger.value)
+    assert str(from_schedule.value) == str(from_trigger.value)
+    assert isinstance(from_schedule.value, TypeError | ValueError)
+    assert wf.schedules == []
+    wf.schedule("nightly", "@every 1m", Order(id="n-1"))  # a good one still registers
+    assert [s.foreign_id for s in wf.schedules] == ["nightly"]

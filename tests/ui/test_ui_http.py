@@ -287,3 +287,19 @@ def test_the_nodes_page_lists_the_fleet(wf, client_for, tmp_path, opened):
     text = client.get("/nodes").text
     assert "node-a" in text
     roles.leave("node-a")
+
+
+def test_a_run_at_a_status_outside_the_enum_is_shown_with_its_number(wf, client_for):
+    """A stored status no member of the enum names is listed and shown as its number, with or without the code."""
+    run_id = wf.trigger("odd-1", Order(id="odd-1"))
+    record = wf.record_store.lookup(run_id)
+    wf.record_store.store(wf.engine.transitions.next(record, run_state=af.RunState.RUNNING, status=77).record)
+    for client in (client_for(), client_for(code=False)):
+        listed = client.get("/")
+        assert listed.status_code == 200
+        assert re.findall(r'data-run-id="([^"]+)"', listed.text) == [run_id]
+        assert "77" in listed.text
+        page = client.get(f"/runs/{run_id}")
+        assert page.status_code == 200
+        assert "77" in page.text
+        assert client.get("/workflows").status_code == 200

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from actorflow.capabilities import BatchStore, ErrorCounter, OutboxWaiter, Snapshots
-from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
+from actorflow.errors import InvalidForeignId, RecordNotFound, VersionConflict, WorkflowInProgress
 from actorflow.protocols import RecordStore
 from actorflow.record import MAX_FOREIGN_ID, Record, check_foreign_id
 from actorflow.runstate import RunState
@@ -138,6 +138,40 @@ class GuaranteeCases:
             assert_same_record(store.latest(WORKFLOW, foreign_id), record)
         with pytest.raises(RecordNotFound):
             store.latest(WORKFLOW, "x" * (MAX_FOREIGN_ID - 1))  # a prefix is another id
+
+    @pytest.mark.parametrize(
+        "foreign_id",
+        [None, 42, "", "a\x00b", "line\nbreak", "\ud800", "x" * (MAX_FOREIGN_ID + 1), "x" * (1 << 20)],
+        ids=["none", "int", "empty", "nul", "newline", "lone-surrogate", "too-long", "one-megabyte"],
+    )
+    def test_a_new_run_whose_foreign_id_breaks_the_rule_is_refused_before_any_write(
+        self, make_record_store: RecordStoreFactory, foreign_id: object
+    ) -> None:
+        """The rule the engine checks (`check_foreign_id`) holds for a store called directly.
+
+        `InvalidForeignId` (a `ValueError` and a `TypeError`) from `store`, and in its place
+        from `store_many` without undoing the others; nothing of the run is stored, no
+        event is written. No backend maps it to another error (`WorkflowInProgress` for
+        ``None``, a driver's `UnicodeEncodeError` for a lone surrogate) or keeps what
+        another would refuse (NUL, a megabyte).
+        """
+        store = make_record_store()
+        bad = dataclasses.replace(dummy_record(), foreign_id=foreign_id)  # type: ignore[arg-type]
+        with pytest.raises(InvalidForeignId):
+            store.store(bad)
+        kept = []
+        if isinstance(store, BatchStore):
+            kept = [dummy_record(foreign_id="before"), dummy_record(foreign_id="after")]
+            results = store.store_many([kept[0], bad, kept[1]])
+            assert results[0] is None, results
+            assert isinstance(results[1], InvalidForeignId), results
+            assert results[2] is None, results
+        with pytest.raises(RecordNotFound):
+            store.lookup(bad.run_id)
+        assert sorted(r.run_id for r in store.list(WORKFLOW, limit=100)) == sorted(r.run_id for r in kept)
+        assert _outbox_count(store) == len(kept), "a refused run must not write an event"
+        if isinstance(store, Snapshots):
+            assert store.snapshots(bad.run_id) == []
 
     # -- one unfinished run per foreign id ------------------------------------------------
 

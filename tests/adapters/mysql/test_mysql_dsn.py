@@ -47,6 +47,12 @@ ADAPTERS: list[Callable[[str], Any]] = [MysqlRecordStore, MysqlEventStreamer, My
         (f"mysql://root:{SECRET}@127.0.0.1:notaport/db", "invalid MySQL DSN"),
         (f"mysql://root:{SECRET}@/db", "must name the host"),
         (f"mysql://root:{SECRET}@127.0.0.1/db?ssl=1", "takes no options"),
+        (f"mysql://root:{SECRET}@127.0.0.1:3306/mysql", "system database 'mysql'"),
+        (f"mysql://root:{SECRET}@127.0.0.1:3306/information_schema", "system database 'information_schema'"),
+        (f"mysql://root:{SECRET}@127.0.0.1:3306/performance_schema", "system database 'performance_schema'"),
+        (f"mysql://root:{SECRET}@127.0.0.1:3306/sys", "system database 'sys'"),
+        (f"mysql://root:{SECRET}@127.0.0.1:3306/MySQL", "system database 'MySQL'"),
+        (f"mysql://root:{SECRET}@127.0.0.1:3306/%73ys", "system database 'sys'"),
     ],
 )
 @pytest.mark.parametrize("make", [*ADAPTERS, migrate], ids=lambda m: getattr(m, "__name__", str(m)))

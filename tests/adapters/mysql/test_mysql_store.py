@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+import actorflow as af
+from actorflow.adapters.memory import MemoryRoleScheduler
 from actorflow.adapters.mysql import MysqlError, MysqlEventStreamer, MysqlRecordStore, migrate
 from actorflow.adapters.mysql._schema import migrations, statements
 from actorflow.event import event_topic
@@ -15,6 +18,8 @@ from actorflow.testing.adaptertest._records import dummy_record, next_version
 from actorflow.testing.adaptertest.eventstreamer import collect
 from tests.adapters.mysql.conftest import connect_admin
 from tests.adapters.sql_schema import INDEXES, TABLES
+from tests.model import Item, Stage, two_steps
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.mysql
 
@@ -142,3 +147,64 @@ def test_a_connection_left_open_is_closed_with_the_adapter(mysql_dsn: str) -> No
     assert store.db.open_connections() >= 1
     store.close()
     assert store.db.open_connections() == 0
+
+
+# -- unreadable rows ----------------------------------------------------------------------------------
+
+
+def test_a_corrupt_record_row_raises_corrupt_record_on_lookup(
+    store: MysqlRecordStore, mysql_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A foreign row (run_state 99) makes lookup/latest raise CorruptRecord; list leaves it out with a warning."""
+    good, bad = dummy_record(foreign_id="good"), dummy_record(foreign_id="bad")
+    store.store(good)
+    store.store(bad)
+    _query(mysql_dsn, "UPDATE workflow_records SET run_state = 99 WHERE run_id = %s", (bad.run_id,))
+
+    with pytest.raises(af.CorruptRecord) as caught:
+        store.lookup(bad.run_id)
+    assert caught.value.run_id == bad.run_id
+    with pytest.raises(af.CorruptRecord):
+        store.latest(bad.workflow_name, "bad")
+    with caplog.at_level(logging.WARNING, logger="actorflow.mysql"):
+        assert [r.run_id for r in store.list(good.workflow_name)] == [good.run_id]
+    assert "unreadable record" in caplog.text
+    assert store.lookup_many([good.run_id, bad.run_id]) == {good.run_id: good}
+
+
+def test_an_unreadable_record_is_reported_and_the_others_run(mysql_dsn: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The step consumer reports the unreadable runs and goes on with the runs behind it.
+
+    A row that is no record (run state 42) is counted as a corrupt record and its event
+    skipped; a row at a status outside the enum (99) is counted and paused with the reason.
+    """
+    streamer, store = MysqlEventStreamer(mysql_dsn), MysqlRecordStore(mysql_dsn)
+    try:
+        wf = two_steps("my-corrupt").build(streamer, store, MemoryRoleScheduler())
+        labels = {"workflow_name": "my-corrupt", "process_name": "started-consumer-1-of-1"}
+
+        def count(metric: str) -> float:
+            return wf.metrics.registry.get_sample_value(metric, labels) or 0.0
+
+        corrupt, malformed = count("actorflow_corrupt_records_total"), count("actorflow_malformed_events_total")
+        bad, odd = wf.trigger("bad", Item("bad")), wf.trigger("odd", Item("odd"))
+        _query(mysql_dsn, "UPDATE workflow_records SET run_state = 42 WHERE run_id = %s", (bad,))
+        _query(mysql_dsn, "UPDATE workflow_records SET status = 99 WHERE run_id = %s", (odd,))
+        good = wf.trigger("good", Item("good"))
+        wf.run()
+        try:
+            assert wf.await_status("good", good, Stage.DONE, timeout=10).meta.version == 3
+            eventually(lambda: count("actorflow_corrupt_records_total") == corrupt + 2, what="both runs counted")
+        finally:
+            wf.stop()
+        assert count("actorflow_malformed_events_total") == malformed
+        assert _query(mysql_dsn, "SELECT version, run_state FROM workflow_records WHERE run_id = %s", (bad,)) == [
+            (1, 42)
+        ]
+        paused = store.lookup(odd)
+        assert (paused.meta.version, paused.status, paused.run_state) == (2, 99, RunState.PAUSED)
+        assert paused.meta.run_state_reason.startswith("stored run unreadable - automatically paused: ")
+        assert f"run {bad} cannot be read, event skipped" in caplog.text
+    finally:
+        streamer.close()
+        store.close()

@@ -135,9 +135,19 @@ def test_another_databases_streamer_goes_through_the_outbox(pg_dsn, pg_schema, m
 
 
 def test_an_unreadable_record_is_reported_and_skipped(adapters, pg_dsn, pg_schema):
-    """A foreign row (run_state 99) makes lookup raise CorruptRecord; the engine skips its event."""
+    """A foreign row (run_state 99) makes lookup raise CorruptRecord; the engine skips its event.
+
+    It is counted as a corrupt record (the `ActorflowCorruptRecords` alert), not as a
+    malformed event: the event was fine.
+    """
     streamer, store, _ = adapters
     wf = three_steps("pg").build(streamer, store, MemoryRoleScheduler())
+    labels = {"workflow_name": "pg", "process_name": "started-consumer-1-of-1"}
+
+    def count(metric: str) -> float:
+        return wf.metrics.registry.get_sample_value(metric, labels) or 0.0
+
+    corrupt, malformed = count("actorflow_corrupt_records_total"), count("actorflow_malformed_events_total")
     good = wf.trigger("good", Item("good"))
     bad = wf.trigger("bad", Item("bad"))
     with _raw(pg_dsn, pg_schema) as conn:
@@ -148,8 +158,10 @@ def test_an_unreadable_record_is_reported_and_skipped(adapters, pg_dsn, pg_schem
     try:
         assert wf.await_status("good", good, Stage.DONE, timeout=10).object.steps == 3
         assert wf.states()["started-consumer-1-of-1"] is af.ProcessState.RUNNING
+        eventually(lambda: count("actorflow_corrupt_records_total") == corrupt + 1, what="the corrupt run counted")
     finally:
         wf.stop()
+    assert count("actorflow_malformed_events_total") == malformed
 
 
 def test_every_run_finishes_when_the_server_cuts_every_connection(adapters, pg_dsn, pg_schema):

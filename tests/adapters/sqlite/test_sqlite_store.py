@@ -275,11 +275,13 @@ def test_a_corrupt_record_row_raises_corrupt_record_on_lookup(db, opened, caplog
     assert store.lookup_many([good.run_id, bad.run_id]) == {good.run_id: good}
 
 
-def test_a_corrupt_record_row_is_skipped_by_a_running_workflow(db, opened, caplog):
+def test_a_corrupt_record_row_is_reported_by_a_running_workflow(db, opened, caplog):
     """The step consumer reports the unreadable runs and goes on with the runs behind it.
 
-    One row is no record at all (run state 42); another's status (99) is not the one its
-    event was written with at that version: reported as corrupt, counted, skipped.
+    One row is no record at all (run state 42): reported, counted as a corrupt record (not
+    a malformed event: the `ActorflowCorruptRecords` alert sees it), its event skipped.
+    Another's status (99) is no member of the workflow's enum, so no consumer would ever
+    meet it again: reported, counted, and paused with the reason, its data kept as found.
     """
     store, streamer = opened(SqliteRecordStore(db)), opened(SqliteEventStreamer(db))
     wf = _two_steps("corrupt").build(streamer, store, MemoryRoleScheduler())
@@ -290,15 +292,22 @@ def test_a_corrupt_record_row_is_skipped_by_a_running_workflow(db, opened, caplo
     good = wf.trigger("good")
     labels = {"workflow_name": "corrupt", "process_name": "started-consumer-1-of-1"}
     before = wf.metrics.registry.get_sample_value("actorflow_corrupt_records_total", labels) or 0.0
+    malformed_before = wf.metrics.registry.get_sample_value("actorflow_malformed_events_total", labels) or 0.0
     wf.run()
     try:
         assert wf.await_status("good", good, Step.DONE, timeout=10).meta.version == 3
+        _poll(lambda: wf.metrics.registry.get_sample_value("actorflow_corrupt_records_total", labels) == before + 2)
     finally:
         wf.stop()
     assert _rows(db, "SELECT version, run_state FROM workflow_records WHERE run_id = ?", bad) == [(1, 42)]
-    assert _rows(db, "SELECT version, status FROM workflow_records WHERE run_id = ?", odd) == [(1, 99)]
-    assert f"run {odd} is stored at version 1 with status 99" in caplog.text
-    assert wf.metrics.registry.get_sample_value("actorflow_corrupt_records_total", labels) == before + 1
+    assert f"run {bad} cannot be read, event skipped" in caplog.text
+    paused = store.lookup(odd)
+    assert (paused.meta.version, paused.status, paused.run_state) == (2, 99, af.RunState.PAUSED)
+    assert paused.meta.run_state_reason.startswith("stored run unreadable - automatically paused: ")
+    assert f"the stored run {odd} cannot be read (version 1): status 99 is not a Step" in caplog.text
+    assert wf.metrics.registry.get_sample_value("actorflow_corrupt_records_total", labels) == before + 2
+    malformed = wf.metrics.registry.get_sample_value("actorflow_malformed_events_total", labels) or 0.0
+    assert malformed == malformed_before  # the events were fine
 
 
 def test_an_unreadable_outbox_row_is_dropped_and_the_rest_relayed(db, opened, caplog):
