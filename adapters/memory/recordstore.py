@@ -11,10 +11,12 @@ from typing import Any
 from actorflow.capabilities import RecordPage, RunCount
 from actorflow.engine.failures import ErrorCounts
 from actorflow.errors import InvalidCursor, InvalidForeignId, RecordNotFound, VersionConflict, WorkflowInProgress
-from actorflow.event import OutboxEvent, make_outbox_event
-from actorflow.protocols import Order, RecordFilter
+from actorflow.event import OutboxEvent, event_headers, event_topic, make_outbox_event
+from actorflow.protocols import EventStreamer, Order, RecordFilter
 from actorflow.record import Record, foreign_id_refusal
 from actorflow.runstate import RunState
+
+from .streamer import MemoryEventStreamer
 
 __all__ = ["MemoryRecordStore"]
 
@@ -23,13 +25,20 @@ class MemoryRecordStore:
     """A thread-safe record store in this process's memory.
 
     Each `store` checks the version and the one-unfinished-run-per-foreign-id rule and
-    writes the outbox event under one lock, so it is atomic like a transaction. It keeps
+    writes the outbox event under one lock, so it is atomic like a transaction. A workflow
+    whose events are in a `MemoryEventStreamer` has them appended there instead, under the
+    same lock (`publish_directly`): no outbox row, no relay, events in commit order. It keeps
     every stored version (`snapshots`; a Data Deleted version replaces the object of every
     earlier one), wakes the outbox relay when it writes, and counts
     step errors per run (`ErrorCounter`), forgetting a run's counts when the engine asks.
+
+    Args:
+        outbox: keep every event in the outbox for the relay, even beside a memory
+            streamer (to exercise the relay's path in tests or demos).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, outbox: bool = False) -> None:
+        self._always_outbox = outbox
         self._cond = threading.Condition(threading.Lock())
         self._records: dict[str, Record] = {}
         self._created: list[str] = []
@@ -38,6 +47,19 @@ class MemoryRecordStore:
         self._snapshots: dict[str, list[Record]] = {}
         self._outbox: dict[str, dict[str, OutboxEvent]] = {}
         self._errors = ErrorCounts()
+        self._direct: dict[str, MemoryEventStreamer] = {}  # workflow -> where its events go at once
+
+    def publish_directly(self, workflow_name: str, event_streamer: EventStreamer) -> bool:
+        """Append ``workflow_name``'s events to ``event_streamer`` as they are stored, if it is in memory too.
+
+        The relay's hop (an outbox row, a wake-up, a send) bought nothing in one process:
+        the event is appended under the store's lock, so it is there exactly when its record is.
+        """
+        if self._always_outbox or not isinstance(event_streamer, MemoryEventStreamer):
+            return False
+        with self._cond:
+            self._direct[workflow_name] = event_streamer
+        return True
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -97,6 +119,10 @@ class MemoryRecordStore:
             # The deletion reaches every kept version: nothing of the old object survives.
             snapshots[:] = [dataclasses.replace(s, object=record.object) for s in snapshots]
         snapshots.append(record)
+        direct = self._direct.get(record.workflow_name)
+        if direct is not None:
+            direct.publish(event_topic(record), run_id, record.status, event_headers(record))
+            return
         event = make_outbox_event(record)
         self._outbox.setdefault(record.workflow_name, {})[event.id] = event
 

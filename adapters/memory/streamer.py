@@ -82,7 +82,7 @@ class MemoryEventStreamer:
 
     def new_sender(self, topic: str) -> _Sender:
         """A sender for ``topic``."""
-        return _Sender(functools.partial(self._append, topic))
+        return _Sender(functools.partial(self.publish, topic))
 
     def new_receiver(self, topic: str, name: str, options: ReceiverOptions | None = None) -> _Receiver:
         """A receiver of ``topic`` with its cursor kept under ``name``."""
@@ -96,7 +96,8 @@ class MemoryEventStreamer:
             position = self._cursors.get(key, 0)
         return _Receiver(log, functools.partial(self._commit, key), position, opts)
 
-    def _append(self, topic: str, run_id: str, event_type: int, headers: Mapping[str, str]) -> None:
+    def publish(self, topic: str, run_id: str, event_type: int, headers: Mapping[str, str]) -> None:
+        """Append an event to ``topic`` (what a sender does; a `MemoryRecordStore` that publishes directly too)."""
         log = self._topic(topic)
         micros = (self._clock.now() - _EPOCH) // _MICRO
         digest = shard_hash(run_id)

@@ -20,7 +20,7 @@ def make_workflow() -> Callable[..., af.Workflow[Item, Stage]]:
     def make(name: str = "wf", **adapters: Any) -> af.Workflow[Item, Stage]:
         return two_steps(name).build(
             adapters.get("streamer") or MemoryEventStreamer(),
-            adapters.get("store") or MemoryRecordStore(),
+            adapters.get("store") or MemoryRecordStore(outbox=True),
             adapters.get("scheduler") or MemoryRoleScheduler(),
         )
 

@@ -26,7 +26,9 @@ def _process(wf: af.Workflow[Item, Stage], prefix: str) -> Process:
 
 
 def test_a_lease_lost_mid_batch_keeps_the_batch_for_when_it_is_renewed() -> None:
-    wf = two_steps("lease-mid-batch").build(MemoryEventStreamer(), MemoryRecordStore(), MemoryRoleScheduler())
+    wf = two_steps("lease-mid-batch").build(
+        MemoryEventStreamer(), MemoryRecordStore(outbox=True), MemoryRoleScheduler()
+    )
     run_ids = [wf.trigger(f"r{i}", Item(f"r{i}")) for i in range(5)]
     outbox = _process(wf, "outbox")
     outbox.start()

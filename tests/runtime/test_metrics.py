@@ -111,7 +111,7 @@ def test_a_failing_step_counts_workflow_process_error_count():
 
     b.add_step(Stage.STARTED, counting, Stage.FIRST).with_options(err_backoff=0.01)
     b.add_step(Stage.FIRST, lambda run: Stage.DONE, Stage.DONE)
-    wf = b.build(MemoryEventStreamer(), MemoryRecordStore(), MemoryRoleScheduler())
+    wf = b.build(MemoryEventStreamer(), MemoryRecordStore(outbox=True), MemoryRoleScheduler())
     with af.Supervisor([wf], registry=registry):
         run_id = wf.trigger("x", Item("x"))
         wf.await_status("x", run_id, Stage.DONE, timeout=5)
@@ -132,7 +132,7 @@ def test_skipped_events_are_counted_by_reason():
     b.add_step(Stage.STARTED, lambda run: run.skip() if run.foreign_id == "skip-me" else Stage.FIRST, Stage.FIRST)
     b.add_step(Stage.FIRST, lambda run: Stage.DONE, Stage.DONE)
     streamer = MemoryEventStreamer()
-    wf = b.build(streamer, MemoryRecordStore(), MemoryRoleScheduler())
+    wf = b.build(streamer, MemoryRecordStore(outbox=True), MemoryRoleScheduler())
 
     def skipped(reason: str) -> float | None:
         labels = {"workflow_name": "skipping", "process_name": STARTED_CONSUMER, "reason": reason}
@@ -170,7 +170,7 @@ def test_the_lag_alert_gauge_follows_the_age_of_the_event_handled():
     b.add_step(Stage.STARTED, lambda run: Stage.FIRST, Stage.FIRST).with_options(lag=60, lag_alert=600)
     b.add_step(Stage.FIRST, lambda run: Stage.DONE, Stage.DONE)
     streamer = MemoryEventStreamer(clock=clock)
-    wf = b.build(streamer, MemoryRecordStore(), MemoryRoleScheduler(), clock=clock)
+    wf = b.build(streamer, MemoryRecordStore(outbox=True), MemoryRoleScheduler(), clock=clock)
     labels = {"workflow_name": "lagging", "process_name": STARTED_CONSUMER}
     started_topic = topic("lagging", Stage.STARTED)
 

@@ -46,7 +46,7 @@ def test_a_failing_streamer_backs_the_outbox_off_instead_of_crashing_it() -> Non
     streamer = DownStreamer(failures=2)
     wf = two_steps("outbox-down").build(
         streamer,
-        MemoryRecordStore(),
+        MemoryRecordStore(outbox=True),
         MemoryRoleScheduler(),
         outbox=af.OutboxOptions(polling_frequency=0.01, err_backoff=backoff),
     )

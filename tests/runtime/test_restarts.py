@@ -23,7 +23,7 @@ class FlakyStore(MemoryRecordStore):
     """A record store whose outbox listing fails while ``broken`` is set (a database outage)."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(outbox=True)
         self.broken = threading.Event()
         self.failures = 0
 
@@ -53,7 +53,7 @@ def restarts(registry: CollectorRegistry, wf: str, process: str) -> float:
 def test_a_killed_actor_is_restarted_and_work_goes_on():
     """Stopping a process actor behind the supervisor's back gets it restarted."""
     registry = CollectorRegistry()
-    wf = two_steps("killed").build(MemoryEventStreamer(), MemoryRecordStore(), MemoryRoleScheduler())
+    wf = two_steps("killed").build(MemoryEventStreamer(), MemoryRecordStore(outbox=True), MemoryRoleScheduler())
     with af.Supervisor([wf], registry=registry, restart=FAST):
         key = "killed/started-consumer-1-of-1"
         victim = actor_of(key)

@@ -83,7 +83,7 @@ def test_stop_waits_for_a_step_in_progress(make_workflow):
     b.add_step(S.A, slow, S.B)
     from actorflow.adapters.memory import MemoryEventStreamer, MemoryRecordStore, MemoryRoleScheduler
 
-    wf = b.build(MemoryEventStreamer(), MemoryRecordStore(), MemoryRoleScheduler())
+    wf = b.build(MemoryEventStreamer(), MemoryRecordStore(outbox=True), MemoryRoleScheduler())
     wf.run()
     wf.trigger("x")
     assert entered.wait(5)
@@ -132,7 +132,11 @@ def test_trigger_works_on_an_instance_that_never_runs(make_workflow):
     """A service may only trigger; a node elsewhere (here: another instance) runs the steps."""
     from actorflow.adapters.memory import MemoryEventStreamer, MemoryRecordStore, MemoryRoleScheduler
 
-    shared = {"streamer": MemoryEventStreamer(), "store": MemoryRecordStore(), "scheduler": MemoryRoleScheduler()}
+    shared = {
+        "streamer": MemoryEventStreamer(),
+        "store": MemoryRecordStore(outbox=True),
+        "scheduler": MemoryRoleScheduler(),
+    }
     trigger_only = make_workflow("split", **shared)
     node = make_workflow("split", **shared)
     run_id = trigger_only.trigger("x", Item("x"))
