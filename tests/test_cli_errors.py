@@ -198,38 +198,21 @@ def test_a_bad_flag_is_argparse_usage_error(flow_dir: Path):
     assert "invalid int value: 'abc'" in result.stderr
 
 
-def test_run_serves_metrics_on_the_metrics_host(flow_dir: Path):
-    """--metrics-host binds the endpoint there (127.0.0.2: another loopback address, not the default one)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "actorflow", "run", "flows:make", "--metrics-host", "127.0.0.2", "--metrics-port", "0"],
-        cwd=flow_dir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        found = re.search(r"metrics on http://127\.0\.0\.2:(\d+)/metrics", line)
-        assert found, line
-        port = int(found.group(1))
-        with urllib.request.urlopen(f"http://127.0.0.2:{port}/metrics", timeout=5) as resp:
-            assert resp.status == 200
-        with pytest.raises(urllib.error.URLError):
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, err
-    assert "stopped" in out
-
-
-def test_run_serves_metrics_on_loopback_only_by_default(flow_dir: Path):
-    """Without --metrics-host (or its variable) the endpoint is bound to 127.0.0.1: not 0.0.0.0, not another address."""
+@pytest.mark.parametrize(
+    ("option", "bound", "other"),
+    [
+        # --metrics-host binds the endpoint there (another loopback address than the default).
+        (["--metrics-host", "127.0.0.2"], "127.0.0.2", "127.0.0.1"),
+        # Without it (or its variable) on 127.0.0.1: not 0.0.0.0, which would answer anywhere.
+        ([], "127.0.0.1", "127.0.0.2"),
+    ],
+    ids=["given", "default"],
+)
+def test_run_serves_metrics_on_the_metrics_host_only(flow_dir: Path, option: list[str], bound: str, other: str):
+    """The metrics endpoint answers on its host and nowhere else."""
     env = {k: v for k, v in os.environ.items() if k != "ACTORFLOW_METRICS_HOST"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "actorflow", "run", "flows:make", "--metrics-port", "0"],
+        [sys.executable, "-m", "actorflow", "run", "flows:make", *option, "--metrics-port", "0"],
         cwd=flow_dir,
         env=env,
         stdout=subprocess.PIPE,
@@ -239,13 +222,13 @@ def test_run_serves_metrics_on_loopback_only_by_default(flow_dir: Path):
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        found = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", line)
+        found = re.search(rf"metrics on http://{re.escape(bound)}:(\d+)/metrics", line)
         assert found, line
         port = int(found.group(1))
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        with urllib.request.urlopen(f"http://{bound}:{port}/metrics", timeout=5) as resp:
             assert resp.status == 200
-        with pytest.raises(urllib.error.URLError):  # bound to every interface, this would answer
-            urllib.request.urlopen(f"http://127.0.0.2:{port}/metrics", timeout=5)
+        with pytest.raises(urllib.error.URLError):
+            urllib.request.urlopen(f"http://{other}:{port}/metrics", timeout=5)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     finally:

@@ -12,13 +12,15 @@ dialect writes records, stays with the adapter.
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+from actorflow.capabilities import CursorMove
 from actorflow.errors import RecordNotFound
-from actorflow.protocols import EventStreamer, RoleScheduler
-from actorflow.record import Record
+from actorflow.protocols import EventStreamer, Fence, RoleScheduler
+from actorflow.record import Record, store_checked
 
 from .rows import decode_run_ids
 
@@ -94,7 +96,7 @@ class ServerRecordStore(ServerAdapter[D]):
     """The record store's methods that are one named query, or the same over the others, for every dialect.
 
     A subclass sets ``_direct`` (the workflows whose events go straight into the event
-    log) and defines `acks_for`, `store_many` and `_record`.
+    log) and defines `acks_for`, `_store_many` and `_record`.
     """
 
     _direct: set[str]
@@ -103,8 +105,31 @@ class ServerRecordStore(ServerAdapter[D]):
         """True when ``event_streamer`` keeps its events and cursors in this database."""
         raise NotImplementedError
 
-    def store_many(self, records: Sequence[Record]) -> builtins.list[Exception | None]:
-        """Store a batch in one transaction; each record's refusal, or ``None``."""
+    def store_many(
+        self,
+        records: Sequence[Record],
+        *,
+        forget_errors: bool = False,
+        fence: Fence | None = None,
+        acks: Sequence[CursorMove] = (),
+    ) -> builtins.list[Exception | None]:
+        """Store a batch in one transaction; a record that fails never undoes the others.
+
+        ``forget_errors`` also deletes the error counts of each run stored. ``fence``: the
+        batch is stored only if that lease is still its role's current one, checked (and
+        share-locked, so the role cannot pass on) in the same transaction; else `StaleTerm`
+        and nothing is stored. ``acks``: receivers' cursor moves, saved in the same
+        transaction (`CommitAcks`). A new run whose foreign id breaks the rule is refused
+        in its place with `InvalidForeignId`, before anything is sent (`store_checked`).
+        """
+        return store_checked(
+            records, functools.partial(self._store_many, forget_errors=forget_errors, fence=fence, acks=acks)
+        )
+
+    def _store_many(
+        self, records: Sequence[Record], *, forget_errors: bool, fence: Fence | None, acks: Sequence[CursorMove]
+    ) -> builtins.list[Exception | None]:
+        """`store_many` of records whose foreign ids were checked, in one transaction (the dialect's)."""
         raise NotImplementedError
 
     def _record(self, row: Sequence[Any]) -> Record:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -13,7 +12,7 @@ from actorflow.capabilities import CursorMove, RecordPage, RunCount
 from actorflow.errors import VersionConflict, WorkflowInProgress
 from actorflow.event import OutboxEvent, event_topic, shard_hash
 from actorflow.protocols import EventStreamer, Fence, Order, RecordFilter
-from actorflow.record import Record, store_checked
+from actorflow.record import Record
 from actorflow.runstate import RunState
 from actorflow.topics import topic_prefix
 
@@ -128,36 +127,15 @@ class PostgresRecordStore(PostgresAdapter, ServerRecordStore[Database]):
         msg = f"run {record.run_id} is not at version {record.meta.version - 1} (or does not exist)"
         return VersionConflict(msg, run_id=record.run_id)
 
-    def store_many(
-        self,
-        records: Sequence[Record],
-        *,
-        forget_errors: bool = False,
-        fence: Fence | None = None,
-        acks: Sequence[CursorMove] = (),
+    def _store_many(
+        self, records: Sequence[Record], *, forget_errors: bool, fence: Fence | None, acks: Sequence[CursorMove]
     ) -> list[Exception | None]:
-        """Store a batch in one transaction; a record that fails never undoes the others.
-
-        ``forget_errors`` also deletes the error counts of each run stored (same statement).
-        ``fence``: the batch is stored only if that lease is still its role's current one,
-        checked (and share-locked, so the role cannot pass on) in the same transaction;
-        else `StaleTerm` and nothing is stored. ``acks``: receivers' cursor moves, saved
-        in the same transaction (`CommitAcks`).
+        """`store_many` of records whose foreign ids were checked, in one transaction.
 
         If the connection is lost, the batch is sent once more (`Database.run`); a record
         the first attempt did commit then fails its version check, so a conflict on a
         record whose stored row is exactly this record counts as stored.
-        A new run whose foreign id breaks the rule is refused in its place with
-        `InvalidForeignId`, before anything is sent (`store_checked`).
         """
-        return store_checked(
-            records, functools.partial(self._store_many, forget_errors=forget_errors, fence=fence, acks=acks)
-        )
-
-    def _store_many(
-        self, records: Sequence[Record], *, forget_errors: bool, fence: Fence | None, acks: Sequence[CursorMove]
-    ) -> builtins.list[Exception | None]:
-        """`store_many` of records whose foreign ids were checked."""
         if not records:
             return []
         attempts = 0
