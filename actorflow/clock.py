@@ -2,6 +2,8 @@
 
 The engine waits on the clock too (`wait_until`), with a cap in real seconds, so a fake
 clock that is advanced wakes the waiters at once and a real clock never oversleeps a stop.
+The shipped clocks can also be woken (`wake`): a node that stops cuts its processes'
+waits short instead of waiting out their tick.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-__all__ = ["AdapterClock", "Clock", "FakeClock", "SystemClock"]
+__all__ = ["AdapterClock", "Clock", "FakeClock", "SystemClock", "wake_clock"]
 
 
 @runtime_checkable
@@ -30,15 +32,27 @@ class Clock(Protocol):
 class SystemClock:
     """The real clock (UTC)."""
 
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._wakes = 0  # bumped by wake(): a waiter that sees it move returns
+
     def now(self) -> datetime:
         """The current UTC time."""
         return datetime.now(UTC)
 
     def wait_until(self, deadline: datetime, *, timeout: float) -> None:
-        """Sleep until the deadline, but never longer than ``timeout`` seconds."""
+        """Sleep until the deadline, but never longer than ``timeout`` seconds (or until `wake`)."""
         delay = min(timeout, (deadline - self.now()).total_seconds())
         if delay > 0:
-            time.sleep(delay)
+            with self._cond:
+                wakes = self._wakes
+                self._cond.wait_for(lambda: self._wakes != wakes, delay)
+
+    def wake(self) -> None:
+        """Make every current `wait_until` return now (a stopping node's processes)."""
+        with self._cond:
+            self._wakes += 1
+            self._cond.notify_all()
 
 
 class FakeClock:
@@ -55,6 +69,7 @@ class FakeClock:
             raise ValueError(msg)
         self._now = start
         self._cond = threading.Condition()
+        self._wakes = 0  # bumped by wake(): a waiter that sees it move returns
 
     def now(self) -> datetime:
         """The fake current time."""
@@ -78,14 +93,21 @@ class FakeClock:
             return self._now
 
     def wait_until(self, deadline: datetime, *, timeout: float) -> None:
-        """Block until the fake time reaches ``deadline`` or ``timeout`` real seconds pass."""
+        """Block until the fake time reaches ``deadline``, ``timeout`` real seconds pass, or `wake`."""
         end = time.monotonic() + timeout
         with self._cond:
-            while self._now < deadline:
+            wakes = self._wakes
+            while self._now < deadline and self._wakes == wakes:
                 remaining = end - time.monotonic()
                 if remaining <= 0:
                     return
                 self._cond.wait(remaining)
+
+    def wake(self) -> None:
+        """Make every current `wait_until` return now (a stopping node's processes)."""
+        with self._cond:
+            self._wakes += 1
+            self._cond.notify_all()
 
 
 class AdapterClock:
@@ -115,3 +137,14 @@ class AdapterClock:
     def wait_until(self, deadline: datetime, *, timeout: float) -> None:
         """Wait on the adapter's clock."""
         self._clock.wait_until(deadline, timeout=timeout)
+
+    def wake(self) -> None:
+        """Wake the waiters of the adapter's clock, if it can be woken."""
+        wake_clock(self._clock)
+
+
+def wake_clock(clock: Clock) -> None:
+    """`wake` ``clock`` if it has that method (the shipped clocks; a user's may not)."""
+    wake = getattr(clock, "wake", None)
+    if callable(wake):
+        wake()

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import abc
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from actorflow.clock import wake_clock
 from actorflow.log import with_context
 from actorflow.options import ResolvedOptions
 
@@ -50,6 +52,7 @@ class Process(abc.ABC):
         # What the process is doing now, for the log if it does not stop ("run X at Y"); None when idle.
         self.in_hand: str | None = None
         self._retry_at = 0.0
+        self._woken = threading.Event()  # set by wake(): the tick in progress returns
 
     def holding(self) -> bool:
         """True while the node's lease on the role is still valid."""
@@ -120,8 +123,25 @@ class Process(abc.ABC):
         remaining = self._retry_at - time.monotonic()
         if remaining <= 0:
             return False
-        time.sleep(min(remaining, budget))
+        if self._woken.wait(min(remaining, budget)):
+            self._woken.clear()
         return self._retry_at > time.monotonic()
+
+    def wake(self) -> None:
+        """Cut the tick in progress short (any thread; the node calls it when it stops).
+
+        The waits of a tick (a receive, the clock, a back-off) return at once, so the
+        actor takes its stop message now instead of after the tick's budget.
+        """
+        self._woken.set()
+        wake_clock(self.engine.clock)
+
+    def woken(self) -> bool:
+        """Whether `wake` was called since this was last asked (a looping tick then returns)."""
+        if self._woken.is_set():
+            self._woken.clear()
+            return True
+        return False
 
     def debug(self, message: str, **fields: object) -> None:
         """Log at DEBUG when the workflow was built with ``debug=True``."""

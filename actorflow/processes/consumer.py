@@ -34,6 +34,7 @@ from actorflow.capabilities import (
     CursorMoves,
     FencedReceiver,
     InFlightLog,
+    InterruptibleReceiver,
     PartitionedReceiver,
     RecordsAlong,
     WakeableReceiver,
@@ -247,6 +248,13 @@ class EventConsumer(Process):
             self._handed_in.append(event)
             receiver.wake()
 
+    def wake(self) -> None:
+        """Cut the tick in progress short, its receiver's wait too (when it can be interrupted)."""
+        super().wake()
+        receiver = self._receiver
+        if isinstance(receiver, InterruptibleReceiver):
+            receiver.interrupt()
+
     def stop(self) -> None:
         """Finish the work in hand while the lease lasts, then close the receiver.
 
@@ -348,9 +356,13 @@ class EventConsumer(Process):
                     self._accept(events)
                     continue
                 if not busy:
+                    if self.woken():
+                        return  # the node stops: the actor takes its stop message now
                     continue  # the receiver waited until the tick's end or a retry's time
             if self._lag_until is not None and not self._running:
                 self._wait_for_lag(deadline)
+                if self.woken():
+                    return
                 continue
             self._take_finished(max(0.0, self._wake_at(deadline) - time.monotonic()))
 
@@ -579,8 +591,16 @@ class EventConsumer(Process):
             return run()
         finally:
             elapsed = time.perf_counter() - started
-            # A plain float store: workers' updates may race and lose one sample, never corrupt it.
-            self._work_time = elapsed if self._work_time == 0.0 else 0.7 * self._work_time + 0.3 * elapsed
+            average = self._work_time
+            if average == 0.0:  # the first sample: a workflow of slow steps goes to the workers at once
+                self._work_time = elapsed
+            else:
+                # One sample moves the average at most a few-fold: a quick step that another thread
+                # kept from the interpreter (a loaded machine) does not send the next ones to the
+                # workers; steps that really wait get there after about four samples.
+                sample = min(elapsed, 4 * average + INLINE_BELOW / 4)
+                # A plain float store: workers' updates may race and lose one sample, never corrupt it.
+                self._work_time = 0.7 * average + 0.3 * sample
 
     def _submit(self, slot: _Slot, work: Work) -> None:
         workers = self._workers

@@ -111,6 +111,13 @@ class Node:
             process = self._processes.get(key)
         return None if process is None else process.in_hand
 
+    def wake_all(self) -> None:
+        """Cut every process's tick in progress short (on stop: each actor takes its stop message now)."""
+        with self._lock:
+            processes = list(self._processes.values())
+        for process in processes:
+            process.wake()
+
     # -- scheduler health ---------------------------------------------------------------
 
     def scheduler_answered(self, valid_for: float) -> None:

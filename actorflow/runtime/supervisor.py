@@ -507,6 +507,7 @@ class Supervisor:
             except (pykka.ActorDeadError, pykka.Timeout):
                 logger.exception("supervisor actor did not answer on stop")
         stopping = [(key, ref.stop(block=False)) for key, ref in children if ref.is_alive()]
+        node.wake_all()  # after the stop messages: a tick cut short is followed by its actor's stop
         for key, future in stopping:
             try:
                 future.get(timeout=max(0.0, deadline - time.monotonic()))

@@ -357,6 +357,10 @@ class _Receiver:
         """Cut a waiting `receive` short (`WakeableReceiver`): the consumer has events handed to it."""
         self._reader.wake()
 
+    def interrupt(self) -> None:
+        """Cut a waiting `receive` short (`InterruptibleReceiver`): the node stops."""
+        self._reader.wake()
+
     def close(self) -> None:
         self._reader.close()
 

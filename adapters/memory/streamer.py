@@ -147,6 +147,7 @@ class _Receiver:
         self._shard = options.shard
         self._count = options.shard_count if options.shard_count > 1 else 0
         self._closed = False
+        self._interrupted = False
 
     def receive(self, max_events: int, timeout: float) -> Sequence[Event]:
         log = self._log
@@ -162,13 +163,20 @@ class _Receiver:
                         out.append(log.event(position))
                     position += 1
                 self._position = position
-                if out:
+                if out or self._interrupted:
+                    self._interrupted = False
                     return out
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return out
                 log.cond.wait(remaining)
         return out
+
+    def interrupt(self) -> None:
+        """Make the current or next waiting `receive` return soon (`InterruptibleReceiver`)."""
+        with self._log.cond:
+            self._interrupted = True
+            self._log.cond.notify_all()
 
     def ack(self, event: Event) -> None:
         self._commit(event.id)

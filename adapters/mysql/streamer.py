@@ -148,6 +148,7 @@ class _Receiver(ReadsRecordsAlong):
         self._key = f"e:{topic}"
         self._cursor: int | None = None
         self._closed = False
+        self._interrupted = False  # interrupt(): the current or next wait returns
         self._along = False  # read each event's record with it (read_records_along)
         self._records: dict[str, Record] = {}
         self._backoff = _FIRST_POLL
@@ -184,13 +185,22 @@ class _Receiver(ReadsRecordsAlong):
                 self._backoff = _FIRST_POLL
                 return events
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self._interrupted:
                 break
-            if wakeups.wait(self._key, seen, min(remaining, self._backoff, poll), lambda: self._closed):
+            if wakeups.wait(self._key, seen, min(remaining, self._backoff, poll), self._stopped):
                 self._backoff = _FIRST_POLL  # a write of this process: read at once, and soon again
             else:
                 self._backoff = min(self._backoff * 2, poll)
+        self._interrupted = False
         return []
+
+    def _stopped(self) -> bool:
+        return self._closed or self._interrupted
+
+    def interrupt(self) -> None:
+        """Make the current or next waiting `receive` return soon (`InterruptibleReceiver`)."""
+        self._interrupted = True
+        self._db.wakeups.wake()
 
     def _read(self, limit: int) -> list[Event]:
         """Up to ``limit`` events of the share after the cursor (moved past them)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import psycopg
 
@@ -79,10 +79,17 @@ class Listener:
         with self._cond:
             self._shard_counts.setdefault(key, set()).add(count)
 
-    def wait(self, key: str, seen: int, timeout: float) -> None:
-        """Block until ``key`` is notified after ``seen`` was taken, or ``timeout`` seconds."""
+    def wait(self, key: str, seen: int, timeout: float, stop: Callable[[], bool] | None = None) -> None:
+        """Block until ``key`` is notified after ``seen`` was taken, ``stop()`` is true, or ``timeout`` seconds."""
         with self._cond:
-            self._cond.wait_for(lambda: self._version(key) != seen or self._stop.is_set(), timeout)
+            self._cond.wait_for(
+                lambda: self._version(key) != seen or self._stop.is_set() or (stop is not None and stop()), timeout
+            )
+
+    def wake(self) -> None:
+        """Wake every waiter so it checks its ``stop`` again."""
+        with self._cond:
+            self._cond.notify_all()
 
     def _bump(self, payload: str | None) -> None:
         with self._cond:

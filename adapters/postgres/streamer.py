@@ -167,6 +167,7 @@ class _Receiver(ReadsRecordsAlong):
         self._delivered: deque[tuple[int, str]] = deque()
         self._along = False  # read each event's record with it (read_records_along)
         self._records: dict[str, Record] = {}
+        self._interrupted = False  # interrupt(): the current or next wait returns
         # What the receiver waits on: its own shard's notices when sharded (see Listener).
         self._topic_key = f"e:{topic}"
         count = options.shard_count
@@ -214,9 +215,10 @@ class _Receiver(ReadsRecordsAlong):
                 wait = quiet[1] + poll - time.monotonic()
                 if wait > 0:
                     remaining = deadline - time.monotonic()
-                    if remaining <= 0:
+                    if remaining <= 0 or self._interrupted:
+                        self._interrupted = False
                         return []
-                    listener.wait(self._key, seen, min(remaining, wait))
+                    listener.wait(self._key, seen, min(remaining, wait), self._is_interrupted)
                     continue
             events, held = self._read(max_events)
             # Quiet after a read that found everything there was (fewer than asked, none
@@ -228,9 +230,18 @@ class _Receiver(ReadsRecordsAlong):
                 return events
             wait = self._held(poll) if held else poll
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self._interrupted:
+                self._interrupted = False
                 return []
-            listener.wait(self._key, seen, min(remaining, wait))
+            listener.wait(self._key, seen, min(remaining, wait), self._is_interrupted)
+
+    def _is_interrupted(self) -> bool:
+        return self._interrupted
+
+    def interrupt(self) -> None:
+        """Make the current or next waiting `receive` return soon (`InterruptibleReceiver`)."""
+        self._interrupted = True
+        self._db.listener().wake()
 
     def _held(self, poll: float) -> float:
         """Committed events wait behind an older open transaction: how long until looking again.

@@ -212,6 +212,7 @@ class _Receiver(ReadsRecordsAlong):
         self._position = position
         self._options = options
         self._closed = False
+        self._interrupted = False  # interrupt(): the current or next wait returns
         self._along = False  # read each event's record with it (read_records_along)
         self._records: dict[str, Record] = {}
 
@@ -232,10 +233,16 @@ class _Receiver(ReadsRecordsAlong):
             if self._position != before:
                 continue  # only other shards' events: look further at once
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self._interrupted:
                 break
-            hub.wait(key, seen, min(remaining, poll), lambda: self._closed)
+            hub.wait(key, seen, min(remaining, poll), lambda: self._closed or self._interrupted)
+        self._interrupted = False
         return []
+
+    def interrupt(self) -> None:
+        """Make the current or next waiting `receive` return soon (`InterruptibleReceiver`)."""
+        self._interrupted = True
+        self._log.db.hub.wake()
 
     def ack(self, event: Event) -> None:
         self._log.ack(self._topic, self._name, event.id)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from actorflow.capabilities import InterruptibleReceiver
 from actorflow.clock import FakeClock
 from actorflow.event import Event, Header, shard_of
 from actorflow.protocols import EventReceiver, EventSender, EventStreamer, ReceiverOptions
@@ -295,6 +296,34 @@ class EventStreamerSuite:
             timer.join(timeout=5)
         assert [e.run_id for e in events] == ["wake-up"]
         assert elapsed < 1.0, f"receive took {elapsed:.2f}s to see an event sent after 0.2s"
+
+    def test_an_interruptible_receive_returns_when_interrupted(
+        self, make_event_streamer: EventStreamerFactory, streams: _Streams
+    ) -> None:
+        """interrupt() from another thread makes a waiting receive() return (a stopping node's consumers).
+
+        `InterruptibleReceiver` is optional; every shipped streamer's receivers have it.
+        """
+        streamer = make_streamer(make_event_streamer)
+        receiver = streams.receiver(streamer, "interrupt", "waiter")
+        if not isinstance(receiver, InterruptibleReceiver):
+            pytest.skip("this streamer's receivers cannot be interrupted (InterruptibleReceiver is optional)")
+        sender = streams.sender(streamer, "interrupt")
+        _send(sender, "interrupt", ["warm-up"])  # the receiver is connected once it has read one event
+        receiver.ack(collect(receiver, 1)[0])
+        returned = threading.Event()
+
+        def wait() -> None:
+            receiver.receive(10, 60.0)
+            returned.set()
+
+        waiter = threading.Thread(target=wait, name="interrupted-receive")
+        waiter.start()
+        try:
+            receiver.interrupt()  # before or during its wait: "the current or next" receive returns
+            assert returned.wait(10.0), "receive() went on waiting after interrupt()"
+        finally:
+            waiter.join(timeout=70)
 
     def test_receive_returns_nothing_after_the_timeout(
         self, make_event_streamer: EventStreamerFactory, streams: _Streams
