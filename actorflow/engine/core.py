@@ -310,13 +310,24 @@ class Engine(Generic[T, S]):
         run = self.run_of(record)
         if isinstance(run, Failed):
             return run
+        if self.tracing is None:  # the common case, as in `apply`: no span, no context manager
+            return await self._call_async(record, run, fn, allowed, timeout)
         with self._traced(kind, record) as finish:
-            try:
-                result = await _bounded(fn(run), timeout, run.run_id)
-                outcome: Write | Failed | None = self.transitions.result(record, run, result, allowed)
-            except Exception as exc:  # noqa: BLE001 - any error of the user's function is a step error
-                outcome = Failed(exc)
-            return finish(outcome)
+            return finish(await self._call_async(record, run, fn, allowed, timeout))
+
+    async def _call_async(
+        self,
+        record: Record,
+        run: Run[T, S],
+        fn: Callable[[Run[T, S]], Any],
+        allowed: Sequence[int],
+        timeout: float,  # noqa: ASYNC109 - the step's step_timeout, as for apply
+    ) -> Write | Failed | None:
+        try:
+            result = await _bounded(fn(run), timeout, run.run_id)
+            return self.transitions.result(record, run, result, allowed)
+        except Exception as exc:  # noqa: BLE001 - any error of the user's function is a step error
+            return Failed(exc)
 
     def run_awaitable(self, awaitable: Awaitable[Any]) -> Any:
         """Wait for what an ``async def`` hook returned (on the engine's loop when hosted)."""
