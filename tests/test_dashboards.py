@@ -39,7 +39,7 @@ def _expressions() -> list[str]:
 
 @pytest.fixture(scope="module")
 def exposition() -> str:
-    """/metrics of a node that has handled runs, a step error and a pause."""
+    """/metrics of a node that has handled runs, a step error, a pause and a skipped event."""
     failed: set[str] = set()
 
     def charge(run: af.Run[Order, Status]) -> Status:
@@ -53,11 +53,13 @@ def exposition() -> str:
     b.add_step(Status.CHARGED, lambda run: Status.DONE, Status.DONE)
     wf = b.build(MemoryEventStreamer(), MemoryRecordStore(), MemoryRoleScheduler(), defaults=FAST)
     supervisor = af.Supervisor([wf], metrics_port=0, registry=CollectorRegistry())
+    # Paused before the node starts: its first step's event is met, and skipped, before a's.
+    wf.pause(wf.trigger("c", Order(id="c")), "held")
     supervisor.start()
     try:
         run_id = wf.trigger("a", Order(id="a"))
         wf.await_status("a", run_id, Status.DONE, timeout=10)
-        wf.pause(wf.trigger("b", Order(id="b")), "held")
+        wf.pause(wf.trigger("b", Order(id="b")), "held")  # counted by the node's registry
         url = f"http://127.0.0.1:{supervisor.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=10) as response:
             return response.read().decode()

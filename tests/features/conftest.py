@@ -150,7 +150,7 @@ def linear(step_style: str) -> Callable[..., af.Builder[Order, Status]]:
 
 @pytest.fixture
 def poll_until() -> Callable[..., Any]:
-    """``poll_until(fn, timeout=5, what=...)``: the first truthy ``fn()``, else fail the test (`eventually`)."""
+    """``poll_until(fn, timeout=15, what=...)``: the first truthy ``fn()``, else fail the test (`eventually`)."""
     return eventually
 
 
