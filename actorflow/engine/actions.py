@@ -232,9 +232,7 @@ def _refuse_corrupt(engine: Engine[Any, Any], process: str, record: Record) -> N
     if corrupt is None:
         return
     if not (record.run_state.stopped or record.run_state.finished):
-        pause = engine.fail(process, record, corrupt, engine.config.defaults.pause_after_err_count)
-        if pause is not None:
-            engine.writer.commit((pause,))  # refused: the run moved meanwhile, and the next read sees where
+        engine.fail_now(process, record, corrupt, engine.config.defaults.pause_after_err_count)
     raise corrupt
 
 
@@ -284,9 +282,7 @@ def _call_back(
     fn = spec.fn
     result = engine.apply(record, lambda run: fn(run, data), spec.destinations, kind="callback")
     if isinstance(result, Failed):
-        pause = engine.fail(process, record, result.error, engine.config.defaults.pause_after_err_count)
-        if pause is not None:
-            engine.writer.commit((pause,))  # a conflict: the run moved meanwhile, nothing to pause
+        engine.fail_now(process, record, result.error, engine.config.defaults.pause_after_err_count)
         if isinstance(result.error, StepError):
             raise result.error
         msg = f"callback for {describe!r} failed: {result.error}"

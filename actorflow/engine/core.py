@@ -35,7 +35,7 @@ from actorflow.capabilities import (
 from actorflow.errors import ActorflowError, CorruptRecord, RecordNotFound, StepTimeout
 from actorflow.log import logger, workflow_logger
 from actorflow.metrics import Metrics, metrics_for
-from actorflow.protocols import EventStreamer, RecordStore, RoleScheduler, TimeoutStore
+from actorflow.protocols import EventStreamer, Fence, RecordStore, RoleScheduler, TimeoutStore
 from actorflow.record import Record, Run
 from actorflow.runstate import RunState
 from actorflow.runtime.state import ProcessState
@@ -375,6 +375,18 @@ class Engine(Generic[T, S]):
                 return outcome
 
             yield finish
+
+    def fail_now(
+        self, process: str, record: Record, error: BaseException | None, limit: int, *, fence: Fence | None = None
+    ) -> None:
+        """`fail` for a caller outside a consumer's batch (a callback, a waiter, the timeout poller).
+
+        The pause, if the rule asks for one, is committed at once; a refused one means the
+        run moved meanwhile (nothing to pause: the next read sees where it is).
+        """
+        pause = self.fail(process, record, error, limit)
+        if pause is not None:
+            self.writer.commit((pause,), fence=fence)
 
     def fail(self, process: str, record: Record, error: BaseException | None, limit: int) -> Write | None:
         """A user function failed on ``record`` in ``process``: the pause to store, or ``None`` to retry.

@@ -179,9 +179,9 @@ class TimeoutPoller(Process):
             result = self.engine.apply(record, call, pair.destinations, kind="timeout")
             if isinstance(result, Failed):
                 self.metrics.error()
-                pause = self.engine.fail(self.name, record, result.error, self.options.pause_after_err_count)
-                if pause is not None:
-                    writer.commit((pause,), fence=self.fence)  # refused: the run moved meanwhile, nothing to pause
+                self.engine.fail_now(
+                    self.name, record, result.error, self.options.pause_after_err_count, fence=self.fence
+                )
                 return False  # the timeout stays valid and is tried again after the back-off
             if result is None:
                 continue
@@ -208,11 +208,8 @@ class TimeoutPoller(Process):
 
     def _pause_corrupt(self, record: Record, corrupt: CorruptRecord) -> None:
         """Report and pause ``record``, whose stored status is not the workflow's (once: a paused run is left)."""
-        if record.run_state.stopped:
-            return
-        pause = self.engine.fail(self.name, record, corrupt, self.options.pause_after_err_count)
-        if pause is not None:
-            self.engine.writer.commit((pause,), fence=self.fence)  # refused: the run moved meanwhile, nothing to pause
+        if not record.run_state.stopped:
+            self.engine.fail_now(self.name, record, corrupt, self.options.pause_after_err_count, fence=self.fence)
 
     def _on_its_visit(self, timeout: TimeoutRecord, record: Record) -> bool:
         """True while ``record`` is on the visit that set ``timeout`` (always, for a timeout without one).
