@@ -51,41 +51,36 @@ def next_version(
     without the workflow's code keeps the name the engine stored).
     """
     m = record.meta
-    if type(record) is not Record or type(m) is not RecordMeta:  # a subclass: replace keeps its type
-        meta = dataclasses.replace(
-            m,
-            version=m.version + 1,
-            run_state_reason=m.run_state_reason if reason is None else reason,
-            status_description=m.status_description if description is None else description,
+    version = m.version + 1
+    run_state_reason = m.run_state_reason if reason is None else reason
+    status_description = m.status_description if description is None else description
+    status = record.status if status is None else status
+    data = record.object if data is None else data
+    if type(record) is Record and type(m) is RecordMeta:
+        # The exact classes (the common case): built directly, as dataclasses.replace costs
+        # a field introspection per call on the hot path.
+        meta = RecordMeta(
+            version=version,
+            run_state_reason=run_state_reason,
+            status_description=status_description,
+            trace_origin=m.trace_origin,
         )
-        new_any = dataclasses.replace(
-            record,
+        new = Record(
+            workflow_name=record.workflow_name,
+            foreign_id=record.foreign_id,
+            run_id=record.run_id,
             run_state=run_state,
-            status=record.status if status is None else status,
-            object=record.object if data is None else data,
+            status=status,
+            object=data,
+            created_at=record.created_at,
             updated_at=now,
             meta=meta,
         )
-        return Write(new_any, record.run_state)
-    # The exact classes (the common case): built directly, as dataclasses.replace costs
-    # a field introspection per call on the hot path.
-    meta = RecordMeta(
-        version=m.version + 1,
-        run_state_reason=m.run_state_reason if reason is None else reason,
-        status_description=m.status_description if description is None else description,
-        trace_origin=m.trace_origin,
-    )
-    new = Record(
-        workflow_name=record.workflow_name,
-        foreign_id=record.foreign_id,
-        run_id=record.run_id,
-        run_state=run_state,
-        status=record.status if status is None else status,
-        object=record.object if data is None else data,
-        created_at=record.created_at,
-        updated_at=now,
-        meta=meta,
-    )
+    else:  # a subclass: replace keeps its type and its own fields
+        meta = dataclasses.replace(
+            m, version=version, run_state_reason=run_state_reason, status_description=status_description
+        )
+        new = dataclasses.replace(record, run_state=run_state, status=status, object=data, updated_at=now, meta=meta)
     return Write(new, record.run_state)
 
 

@@ -197,31 +197,35 @@ class Writer:
                 for write, error in zip(writes, results, strict=True):
                     if error is None:
                         self._in_doubt.pop(write.record.run_id, None)
-        stored: list[Record] = []
-        changes: dict[tuple[str, str, str], int] = {}
+        stored: list[Write] = []
         failure: Exception | None = None
         for write, error in zip(writes, results, strict=True):
             if error is None:
-                record = write.record
-                stored.append(record)
-                key = (record.workflow_name, str(write.previous), str(record.run_state))
-                changes[key] = changes.get(key, 0) + 1
+                stored.append(write)
             elif not isinstance(error, _REFUSALS):
                 failure = error
                 break
-        if changes:  # counted before any waiter is woken, as before: one lock round per label set and commit
-            counter = self._metrics().run_state_changes
-            for labels, n in changes.items():
-                counter.inc(*labels, amount=float(n))
-        for record in stored:
-            self._owed(record)
+        self._count(stored)  # before any waiter is woken
+        for write in stored:
+            self._owed(write.record)
         if failure is not None:
             raise failure
 
+    def _count(self, writes: Sequence[Write]) -> None:
+        """Count the run-state changes of stored writes: one increment (one lock round) per label set."""
+        changes: dict[tuple[str, str, str], int] = {}
+        for write in writes:
+            record = write.record
+            key = (record.workflow_name, str(write.previous), str(record.run_state))
+            changes[key] = changes.get(key, 0) + 1
+        if changes:
+            counter = self._metrics().run_state_changes
+            for labels, n in changes.items():
+                counter.inc(*labels, amount=float(n))
+
     def _stored(self, write: Write) -> None:
-        record = write.record
-        self._metrics().run_state_changes.inc(record.workflow_name, str(write.previous), str(record.run_state))
-        self._owed(record)
+        self._count((write,))
+        self._owed(write.record)
 
     def _owed(self, record: Record) -> None:
         """What a stored record is owed besides its count: stale error counts forgotten, waiters woken, handoff."""
