@@ -9,12 +9,16 @@ from typing import TypeVar
 
 import pytest
 
-__all__ = ["eventually"]
+__all__ = ["HANG", "eventually"]
 
 V = TypeVar("V")
 
+HANG = 15.0
+"""Seconds a test waits for what must come before it calls a hang: long enough for a loaded
+machine (four test workers on two cores), and free when the thing comes."""
 
-def eventually(fn: Callable[[], V], timeout: float = 15.0, what: str = "the condition") -> V:
+
+def eventually(fn: Callable[[], V], timeout: float = HANG, what: str = "the condition") -> V:
     """The first truthy ``fn()``, looked at every 5 ms; fails the test after ``timeout`` seconds.
 
     The timeout only catches a hang: it costs nothing when the condition holds, and must

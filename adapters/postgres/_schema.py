@@ -44,11 +44,12 @@ def _reading_events(query: str, *, along: bool, cut: str) -> str:
 
 
 # Four forms: with or without the records, below the server-wide xmin cut (the fast path)
-# or below the refined one that ignores other databases' transactions ("..._refined").
+# or below the refined one that ignores the transactions that cannot write this schema ("..._refined").
 _READ_EVENTS = QUERIES["read_events"]
 for _suffix, _cut in (("", QUERIES["events_cut"]), ("_refined", QUERIES["events_cut_refined"])):
     QUERIES[f"read_events_along{_suffix}"] = _reading_events(_READ_EVENTS, along=True, cut=_cut)
     QUERIES[f"read_events{_suffix}"] = _reading_events(_READ_EVENTS, along=False, cut=_cut)
+QUERIES["oldest_transaction"] = QUERIES["oldest_transaction"].format(cut=QUERIES["events_cut_refined"])
 
 
 @functools.cache

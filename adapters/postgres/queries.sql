@@ -248,22 +248,38 @@ ORDER BY r.sort_xid, r.id
 SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin
 
 -- events_cut_refined --
--- read_events' cut without the transactions of other databases (read while events are held back)
--- A transaction is bound to one database: one of another database can never write this
--- table, so it need not hold the cut. An xid counts as foreign only when the lock table
--- names the session holding it (its own xid's ExclusiveLock) and that session is of
--- another database (pg_locks joined to pg_stat_activity by pid: a session's database is
--- fixed for its life), or when it is a prepared transaction of another database.
--- Everything else still in progress holds the cut: a session we cannot see, one that
--- ended between the snapshot and these reads, a process of no database. With none left,
--- the cut is the snapshot's xmax: every xid below it has ended. NOT EXISTS, not NOT IN:
--- a NULL in the list must never make an xid foreign.
+-- read_events' cut without the transactions that cannot write this schema's event log (read while events are held back)
+-- A transaction can only write here after it has touched this schema: a statement locks
+-- the tables it names before it writes (and so before it can take a transaction id), and
+-- holds those locks to the transaction's end. Every actorflow session works in its own
+-- schema, every transaction of it touching it from its first statement, in every release
+-- (no write protocol to agree on, so a rolling upgrade is safe). An in-progress xid counts
+-- as foreign only when the lock table names the session holding it (its own xid's
+-- ExclusiveLock) and shows that session holding, or waiting for, no lock on a relation of
+-- this schema in this database: another database's session, another schema's, a report
+-- left open. The lock table is read once (pg_locks is one consistent view: an xid holder
+-- seen without such a lock had none at that instant, so its transaction never wrote here).
+-- Prepared transactions of other databases are foreign too. Everything else still in
+-- progress holds the cut: a session that ended between the snapshot and the scan (it may
+-- have committed events this statement cannot see), one we cannot see, a prepared
+-- transaction of this database. With none left, the cut is the snapshot's xmax: every xid
+-- below it has ended. NOT EXISTS, not NOT IN: a NULL in the list must never make an xid
+-- foreign.
 WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+locks AS MATERIALIZED (
+    SELECT locktype, database, relation, transactionid, pid, mode, granted
+    FROM pg_locks WHERE pid IS NOT NULL AND locktype IN ('relation', 'transactionid')),
+here AS MATERIALIZED (
+    SELECT DISTINCT l.pid
+    FROM locks l JOIN pg_class c ON c.oid = l.relation
+    WHERE l.locktype = 'relation'
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())),
 foreign_xids AS MATERIALIZED (
     SELECT l.transactionid AS xid
-    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+    FROM locks l
     WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted
-      AND a.datname <> current_database()
+      AND NOT EXISTS (SELECT 1 FROM here h WHERE h.pid = l.pid)
     UNION ALL
     SELECT p.transaction FROM pg_prepared_xacts p WHERE p.database <> current_database())
 SELECT coalesce(
@@ -272,11 +288,12 @@ SELECT coalesce(
     (SELECT pg_snapshot_xmax(s) FROM snap)) AS xmin
 
 -- oldest_transaction --
--- The session whose open transaction is the oldest that holds the cut (of this database, or of none)
+-- The session whose open transaction holds the refined cut (none: a prepared transaction, or it just ended)
+-- {cut} is events_cut_refined: the warning names the transaction that really holds delivery.
+WITH cut AS MATERIALIZED ({cut})
 SELECT pid, state, xact_start, query_start, application_name, datname
 FROM pg_stat_activity
-WHERE backend_xid IS NOT NULL AND (datname IS NULL OR datname = current_database())
-ORDER BY age(backend_xid) DESC
+WHERE backend_xid = (SELECT xmin FROM cut)::xid
 LIMIT 1
 
 -- read_cursor --

@@ -6,13 +6,15 @@ ended (``xid < pg_snapshot_xmin(pg_current_snapshot())``), and cursors are order
 (xid, id). Receivers are woken by LISTEN/NOTIFY and poll only as the fallback; a shard
 reads only its own share (``shard_hash % n``); cursors are durable per receiver name.
 
-The cost of that order: a transaction left open anywhere on the cluster (with a
-transaction id, i.e. one that wrote something) holds back every event committed after
-it began, until it ends. Its end notifies nobody, so a reader that finds committed
-events held back this way looks again after 10 ms, then at growing intervals up to its
-``poll_frequency``; after 10 s it logs a warning (once a minute) naming the oldest open
-transaction's session. Guard the cluster with ``idle_in_transaction_session_timeout``
-(and short transactions) when other applications share it.
+The cost of that order: a transaction left open on the cluster (with a transaction id,
+i.e. one that wrote something) holds back every event committed after it began. While
+events are held, a reader reads the rest below a refined cut that leaves out the
+transactions that never touched this schema (the lock table says so, see
+``events_cut_refined``), so only one that did (any writer here) holds them until it
+ends. Its end notifies nobody, so a reader that finds committed events held back this
+way looks again after 10 ms, then at growing intervals up to its ``poll_frequency``;
+after 10 s it logs a warning (once a minute) naming the session whose transaction holds
+delivery. Keep this schema's transactions short (``idle_in_transaction_session_timeout``).
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ _HELD_WARN_EVERY = 60.0  # at most one such warning per receiver this often
 class PostgresEventStreamer(PostgresAdapter, RetainedLog):
     """An event streamer over a PostgreSQL table.
 
-    Events are delivered in commit-visibility order, so a transaction left open on the
-    cluster delays delivery until it ends (see the module's notes): set
-    ``idle_in_transaction_session_timeout`` on a cluster other applications share.
+    Events are delivered in commit-visibility order, so a transaction left open on this
+    schema delays delivery until it ends (see the module's notes); one of another schema
+    or database does not.
 
     Args:
         dsn: a libpq connection string or URL.
@@ -288,7 +290,8 @@ class _Receiver(ReadsRecordsAlong):
 
         The fast path reads below the server-wide xmin cut. Only when its marker says
         committed events wait beyond it (and the batch is not full) is the rest read below
-        the refined cut, which ignores other databases' transactions: they cannot write here.
+        the refined cut, which ignores the transactions that never touched this schema:
+        they cannot write here.
         """
         events, held = self._fetch(max_events, refined=False)
         if held and len(events) < max_events:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import actorflow as af
 from tests.model import Order, Status
+from tests.waiting import HANG
 
 
 def _hooked(on: str, received: queue.Queue[af.TypedRecord[Order, Status]], *, fail_first: bool = False):
@@ -34,7 +35,7 @@ def test_on_complete_receives_the_completed_run(start):
     b, _ = _hooked("complete", received)
     wf = start(b)
     run_id = wf.trigger("o-1", Order(id="o-1", amount=5))
-    record = received.get(timeout=5)
+    record = received.get(timeout=HANG)
     assert isinstance(record, af.TypedRecord)
     assert record.run_id == run_id
     assert record.status is Status.DONE
@@ -50,7 +51,7 @@ def test_on_pause_receives_a_run_paused_through_the_workflow(build):
     run_id = wf.trigger("o-1")  # at STARTED; not running yet, so the step cannot move it first
     wf.pause(run_id, "manual check")
     wf.run()
-    record = received.get(timeout=5)
+    record = received.get(timeout=HANG)
     assert (record.run_id, record.run_state) == (run_id, af.RunState.PAUSED)
     assert record.meta.run_state_reason == "manual check"
     assert record.status is Status.STARTED
@@ -65,7 +66,7 @@ def test_on_cancel_receives_a_run_cancelled_through_the_workflow(build):
     wf.pause(run_id, "manual check")
     wf.cancel(run_id, "customer left")
     wf.run()
-    record = received.get(timeout=5)
+    record = received.get(timeout=HANG)
     assert (record.run_id, record.run_state) == (run_id, af.RunState.CANCELLED)
     assert record.meta.run_state_reason == "customer left"
 
@@ -76,7 +77,7 @@ def test_a_raising_hook_is_retried(start):
     b, attempts = _hooked("complete", received, fail_first=True)
     wf = start(b)
     run_id = wf.trigger("o-1")
-    assert received.get(timeout=5).run_id == run_id
+    assert received.get(timeout=HANG).run_id == run_id
     assert attempts == [run_id, run_id]
 
 
@@ -86,7 +87,7 @@ def test_hooks_fire_once_per_run_state_change(start, poll_until):
     b, attempts = _hooked("complete", received)
     wf = start(b)
     run_ids = [wf.trigger(f"o-{i}") for i in range(5)]
-    got = sorted(received.get(timeout=5).run_id for _ in run_ids)
+    got = sorted(received.get(timeout=HANG).run_id for _ in run_ids)
     assert got == sorted(run_ids)
     assert sorted(attempts) == sorted(run_ids)
 
@@ -122,7 +123,7 @@ def test_a_run_whose_object_does_not_decode_does_not_block_the_hook(start, poll_
     refund = wf.trigger("refund")
     poll_until(lambda: run_state_of(wf, refund) is af.RunState.PAUSED, what="the refund's auto-pause")
     later = wf.trigger("later")
-    record = received.get(timeout=5)
+    record = received.get(timeout=HANG)
     if record.run_id != later:  # the undecodable run is skipped, never handed over
-        record = received.get(timeout=5)
+        record = received.get(timeout=HANG)
     assert record.run_id == later

@@ -1,9 +1,12 @@
-"""The PostgreSQL event log's cut: other databases' transactions never hold events back; this one's do.
+"""The PostgreSQL event log's cut: only transactions that can write this schema's log hold events back.
 
-`pg_snapshot_xmin` is server-wide: a transaction open in another database used to stall
-every receiver until it ended. A transaction is bound to its database, so one of another
-database can never write the event table: the refined cut (read once the marker says
-events are held back) ignores it. A writer of the same database still holds the cut.
+`pg_snapshot_xmin` is server-wide: a transaction open in another database, or in another
+schema of this one, used to stall every receiver until it ended. A transaction can only
+write this schema's event table after it has touched this schema (a lock on one of its
+tables, taken before its transaction id and held to its end), so the refined cut (read
+once the marker says events are held back) ignores every open transaction whose session
+holds no lock here: another database's, another schema's. A writer of this schema still
+holds the cut.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import actorflow as af
@@ -78,34 +82,99 @@ def test_a_transaction_open_in_another_database_does_not_hold_events_back(stream
     assert took < 2.0, f"delivered {took:.2f}s after the commit"
 
 
-def test_a_writer_of_the_same_database_still_holds_events_back(streamer, pg_dsn, pg_schema, foreign_dsn):
-    """The safety case: with a foreign transaction open too (the refined cut is read), an open writer
-    of this database, older than the events, holds them back until it ends; then they arrive."""
+@pytest.fixture
+def other_schema(pg_dsn: str, make_pg_schema) -> Iterator[str]:
+    """Another actorflow schema of the same database, its event table made (events committed in it)."""
+    schema = make_pg_schema()
+    _send_from_another_connection(pg_dsn, schema, "elsewhere", "x")
+    return schema
+
+
+def test_a_transaction_open_in_another_schema_does_not_hold_events_back(streamer, pg_dsn, pg_schema, other_schema):
+    """Another actorflow schema's writer, in the same database, left open with an xid older than
+    the events (it wrote its own event log): this schema's events arrive at once anyway."""
+    receiver = streamer.new_receiver("neighbour", "reader", SLOW_POLL)
+    assert receiver.receive(1, 0.2) == []
+    blocker, _, xid = _open_write_transaction(pg_dsn, other_schema)
+    try:
+        blocker.execute(
+            sql.SQL(
+                "INSERT INTO {}.workflow_events (topic, run_id, type, headers, created_at, shard_hash)"
+                " VALUES ('elsewhere', 'y', 1, '{{}}', now(), 0)"
+            ).format(sql.Identifier(other_schema))
+        )
+        committed = _send_from_another_connection(pg_dsn, pg_schema, "neighbour", "a")
+        _send_from_another_connection(pg_dsn, pg_schema, "neighbour", "b")
+        assert _plain_cut_holds(pg_dsn, xid), "the server-wide cut does not hold: the test proves nothing"
+        got = collect(receiver, 2, timeout=5.0)
+        took = time.monotonic() - committed
+        assert blocker.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS  # still open
+    finally:
+        blocker.close()
+    assert [e.run_id for e in got] == ["a", "b"]
+    assert took < 2.0, f"delivered {took:.2f}s after the commit"
+
+
+def test_a_writer_of_this_schema_still_holds_events_back(streamer, pg_dsn, pg_schema, foreign_dsn, other_schema):
+    """The safety case: with foreign transactions open too (another database's, another schema's:
+    the refined cut is read), an open transaction that touched this schema, older than the events,
+    holds them back until it ends; then they arrive. It need not have written here yet (it
+    may), nor be of any actorflow release (no protocol: its lock on the table says it)."""
     receiver = streamer.new_receiver("same", "reader", ReceiverOptions(poll_frequency=0.05))
     assert receiver.receive(1, 0.2) == []
     foreign, _, _ = _open_write_transaction(foreign_dsn)
-    ours, _, _ = _open_write_transaction(pg_dsn)  # another schema's writer: any session of this database
+    neighbour, _, _ = _open_write_transaction(pg_dsn, other_schema)
+    ours, _, _ = _open_write_transaction(pg_dsn, pg_schema)  # read our event table, then took an xid
     try:
         _send_from_another_connection(pg_dsn, pg_schema, "same", "a")
-        assert receiver.receive(10, 0.5) == []  # committed, but behind our database's open writer
+        assert receiver.receive(10, 0.5) == []  # committed, but behind this schema's open transaction
         assert receiver.receive(10, 0.3) == []
         ours.rollback()
         assert [e.run_id for e in collect(receiver, 1, timeout=5.0)] == ["a"]
     finally:
         ours.close()
+        neighbour.close()
         foreign.close()
 
 
-def test_runs_complete_while_a_transaction_is_open_in_another_database(pg_dsn, pg_schema, foreign_dsn):
-    """A workflow on this database keeps running its runs to the end while another database's
-    transaction (holding an xid) stays open the whole time."""
+def test_an_event_written_by_a_transaction_open_behind_a_foreign_one_is_not_skipped(
+    streamer, pg_dsn, pg_schema, other_schema
+):
+    """The refined cut never passes a writer of this schema: events committed after a foreign
+    transaction began, and an event its writer commits last, all arrive, in commit order."""
+    receiver = streamer.new_receiver("order", "reader", ReceiverOptions(poll_frequency=0.05))
+    assert receiver.receive(1, 0.2) == []
+    neighbour, _, _ = _open_write_transaction(pg_dsn, other_schema)
+    late = psycopg.connect(pg_dsn, options=f"-c search_path={pg_schema}")  # one transaction, committed last
+    try:
+        late.execute(
+            "INSERT INTO workflow_events (topic, run_id, type, headers, created_at, shard_hash)"
+            " VALUES ('order', 'late', 1, '{\"topic\": \"order\"}', now(), 0)"
+        )
+        _send_from_another_connection(pg_dsn, pg_schema, "order", "early")
+        assert receiver.receive(10, 0.5) == []  # behind the late writer, whatever the neighbour does
+        late.commit()
+        got = collect(receiver, 2, timeout=5.0)
+    finally:
+        late.close()
+        neighbour.close()
+    assert sorted(e.run_id for e in got) == ["early", "late"]
+
+
+@pytest.mark.parametrize("where", ["database", "schema"])
+def test_runs_complete_while_a_transaction_is_open_elsewhere(pg_dsn, pg_schema, foreign_dsn, other_schema, where):
+    """A workflow keeps running its runs to the end while another database's, or another
+    schema's, transaction (holding an xid) stays open the whole time."""
     streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema)
     store = PostgresRecordStore(pg_dsn, schema=pg_schema)
     wf = three_steps(pg_schema).build(
         streamer, store, MemoryRoleScheduler(), defaults=af.Options(polling_frequency=0.05)
     )
     supervisor = af.Supervisor([wf])
-    blocker, _, xid = _open_write_transaction(foreign_dsn)
+    if where == "database":
+        blocker, _, xid = _open_write_transaction(foreign_dsn)
+    else:
+        blocker, _, xid = _open_write_transaction(pg_dsn, other_schema)
     try:
         supervisor.start()
         started = time.monotonic()
@@ -113,7 +182,7 @@ def test_runs_complete_while_a_transaction_is_open_in_another_database(pg_dsn, p
         for foreign_id, run_id in runs.items():
             assert wf.await_status(foreign_id, run_id, Stage.DONE, timeout=10).meta.version == 4
         took = time.monotonic() - started
-        eventually(lambda: _plain_cut_holds(pg_dsn, xid), what="the server-wide cut held by the foreign xid")
+        eventually(lambda: _plain_cut_holds(pg_dsn, xid), what="the server-wide cut held by the other xid")
     finally:
         supervisor.stop()
         blocker.close()

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from actorflow.adapters.postgres import PostgresEventStreamer, migrate
 from actorflow.protocols import Header, ReceiverOptions, shard_of
@@ -196,9 +197,16 @@ def test_receivers_get_events_after_the_listen_connection_is_cut(streamer, pg_ds
     assert after_commit < 2.0
 
 
-def _open_write_transaction(pg_dsn: str) -> tuple[psycopg.Connection, int, int]:
-    """A session holding a transaction with a transaction id; (connection, its pid, its xid)."""
+def _open_write_transaction(pg_dsn: str, schema: str | None = None) -> tuple[psycopg.Connection, int, int]:
+    """A session holding a transaction with a transaction id; (connection, its pid, its xid).
+
+    With ``schema``, the transaction first touches that schema's event table, as any
+    writer of it does (a lock on it, then the id): it may write events there, so it holds
+    that schema's readers back. Without, it touches no table (another schema's writer).
+    """
     conn = psycopg.connect(pg_dsn)  # not autocommit: the transaction stays open
+    if schema is not None:
+        conn.execute(sql.SQL("SELECT 1 FROM {}.workflow_events LIMIT 0").format(sql.Identifier(schema)))
     row = conn.execute("SELECT pg_backend_pid(), pg_current_xact_id()::text::bigint").fetchone()
     assert row is not None
     return conn, int(row[0]), int(row[1])
@@ -209,7 +217,7 @@ def test_events_held_back_by_an_open_transaction_arrive_promptly_when_it_ends(st
     yet the receiver gets them at once (it looks again soon), not after its 30 s poll."""
     receiver = streamer.new_receiver("held", "reader", SLOW_POLL)
     assert receiver.receive(1, 0.2) == []
-    blocker, _, _ = _open_write_transaction(pg_dsn)
+    blocker, _, _ = _open_write_transaction(pg_dsn, pg_schema)
     try:
         _send_from_another_connection(pg_dsn, pg_schema, "held", "a")
         _send_from_another_connection(pg_dsn, pg_schema, "held", "b")
@@ -234,7 +242,7 @@ def test_delivery_held_back_for_long_is_logged_with_the_blocking_session(
     monkeypatch.setattr(module, "_HELD_WARN_AFTER", 0.2)
     receiver = streamer.new_receiver("long", "reader", ReceiverOptions(poll_frequency=0.05))
     assert receiver.receive(1, 0.2) == []
-    blocker, pid, xid = _open_write_transaction(pg_dsn)
+    blocker, pid, xid = _open_write_transaction(pg_dsn, pg_schema)
     try:
         _send_from_another_connection(pg_dsn, pg_schema, "long", "a")
         with caplog.at_level(logging.WARNING, logger="actorflow.postgres"):
@@ -265,7 +273,7 @@ def test_stream_from_latest_starts_after_committed_events_held_back_by_an_open_t
     sender = streamer.new_sender("latest")
     sender.send("warm-up", 1, {Header.TOPIC: "latest"})
     sender.flush()
-    blocker, _, _ = _open_write_transaction(pg_dsn)
+    blocker, _, _ = _open_write_transaction(pg_dsn, pg_schema)
     try:
         sender.send("old", 1, {Header.TOPIC: "latest"})
         sender.flush()
