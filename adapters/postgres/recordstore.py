@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -10,7 +11,7 @@ import psycopg
 
 from actorflow.capabilities import CursorMove, RecordPage, RunCount
 from actorflow.errors import VersionConflict, WorkflowInProgress
-from actorflow.event import OutboxEvent, event_topic, shard_hash
+from actorflow.event import OutboxEvent, event_headers, event_topic, make_outbox_event, shard_hash
 from actorflow.protocols import EventStreamer, Fence, Order, RecordFilter
 from actorflow.record import Record
 from actorflow.runstate import RunState
@@ -63,6 +64,45 @@ _UPDATE = {
     for forget in (True, False)
     for scrub in (True, False)
 }
+# By forget_errors: the statement that stores many runs' next versions at once (`_UPDATES`).
+_UPDATE_MANY = {
+    forget: QUERIES["update_records"].format(forget=QUERIES["forget_errors_of_all"] + ", " if forget else "").encode()
+    for forget in (True, False)
+}
+_COMPACT = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+
+
+class _Updates:
+    """Consecutive updates of a batch, stored by one `update_records` statement (no run twice)."""
+
+    __slots__ = ("rows", "run_ids")
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.run_ids: set[str] = set()
+
+    def add(self, record: Record, *, direct: bool) -> None:
+        meta = record.meta
+        run_id = record.run_id
+        self.rows.append(
+            {
+                "i": len(self.rows),
+                "r": run_id,
+                "v": meta.version,
+                "s": int(record.run_state),
+                "t": int(record.status),
+                "o": bytes(record.object).hex(),
+                "u": record.updated_at.isoformat(),
+                "rr": meta.run_state_reason,
+                "sd": meta.status_description,
+                "tr": meta.trace_origin,
+                "tp": event_topic(record) if direct else None,
+                "h": event_headers(record),
+                "sh": shard_hash(run_id) if direct else None,
+                "ob": None if direct else make_outbox_event(record).id,
+            }
+        )
+        self.run_ids.add(run_id)
 
 
 class PostgresRecordStore(PostgresAdapter, ServerRecordStore[Database]):
@@ -183,15 +223,9 @@ class PostgresRecordStore(PostgresAdapter, ServerRecordStore[Database]):
         version 1 then version 2 of one run in one batch both apply. The notifications
         are queued in the same transaction and delivered by PostgreSQL on commit.
         """
-        statements = [self._params(record, forget_errors=forget_errors) for record in records]
-        groups: list[tuple[str, list[tuple[Any, ...]]]] = []
-        for query, params in statements:
-            if groups and groups[-1][0] is query:
-                groups[-1][1].append(params)
-            else:
-                groups.append((query, [params]))
+        groups = self._groups(records, forget_errors=forget_errors)
         counts: list[int] = []
-        cursors: list[psycopg.Cursor[Any]] = []
+        cursors: list[tuple[psycopg.Cursor[Any], int]] = []
         # Everything goes out in one round trip; the results are read after the commit. A
         # writer frozen mid-transaction holds its locks until a node they block ends its
         # session (`Database.run` on a lock timeout, see _connect.py).
@@ -200,20 +234,54 @@ class PostgresRecordStore(PostgresAdapter, ServerRecordStore[Database]):
                 if fence is not None:
                     with conn.cursor() as cur:
                         check_fence(cur, fence)
-                for query, params_seq in groups:
+                for group in groups:
                     cur = conn.cursor()
-                    cur.executemany(query.encode(), params_seq, returning=True)
-                    cursors.append(cur)
+                    if isinstance(group, _Updates):
+                        cur.execute(_UPDATE_MANY[forget_errors], (_COMPACT.encode(group.rows),))
+                        cursors.append((cur, len(group.rows)))
+                    else:
+                        cur.executemany(group[0].encode(), group[1], returning=True)
+                        cursors.append((cur, -1))
                 _move_cursors(conn, acks)
                 self.db.notify(conn, self._notices(records))
-            for cur in cursors:
+            for cur, updates in cursors:
                 with cur:
+                    if updates >= 0:  # the "i" of each update stored
+                        stored = {row[0] for row in cur.fetchall()}
+                        counts.extend(1 if i in stored else 0 for i in range(updates))
+                        continue
                     while True:
                         row = cur.fetchone()
                         counts.append(int(row[0]) if row else 0)
                         if not cur.nextset():
                             break
         return counts
+
+    def _groups(
+        self, records: Sequence[Record], *, forget_errors: bool
+    ) -> list[_Updates | tuple[str, list[tuple[Any, ...]]]]:
+        """The batch, in order, as statements.
+
+        Consecutive plain updates go in one `update_records` (a new one when a run comes
+        again); every other record goes by its own statement, consecutive ones of the same
+        statement in one executemany (so version 1 then 2 of a run both apply).
+        """
+        groups: list[_Updates | tuple[str, list[tuple[Any, ...]]]] = []
+        for record in records:
+            if record.meta.version > 1 and record.run_state is not RunState.DATA_DELETED:
+                last = groups[-1] if groups else None
+                if not isinstance(last, _Updates) or record.run_id in last.run_ids:
+                    last = _Updates()
+                    groups.append(last)
+                last.add(record, direct=record.workflow_name in self._direct)
+                continue
+            query, params = self._params(record, forget_errors=forget_errors)
+            last = groups[-1] if groups else None
+            if isinstance(last, tuple) and last[0] is query:
+                last[1].append(params)
+            else:
+                groups.append((query, [params]))
+        return groups
 
     # -- reads --------------------------------------------------------------------------
 
