@@ -368,11 +368,17 @@ def encode_headers(headers: Mapping[str, str]) -> str:
 
 def decode_headers(raw: Any) -> dict[str, str]:
     """Headers from JSON text (or an already-decoded mapping); ValueError when malformed."""
-    value = json.loads(raw) if isinstance(raw, str | bytes | bytearray) else raw
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+    if isinstance(raw, str | bytes | bytearray):
+        value = json.loads(raw)  # a JSON object's keys are strings: only its values need a look
+        readable = type(value) is dict and all(type(v) is str for v in value.values())
+    else:
+        value = raw
+        readable = isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    if not readable:
         msg = f"event headers must be a JSON object of strings, got {raw!r}"
         raise ValueError(msg)
-    return value
+    headers: dict[str, str] = value
+    return headers
 
 
 # -- reading many rows: what to do with one that cannot be read ----------------------------
