@@ -94,17 +94,26 @@ WITH upd AS (
 ), {forget}{scrub}{publish}
 SELECT count(*) FROM upd
 
--- update_records --
--- The next versions of many runs (one JSON array, an object a record), each over the version its writer read; the "i" of each stored
--- One statement for a group commit's updates: binding a statement a record cost the
--- interpreter about 24 us a record, one JSON text about 10 (the node's bound on PostgreSQL
--- is its interpreter). A run appears at most once (the adapter splits a batch so). Each
--- record's event goes to the event log (topic and shard hash given) or to the outbox (its
--- id given). The object comes as hex, the times as ISO text (read in the session's UTC).
-WITH v AS MATERIALIZED (
+-- commit_lease --
+-- (A commit's first CTE, when its writes are fenced) the node's lease on the role if current and live, share-locked to the commit's end
+lease AS MATERIALIZED (
+    SELECT 1 AS ok FROM workflow_leases
+    WHERE role = %s AND node_id = %s AND term = %s AND expires_at > clock_timestamp()
+    FOR SHARE
+)
+
+-- commit_updates --
+-- (A commit's CTEs) the next versions of many runs (a JSON array, an object a record), each over the version its writer read
+-- Binding a statement a record cost the interpreter about 24 us a record, one JSON text
+-- about 10 (the node's bound on PostgreSQL is its interpreter). A run appears at most
+-- once (the adapter splits a batch so). Each record's event goes to the event log (topic
+-- and shard hash given) or to the outbox (its id given). The object comes as hex, the
+-- times as ISO text (read in the session's UTC). {fenced}: no rows unless the lease holds.
+v AS MATERIALIZED (
     SELECT * FROM json_to_recordset(%s::json) AS v(
         i integer, r text, v bigint, s smallint, t integer, o text, u timestamptz,
         rr text, sd text, tr text, tp text, h json, sh bigint, ob text)
+    {fenced}
 ), upd AS (
     UPDATE workflow_records rec
     SET run_state = v.s, status = v.t, object = decode(v.o, 'hex'), updated_at = v.u, version = v.v,
@@ -121,10 +130,57 @@ WITH v AS MATERIALIZED (
     INSERT INTO workflow_outbox (id, workflow_name, run_id, type, headers, created_at)
     SELECT ob, workflow_name, run_id, status, h::text, updated_at FROM upd WHERE ob IS NOT NULL ORDER BY i
 )
-SELECT i FROM upd
+
+-- commit_insert --
+-- (A commit's CTEs) a new run (a JSON array of one object) with its snapshot and its event or outbox row
+-- insert_record's rules: the unique partial index refuses a second unfinished run of the
+-- foreign id, NOT EXISTS a run while another of the foreign id is unfinished. One run a
+-- statement: NOT EXISTS does not see the statement's own rows.
+nv AS MATERIALIZED (
+    SELECT * FROM json_to_recordset(%s::json) AS nv(
+        workflow_name text, foreign_id text, run_id text, run_state smallint, status integer, object text,
+        created_at timestamptz, updated_at timestamptz, version bigint, run_state_reason text,
+        status_description text, trace_origin text, tp text, h json, sh bigint, ob text)
+    {fenced}
+), ins AS (
+    INSERT INTO workflow_records ({record_columns})
+    SELECT workflow_name, foreign_id, run_id, run_state, status, decode(object, 'hex'), created_at, updated_at,
+           version, run_state_reason, status_description, trace_origin
+    FROM nv
+    WHERE NOT EXISTS (
+        SELECT 1 FROM workflow_records r
+        WHERE r.workflow_name = nv.workflow_name AND r.foreign_id = nv.foreign_id AND r.run_state IN (1, 2, 3)
+    )
+    ON CONFLICT DO NOTHING
+    RETURNING *
+), nsnap AS (
+    INSERT INTO workflow_record_snapshots ({record_columns})
+    SELECT {record_columns} FROM ins
+), npub AS (
+    INSERT INTO workflow_events (topic, run_id, type, headers, created_at, shard_hash)
+    SELECT nv.tp, ins.run_id, ins.status, nv.h::text, ins.updated_at, nv.sh FROM ins, nv WHERE nv.ob IS NULL
+), nbox AS (
+    INSERT INTO workflow_outbox (id, workflow_name, run_id, type, headers, created_at)
+    SELECT nv.ob, ins.workflow_name, ins.run_id, ins.status, nv.h::text, ins.updated_at FROM ins, nv
+    WHERE nv.ob IS NOT NULL
+)
+
+-- commit_cursors --
+-- (A commit's CTE) receivers' cursor moves (a JSON array, one a receiver), each only forward
+mv AS (
+    INSERT INTO workflow_cursors (topic, name, xid, id)
+    SELECT a.topic, a.name, a.xid::xid8, a.id FROM json_to_recordset(%s::json) AS a(topic text, name text, xid text, id bigint)
+    {fenced}
+    ON CONFLICT (topic, name) DO UPDATE SET xid = excluded.xid, id = excluded.id
+    WHERE (workflow_cursors.xid, workflow_cursors.id) < (excluded.xid, excluded.id)
+)
+
+-- commit_notify --
+-- (A commit's last column) queue its notifications (an array of payloads), delivered when it commits
+(SELECT count(pg_notify(%s, n)) FROM unnest(%s::text[]) AS n)
 
 -- forget_errors_of_all --
--- (Spliced into update_records when the engine asks) forget the step error counts of every run stored
+-- (Spliced into commit_updates when the engine asks) forget the step error counts of every run stored
 clr AS (
     DELETE FROM workflow_error_counts WHERE run_id IN (SELECT run_id FROM upd)
 )

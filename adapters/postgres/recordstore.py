@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -32,6 +33,7 @@ from .._sql import (
     sort_direction,
     update_params,
 )
+from .._sql.fleet import stale_term
 from .._sql.server import ServerRecordStore
 from ._db import Database, PostgresAdapter, check_fence
 from ._errors import logger
@@ -64,12 +66,92 @@ _UPDATE = {
     for forget in (True, False)
     for scrub in (True, False)
 }
-# By forget_errors: the statement that stores many runs' next versions at once (`_UPDATES`).
+_FENCED = "WHERE EXISTS (SELECT 1 FROM lease)"  # a commit's rows, only while its lease holds
+
+
+def _updates_ctes(*, forget: bool, fenced: bool) -> str:
+    """``commit_updates``, maybe forgetting the runs' error counts, maybe under the lease."""
+    forgetting = QUERIES["forget_errors_of_all"] + ", " if forget else ""
+    return QUERIES["commit_updates"].format(forget=forgetting, fenced=_FENCED if fenced else "")
+
+
+# By forget_errors: a run of plain updates within a batch stored the long way (`_groups`).
 _UPDATE_MANY = {
-    forget: QUERIES["update_records"].format(forget=QUERIES["forget_errors_of_all"] + ", " if forget else "").encode()
+    forget: ("WITH " + _updates_ctes(forget=forget, fenced=False) + " SELECT i FROM upd").encode()  # noqa: S608 - fixed fragments
     for forget in (True, False)
 }
+
+
+@functools.cache
+def _commit_statement(*, updates: bool, insert: bool, fenced: bool, acks: bool, forget: bool) -> bytes:
+    """A whole commit as one statement (its own transaction on an autocommit session).
+
+    One round trip, where a transaction of several statements took a dozen waits on the
+    socket: a lone record's commit cost the interpreter about 100 us instead of 400, and
+    half the time. Parameters, in order: the lease (role, node, term), the updates (JSON),
+    the new run (JSON), the cursor moves (JSON), the channel and the notices. Its one row:
+    whether the lease held, the "i" of each update stored, whether the new run was.
+    """
+    fence = _FENCED if fenced else ""
+    ctes = [QUERIES["commit_lease"]] if fenced else []
+    if updates:
+        ctes.append(_updates_ctes(forget=forget, fenced=fenced))
+    if insert:
+        ctes.append(QUERIES["commit_insert"].format(fenced=fence))
+    if acks:
+        ctes.append(QUERIES["commit_cursors"].format(fenced=fence))
+    columns = (
+        "(SELECT count(*) FROM lease)" if fenced else "1",
+        "(SELECT array_agg(i) FROM upd)" if updates else "NULL",
+        "(SELECT count(*) FROM ins)" if insert else "NULL",
+        QUERIES["commit_notify"],
+    )
+    head = "WITH " + ", ".join(ctes) + " " if ctes else ""
+    return (head + "SELECT " + ", ".join(columns)).encode()
+
+
 _COMPACT = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+
+
+def _event_fields(record: Record, *, direct: bool) -> dict[str, Any]:
+    """Where a record's event goes: the log (its topic, shard hash) or the outbox (its row's id)."""
+    return {
+        "tp": event_topic(record) if direct else None,
+        "h": event_headers(record),
+        "sh": shard_hash(record.run_id) if direct else None,
+        "ob": None if direct else make_outbox_event(record).id,
+    }
+
+
+def _new_run(record: Record, *, direct: bool) -> dict[str, Any]:
+    """A new run's row for ``commit_insert``."""
+    meta = record.meta
+    return {
+        "workflow_name": record.workflow_name,
+        "foreign_id": record.foreign_id,
+        "run_id": record.run_id,
+        "run_state": int(record.run_state),
+        "status": int(record.status),
+        "object": bytes(record.object).hex(),
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+        "version": meta.version,
+        "run_state_reason": meta.run_state_reason,
+        "status_description": meta.status_description,
+        "trace_origin": meta.trace_origin,
+        **_event_fields(record, direct=direct),
+    }
+
+
+def _latest_moves(acks: Sequence[CursorMove]) -> list[dict[str, Any]]:
+    """One move a receiver (its furthest): one statement cannot move a cursor twice."""
+    latest: dict[tuple[str, str], tuple[int, int]] = {}
+    for ack in acks:
+        xid, event_id = ack.position
+        key, at = (ack.topic, ack.name), (int(xid), int(event_id))
+        if key not in latest or latest[key] < at:
+            latest[key] = at
+    return [{"topic": t, "name": n, "xid": str(x), "id": i} for (t, n), (x, i) in latest.items()]
 
 
 class _Updates:
@@ -83,11 +165,10 @@ class _Updates:
 
     def add(self, record: Record, *, direct: bool) -> None:
         meta = record.meta
-        run_id = record.run_id
         self.rows.append(
             {
                 "i": len(self.rows),
-                "r": run_id,
+                "r": record.run_id,
                 "v": meta.version,
                 "s": int(record.run_state),
                 "t": int(record.status),
@@ -96,13 +177,10 @@ class _Updates:
                 "rr": meta.run_state_reason,
                 "sd": meta.status_description,
                 "tr": meta.trace_origin,
-                "tp": event_topic(record) if direct else None,
-                "h": event_headers(record),
-                "sh": shard_hash(run_id) if direct else None,
-                "ob": None if direct else make_outbox_event(record).id,
+                **_event_fields(record, direct=direct),
             }
         )
-        self.run_ids.add(run_id)
+        self.run_ids.add(record.run_id)
 
 
 class PostgresRecordStore(PostgresAdapter, ServerRecordStore[Database]):
@@ -223,6 +301,9 @@ class PostgresRecordStore(PostgresAdapter, ServerRecordStore[Database]):
         version 1 then version 2 of one run in one batch both apply. The notifications
         are queued in the same transaction and delivered by PostgreSQL on commit.
         """
+        at_once = self._at_once(records)
+        if at_once is not None:
+            return self._commit_at_once(conn, records, at_once, forget_errors=forget_errors, fence=fence, acks=acks)
         groups = self._groups(records, forget_errors=forget_errors)
         counts: list[int] = []
         cursors: list[tuple[psycopg.Cursor[Any], int]] = []
@@ -255,6 +336,76 @@ class PostgresRecordStore(PostgresAdapter, ServerRecordStore[Database]):
                         counts.append(int(row[0]) if row else 0)
                         if not cur.nextset():
                             break
+        return counts
+
+    @staticmethod
+    def _at_once(records: Sequence[Record]) -> tuple[list[int], int | None] | None:
+        """Whether the batch fits one statement: the positions of its plain updates and of its one new run.
+
+        It does when no run comes twice, there is at most one new run, and no Data
+        Deleted version (its scrub of the earlier snapshots has its own statement).
+        """
+        updates: list[int] = []
+        insert: int | None = None
+        seen: set[str] = set()
+        for position, record in enumerate(records):
+            if record.run_id in seen:
+                return None
+            seen.add(record.run_id)
+            if record.meta.version == 1:
+                if insert is not None:
+                    return None
+                insert = position
+            elif record.run_state is RunState.DATA_DELETED:
+                return None
+            else:
+                updates.append(position)
+        return updates, insert
+
+    def _commit_at_once(
+        self,
+        conn: psycopg.Connection[Any],
+        records: Sequence[Record],
+        at_once: tuple[list[int], int | None],
+        *,
+        forget_errors: bool,
+        fence: Fence | None,
+        acks: Sequence[CursorMove],
+    ) -> list[int]:
+        """`_store_batch` as one statement (`_commit_statement`): rows written per record, 0 when its check failed."""
+        updates, insert = at_once
+        params: list[Any] = [] if fence is None else [fence.role, fence.node_id, fence.term]
+        if updates:
+            group = _Updates()
+            for position in updates:
+                record = records[position]
+                group.add(record, direct=record.workflow_name in self._direct)
+            params.append(_COMPACT.encode(group.rows))
+        if insert is not None:
+            new = records[insert]
+            params.append(_COMPACT.encode([_new_run(new, direct=new.workflow_name in self._direct)]))
+        moves = _latest_moves(acks)
+        if moves:
+            params.append(_COMPACT.encode(moves))
+        params += [self.db.channel, list(dict.fromkeys(self._notices(records)))]
+        query = _commit_statement(
+            updates=bool(updates),
+            insert=insert is not None,
+            fenced=fence is not None,
+            acks=bool(moves),
+            forget=forget_errors and bool(updates),
+        )
+        row = conn.execute(query, params).fetchone()
+        assert row is not None  # noqa: S101 - a SELECT without FROM gives one row
+        held, stored, inserted, _ = row
+        if fence is not None and not held:
+            raise stale_term(fence)  # every write was conditioned on the lease: none was made
+        counts = [0] * len(records)
+        done = set(stored or ())
+        for i, position in enumerate(updates):
+            counts[position] = 1 if i in done else 0
+        if insert is not None:
+            counts[insert] = int(inserted)
         return counts
 
     def _groups(
