@@ -93,15 +93,20 @@ def _assert_no_thread_left(before: set[threading.Thread]) -> None:
 
 
 def test_every_run_finishes_when_the_server_restarts_with_runs_in_flight(cluster: Cluster) -> None:
-    """Stop the server with some of 200 runs completed, keep it down 3 s, start it: all complete at version 4.
+    """Stop the server with some of 200 runs completed and the rest in flight, keep it down 3 s, start it:
+    all complete at version 4.
 
     While it is down nothing progresses; after stop() no thread the test started is left.
     """
     before = set(threading.enumerate())
     dsn = cluster.dsn
+    # The second half's first steps wait until the server is back: however quick the
+    # machine, runs are in flight at the stop (a timed sleep once let all 200 finish first).
+    gate = threading.Event()
 
     def first(run: af.Run[Item, Stage]) -> Stage:
-        time.sleep(0.005)  # 200 first steps take a second at least: runs are in flight at the stop
+        if int(run.foreign_id[1:]) >= RUNS // 2:
+            gate.wait(60)
         run.object.steps += 1
         return Stage.FIRST
 
@@ -140,6 +145,7 @@ def test_every_run_finishes_when_the_server_restarts_with_runs_in_flight(cluster
         assert not cluster.running()
 
         cluster.start()
+        gate.set()
         restarted = time.monotonic()
         deadline = restarted + 60
         for foreign_id, run_id in runs.items():
@@ -152,6 +158,7 @@ def test_every_run_finishes_when_the_server_restarts_with_runs_in_flight(cluster
         _wait("every completion counted", lambda: completions() >= RUNS, 30)
         assert completions() == RUNS
     finally:
+        gate.set()
         _shut_down(cluster, supervisor, adapters)
 
     with psycopg.connect(dsn, autocommit=True, options="-c search_path=inflight") as conn:

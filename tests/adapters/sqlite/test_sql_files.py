@@ -100,9 +100,34 @@ def test_the_adapters_files_follow_the_convention(adapter):
         assert not any(line.lstrip().startswith("--") for line in sql.splitlines()), name
         assert "{record_" not in sql, name
         named = {n for n in re.findall(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)", sql) if not n.isupper()}  # not SET
-        catalogs = {"sqlite_master", "pg_stat_activity", "pg_locks", "pg_prepared_xacts", "json_each"}
+        catalogs = {
+            "sqlite_master",
+            "pg_stat_activity",
+            "pg_locks",
+            "pg_prepared_xacts",
+            "pg_class",
+            "pg_database",
+            "pg_namespace",
+            "json_each",
+            "json_to_recordset",
+            "unnest",
+        }
         used = named - catalogs
         # the queries' common table expressions
-        ctes = {"v", "ins", "upd", "cut", "dead", "node", "renewed", "lease", "snap", "foreign_xids"}
+        ctes = {
+            "v",
+            "nv",
+            "ins",
+            "upd",
+            "cut",
+            "dead",
+            "node",
+            "renewed",
+            "lease",
+            "snap",
+            "foreign_xids",
+            "locks",
+            "here",
+        }
         assert used <= TABLES | {"actorflow_migrations", "schema_migrations"} | ctes, name
     assert [m.version for m in load_migrations(ADAPTERS / adapter / "migrations", dialect=adapter)]
