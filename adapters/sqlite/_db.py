@@ -1,10 +1,11 @@
 """One SQLite file: its connections, pragmas, migrations and errors.
 
 Every SQLite adapter holds a `Database`. Connections are opened lazily, one per thread
-(a `sqlite3.Connection` must not be used by two threads at once), in autocommit mode
-with explicit ``BEGIN IMMEDIATE`` for writes, so a transaction takes the write lock at
-its start and never fails half-way with ``SQLITE_BUSY``. The first connection applies
-the versioned migrations.
+for reads (a `sqlite3.Connection` must not be used by two threads at once) and one for
+writes, which the `Hub` lets one thread at a time use, in autocommit mode with explicit
+``BEGIN IMMEDIATE`` for writes, so a transaction takes the write lock at its start and
+never fails half-way with ``SQLITE_BUSY``. The first connection applies the versioned
+migrations.
 
 Writes go through the file's `Hub` (see ``_hub.py``): writers of this process are
 grouped into shared commits instead of queueing on SQLite's busy handler, which sleeps
@@ -57,6 +58,9 @@ logger = logging.getLogger("actorflow.adapters.sqlite")
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 FILE_MODE = 0o600  # a new database file is readable by its owner only (SQLite gives -wal/-shm the same)
+
+# How often, at most, a write is followed by a checkpoint (see `Database.write`), in seconds.
+_CHECKPOINT_EVERY = 0.05
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -144,7 +148,7 @@ def _resolve(path: str | os.PathLike[str]) -> str:
 
 
 class _Holder:
-    """A thread's connection; when the thread ends its holder is collected and closes it."""
+    """A thread's connection (or the writes'); when the thread ends its holder is collected and closes it."""
 
     __slots__ = ("__weakref__", "connection", "generation")
 
@@ -154,7 +158,14 @@ class _Holder:
 
 
 class Database:
-    """Connections to one SQLite file: lazy, one per thread, all closed by `close`.
+    """Connections to one SQLite file: lazy, one per thread for reads and one for writes, all closed by `close`.
+
+    Writes go through one connection, whichever thread leads the commit (the `Hub` lets
+    one at a time in): SQLite drops a connection's page cache when another connection
+    wrote since its last transaction, so writes that hop between the threads' connections
+    read every page they touch again. One writer keeps it, and keeps its busy timeout at
+    0 for good (`_begin_immediate` waits for the lock itself), sparing two statements a
+    commit. Its commits leave checkpoints to `write`'s caller (`_checkpoint`).
 
     Args:
         path: the database file; its directory must exist. It is created, with its
@@ -192,6 +203,8 @@ class Database:
         self._local = threading.local()
         self._lock = threading.Lock()  # guards the bookkeeping below, never held during I/O
         self._finalizers: set[weakref.finalize[Any, Any]] = set()
+        self._writer: _Holder | None = None
+        self._checkpoint_due = 0.0  # monotonic time of the next checkpoint after a write
         self._generation = 0
         self._migrated = False
 
@@ -209,6 +222,29 @@ class Database:
         self._local.holder = holder
         return connection
 
+    def _write_connection(self) -> sqlite3.Connection:
+        """The connection writes use (see the class), opened on first use."""
+        holder = self._writer
+        if holder is not None and holder.generation == self._generation:
+            return holder.connection
+        connection = self._open()
+        try:
+            with wrap_exceptions(self.path):
+                connection.execute("PRAGMA busy_timeout = 0")
+                connection.execute("PRAGMA wal_autocheckpoint = 0")  # write() checkpoints
+        except BaseException:
+            connection.close()
+            raise
+        with self._lock:
+            holder = self._writer
+            if holder is not None and holder.generation == self._generation:
+                connection.close()  # another thread opened it meanwhile
+                return holder.connection
+            holder = _Holder(connection, self._generation)
+            self._finalizers.add(weakref.finalize(holder, connection.close))
+            self._writer = holder
+        return connection
+
     def open_connections(self) -> int:
         """How many connections are open now (for tests: `close` leaves none)."""
         with self._lock:
@@ -222,6 +258,7 @@ class Database:
         """
         with self._lock:
             finalizers, self._finalizers = self._finalizers, set()
+            self._writer = None
             self._generation += 1
         for finalizer in finalizers:
             finalizer()
@@ -324,12 +361,32 @@ class Database:
         it, since the log is written in order and the next synced commit syncs it too.
         For writes whose loss only repeats work (a receiver's cursor).
         """
-        conn = self.connection()
+        conn = self._write_connection()
         level = self._synchronous
         if not sync and level in ("FULL", "EXTRA"):
             level = "NORMAL"
         with wrap_exceptions(self.path):
-            return self.hub.write(conn, work, level, self._synchronous, self._busy_timeout)
+            result = self.hub.write(conn, work, level, self._synchronous, self._busy_timeout, handler_off=True)
+        self._checkpoint()
+        return result
+
+    def _checkpoint(self) -> None:
+        """Copy the write-ahead log into the file, if the last checkpoint was `_CHECKPOINT_EVERY` ago.
+
+        SQLite's own checkpoint runs inside the commit that grows the log past 1000 pages,
+        while every other writer of the file waits for it: the writes' connection has it
+        off, and the thread that wrote checkpoints here, outside the commit, on its own
+        connection. ``PASSIVE``, as SQLite's: it copies what no reader still needs and
+        never waits. The write is in already: a checkpoint that fails leaves it to the next.
+        """
+        now = time.monotonic()
+        if now < self._checkpoint_due:
+            return
+        self._checkpoint_due = now + _CHECKPOINT_EVERY
+        try:
+            self.connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except (sqlite3.Error, SqliteError) as exc:
+            logger.debug("%s: checkpoint left to the next write: %s", self.path, exc)
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:

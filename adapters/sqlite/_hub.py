@@ -6,9 +6,9 @@ several threads of a node write at once (step consumers of different statuses, a
 trigger, a receiver's ack), committing each alone makes them queue for the disk one by
 one. Instead a writer queues its work; the first writer to find no commit in progress
 becomes the leader, takes every queued work, runs each in a savepoint of one
-``BEGIN IMMEDIATE`` transaction on its own connection, and commits once. A work that
-raises is rolled back to its savepoint and its error handed to its writer; the others
-commit. Writers arriving during a commit are taken by the next leader. With one writer
+``BEGIN IMMEDIATE`` transaction on the connection it writes with, and commits once. A
+work that raises is rolled back to its savepoint and its error handed to its writer; the
+others commit. Writers arriving during a commit are taken by the next leader. With one writer
 this is a plain transaction.
 
 **Wake-ups.** Each key (a topic's events, a workflow's outbox) has a counter bumped
@@ -65,13 +65,21 @@ class Hub(Wakeups):
     # -- group commit ---------------------------------------------------------------------
 
     def write(
-        self, connection: sqlite3.Connection, work: Work, level: str, synchronous: str, busy_timeout: float
+        self,
+        connection: sqlite3.Connection,
+        work: Work,
+        level: str,
+        synchronous: str,
+        busy_timeout: float,
+        *,
+        handler_off: bool = False,
     ) -> Any:
         """Run ``work`` in a transaction committed with ``level`` durability; its result.
 
-        ``connection`` is the calling thread's (used if it leads the commit), ``synchronous``
-        the level that connection is set to between transactions, and ``busy_timeout`` how
-        long to wait for the file's write lock held by another process.
+        ``connection`` is the one the caller writes with (used if it leads the commit),
+        ``synchronous`` the level that connection is set to between transactions, and
+        ``busy_timeout`` how long to wait for the file's write lock held by another process.
+        ``handler_off``: the connection's busy timeout is 0 already (see `_begin_immediate`).
         """
         op = _Op(work, level)
         with self._commit:
@@ -84,7 +92,7 @@ class Hub(Wakeups):
                 batch, self._queue = self._queue, []
         if lead:
             try:
-                _run(connection, batch, synchronous, busy_timeout)
+                _run(connection, batch, synchronous, busy_timeout, handler_off)
             finally:
                 with self._commit:
                     self._leading = False
@@ -115,15 +123,18 @@ def _pause(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def _begin_immediate(connection: sqlite3.Connection, busy_timeout: float) -> None:
+def _begin_immediate(connection: sqlite3.Connection, busy_timeout: float, *, handler_off: bool = False) -> None:
     """``BEGIN IMMEDIATE``, retried in short jittered pauses while another process writes.
 
     SQLite's own busy handler sleeps 1, 2, 5, 10... then 100 ms between attempts. A process
     whose neighbour commits back to back keeps missing the short gaps between its commits:
     two node processes on one file ran one at a third of a core, the other at a whole one.
     Pauses of 0.1-2 ms catch the gaps. Gives up after ``busy_timeout`` seconds, as SQLite would.
+    SQLite's handler is turned off for the attempts and on again after, unless ``handler_off``
+    says the connection keeps it off: each statement costs the GIL handed back and forth.
     """
-    connection.execute("PRAGMA busy_timeout = 0")
+    if not handler_off:
+        connection.execute("PRAGMA busy_timeout = 0")
     try:
         deadline = time.monotonic() + busy_timeout
         pause = _FIRST_PAUSE
@@ -138,11 +149,14 @@ def _begin_immediate(connection: sqlite3.Connection, busy_timeout: float) -> Non
             _pause(pause * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not secrecy
             pause = min(pause * 2, _LONGEST_PAUSE)
     finally:
-        connection.execute(f"PRAGMA busy_timeout = {round(busy_timeout * 1000)}")
+        if not handler_off:
+            connection.execute(f"PRAGMA busy_timeout = {round(busy_timeout * 1000)}")
 
 
 @contextlib.contextmanager
-def immediate_transaction(connection: sqlite3.Connection, busy_timeout: float | None = None) -> Iterator[None]:
+def immediate_transaction(
+    connection: sqlite3.Connection, busy_timeout: float | None = None, *, handler_off: bool = False
+) -> Iterator[None]:
     """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back (if still open) when the block raises.
 
     With ``busy_timeout``, the write lock is waited for in short pauses (`_begin_immediate`);
@@ -151,7 +165,7 @@ def immediate_transaction(connection: sqlite3.Connection, busy_timeout: float | 
     if busy_timeout is None:
         connection.execute("BEGIN IMMEDIATE")
     else:
-        _begin_immediate(connection, busy_timeout)
+        _begin_immediate(connection, busy_timeout, handler_off=handler_off)
     try:
         yield
         connection.execute("COMMIT")
@@ -162,14 +176,14 @@ def immediate_transaction(connection: sqlite3.Connection, busy_timeout: float | 
         raise
 
 
-def _run(conn: sqlite3.Connection, batch: list[_Op], synchronous: str, busy_timeout: float) -> None:
+def _run(conn: sqlite3.Connection, batch: list[_Op], synchronous: str, busy_timeout: float, handler_off: bool) -> None:
     """Commit ``batch`` in one transaction (the leader's side of `Hub.write`)."""
     level = max((op.level for op in batch), key=_LEVELS.index)
     try:
         if level != synchronous:
             conn.execute(f"PRAGMA synchronous = {level}")
         try:
-            with immediate_transaction(conn, busy_timeout):
+            with immediate_transaction(conn, busy_timeout, handler_off=handler_off):
                 if len(batch) == 1:
                     batch[0].result = _plain(batch[0].work(conn))  # alone: an error rolls back everything
                 else:

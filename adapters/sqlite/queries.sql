@@ -74,6 +74,46 @@ INSERT INTO workflow_outbox (id, workflow_name, run_id, type, headers, created_a
 -- Append an event to the log (straight from the record store, or from a sender)
 INSERT INTO workflow_events (topic, run_id, type, headers, created_at, shard_hash) VALUES (?, ?, ?, ?, ?, ?);
 
+-- update_records --
+-- Store the next versions of many runs (rows of v), all of them or none: each run must be at the version before
+-- {values} is spliced in: one (?, ...) row of the record columns per record, padded to its size
+-- with rows of NULLs. One statement for the lot instead of one per record: sqlite3 lets go of
+-- the GIL around every statement it steps. All or none: no run is updated unless every run of
+-- v is at the version before with the same identity (workflow, foreign id, creation time: the
+-- snapshots below copy the stored row), and none finished is made unfinished (the only update
+-- the one-unfinished-run index can refuse). The rows then come out exactly as storing the
+-- records one by one would leave them.
+WITH v ({record_columns}) AS (VALUES {values})
+UPDATE workflow_records
+SET run_state = v.run_state, status = v.status, object = v.object, updated_at = v.updated_at, version = v.version,
+    run_state_reason = v.run_state_reason, status_description = v.status_description, trace_origin = v.trace_origin
+FROM v
+WHERE workflow_records.run_id = v.run_id AND workflow_records.version = v.version - 1
+  AND (SELECT count(*) FROM v JOIN workflow_records r ON r.run_id = v.run_id AND r.version = v.version - 1
+       WHERE r.workflow_name = v.workflow_name AND r.foreign_id = v.foreign_id AND r.created_at = v.created_at
+         AND (r.run_state IN (1, 2, 3) OR v.run_state NOT IN (1, 2, 3)))
+    = (SELECT count(*) FROM v WHERE run_id IS NOT NULL);
+
+-- insert_snapshots --
+-- Keep the stored versions of many runs just updated (their ids given as one JSON array)
+INSERT INTO workflow_record_snapshots ({record_columns})
+SELECT {record_columns} FROM workflow_records WHERE run_id IN (SELECT value FROM json_each(?));
+
+-- insert_record_events --
+-- Append the events of many runs just stored, in order (one JSON array of [run id, topic, shard hash] each)
+-- {headers} is spliced in: the json_object() arguments of the event's headers, key by key.
+WITH v AS (
+    SELECT e.key AS ord, json_extract(e.value, '$[1]') AS topic, json_extract(e.value, '$[2]') AS shard_hash,
+           r.workflow_name, r.foreign_id, r.run_id, r.run_state, r.status, r.updated_at, r.version
+    FROM json_each(?) e JOIN workflow_records r ON r.run_id = json_extract(e.value, '$[0]')
+)
+INSERT INTO workflow_events (topic, run_id, type, headers, created_at, shard_hash)
+SELECT topic, run_id, status, json_object({headers}), updated_at, shard_hash FROM v ORDER BY ord;
+
+-- clear_runs_errors --
+-- Forget every step error of many runs (their ids given as one JSON array)
+DELETE FROM workflow_error_counts WHERE run_id IN (SELECT value FROM json_each(?));
+
 -- lookup_record --
 -- The current version of a run
 SELECT {record_columns} FROM workflow_records WHERE run_id = ?;

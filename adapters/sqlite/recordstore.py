@@ -12,13 +12,14 @@ from typing import Any
 
 from actorflow.capabilities import CursorMove, RecordPage, RunCount
 from actorflow.errors import RecordNotFound, VersionConflict, WorkflowInProgress
-from actorflow.event import OutboxEvent
+from actorflow.event import Header, OutboxEvent, event_topic, shard_hash
 from actorflow.protocols import EventStreamer, Fence, Order, RecordFilter
 from actorflow.record import Record, foreign_id_refusal, store_checked
 from actorflow.runstate import RunState
 from actorflow.topics import topic_prefix
 
 from .._sql import (
+    RECORD_COLUMNS,
     count_rows,
     decode_run_ids,
     filter_clause,
@@ -35,6 +36,7 @@ from .._sql import (
     update_params,
 )
 from ._db import FILE_MODE, SqliteAdapter, check_fence, events_key, from_micros, logger, outbox_key, to_micros
+from ._schema import queries
 from .streamer import SqliteEventStreamer
 
 __all__ = ["SqliteRecordStore"]
@@ -42,6 +44,78 @@ __all__ = ["SqliteRecordStore"]
 # How often wait_for_outbox looks at the table for rows written by other processes
 # (writes of this process wake it at once).
 _OUTBOX_POLL = 0.25
+
+# UPDATE ... FROM, which a group's update is, came with SQLite 3.33; older libraries store one by one.
+_GROUPS = sqlite3.sqlite_version_info >= (3, 33, 0)
+
+# The columns of a group's rows (see update_records): the record's.
+_GROUP_COLUMNS = len(RECORD_COLUMNS)
+
+# The most rows one statement of a group takes (its parameters stay far under SQLite's limit,
+# 32766 since 3.32). A chunk is padded up to a power of two, so a few statement texts serve
+# every size and a group takes one chunk, three statements, unless it is larger.
+_LARGEST_CHUNK = 512
+
+# The event's headers as event_headers() makes them, from the columns of insert_record_events' v
+# (key order: encode_headers sorts).
+_HEADERS = {
+    Header.WORKFLOW_NAME: "workflow_name",
+    Header.FOREIGN_ID: "foreign_id",
+    Header.TOPIC: "topic",
+    Header.RUN_ID: "run_id",
+    Header.RUN_STATE: "CAST(run_state AS TEXT)",
+    Header.RECORD_VERSION: "CAST(version AS TEXT)",
+}
+
+
+def _chunk_size(count: int) -> int:
+    """The size of the chunk that takes ``count`` rows: the next power of two (2 at least)."""
+    return max(2, 1 << (count - 1).bit_length())
+
+
+@functools.cache
+def _update_statement(size: int) -> str:
+    """The update of a chunk of ``size`` records (made once per size)."""
+    row = "(" + ", ".join(["?"] * _GROUP_COLUMNS) + ")"
+    return queries()["update_records"].format(values=", ".join([row] * size))
+
+
+@functools.cache
+def _events_statement() -> str:
+    """The statement of a group's events, its headers spelled from `Header`."""
+    headers = ", ".join(f"'{key}', {column}" for key, column in sorted(_HEADERS.items()))
+    return queries()["insert_record_events"].format(headers=headers)
+
+
+class _Group:
+    """Next versions of distinct runs, published directly, to store together (`SqliteRecordStore._apply_group`).
+
+    Its statements' parameters are made here, before the transaction: the other writers
+    wait for it, and Python work inside it competes with every thread for the GIL.
+    """
+
+    __slots__ = ("chunks", "events", "keys", "records", "run_ids")
+
+    def __init__(self, records: builtins.list[Record]) -> None:
+        self.records = records
+        self.keys: set[str] = set()  # the Hub keys of the events' topics
+        self.chunks: list[tuple[int, tuple[Any, ...]]] = []  # (rows, update parameters) of each chunk
+        self.run_ids: list[str] = []  # each chunk's, as JSON arrays
+        self.events: list[str] = []  # each chunk's [run id, topic, shard hash], as JSON arrays
+        keys = self.keys
+        for start in range(0, len(records), _LARGEST_CHUNK):
+            chunk = records[start : start + _LARGEST_CHUNK]
+            rows: list[Any] = []
+            events: list[tuple[str, str, int]] = []
+            for record in chunk:
+                topic = event_topic(record)
+                keys.add(events_key(topic))
+                rows += record_params(record, to_micros)
+                events.append((record.run_id, topic, shard_hash(record.run_id)))
+            rows += [None] * (_GROUP_COLUMNS * (_chunk_size(len(chunk)) - len(chunk)))
+            self.chunks.append((len(chunk), tuple(rows)))
+            self.run_ids.append(json.dumps([record.run_id for record in chunk]))
+            self.events.append(json.dumps(events))
 
 
 class SqliteRecordStore(SqliteAdapter):
@@ -54,7 +128,9 @@ class SqliteRecordStore(SqliteAdapter):
     `SqliteEventStreamer` on the same file (`publish_directly`), the event goes straight
     into the event log, so a transition is one commit and no outbox relay runs;
     otherwise it is an outbox row for the relay. `store_many` commits many records at
-    once (group commit), each as `store` would. Step error counts are kept in the file,
+    once (group commit), each as `store` would; the next versions of several runs
+    published directly take three statements for them all (`_apply_group`), not three
+    each. Step error counts are kept in the file,
     so ``pause_after_err_count`` holds across restarts; when the engine asks
     (``forget_errors``), storing a new version of a run forgets that run's counts in the
     same transaction.
@@ -141,6 +217,7 @@ class SqliteRecordStore(SqliteAdapter):
         """`store_many` of records whose foreign ids were checked."""
         if not records:
             return []
+        plan = self._plan(records)
         results: list[Exception | None] = []
         keys: set[str] = set()
 
@@ -149,20 +226,89 @@ class SqliteRecordStore(SqliteAdapter):
                 check_fence(conn, self._q, fence)
             # Under the transaction's write lock: no count can appear before the commit. None
             # stored (the common case), no run has any to forget: one probe instead of one each.
-            forget = forget_errors and conn.execute("SELECT EXISTS (SELECT 1 FROM workflow_error_counts)").fetchone()[0]
-            for record in records:
-                try:
-                    keys.add(self._apply(conn, record, forget_errors=bool(forget)))
-                except (VersionConflict, WorkflowInProgress) as exc:
-                    results.append(exc)
+            forget = bool(
+                forget_errors and conn.execute("SELECT EXISTS (SELECT 1 FROM workflow_error_counts)").fetchone()[0]
+            )
+            for step in plan:
+                if isinstance(step, _Group):
+                    stored = self._apply_group(conn, step, forget_errors=forget)
+                    results.extend([None] * stored)
+                    if stored:
+                        keys.update(step.keys)
+                    rest = step.records[stored:]  # refused as a group: one by one, to tell which
                 else:
-                    results.append(None)
+                    rest = [step]
+                for record in rest:
+                    try:
+                        keys.add(self._apply(conn, record, forget_errors=forget))
+                    except (VersionConflict, WorkflowInProgress) as exc:
+                        results.append(exc)
+                    else:
+                        results.append(None)
             for ack in acks:
                 conn.execute(self._q["ack_cursor"], (ack.topic, ack.name, *ack.position)).close()
 
         self.db.write(work)
         self.db.hub.bump(keys)
         return results
+
+    def _plan(self, records: Sequence[Record]) -> builtins.list[_Group | Record]:
+        """``records`` in order, the runs of each stretch of plain next versions published directly in a `_Group`."""
+        plan: list[_Group | Record] = []
+        group: list[Record] = []
+        runs: set[str] = set()
+
+        def close() -> None:
+            if len(group) > 1:
+                plan.append(_Group(group))
+            else:
+                plan.extend(group)
+
+        for record in records:
+            if not (
+                record.meta.version > 1
+                and record.run_state is not RunState.DATA_DELETED
+                and record.workflow_name in self._direct
+                and _GROUPS
+            ):
+                close()
+                group, runs = [], set()
+                plan.append(record)
+                continue
+            if record.run_id in runs:  # a later version of a run in the group: after the group's
+                close()
+                group, runs = [], set()
+            group.append(record)
+            runs.add(record.run_id)
+        close()
+        return plan
+
+    def _apply_group(self, conn: sqlite3.Connection, group: _Group, *, forget_errors: bool) -> int:
+        """Store ``group``'s records as `_apply` would, with three statements a chunk; how many were stored.
+
+        sqlite3 lets go of the GIL around each statement it steps and must then wait for
+        it again, behind the other threads' Python: three statements a record kept the
+        transaction, and every writer queued behind it, waiting. A chunk is stored whole or
+        not at all (see update_records): the records from the first chunk not stored on
+        are left to `_apply`, one by one, which tells the refused ones.
+        """
+        q = self._q
+        stored = 0
+        for (count, params), run_ids, events in zip(group.chunks, group.run_ids, group.events, strict=True):
+            # Not rowcount: sqlite3 leaves it at -1 for a statement opening with WITH.
+            before = conn.total_changes
+            try:
+                conn.execute(_update_statement(len(params) // _GROUP_COLUMNS), params).close()
+            except sqlite3.IntegrityError:  # refused by a constraint: SQLite undid the statement
+                return stored
+            if conn.total_changes - before != count:
+                return stored
+            conn.execute(q["insert_snapshots"], (run_ids,)).close()
+            conn.execute(_events_statement(), (events,)).close()
+            if forget_errors:
+                conn.execute(q["clear_runs_errors"], (run_ids,)).close()
+            stored += count
+        return stored
 
     def _apply(self, conn: sqlite3.Connection, record: Record, *, forget_errors: bool = False) -> str:
         """Write one record, its snapshot and its event; the `Hub` key to bump after commit.
