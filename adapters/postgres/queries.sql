@@ -2,7 +2,7 @@
 -- name (the format of adapters/_sql/queries.py, shared with the SQLite adapters). Full-line
 -- comments are for people: the loader drops them, so a '%' in them never reaches psycopg.
 -- {record_columns} is filled in when the file is loaded (adapters/_sql's RECORD_COLUMNS
--- order); {publish}, {forget}, {scrub} and {source} when recordstore.py builds its statements;
+-- order); {publish}, {forget}, {scrub}, {source} and {fenced} when recordstore.py builds its statements;
 -- {where} and {direction} when a list runs; {schema} (an identifier) by _schema.py.
 
 -- create_schema --
@@ -58,28 +58,6 @@ DROP SCHEMA IF EXISTS {schema} CASCADE
 -- Queue a notification on the database's channel (delivered when the transaction commits)
 SELECT pg_notify(%s, %s)
 
--- insert_record --
--- A new run with its snapshot and event (or outbox row); returns 1 when inserted.
--- The unique partial index refuses a second unfinished run atomically; NOT EXISTS also
--- refuses a (finished) run while another run of the foreign id is unfinished.
-WITH v ({record_columns}) AS (
-    VALUES (%s::text, %s::text, %s::text, %s::smallint, %s::integer, %s::bytea, %s::timestamptz, %s::timestamptz,
-            %s::bigint, %s::text, %s::text, %s::text)
-), ins AS (
-    INSERT INTO workflow_records ({record_columns})
-    SELECT * FROM v
-    WHERE NOT EXISTS (
-        SELECT 1 FROM workflow_records r, v
-        WHERE r.workflow_name = v.workflow_name AND r.foreign_id = v.foreign_id AND r.run_state IN (1, 2, 3)
-    )
-    ON CONFLICT DO NOTHING
-    RETURNING *
-), snap AS (
-    INSERT INTO workflow_record_snapshots ({record_columns})
-    SELECT {record_columns} FROM ins
-), {publish}
-SELECT count(*) FROM ins
-
 -- update_record --
 -- The next version of a run, only over the version the writer read; returns 1 row when stored
 WITH upd AS (
@@ -133,9 +111,9 @@ v AS MATERIALIZED (
 
 -- commit_insert --
 -- (A commit's CTEs) a new run (a JSON array of one object) with its snapshot and its event or outbox row
--- insert_record's rules: the unique partial index refuses a second unfinished run of the
--- foreign id, NOT EXISTS a run while another of the foreign id is unfinished. One run a
--- statement: NOT EXISTS does not see the statement's own rows.
+-- The unique partial index refuses a second unfinished run of the foreign id, NOT EXISTS a
+-- run while another of the foreign id is unfinished. One run a statement: NOT EXISTS does
+-- not see the statement's own rows.
 nv AS MATERIALIZED (
     SELECT * FROM json_to_recordset(%s::json) AS nv(
         workflow_name text, foreign_id text, run_id text, run_state smallint, status integer, object text,
@@ -204,14 +182,14 @@ scrub AS (
 )
 
 -- publish_event --
--- (Spliced into insert_record/update_record) the event, in the record's transaction
+-- (Spliced into update_record) the event, in the record's transaction
 pub AS (
     INSERT INTO workflow_events (topic, run_id, type, headers, created_at, shard_hash)
     SELECT %s, %s, %s, %s, %s, %s FROM {source}
 )
 
 -- publish_outbox --
--- (Spliced into insert_record/update_record) the outbox row, in the record's transaction
+-- (Spliced into update_record) the outbox row, in the record's transaction
 pub AS (
     INSERT INTO workflow_outbox (id, workflow_name, run_id, type, headers, created_at)
     SELECT %s, %s, %s, %s, %s, %s FROM {source}

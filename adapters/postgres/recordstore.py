@@ -28,7 +28,6 @@ from .._sql import (
     read_record,
     readable_records,
     record_event_row,
-    record_params,
     records_by_run,
     sort_direction,
     update_params,
@@ -44,28 +43,28 @@ from .listener import event_notice
 __all__ = ["PostgresRecordStore"]
 
 
-def _statement(name: str, *, direct: bool, forget: bool = False, scrub: bool = False) -> str:
-    """``insert_record``/``update_record`` with its event (or outbox row), maybe the error clean-up and the scrub.
+def _update(*, direct: bool, forget: bool, scrub: bool) -> str:
+    """``update_record`` with its event (or outbox row), maybe the error clean-up and the scrub.
 
     ``scrub`` (an update to Data Deleted): the earlier snapshots get the new object too.
     """
-    source = "ins" if name == "insert_record" else "upd"
-    publish = QUERIES["publish_event" if direct else "publish_outbox"].format(source=source)
-    return QUERIES[name].format(
+    publish = QUERIES["publish_event" if direct else "publish_outbox"].format(source="upd")
+    return QUERIES["update_record"].format(
         publish=publish,
         forget=QUERIES["forget_errors"] + ", " if forget else "",
         scrub=QUERIES["scrub_snapshots"] + ", " if scrub else "",
     )
 
 
-# By (direct, forget_errors, Data Deleted): the statement a record is stored with.
-_INSERT = {direct: _statement("insert_record", direct=direct) for direct in (True, False)}
+# By (direct, forget_errors, Data Deleted): the statement a record's next version is stored
+# with when its batch goes the long way (`_groups`); a new run there takes `_INSERT`.
 _UPDATE = {
-    (direct, forget, scrub): _statement("update_record", direct=direct, forget=forget, scrub=scrub)
+    (direct, forget, scrub): _update(direct=direct, forget=forget, scrub=scrub)
     for direct in (True, False)
     for forget in (True, False)
     for scrub in (True, False)
 }
+
 _FENCED = "WHERE EXISTS (SELECT 1 FROM lease)"  # a commit's rows, only while its lease holds
 
 
@@ -80,6 +79,10 @@ _UPDATE_MANY = {
     forget: ("WITH " + _updates_ctes(forget=forget, fenced=False) + " SELECT i FROM upd").encode()  # noqa: S608 - fixed fragments
     for forget in (True, False)
 }
+
+
+# A new run alone (its row as `_new_run` makes it, in a JSON array): `commit_insert` on its own.
+_INSERT = "WITH " + QUERIES["commit_insert"].format(fenced="") + " SELECT count(*) FROM ins"  # noqa: S608 - fixed fragments
 
 
 @functools.cache
@@ -218,9 +221,9 @@ class PostgresRecordStore(PostgresAdapter, ServerRecordStore[Database]):
 
     def _params(self, record: Record, *, forget_errors: bool) -> tuple[str, tuple[Any, ...]]:
         direct = record.workflow_name in self._direct
-        publish = record_event_row(record) if direct else outbox_row(record)
         if record.meta.version == 1:
-            return _INSERT[direct], record_params(record) + publish
+            return _INSERT, (_COMPACT.encode([_new_run(record, direct=direct)]),)
+        publish = record_event_row(record) if direct else outbox_row(record)
         scrub = record.run_state is RunState.DATA_DELETED
         return _UPDATE[direct, forget_errors, scrub], update_params(record) + publish
 
