@@ -153,10 +153,8 @@ def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Call
         made.close()
 
 
-def _completed(wf: Any) -> int:
-    return len(
-        wf.record_store.list(wf.name, limit=RUNS + 1, filter=af.RecordFilter(run_states=(af.RunState.COMPLETED,)))
-    )
+def _completed(wf: Any, limit: int = RUNS + 1) -> int:
+    return len(wf.record_store.list(wf.name, limit=limit, filter=af.RecordFilter(run_states=(af.RunState.COMPLETED,))))
 
 
 def test_three_nodes_share_the_runs_and_do_each_step_once(fleet):
@@ -189,7 +187,7 @@ def test_three_nodes_share_the_runs_and_do_each_step_once(fleet):
 
 def _all_stored_once(wf: Any, run_ids: list[str]) -> None:
     """Every run completed, each of its transitions stored exactly once (versions 1..4)."""
-    assert _completed(wf) >= len(run_ids)
+    assert _completed(wf, len(run_ids) + 1) >= len(run_ids)
     for run_id in run_ids:
         assert [r.meta.version for r in wf.record_store.snapshots(run_id)] == [1, 2, 3, 4], run_id
 
@@ -282,13 +280,18 @@ def test_a_node_joining_a_busy_fleet_takes_its_share_without_stalling_the_runs(f
         nonlocal last_count, last_change, longest
         held = Counter(key for node in nodes for key in node.running())
         doubles.extend(key for key, count in held.items() if count > 1)
-        count, now = _completed(wf), time.monotonic()
+        count, now = _completed(wf, len(run_ids) + 1), time.monotonic()
         if count != last_count:
             last_count, last_change = count, now
         longest = max(longest, now - last_change)
-        return count == RUNS
+        if count >= len(run_ids) - RUNS // 10 and not joined.steps():
+            # A quick machine may near the backlog's end before the joined node holds a
+            # role: more runs, so it has work to take (at most a few waves).
+            base = len(run_ids)
+            run_ids.extend(wf.trigger(f"r{base + i}", Item(f"r{base + i}")) for i in range(RUNS // 10))
+        return count == len(run_ids)
 
-    eventually(done, timeout=240, what=f"all {RUNS} runs completed")
+    eventually(done, timeout=240, what="every run completed")
     for node in nodes:
         code, err = node.stop()
         assert code == 0, err
