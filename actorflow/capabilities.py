@@ -38,6 +38,7 @@ __all__ = [
     "FleetChanges",
     "FleetView",
     "InFlightLog",
+    "InterruptibleOutboxWaiter",
     "InterruptibleReceiver",
     "Membership",
     "NodeInfo",
@@ -370,6 +371,15 @@ class OutboxWaiter(Protocol):
 
     def wait_for_outbox(self, workflow_name: str, timeout: float) -> None:
         """Block until the workflow may have new outbox events, or ``timeout`` seconds."""
+        ...
+
+
+@runtime_checkable
+class InterruptibleOutboxWaiter(OutboxWaiter, Protocol):
+    """An `OutboxWaiter` whose wait another thread can cut short: a stopping node's relay returns at once."""
+
+    def interrupt_outbox_wait(self, workflow_name: str) -> None:
+        """Make the workflow's `wait_for_outbox` calls in progress return now (a spurious wake-up)."""
         ...
 
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from actorflow.capabilities import InterruptibleOutboxWaiter
 from actorflow.errors import ActorflowError
 from actorflow.processes.base import Process
 
@@ -56,6 +57,16 @@ class OutboxRelay(Process):
             except Exception:
                 self.log.debug("%s: closing a sender after a failure failed", self.name, exc_info=True)
 
+    def wake(self) -> None:
+        """Cut the tick short, the store's wait for outbox events too when it can be (`InterruptibleOutboxWaiter`).
+
+        A wake just before the wait begins is not seen by it: that wait ends at its budget.
+        """
+        super().wake()
+        waiter = self.engine.capabilities.outbox_waiter
+        if isinstance(waiter, InterruptibleOutboxWaiter):
+            waiter.interrupt_outbox_wait(self.engine.name)
+
     def tick(self, budget: float) -> None:
         """Relay one batch, or wait for one."""
         if self.backing_off(budget):
@@ -63,11 +74,13 @@ class OutboxRelay(Process):
         store = self.engine.record_store
         rows = store.list_outbox_events(self.engine.name, self.outbox.lookup_limit)
         if not rows:
+            if self._woken.is_set():
+                return  # the node stops: no wait (`wake`)
             waiter = self.engine.capabilities.outbox_waiter
             if waiter is not None:
                 waiter.wait_for_outbox(self.engine.name, budget)
-            else:
-                time.sleep(min(budget, self.outbox.polling_frequency))
+            elif self._woken.wait(min(budget, self.outbox.polling_frequency)):
+                self._woken.clear()
             return
         started = time.perf_counter()
         try:

@@ -46,6 +46,7 @@ class MemoryRecordStore:
         self._unfinished: dict[tuple[str, str], str] = {}
         self._snapshots: dict[str, list[Record]] = {}
         self._outbox: dict[str, dict[str, OutboxEvent]] = {}
+        self._outbox_interrupts: dict[str, int] = {}  # per workflow: `interrupt_outbox_wait` calls
         self._errors = ErrorCounts()
         self._direct: dict[str, MemoryEventStreamer] = {}  # workflow -> where its events go at once
 
@@ -269,6 +270,16 @@ class MemoryRecordStore:
                         break
 
     def wait_for_outbox(self, workflow_name: str, timeout: float) -> None:
-        """Block until the workflow has outbox events, or ``timeout`` seconds pass."""
+        """Block until the workflow has outbox events, ``timeout`` seconds pass, or `interrupt_outbox_wait`."""
         with self._cond:
-            self._cond.wait_for(lambda: bool(self._outbox.get(workflow_name)), timeout)
+            seen = self._outbox_interrupts.get(workflow_name, 0)
+            self._cond.wait_for(
+                lambda: bool(self._outbox.get(workflow_name)) or self._outbox_interrupts.get(workflow_name, 0) != seen,
+                timeout,
+            )
+
+    def interrupt_outbox_wait(self, workflow_name: str) -> None:
+        """Make the workflow's waits for its outbox return now."""
+        with self._cond:
+            self._outbox_interrupts[workflow_name] = self._outbox_interrupts.get(workflow_name, 0) + 1
+            self._cond.notify_all()

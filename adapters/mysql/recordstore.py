@@ -333,6 +333,10 @@ class MysqlRecordStore(MysqlAdapter, ServerRecordStore[Database]):
 
         self.db.wakeups.wait_until(f"o:{workflow_name}", found, timeout, _OUTBOX_POLL)
 
+    def interrupt_outbox_wait(self, workflow_name: str) -> None:
+        """Make this process's waits for the workflow's outbox return now (their key is bumped)."""
+        self.db.wakeups.bump([f"o:{workflow_name}"])
+
     # -- error counts ---------------------------------------------------------------------
 
     def add_error(self, process: str, run_id: str) -> int:

@@ -93,6 +93,14 @@ class Listener:
                 lambda: self._version(key) != seen or self._stop.is_set() or (stop is not None and stop()), timeout
             )
 
+    def poke(self, key: str) -> None:
+        """Count a notification of ``key`` made in this process: its waiters return (a spurious wake-up)."""
+        with self._lock:
+            self._versions[key] = self._versions.get(key, 0) + 1
+            cond = self._conds.get(key)
+            if cond is not None:
+                cond.notify_all()
+
     def wake(self) -> None:
         """Wake every waiter so it checks its ``stop`` again."""
         with self._lock:

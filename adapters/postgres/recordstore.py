@@ -537,6 +537,10 @@ class PostgresRecordStore(PostgresAdapter, ServerRecordStore[Database]):
             return
         listener.wait(f"o:{workflow_name}", seen, timeout)
 
+    def interrupt_outbox_wait(self, workflow_name: str) -> None:
+        """Make this process's waits for the workflow's outbox return now (as a notification would)."""
+        self.db.listener().poke(f"o:{workflow_name}")
+
     # -- error counts ---------------------------------------------------------------------
 
     def add_error(self, process: str, run_id: str) -> int:

@@ -486,6 +486,10 @@ class SqliteRecordStore(SqliteAdapter):
 
         self.db.hub.wait_until(outbox_key(workflow_name), found, timeout, _OUTBOX_POLL)
 
+    def interrupt_outbox_wait(self, workflow_name: str) -> None:
+        """Make this process's waits for the workflow's outbox return now (their key is bumped)."""
+        self.db.hub.bump([outbox_key(workflow_name)])
+
     # -- error counts -----------------------------------------------------------------------
 
     def add_error(self, process: str, run_id: str) -> int:

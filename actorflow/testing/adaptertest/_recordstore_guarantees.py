@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from actorflow.capabilities import BatchStore, ErrorCounter, OutboxWaiter, Snapshots
+from actorflow.capabilities import BatchStore, ErrorCounter, InterruptibleOutboxWaiter, OutboxWaiter, Snapshots
 from actorflow.errors import InvalidForeignId, RecordNotFound, VersionConflict, WorkflowInProgress
 from actorflow.protocols import RecordStore
 from actorflow.record import MAX_FOREIGN_ID, Record, check_foreign_id
@@ -450,6 +450,27 @@ class GuaranteeCases:
             writer.join(timeout=5)
         assert elapsed < 1.0, f"wait_for_outbox took {elapsed:.2f}s after a write: it must be woken, not poll"
         assert _outbox_count(store) == 1
+
+    def test_wait_for_outbox_returns_when_interrupted(self, make_record_store: RecordStoreFactory) -> None:
+        """InterruptibleOutboxWaiter.interrupt_outbox_wait makes a wait in progress return long before its timeout."""
+        store = make_record_store()
+        if not isinstance(store, InterruptibleOutboxWaiter):
+            pytest.skip("the store's outbox wait cannot be interrupted (InterruptibleOutboxWaiter is optional)")
+        returned = threading.Event()
+
+        def wait() -> None:
+            store.wait_for_outbox(WORKFLOW, timeout=60.0)
+            returned.set()
+
+        waiter = threading.Thread(target=wait, daemon=True)
+        waiter.start()
+        # An interrupt before the wait began is not seen by it: interrupt until it returns.
+        deadline = time.monotonic() + 30
+        while not returned.wait(0.05) and time.monotonic() < deadline:
+            store.interrupt_outbox_wait(WORKFLOW)
+        assert returned.is_set(), "wait_for_outbox did not return when interrupted"
+        waiter.join(5)
+        assert _outbox_count(store) == 0  # a spurious wake-up: nothing was written
 
     def test_wait_for_outbox_returns_after_the_timeout(self, make_record_store: RecordStoreFactory) -> None:
         """With nothing written, wait_for_outbox returns once its timeout has passed."""
