@@ -110,24 +110,22 @@ v AS MATERIALIZED (
 )
 
 -- commit_insert --
--- (A commit's CTEs) a new run (a JSON array of one object) with its snapshot and its event or outbox row
+-- (A commit's CTEs) a new run (a JSON array of one object, commit_updates' keys and wf, fi, c) with its snapshot and its event or outbox row
 -- The unique partial index refuses a second unfinished run of the foreign id, NOT EXISTS a
 -- run while another of the foreign id is unfinished. One run a statement: NOT EXISTS does
 -- not see the statement's own rows.
 nv AS MATERIALIZED (
     SELECT * FROM json_to_recordset(%s::json) AS nv(
-        workflow_name text, foreign_id text, run_id text, run_state smallint, status integer, object text,
-        created_at timestamptz, updated_at timestamptz, version bigint, run_state_reason text,
-        status_description text, trace_origin text, tp text, h json, sh bigint, ob text)
+        wf text, fi text, c timestamptz, r text, v bigint, s smallint, t integer, o text, u timestamptz,
+        rr text, sd text, tr text, tp text, h json, sh bigint, ob text)
     {fenced}
 ), ins AS (
     INSERT INTO workflow_records ({record_columns})
-    SELECT workflow_name, foreign_id, run_id, run_state, status, decode(object, 'hex'), created_at, updated_at,
-           version, run_state_reason, status_description, trace_origin
+    SELECT wf, fi, r, s, t, decode(o, 'hex'), c, u, v, rr, sd, tr
     FROM nv
     WHERE NOT EXISTS (
-        SELECT 1 FROM workflow_records r
-        WHERE r.workflow_name = nv.workflow_name AND r.foreign_id = nv.foreign_id AND r.run_state IN (1, 2, 3)
+        SELECT 1 FROM workflow_records rec
+        WHERE rec.workflow_name = nv.wf AND rec.foreign_id = nv.fi AND rec.run_state IN (1, 2, 3)
     )
     ON CONFLICT DO NOTHING
     RETURNING *

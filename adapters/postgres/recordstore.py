@@ -43,26 +43,25 @@ from .listener import event_notice
 __all__ = ["PostgresRecordStore"]
 
 
-def _update(*, direct: bool, forget: bool, scrub: bool) -> str:
-    """``update_record`` with its event (or outbox row), maybe the error clean-up and the scrub.
+def _scrubbing_update(*, direct: bool, forget: bool) -> str:
+    """``update_record`` to Data Deleted: its event (or outbox row), maybe the error clean-up, and the scrub.
 
-    ``scrub`` (an update to Data Deleted): the earlier snapshots get the new object too.
+    The scrub gives every earlier snapshot the new object too.
     """
     publish = QUERIES["publish_event" if direct else "publish_outbox"].format(source="upd")
     return QUERIES["update_record"].format(
         publish=publish,
         forget=QUERIES["forget_errors"] + ", " if forget else "",
-        scrub=QUERIES["scrub_snapshots"] + ", " if scrub else "",
+        scrub=QUERIES["scrub_snapshots"] + ", ",
     )
 
 
-# By (direct, forget_errors, Data Deleted): the statement a record's next version is stored
-# with when its batch goes the long way (`_groups`); a new run there takes `_INSERT`.
-_UPDATE = {
-    (direct, forget, scrub): _update(direct=direct, forget=forget, scrub=scrub)
+# By (direct, forget_errors): the statement of a Data Deleted version (`_groups`: the only
+# update that goes on its own; the others go as `commit_updates`, a new run as `_INSERT`).
+_SCRUB = {
+    (direct, forget): _scrubbing_update(direct=direct, forget=forget)
     for direct in (True, False)
     for forget in (True, False)
-    for scrub in (True, False)
 }
 
 _FENCED = "WHERE EXISTS (SELECT 1 FROM lease)"  # a commit's rows, only while its lease holds
@@ -116,9 +115,22 @@ def _commit_statement(*, updates: bool, insert: bool, fenced: bool, acks: bool, 
 _COMPACT = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 
-def _event_fields(record: Record, *, direct: bool) -> dict[str, Any]:
-    """Where a record's event goes: the log (its topic, shard hash) or the outbox (its row's id)."""
+def _version_row(record: Record, *, direct: bool) -> dict[str, Any]:
+    """A record's version as a JSON row of ``commit_updates`` and ``commit_insert`` (their short keys).
+
+    Its event goes to the log (topic and shard hash given) or to the outbox (its row's id).
+    """
+    meta = record.meta
     return {
+        "r": record.run_id,
+        "v": meta.version,
+        "s": int(record.run_state),
+        "t": int(record.status),
+        "o": bytes(record.object).hex(),
+        "u": record.updated_at.isoformat(),
+        "rr": meta.run_state_reason,
+        "sd": meta.status_description,
+        "tr": meta.trace_origin,
         "tp": event_topic(record) if direct else None,
         "h": event_headers(record),
         "sh": shard_hash(record.run_id) if direct else None,
@@ -127,23 +139,10 @@ def _event_fields(record: Record, *, direct: bool) -> dict[str, Any]:
 
 
 def _new_run(record: Record, *, direct: bool) -> dict[str, Any]:
-    """A new run's row for ``commit_insert``."""
-    meta = record.meta
-    return {
-        "workflow_name": record.workflow_name,
-        "foreign_id": record.foreign_id,
-        "run_id": record.run_id,
-        "run_state": int(record.run_state),
-        "status": int(record.status),
-        "object": bytes(record.object).hex(),
-        "created_at": record.created_at.isoformat(),
-        "updated_at": record.updated_at.isoformat(),
-        "version": meta.version,
-        "run_state_reason": meta.run_state_reason,
-        "status_description": meta.status_description,
-        "trace_origin": meta.trace_origin,
-        **_event_fields(record, direct=direct),
-    }
+    """A new run's row for ``commit_insert``: its version's, with what a new run sets once."""
+    row = _version_row(record, direct=direct)
+    row.update(wf=record.workflow_name, fi=record.foreign_id, c=record.created_at.isoformat())
+    return row
 
 
 def _latest_moves(acks: Sequence[CursorMove]) -> list[dict[str, Any]]:
@@ -167,22 +166,9 @@ class _Updates:
         self.run_ids: set[str] = set()
 
     def add(self, record: Record, *, direct: bool) -> None:
-        meta = record.meta
-        self.rows.append(
-            {
-                "i": len(self.rows),
-                "r": record.run_id,
-                "v": meta.version,
-                "s": int(record.run_state),
-                "t": int(record.status),
-                "o": bytes(record.object).hex(),
-                "u": record.updated_at.isoformat(),
-                "rr": meta.run_state_reason,
-                "sd": meta.status_description,
-                "tr": meta.trace_origin,
-                **_event_fields(record, direct=direct),
-            }
-        )
+        row = _version_row(record, direct=direct)
+        row["i"] = len(self.rows)
+        self.rows.append(row)
         self.run_ids.add(record.run_id)
 
 
@@ -220,12 +206,12 @@ class PostgresRecordStore(PostgresAdapter, ServerRecordStore[Database]):
     # -- writes -------------------------------------------------------------------------
 
     def _params(self, record: Record, *, forget_errors: bool) -> tuple[str, tuple[Any, ...]]:
+        """The statement and parameters of a record `_groups` stores alone: a new run, or a Data Deleted version."""
         direct = record.workflow_name in self._direct
         if record.meta.version == 1:
             return _INSERT, (_COMPACT.encode([_new_run(record, direct=direct)]),)
         publish = record_event_row(record) if direct else outbox_row(record)
-        scrub = record.run_state is RunState.DATA_DELETED
-        return _UPDATE[direct, forget_errors, scrub], update_params(record) + publish
+        return _SCRUB[direct, forget_errors], update_params(record) + publish
 
     def _notices(self, records: Sequence[Record]) -> list[str]:
         """One notice per topic written to (naming the runs' shard hashes), one per outbox."""
