@@ -1,9 +1,11 @@
-"""In-process wake-ups for SQL adapters without LISTEN/NOTIFY (SQLite, MySQL): a commit wakes its own waiters.
+"""In-process wake-ups: a counter and waiters per key, for the SQL adapters.
 
-Each key (a topic's events, a workflow's outbox) has a counter, bumped after every
-commit of this process that wrote to it. A waiter reads the counter *before* querying
-and waits for it to change, so a commit landing between its query and its wait still
-wakes it. Writes of other processes are not seen here: waiters also poll.
+Each key (a topic's events, a workflow's outbox) has a counter, bumped for every change
+the process hears of: for SQLite and MySQL (no LISTEN/NOTIFY) after every commit of this
+process that wrote to it, for PostgreSQL by its LISTEN thread on each notification. A
+waiter reads the counter *before* querying and waits for it to change, so a change
+landing between its query and its wait still wakes it. SQLite and MySQL waiters also
+poll, for the writes of other processes.
 """
 
 from __future__ import annotations
@@ -27,11 +29,15 @@ class Wakeups:
         self._lock = threading.Lock()
         self._conditions: dict[str, threading.Condition] = {}
         self._counters: dict[str, int] = {}
+        self._epoch = 0  # `bump_all` calls: part of every key's counter
 
     def counter(self, key: str) -> int:
         """The current counter of ``key``."""
         with self._lock:
-            return self._counters.get(key, 0)
+            return self._counter(key)
+
+    def _counter(self, key: str) -> int:
+        return self._epoch + self._counters.get(key, 0)
 
     def bump(self, keys: Iterable[str]) -> None:
         """Count a commit for each key and wake its waiters."""
@@ -41,6 +47,16 @@ class Wakeups:
                 condition = self._conditions.get(key)
                 if condition is not None:
                     condition.notify_all()
+
+    def bump_all(self) -> None:
+        """Count a change of every key, also of keys no one has bumped or waited on yet, and wake all waiters.
+
+        For when anything may have changed unheard (a LISTEN connection lost and made again).
+        """
+        with self._lock:
+            self._epoch += 1
+            for condition in self._conditions.values():
+                condition.notify_all()
 
     def wake(self) -> None:
         """Wake every waiter so it re-checks its stop condition."""
@@ -57,11 +73,8 @@ class Wakeups:
             condition = self._conditions.get(key)
             if condition is None:
                 condition = self._conditions[key] = threading.Condition(self._lock)
-            condition.wait_for(
-                lambda: self._counters.get(key, 0) != seen or (stop is not None and stop()),
-                timeout,
-            )
-            return self._counters.get(key, 0) != seen
+            condition.wait_for(lambda: self._counter(key) != seen or (stop is not None and stop()), timeout)
+            return self._counter(key) != seen
 
     def wait_until(self, key: str, found: Callable[[], bool], timeout: float, poll: float) -> None:
         """Return once ``found()`` is true, a commit of this process bumps ``key``, or ``timeout`` passes.

@@ -22,6 +22,8 @@ import psycopg
 from actorflow._lograte import Streak
 from actorflow._redact import redact
 
+from .._sql.wakeups import Wakeups
+
 __all__ = ["Listener", "event_notice", "shard_key"]
 
 logger = logging.getLogger("actorflow.postgres")
@@ -52,14 +54,12 @@ class Listener:
     def __init__(self, conninfo: str, channel: str) -> None:
         self._conninfo = conninfo
         self._channel = channel
-        # One lock; a condition a key on it: a notification wakes the waiters of its key only
-        # (one condition for all woke every receiver of the database on each, about 9% of a
-        # busy node's interpreter).
-        self._lock = threading.Lock()
-        self._conds: dict[str, threading.Condition] = {}
-        self._versions: dict[str, int] = {}
+        # A counter and a condition per key (`Wakeups`): a notification wakes the waiters of
+        # its keys only (one condition for all woke every receiver of the database on each,
+        # about 9% of a busy node's interpreter). A (re)connection bumps every key.
+        self._wakeups = Wakeups()
+        self._lock = threading.Lock()  # guards _shard_counts (held while a notice's keys are bumped)
         self._shard_counts: dict[str, set[int]] = {}  # key -> the shard counts its receivers use
-        self._epoch = 0  # bumped on every (re)connection: a notification may have been missed
         self._stop = threading.Event()
         self.connected = threading.Event()
         self._outage = Streak(logger)  # failed connections since it last worked: logged once
@@ -72,11 +72,7 @@ class Listener:
         Both only grow, so the sum changes whenever either does: a reconnection wakes the
         waiters of every key, also of keys never notified before.
         """
-        with self._lock:
-            return self._version(key)
-
-    def _version(self, key: str) -> int:
-        return self._epoch + self._versions.get(key, 0)
+        return self._wakeups.counter(key)
 
     def watch_shards(self, key: str, count: int) -> None:
         """Keep `shard_key` versions of ``key`` for ``count`` shards (before taking one's version)."""
@@ -85,39 +81,23 @@ class Listener:
 
     def wait(self, key: str, seen: int, timeout: float, stop: Callable[[], bool] | None = None) -> None:
         """Block until ``key`` is notified after ``seen`` was taken, ``stop()`` is true, or ``timeout`` seconds."""
-        with self._lock:
-            cond = self._conds.get(key)
-            if cond is None:
-                cond = self._conds[key] = threading.Condition(self._lock)
-            cond.wait_for(
-                lambda: self._version(key) != seen or self._stop.is_set() or (stop is not None and stop()), timeout
-            )
+        self._wakeups.wait(key, seen, timeout, lambda: self._stop.is_set() or (stop is not None and stop()))
 
     def poke(self, key: str) -> None:
         """Count a notification of ``key`` made in this process: its waiters return (a spurious wake-up)."""
-        with self._lock:
-            self._versions[key] = self._versions.get(key, 0) + 1
-            cond = self._conds.get(key)
-            if cond is not None:
-                cond.notify_all()
+        self._wakeups.bump((key,))
 
     def wake(self) -> None:
         """Wake every waiter so it checks its ``stop`` again."""
-        with self._lock:
-            self._wake_all()
-
-    def _wake_all(self) -> None:
-        for cond in self._conds.values():
-            cond.notify_all()
+        self._wakeups.wake()
 
     def _bump(self, payload: str | None) -> None:
+        if payload is None:  # (re)connected: something may have been missed; wake everyone
+            self._wakeups.bump_all()
+            return
+        key, _, listed = payload.partition("|")
+        changed = [key]
         with self._lock:
-            if payload is None:  # (re)connected: something may have been missed; wake everyone
-                self._epoch += 1
-                self._wake_all()
-                return
-            key, _, listed = payload.partition("|")
-            changed = [key]
             counts = self._shard_counts.get(key)
             if counts:
                 try:
@@ -127,12 +107,7 @@ class Listener:
                 for count in counts:
                     shards = range(count) if hashes is None else {h % count for h in hashes}
                     changed.extend(shard_key(key, shard, count) for shard in shards)
-            versions, conds = self._versions, self._conds
-            for name in changed:
-                versions[name] = versions.get(name, 0) + 1
-                cond = conds.get(name)
-                if cond is not None:
-                    cond.notify_all()
+            self._wakeups.bump(changed)
 
     def _run(self) -> None:
         backoff = 0.1
@@ -171,6 +146,5 @@ class Listener:
     def stop(self) -> None:
         """Stop the thread and close its connection."""
         self._stop.set()
-        with self._lock:
-            self._wake_all()
+        self._wakeups.wake()
         self._thread.join(5.0)
