@@ -9,7 +9,8 @@ written with ``%s`` placeholders here and translated by the SQLite adapter.
 Beside them, in their own modules: the fleet tables and fencing (``fleet.py``), driver
 errors wrapped and redacted (``errors.py``), in-process wake-ups for the dialects
 without LISTEN (``wakeups.py``), what the event streamers share (``streaming.py``), and
-the base classes of the adapters on a database server (``server.py``).
+the base classes of the adapters on a database server (``server.py``), and a batch split
+into the stretches one statement stores (``stretches.py``).
 """
 
 from .migrations import Migration, Session, apply_migrations, load_migrations, needs_migrating

@@ -34,6 +34,7 @@ from .._sql import (
 )
 from .._sql.fleet import stale_term
 from .._sql.server import ServerRecordStore
+from .._sql.stretches import stretches
 from ._db import Database, PostgresAdapter, check_fence
 from ._errors import logger
 from ._rows import rows_of
@@ -156,20 +157,23 @@ def _latest_moves(acks: Sequence[CursorMove]) -> list[dict[str, Any]]:
     return [{"topic": t, "name": n, "xid": str(x), "id": i} for (t, n), (x, i) in latest.items()]
 
 
+def _plain_update(record: Record) -> bool:
+    """A next version `_groups` stores with others in one `update_records` (not Data Deleted)."""
+    return record.meta.version > 1 and record.run_state is not RunState.DATA_DELETED
+
+
 class _Updates:
     """Consecutive updates of a batch, stored by one `update_records` statement (no run twice)."""
 
-    __slots__ = ("rows", "run_ids")
+    __slots__ = ("rows",)
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
-        self.run_ids: set[str] = set()
 
     def add(self, record: Record, *, direct: bool) -> None:
         row = _version_row(record, direct=direct)
         row["i"] = len(self.rows)
         self.rows.append(row)
-        self.run_ids.add(record.run_id)
 
 
 class PostgresRecordStore(PostgresAdapter, ServerRecordStore[Database]):
@@ -407,15 +411,14 @@ class PostgresRecordStore(PostgresAdapter, ServerRecordStore[Database]):
         statement in one executemany (so version 1 then 2 of a run both apply).
         """
         groups: list[_Updates | tuple[str, list[tuple[Any, ...]]]] = []
-        for record in records:
-            if record.meta.version > 1 and record.run_state is not RunState.DATA_DELETED:
-                last = groups[-1] if groups else None
-                if not isinstance(last, _Updates) or record.run_id in last.run_ids:
-                    last = _Updates()
-                    groups.append(last)
-                last.add(record, direct=record.workflow_name in self._direct)
+        for step in stretches(records, _plain_update):
+            if isinstance(step, builtins.list):
+                updates = _Updates()
+                for record in step:
+                    updates.add(record, direct=record.workflow_name in self._direct)
+                groups.append(updates)
                 continue
-            query, params = self._params(record, forget_errors=forget_errors)
+            query, params = self._params(step, forget_errors=forget_errors)
             last = groups[-1] if groups else None
             if isinstance(last, tuple) and last[0] is query:
                 last[1].append(params)

@@ -35,6 +35,7 @@ from .._sql import (
     sort_direction,
     update_params,
 )
+from .._sql.stretches import stretches
 from ._db import FILE_MODE, SqliteAdapter, check_fence, events_key, from_micros, logger, outbox_key, to_micros
 from ._schema import queries
 from .streamer import SqliteEventStreamer
@@ -254,33 +255,23 @@ class SqliteRecordStore(SqliteAdapter):
 
     def _plan(self, records: Sequence[Record]) -> builtins.list[_Group | Record]:
         """``records`` in order, the runs of each stretch of plain next versions published directly in a `_Group`."""
-        plan: list[_Group | Record] = []
-        group: list[Record] = []
-        runs: set[str] = set()
 
-        def close() -> None:
-            if len(group) > 1:
-                plan.append(_Group(group))
-            else:
-                plan.extend(group)
-
-        for record in records:
-            if not (
+        def plain(record: Record) -> bool:
+            return (
                 record.meta.version > 1
                 and record.run_state is not RunState.DATA_DELETED
                 and record.workflow_name in self._direct
                 and _GROUPS
-            ):
-                close()
-                group, runs = [], set()
-                plan.append(record)
-                continue
-            if record.run_id in runs:  # a later version of a run in the group: after the group's
-                close()
-                group, runs = [], set()
-            group.append(record)
-            runs.add(record.run_id)
-        close()
+            )
+
+        plan: list[_Group | Record] = []
+        for step in stretches(records, plain):
+            if not isinstance(step, builtins.list):
+                plan.append(step)
+            elif len(step) > 1:
+                plan.append(_Group(step))
+            else:
+                plan.extend(step)
         return plan
 
     def _apply_group(self, conn: sqlite3.Connection, group: _Group, *, forget_errors: bool) -> int:
