@@ -90,11 +90,10 @@ _FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # a dataclass's field names, loo
 
 
 def _default(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        cls = type(obj)
-        names = _FIELD_NAMES.get(cls)
-        if names is None:
-            names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(obj))
+    names = _FIELD_NAMES.get(type(obj))  # a dataclass seen before (the common case): no introspection
+    if names is None and dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        names = _FIELD_NAMES[type(obj)] = tuple(f.name for f in dataclasses.fields(obj))
+    if names is not None:
         return {name: getattr(obj, name) for name in names}
     if isinstance(obj, datetime | date):
         return obj.isoformat()

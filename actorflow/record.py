@@ -46,6 +46,8 @@ def check_foreign_id(foreign_id: object) -> str:
     if not 1 <= len(foreign_id) <= MAX_FOREIGN_ID:
         msg = f"a foreign id must have 1 to {MAX_FOREIGN_ID} characters, got {len(foreign_id)}"
         raise InvalidForeignId(msg, foreign_id=foreign_id[:80])
+    if foreign_id.isprintable():  # no Cc or Cs character (the common case, without a scan in Python)
+        return foreign_id
     bad = next((ch for ch in foreign_id if unicodedata.category(ch) in _REFUSED), None)
     if bad is not None:
         msg = f"a foreign id may not hold a control character or a lone surrogate, found {bad!r} in {foreign_id!r:.80}"

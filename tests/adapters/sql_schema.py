@@ -51,6 +51,8 @@ INDEXES = {
     "workflow_timeouts_valid",
     "workflow_leases_by_node",
 }
+# SQLite keeps snapshots in a rowid table (its 0008): their (run_id, version) key is an index.
+SQLITE_INDEXES = INDEXES | {"workflow_record_snapshots_by_run"}
 
 # name and SHA-256 of each released migration, by dialect and version
 RELEASED = {

@@ -21,7 +21,7 @@ from actorflow.adapters.sqlite import (
 from actorflow.adapters.sqlite._db import Database
 from actorflow.adapters.sqlite._schema import migrations
 from actorflow.testing.adaptertest._records import dummy_record
-from tests.adapters.sql_schema import INDEXES, TABLES, migrate_in_processes, versions
+from tests.adapters.sql_schema import SQLITE_INDEXES, TABLES, migrate_in_processes, versions
 
 ADAPTERS = [SqliteRecordStore, SqliteTimeoutStore, SqliteEventStreamer]
 
@@ -129,11 +129,12 @@ def test_migrate_applies_each_version_once(tmp_path):
             (5, "role_leases"),
             (6, "nodes"),
             (7, "timeout_visits"),
+            (8, "snapshots_in_creation_order"),
         ]
         indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert tables == {"actorflow_migrations", "sqlite_sequence", *TABLES}
-    assert {name for name in indexes if not name.startswith("sqlite_autoindex_")} == INDEXES
+    assert {name for name in indexes if not name.startswith("sqlite_autoindex_")} == SQLITE_INDEXES
 
 
 def test_adapters_migrate_the_file_on_first_use(tmp_path):

@@ -19,12 +19,12 @@ import pytest
 
 from actorflow.adapters.sqlite import SqliteEventStreamer, SqliteRecordStore, SqliteTimeoutStore, migrate
 from tests.adapters.sql_schema import (
-    INDEXES,
     LEGACY_VERSIONS,
     NOW,
     OLD,
     OLD_RUN,
     RUN,
+    SQLITE_INDEXES,
     TABLES,
     V1,
     V2,
@@ -167,7 +167,7 @@ def test_the_upgrade_renames_everything_and_adopts_the_old_bookkeeping(legacy):
     assert _names(legacy, "table") == {*TABLES, "actorflow_migrations", "sqlite_sequence"}
     assert not _names(legacy, "table") & {*OLD_TABLES, "schema_migrations"}
     indexes = {n for n in _names(legacy, "index") if not n.startswith("sqlite_autoindex_")}
-    assert indexes == INDEXES
+    assert indexes == SQLITE_INDEXES
     # The AUTOINCREMENT counters moved with their tables.
     assert dict(_rows(legacy, "SELECT name, seq FROM sqlite_sequence")) == {
         "workflow_events": 50,
