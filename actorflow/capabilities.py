@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -40,6 +40,7 @@ __all__ = [
     "InFlightLog",
     "InterruptibleOutboxWaiter",
     "InterruptibleReceiver",
+    "LocalWakeups",
     "Membership",
     "NodeInfo",
     "OutboxWaiter",
@@ -295,6 +296,28 @@ class DirectPublisher(Protocol):
 
         Returns False (and changes nothing) when the streamer is not in the same
         database. Must not connect: it is called when a workflow is built.
+        """
+        ...
+
+
+@runtime_checkable
+class LocalWakeups(Protocol):
+    """A store publishing directly whose commits can leave this process's own consumers unwoken.
+
+    A commit wakes the receivers of the events it writes (PostgreSQL: a notification),
+    and each woken receiver reads them back: a round trip per hop of a run. When the
+    committing process holds the consumer of an event's shard, the `Writer` hands the
+    event to it, with its record, right after the commit (``engine/handoff.py``): the
+    wake-up and the read are then only the event's twin, read later in a batch to move
+    the cursor.
+    """
+
+    def wake_locally(self, workflow_name: str, handed: Callable[[Record], bool]) -> bool:
+        """From now on, leave out of ``workflow_name``'s wake-ups each record for which ``handed`` is true.
+
+        ``handed(record)`` says a consumer of this process takes the record's event from
+        the writer. Returns False (and changes nothing) when the store does not publish
+        the workflow's events itself. Must not connect: it is called when a workflow is built.
         """
         ...
 

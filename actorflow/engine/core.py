@@ -29,6 +29,7 @@ from actorflow.capabilities import (
     FencedAcks,
     FencedStore,
     InFlightLog,
+    LocalWakeups,
     OutboxWaiter,
     Snapshots,
 )
@@ -80,20 +81,36 @@ class Capabilities:
     fences: bool  # the store checks a role's lease in the transaction of the role's writes
     fenced_acks: bool  # the streamer's receivers check it in the transaction of an acknowledgement
     commit_acks: bool  # the store moves the streamer's cursors in the transaction of a batch
+    # The writer hands its events to this engine's own consumers (engine/handoff.py): when
+    # the store cannot publish them itself, or can leave them out of its wake-ups.
+    hands_off: bool
 
     @classmethod
-    def detect(cls, name: str, store: RecordStore, streamer: EventStreamer, scheduler: RoleScheduler) -> Capabilities:
-        """Check ``store`` once for each capability (``publish_directly`` may register ``name``)."""
+    def detect(
+        cls,
+        name: str,
+        store: RecordStore,
+        streamer: EventStreamer,
+        scheduler: RoleScheduler,
+        *,
+        handed: Callable[[Record], bool],
+    ) -> Capabilities:
+        """Check ``store`` once for each capability (``publish_directly`` and ``wake_locally`` may register ``name``).
+
+        ``handed``: whether this engine's consumers take a record's event from its writer now.
+        """
+        direct = isinstance(store, DirectPublisher) and store.publish_directly(name, streamer)
         return cls(
             batch_store=store if isinstance(store, BatchStore) else None,
             batch_lookup=store if isinstance(store, BatchLookup) else None,
             in_flight=store if isinstance(store, InFlightLog) else None,
             snapshots=store if isinstance(store, Snapshots) else None,
             outbox_waiter=store if isinstance(store, OutboxWaiter) else None,
-            publishes_directly=isinstance(store, DirectPublisher) and store.publish_directly(name, streamer),
+            publishes_directly=direct,
             fences=isinstance(store, FencedStore) and store.fences_with(scheduler),
             fenced_acks=isinstance(streamer, FencedAcks) and streamer.fences_with(scheduler),
             commit_acks=isinstance(store, CommitAcks) and store.acks_for(streamer),
+            hands_off=not direct or (isinstance(store, LocalWakeups) and store.wake_locally(name, handed)),
         )
 
 
@@ -182,16 +199,17 @@ class Engine(Generic[T, S]):
         self.api = api
         if isinstance(event_streamer, ClockBorrower):
             event_streamer.use_clock(config.clock)  # event times by the workflow's clock
-        self.capabilities = Capabilities.detect(config.name, record_store, event_streamer, role_scheduler)
+        # Events of this engine's writes handed to its own consumers (engine/handoff.py).
+        self.handoff = Handoff()
+        self.capabilities = Capabilities.detect(
+            config.name, record_store, event_streamer, role_scheduler, handed=self.handoff.promise
+        )
         self.transitions: Transitions[T, S] = Transitions(config)
         counter = config.error_counter
         if counter is None and isinstance(record_store, ErrorCounter):
             counter = record_store
         self.error_counter: ErrorCounter = counter or ErrorCounts()
         self.watch = WatchRegistry()
-        # Events of this engine's writes for its own consumers, when the store cannot
-        # publish them itself (they would otherwise wait for the relay and the streamer).
-        self.handoff = Handoff()
         # Who forgets a run's counts once it moved on: the store in the same transaction
         # when it keeps them, else the engine (its in-memory counts) after the commit.
         in_store = self.error_counter is (record_store if isinstance(record_store, ErrorCounter) else None)
@@ -202,8 +220,10 @@ class Engine(Generic[T, S]):
             watch=self.watch,
             metrics=lambda: self.metrics,
             fenced=self.capabilities.fences,
-            handoff=None if self.capabilities.publishes_directly else self.handoff,
+            handoff=self.handoff if self.capabilities.hands_off else None,
         )
+        if self.capabilities.hands_off and self.capabilities.publishes_directly:
+            self.handoff.keep_promises()  # the store notifies what is not handed
         self.schedules: list[ScheduleSpec[T]] = []
         self._metrics: Metrics | None = None
         self._host: Host | None = None

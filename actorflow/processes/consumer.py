@@ -176,11 +176,13 @@ class EventConsumer(Process):
         self._workers: Workers | None = None
         self._work_time = 0.0  # moving average of a Work's duration: quick work runs on this thread
         self._generation = 0  # bumped by each reset: work finishing after it is dropped
-        self._handed_in: deque[Event] = deque()  # appended by committing threads, taken here
+        # Appended by committing threads, taken here: each with its record, exactly as committed.
+        self._handed_in: deque[tuple[Event, Record]] = deque()
         # (run id, record_version header) of each handed event not finished yet: a streamer
         # copy of one that is done first makes the handed one its twin to drop.
         self._handed_pending: dict[tuple[str, str | None], None] = {}
         self._handed_done: dict[str, int] = {}  # run id -> version of its event done here, twin to come
+        self._log_ahead = True  # the last read brought events not handed over (see `_receive`)
         self._handoff_token: object | None = None
         self._reset()
 
@@ -235,17 +237,17 @@ class EventConsumer(Process):
         if self._handoff_token is not None:  # started again without a stop (the actor crashed)
             self.engine.handoff.unsubscribe(self._handoff_token)
             self._handoff_token = None
-        handoff = self.takes_handoff and not self.engine.capabilities.publishes_directly
+        handoff = self.takes_handoff and self.engine.capabilities.hands_off
         if handoff and isinstance(receiver, WakeableReceiver):
             self._handoff_token = self.engine.handoff.subscribe(
                 self.topic, self.shard, self.shard_count, functools.partial(self._hand, receiver)
             )
 
-    def _hand(self, receiver: WakeableReceiver, event: Event) -> None:
+    def _hand(self, receiver: WakeableReceiver, event: Event, record: Record) -> None:
         """An event of this engine's own write (on the committing thread): take it in soon."""
         if len(self._handed_in) < HANDED_LIMIT:
             self._handed_pending[(event.run_id, event.headers.get(Header.RECORD_VERSION))] = None
-            self._handed_in.append(event)
+            self._handed_in.append((event, record))
             receiver.wake()
 
     def wake(self) -> None:
@@ -350,6 +352,8 @@ class EventConsumer(Process):
                 busy = bool(self._running or self._staged or self._ready)
                 # Idle but for retries: the receiver waits until the first falls due.
                 until = min(deadline, self._retries[0][0]) if self._retries else deadline
+                if self._handoff_token is not None:  # idle: the writer may hand events over instead of waking
+                    self.engine.handoff.set_idle(self._handoff_token, idle=not (busy or self._log_ahead))
                 events = self._next_events(receiver, 0.0 if busy else max(0.0, until - now))
                 self._next_poll = time.monotonic() + _POLL_WHILE_BUSY
                 if events:
@@ -435,7 +439,17 @@ class EventConsumer(Process):
             events = list(receiver.receive(size, wait))
         if self._records_along is not None:
             self._fresh = self._records_along.records()
+        if self._handoff_token is not None:
+            # Events the writer did not hand over came: others write to this shard, or it is
+            # behind (a backlog, read in batches). Handing over saves nothing then.
+            self._log_ahead = any(not self._twin(event) for event in events)
         return events
+
+    def _twin(self, event: Event) -> bool:
+        """True for the streamer's copy of an event handed over (done, or still in hand)."""
+        if (event.run_id, event.headers.get(Header.RECORD_VERSION)) in self._handed_pending:
+            return True
+        return bool(self._handed_done) and self._already_handed(event)
 
     def _take_handed(self) -> list[Event]:
         """Events handed over by this engine's writer, up to a batch.
@@ -449,8 +463,13 @@ class EventConsumer(Process):
             self._handed_pending.clear()
             return []
         events: list[Event] = []
+        # The committed record comes with each: it is what a read would find (a store keeps
+        # a record exactly as written; a later write of the run fails its version check).
+        fresh = self._fresh = {}
         while handed and len(events) < self.options.batch_size:
-            events.append(handed.popleft())
+            event, record = handed.popleft()
+            events.append(event)
+            fresh[event.run_id] = record
         return events
 
     def _already_handed(self, event: Event, *, forget: bool = False) -> bool:
@@ -486,6 +505,8 @@ class EventConsumer(Process):
 
     def _accept(self, events: list[Event]) -> None:
         """Take received events in: each is ready, or waits behind its run's event in hand."""
+        if self._handoff_token is not None:
+            self.engine.handoff.set_idle(self._handoff_token, idle=False)
         behind = self._behind
         fresh, self._fresh = self._fresh, {}
         for event in events:

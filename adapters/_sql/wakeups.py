@@ -58,6 +58,13 @@ class Wakeups:
             for condition in self._conditions.values():
                 condition.notify_all()
 
+    def nudge(self, key: str) -> None:
+        """Wake ``key``'s waiters so they re-check their stop condition (its counter unmoved)."""
+        with self._lock:
+            condition = self._conditions.get(key)
+            if condition is not None:
+                condition.notify_all()
+
     def wake(self) -> None:
         """Wake every waiter so it re-checks its stop condition."""
         with self._lock:

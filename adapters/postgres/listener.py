@@ -87,6 +87,10 @@ class Listener:
         """Count a notification of ``key`` made in this process: its waiters return (a spurious wake-up)."""
         self._wakeups.bump((key,))
 
+    def nudge(self, key: str) -> None:
+        """Wake ``key``'s waiters so they check their ``stop`` again (their version unmoved)."""
+        self._wakeups.nudge(key)
+
     def wake(self) -> None:
         """Wake every waiter so it checks its ``stop`` again."""
         self._wakeups.wake()

@@ -245,6 +245,14 @@ class _Receiver(ReadsRecordsAlong):
         self._interrupted = True
         self._db.listener().wake()
 
+    def wake(self) -> None:
+        """Make the current or next waiting `receive` return soon (`WakeableReceiver`): an event was handed over.
+
+        Only this receiver's waiters are woken, and nothing is read for it.
+        """
+        self._interrupted = True
+        self._db.listener().nudge(self._key)
+
     def _held(self, poll: float) -> float:
         """Committed events wait behind an older open transaction: how long until looking again.
 

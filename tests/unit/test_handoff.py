@@ -25,12 +25,24 @@ def record(run_id: str, status: int, state: RunState = RunState.RUNNING, version
     )
 
 
+class Got(list[Event]):
+    """A subscriber that keeps what it is handed (and the records, in ``records``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[Record] = []
+
+    def __call__(self, event: Event, record: Record) -> None:
+        self.append(event)
+        self.records.append(record)
+
+
 def test_an_event_reaches_only_the_subscriber_of_its_topic_and_shard():
     handoff = Handoff()
-    got: dict[str, list[Event]] = {"s0": [], "s1": [], "other": []}
-    handoff.subscribe(topic("wf", 2), 0, 2, got["s0"].append)
-    handoff.subscribe(topic("wf", 2), 1, 2, got["s1"].append)
-    handoff.subscribe(topic("wf", 3), 0, 1, got["other"].append)
+    got = {"s0": Got(), "s1": Got(), "other": Got()}
+    handoff.subscribe(topic("wf", 2), 0, 2, got["s0"])
+    handoff.subscribe(topic("wf", 2), 1, 2, got["s1"])
+    handoff.subscribe(topic("wf", 3), 0, 1, got["other"])
     run_ids = [f"run-{i}" for i in range(20)]
     for run_id in run_ids:
         handoff.publish(record(run_id, 2))
@@ -43,12 +55,13 @@ def test_an_event_reaches_only_the_subscriber_of_its_topic_and_shard():
     assert event.type == 2
     assert event.headers[Header.RECORD_VERSION] == "3"
     assert event.headers[Header.TOPIC] == topic("wf", 2)
+    assert got["s0"].records[0] == record(event.run_id, 2)  # the committed record comes with it
 
 
 def test_a_stopped_runs_event_goes_to_the_run_state_topic_not_to_the_step():
     handoff = Handoff()
-    got: list[Event] = []
-    handoff.subscribe(topic("wf", 2), 0, 1, got.append)
+    got = Got()
+    handoff.subscribe(topic("wf", 2), 0, 1, got)
     handoff.publish(record("r", 2, RunState.PAUSED))
     handoff.publish(record("r", 2, RunState.COMPLETED))
     assert got == []
@@ -56,10 +69,9 @@ def test_a_stopped_runs_event_goes_to_the_run_state_topic_not_to_the_step():
 
 def test_an_unsubscribed_consumer_gets_nothing_more():
     handoff = Handoff()
-    first: list[Event] = []
-    second: list[Event] = []
-    token = handoff.subscribe(topic("wf", 2), 0, 1, first.append)
-    handoff.subscribe(topic("wf", 2), 0, 1, second.append)
+    first, second = Got(), Got()
+    token = handoff.subscribe(topic("wf", 2), 0, 1, first)
+    handoff.subscribe(topic("wf", 2), 0, 1, second)
     handoff.unsubscribe(token)
     handoff.publish(record("r", 2))
     assert first == []
@@ -75,3 +87,60 @@ def test_publishing_with_no_subscriber_builds_nothing(monkeypatch):
 
     monkeypatch.setattr(module, "event_topic", boom)
     Handoff().publish(record("r", 2))
+
+
+# -- with a store that leaves handed events out of its wake-ups (LocalWakeups) -----------------
+
+
+def test_only_promised_records_are_handed_when_the_store_notifies_the_rest():
+    """keep_promises: a record is handed iff promise() said so before its commit (else the store woke its reader)."""
+    handoff = Handoff()
+    handoff.keep_promises()
+    got = Got()
+    handoff.subscribe(topic("wf", 2), 0, 1, got)
+    assert handoff.promise(record("a", 2))
+    handoff.publish(record("a", 2))
+    handoff.publish(record("b", 2))  # not promised: its reader was notified, a handed copy would be a twin
+    handoff.publish(record("a", 2))  # a promise is kept once
+    assert [e.run_id for e in got] == ["a"]
+
+
+def test_nothing_is_promised_to_a_busy_subscriber_or_to_none():
+    """A subscriber with work in hand reads its events in batches: it is woken as usual."""
+    handoff = Handoff()
+    handoff.keep_promises()
+    assert not handoff.promise(record("a", 2))  # no subscriber
+    got = Got()
+    token = handoff.subscribe(topic("wf", 2), 0, 1, got)
+    handoff.set_idle(token, idle=False)
+    assert not handoff.promise(record("a", 2))
+    assert not handoff.promise(record("b", 3))  # another topic
+    handoff.set_idle(token, idle=True)
+    assert handoff.promise(record("a", 2))
+
+
+def test_a_promise_to_a_subscriber_that_left_is_handed_to_nobody():
+    """The consumer went (its role moved) between the promise and the commit: the next holder reads the log."""
+    handoff = Handoff()
+    handoff.keep_promises()
+    got = Got()
+    token = handoff.subscribe(topic("wf", 2), 0, 1, got)
+    assert handoff.promise(record("a", 2))
+    handoff.unsubscribe(token)
+    handoff.publish(record("a", 2))
+    assert got == []
+
+
+def test_promises_of_commits_that_never_came_are_forgotten_past_the_limit():
+    import actorflow.engine.handoff as module
+
+    handoff = Handoff()
+    handoff.keep_promises()
+    got = Got()
+    handoff.subscribe(topic("wf", 2), 0, 1, got)
+    last = module.PROMISE_LIMIT + 4
+    for i in range(last + 1):
+        handoff.promise(record(f"r{i}", 2))
+    handoff.publish(record("r0", 2))  # the oldest, forgotten
+    handoff.publish(record(f"r{last}", 2))
+    assert [e.run_id for e in got] == [f"r{last}"]

@@ -1,0 +1,150 @@
+"""On PostgreSQL, a node hands the events of its own writes to its own idle step consumers (engine/handoff.py).
+
+The store then leaves those events out of the commit's notification (`LocalWakeups`):
+the consumer gets the event and its committed record from the writer, without a
+wake-up and a read per hop. Each step still runs exactly once, the log's copies are
+read later and dropped, and the cursors still reach the end of the log.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Any
+
+import psycopg
+import pytest
+
+import actorflow as af
+from actorflow.adapters.memory import MemoryRoleScheduler
+from actorflow.adapters.postgres import PostgresEventStreamer, PostgresRecordStore
+from actorflow.event import topic
+from actorflow.processes.consumer import EventConsumer
+from tests.model import Item, Stage, three_steps
+from tests.waiting import eventually
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
+
+RUNS = 30
+STEPS = (Stage.STARTED, Stage.FIRST, Stage.SECOND)
+
+
+class _Notices:
+    """Every notification on the store's channel, read by a session of its own."""
+
+    def __init__(self, dsn: str, channel: str) -> None:
+        self.payloads: list[str] = []
+        self._conn = psycopg.connect(dsn, autocommit=True)
+        self._conn.execute(f'LISTEN "{channel}"')
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for note in self._conn.notifies(timeout=0.05):
+                self.payloads.append(note.payload)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._conn.close()
+
+    def about(self, step_topic: str) -> int:
+        return sum(1 for p in list(self.payloads) if p.partition("|")[0] == f"e:{step_topic}")
+
+
+def _cursors_at_the_end(dsn: str, schema: str) -> bool:
+    """Every cursor of the step topics stands at the last event of its topic."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            f"""SELECT c.topic, c.id, (SELECT max(e.id) FROM "{schema}".workflow_events e WHERE e.topic = c.topic)
+                FROM "{schema}".workflow_cursors c WHERE c.topic LIKE %s""",  # noqa: S608 - the test's own schema
+            ("pg-handoff-%",),
+        ).fetchall()
+    steps = {topic("pg-handoff", s) for s in STEPS}
+    return {t for t, _, _ in rows} >= steps and all(at == last for t, at, last in rows if t in steps)
+
+
+def test_steps_take_their_own_nodes_events_unnotified_run_once_and_the_cursors_reach_the_end(
+    pg_dsn, pg_schema, monkeypatch
+):
+    taken = collections.Counter[str]()
+    lock = threading.Lock()
+    take = EventConsumer._take_handed  # noqa: SLF001 - counting what the consumer takes from the writer
+
+    def counting(self: EventConsumer, *args: Any) -> Any:
+        events = take(self, *args)
+        with lock:
+            taken[self.topic] += len(events)
+        return events
+
+    monkeypatch.setattr(EventConsumer, "_take_handed", counting)
+    calls: list[tuple[str, Stage]] = []
+    store = PostgresRecordStore(pg_dsn, schema=pg_schema)
+    streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema)
+    wf = three_steps("pg-handoff", calls=calls).build(streamer, store, MemoryRoleScheduler())
+    assert wf.engine.capabilities.hands_off
+    notices = _Notices(pg_dsn, store.db.channel)
+    try:
+        with af.Supervisor([wf]):
+            steps = [topic("pg-handoff", s) for s in STEPS]
+            eventually(lambda: all(wf.engine.handoff.subscribers(t) for t in steps), what="every step consumer up")
+            for i in range(RUNS):  # one at a time: each hop finds its consumer idle
+                run_id = wf.trigger(f"h-{i}", Item(f"h-{i}"))
+                wf.await_status(f"h-{i}", run_id, Stage.DONE, timeout=30)
+
+            # Every step once per run: a handed event and its copy in the log never both ran.
+            assert sorted(collections.Counter(calls).values()) == [1] * (3 * RUNS)
+            # Every step took events from this node's writes, and those were not notified: a
+            # hop is notified only when its consumer was not idle at the commit (rare here).
+            assert all(taken[t] for t in steps), taken
+            hops = sum(taken[t] for t in steps)
+            notified = sum(notices.about(t) for t in steps)
+            assert hops + notified >= 3 * RUNS
+            assert notified < RUNS, (notified, hops)
+            # The log's copies are read too (on the receivers' poll): each cursor reaches the end.
+            eventually(lambda: _cursors_at_the_end(pg_dsn, pg_schema), what="cursors at the end of the log", timeout=10)
+    finally:
+        notices.close()
+        streamer.close()
+        store.close()
+
+
+def test_a_node_that_does_not_run_the_workflow_still_wakes_the_one_that_does(pg_dsn, pg_schema):
+    """A trigger from a process without the step consumers is notified as before (nothing is handed)."""
+    store = PostgresRecordStore(pg_dsn, schema=pg_schema)
+    streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema)
+    client_store = PostgresRecordStore(pg_dsn, schema=pg_schema)
+    client_streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema)
+    wf = three_steps("pg-handoff").build(streamer, store, MemoryRoleScheduler())
+    client = three_steps("pg-handoff").build(client_streamer, client_store, MemoryRoleScheduler())
+    notices = _Notices(pg_dsn, store.db.channel)
+    try:
+        with af.Supervisor([wf]):
+            first = topic("pg-handoff", Stage.STARTED)
+            eventually(lambda: wf.engine.handoff.subscribers(first), what="the first step's consumer up")
+            run_id = client.trigger("from-a-client", Item("c"))
+            # Well within the receivers' poll: woken by the notification, not found by polling.
+            wf.await_status("from-a-client", run_id, Stage.DONE, timeout=30)
+            eventually(lambda: notices.about(first) >= 1, what="the client's trigger notified")
+    finally:
+        notices.close()
+        for closing in (client_streamer, client_store, streamer, store):
+            closing.close()
+
+
+def test_two_engines_of_one_workflow_on_one_store_notify_every_commit(pg_dsn, pg_schema):
+    """The store cannot tell whose commit is whose: it leaves nothing out, and runs still finish."""
+    store = PostgresRecordStore(pg_dsn, schema=pg_schema)
+    streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema)
+    wf = three_steps("pg-handoff").build(streamer, store, MemoryRoleScheduler())
+    other = three_steps("pg-handoff").build(streamer, store, MemoryRoleScheduler())
+    assert store._handed["pg-handoff"] is None  # noqa: SLF001 - the store's own bookkeeping
+    try:
+        with af.Supervisor([wf]):
+            run_id = other.trigger("shared", Item("s"))
+            wf.await_status("shared", run_id, Stage.DONE, timeout=30)
+    finally:
+        streamer.close()
+        store.close()
