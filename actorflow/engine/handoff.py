@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from actorflow.event import Event, event_headers, event_topic, shard_of
@@ -34,19 +34,25 @@ __all__ = ["HANDED_EVENT_ID", "Handoff"]
 
 # The id of every handed event: no streamer gives it (ids are positions, never negative).
 HANDED_EVENT_ID = -1
+# A commit's events handed to one subscriber, each with its record, in commit order.
+Handed = list[tuple[Event, "Record"]]
+# Events promised to a subscriber each time it goes idle, at most (see `Handoff.promise`).
+IDLE_ROOM = 8
 # Promised records (`Handoff.promise`) remembered at most; those of refused commits are never handed.
 PROMISE_LIMIT = 10_000
 _NOT = object()
 
 
 class _Subscriber:
-    __slots__ = ("deliver", "idle", "shard", "shard_count")
+    __slots__ = ("deliver", "room", "shard", "shard_count")
 
-    def __init__(self, shard: int, shard_count: int, deliver: Callable[[Event, Record], None]) -> None:
+    def __init__(self, shard: int, shard_count: int, deliver: Callable[[Handed], None]) -> None:
         self.shard = shard
         self.shard_count = shard_count
         self.deliver = deliver
-        self.idle = True  # nothing in hand (see `Handoff.promise`): a plain flag its consumer sets
+        # Events it may still be promised (`Handoff.promise`): IDLE_ROOM once its consumer
+        # says it has nothing in hand, 0 while it has work (changed under the Handoff's lock).
+        self.room = 0
 
 
 class Handoff:
@@ -59,16 +65,17 @@ class Handoff:
         # promised (`promise`) are handed, by (run id, version); the others are notified.
         self._promises_only = False
         self._promised: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._roomy = 0  # subscribers with room for a promise (changed under the lock)
 
     def keep_promises(self) -> None:
         """Hand only the records `promise` said would be (the store notifies the others)."""
         self._promises_only = True
 
-    def subscribe(self, topic: str, shard: int, shard_count: int, deliver: Callable[[Event, Record], None]) -> object:
+    def subscribe(self, topic: str, shard: int, shard_count: int, deliver: Callable[[Handed], None]) -> object:
         """Hand ``topic``'s events of this shard to ``deliver`` from now on; the token to `unsubscribe` with.
 
-        ``deliver(event, record)`` runs on the committing thread: it must be quick. The
-        record is the one committed, as a read would find it.
+        ``deliver(handed)`` runs on the committing thread, with a commit's events of this
+        shard and their records (as a read would find them), in order: it must be quick.
         """
         subscriber = _Subscriber(shard, shard_count, deliver)
         with self._lock:
@@ -78,6 +85,9 @@ class Handoff:
     def unsubscribe(self, token: object) -> None:
         """Stop handing events to the subscriber ``token`` names."""
         with self._lock:
+            if isinstance(token, _Subscriber) and token.room > 0:
+                token.room = 0
+                self._roomy -= 1
             for topic, subscribers in list(self._topics.items()):
                 left = tuple(s for s in subscribers if s is not token)
                 if left:
@@ -100,34 +110,58 @@ class Handoff:
 
     def set_idle(self, token: object, *, idle: bool) -> None:
         """Say whether the subscriber ``token`` names has nothing in hand (it is waiting for events)."""
-        if isinstance(token, _Subscriber):
-            token.idle = idle
+        if not isinstance(token, _Subscriber):
+            return
+        room = IDLE_ROOM if idle else 0
+        if token.room == room:  # unchanged (the common case): no lock
+            return
+        with self._lock:
+            if (token.room > 0) != (room > 0):
+                self._roomy += 1 if room > 0 else -1
+            token.room = room
 
     def promise(self, record: Record) -> bool:
         """Whether ``record``'s event, about to be committed, will be handed over (then nobody need be woken).
 
-        Only to an idle subscriber: one with work in hand reads its events in batches
-        from the log (a handed event's twin is read too, so handing it saves nothing).
+        Only to an idle subscriber, and a few events each time it goes idle: a consumer
+        with work in hand reads its events in batches from the log, and a handed event's
+        twin is read too, so handing over a backlog saves nothing.
         """
-        if not any(s.idle for s in self._takers(record)):
+        if self._roomy <= 0:  # read without the lock: the common case of a busy node costs nothing
+            return False
+        taker = next((s for s in self._takers(record) if s.room > 0), None)
+        if taker is None:
             return False
         with self._lock:
+            if taker.room <= 0:
+                return False
+            taker.room -= 1
+            if taker.room == 0:
+                self._roomy -= 1
             self._promised[(record.run_id, record.meta.version)] = None
             if len(self._promised) > PROMISE_LIMIT:  # commits refused since: never handed
                 self._promised.popitem(last=False)
         return True
 
-    def publish(self, record: Record) -> None:
-        """Hand a just-committed ``record``, and its event, to its shard's subscriber (free when none)."""
+    def publish(self, records: Sequence[Record]) -> None:
+        """Hand just-committed ``records``, and their events, to their shards' subscribers (free when none).
+
+        Each subscriber gets its share in one call, in commit order.
+        """
+        if not self._topics:
+            return
         if self._promises_only:
             if not self._promised:
                 return
             with self._lock:
-                if self._promised.pop((record.run_id, record.meta.version), _NOT) is _NOT:
-                    return
-        takers = self._takers(record)
-        if not takers:
-            return
-        event = Event(HANDED_EVENT_ID, record.run_id, record.status, event_headers(record), record.updated_at)
-        for subscriber in takers:
-            subscriber.deliver(event, record)
+                records = [r for r in records if self._promised.pop((r.run_id, r.meta.version), _NOT) is not _NOT]
+        shares: dict[int, tuple[_Subscriber, list[tuple[Event, Record]]]] = {}
+        for record in records:
+            takers = self._takers(record)
+            if not takers:
+                continue
+            event = Event(HANDED_EVENT_ID, record.run_id, record.status, event_headers(record), record.updated_at)
+            for subscriber in takers:
+                shares.setdefault(id(subscriber), (subscriber, []))[1].append((event, record))
+        for subscriber, handed in shares.values():
+            subscriber.deliver(handed)

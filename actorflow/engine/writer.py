@@ -206,8 +206,7 @@ class Writer:
                 failure = error
                 break
         self._count(stored)  # before any waiter is woken
-        for write in stored:
-            self._owed(write.record)
+        self._owed([write.record for write in stored])
         if failure is not None:
             raise failure
 
@@ -225,15 +224,16 @@ class Writer:
 
     def _stored(self, write: Write) -> None:
         self._count((write,))
-        self._owed(write.record)
+        self._owed([write.record])
 
-    def _owed(self, record: Record) -> None:
-        """What a stored record is owed besides its count: stale error counts forgotten, waiters woken, handoff."""
-        if self._counts is not None:
-            self._counts.forget_run(record.run_id)  # counted per visit: now stale
-        self._watch.publish(record)
-        if self._handoff is not None:
-            self._handoff.publish(record)
+    def _owed(self, records: Sequence[Record]) -> None:
+        """What stored records are owed besides their count: stale error counts forgotten, waiters woken, handoff."""
+        for record in records:
+            if self._counts is not None:
+                self._counts.forget_run(record.run_id)  # counted per visit: now stale
+            self._watch.publish(record)
+        if self._handoff is not None and records:
+            self._handoff.publish(records)  # each consumer woken once for all of its own
 
     def _doubt(self, writes: Sequence[Write]) -> None:
         seen = self._land(writes)

@@ -243,12 +243,16 @@ class EventConsumer(Process):
                 self.topic, self.shard, self.shard_count, functools.partial(self._hand, receiver)
             )
 
-    def _hand(self, receiver: WakeableReceiver, event: Event, record: Record) -> None:
-        """An event of this engine's own write (on the committing thread): take it in soon."""
-        if len(self._handed_in) < HANDED_LIMIT:
-            self._handed_pending[(event.run_id, event.headers.get(Header.RECORD_VERSION))] = None
-            self._handed_in.append((event, record))
-            receiver.wake()
+    def _hand(self, receiver: WakeableReceiver, handed: list[tuple[Event, Record]]) -> None:
+        """Events of this engine's own commit, with their records (on the committing thread): take them in soon."""
+        room = HANDED_LIMIT - len(self._handed_in)
+        if room <= 0:
+            return
+        pending, handed_in = self._handed_pending, self._handed_in
+        for event, record in handed[:room]:
+            pending[(event.run_id, event.headers.get(Header.RECORD_VERSION))] = None
+            handed_in.append((event, record))
+        receiver.wake()
 
     def wake(self) -> None:
         """Cut the tick in progress short, its receiver's wait too (when it can be interrupted)."""

@@ -32,9 +32,10 @@ class Got(list[Event]):
         super().__init__()
         self.records: list[Record] = []
 
-    def __call__(self, event: Event, record: Record) -> None:
-        self.append(event)
-        self.records.append(record)
+    def __call__(self, handed: list[tuple[Event, Record]]) -> None:
+        for event, record in handed:
+            self.append(event)
+            self.records.append(record)
 
 
 def test_an_event_reaches_only_the_subscriber_of_its_topic_and_shard():
@@ -44,8 +45,9 @@ def test_an_event_reaches_only_the_subscriber_of_its_topic_and_shard():
     handoff.subscribe(topic("wf", 2), 1, 2, got["s1"])
     handoff.subscribe(topic("wf", 3), 0, 1, got["other"])
     run_ids = [f"run-{i}" for i in range(20)]
-    for run_id in run_ids:
-        handoff.publish(record(run_id, 2))
+    handoff.publish([record(run_id, 2) for run_id in run_ids[:5]])  # one commit's, and then one at a time
+    for run_id in run_ids[5:]:
+        handoff.publish([record(run_id, 2)])
 
     assert [e.run_id for e in got["s0"]] == [r for r in run_ids if shard_of(r, 2) == 0]
     assert [e.run_id for e in got["s1"]] == [r for r in run_ids if shard_of(r, 2) == 1]
@@ -62,8 +64,8 @@ def test_a_stopped_runs_event_goes_to_the_run_state_topic_not_to_the_step():
     handoff = Handoff()
     got = Got()
     handoff.subscribe(topic("wf", 2), 0, 1, got)
-    handoff.publish(record("r", 2, RunState.PAUSED))
-    handoff.publish(record("r", 2, RunState.COMPLETED))
+    handoff.publish([record("r", 2, RunState.PAUSED)])
+    handoff.publish([record("r", 2, RunState.COMPLETED)])
     assert got == []
 
 
@@ -73,7 +75,7 @@ def test_an_unsubscribed_consumer_gets_nothing_more():
     token = handoff.subscribe(topic("wf", 2), 0, 1, first)
     handoff.subscribe(topic("wf", 2), 0, 1, second)
     handoff.unsubscribe(token)
-    handoff.publish(record("r", 2))
+    handoff.publish([record("r", 2)])
     assert first == []
     assert [e.run_id for e in second] == ["r"]
 
@@ -86,7 +88,7 @@ def test_publishing_with_no_subscriber_builds_nothing(monkeypatch):
         raise AssertionError("no topic should be computed")
 
     monkeypatch.setattr(module, "event_topic", boom)
-    Handoff().publish(record("r", 2))
+    Handoff().publish([record("r", 2)])
 
 
 # -- with a store that leaves handed events out of its wake-ups (LocalWakeups) -----------------
@@ -97,11 +99,11 @@ def test_only_promised_records_are_handed_when_the_store_notifies_the_rest():
     handoff = Handoff()
     handoff.keep_promises()
     got = Got()
-    handoff.subscribe(topic("wf", 2), 0, 1, got)
+    handoff.set_idle(handoff.subscribe(topic("wf", 2), 0, 1, got), idle=True)
     assert handoff.promise(record("a", 2))
-    handoff.publish(record("a", 2))
-    handoff.publish(record("b", 2))  # not promised: its reader was notified, a handed copy would be a twin
-    handoff.publish(record("a", 2))  # a promise is kept once
+    handoff.publish([record("a", 2)])
+    handoff.publish([record("b", 2)])  # not promised: its reader was notified, a handed copy would be a twin
+    handoff.publish([record("a", 2)])  # a promise is kept once
     assert [e.run_id for e in got] == ["a"]
 
 
@@ -112,6 +114,8 @@ def test_nothing_is_promised_to_a_busy_subscriber_or_to_none():
     assert not handoff.promise(record("a", 2))  # no subscriber
     got = Got()
     token = handoff.subscribe(topic("wf", 2), 0, 1, got)
+    assert not handoff.promise(record("a", 2))  # not idle until its consumer says so (it reads the log first)
+    handoff.set_idle(token, idle=True)
     handoff.set_idle(token, idle=False)
     assert not handoff.promise(record("a", 2))
     assert not handoff.promise(record("b", 3))  # another topic
@@ -125,9 +129,10 @@ def test_a_promise_to_a_subscriber_that_left_is_handed_to_nobody():
     handoff.keep_promises()
     got = Got()
     token = handoff.subscribe(topic("wf", 2), 0, 1, got)
+    handoff.set_idle(token, idle=True)
     assert handoff.promise(record("a", 2))
     handoff.unsubscribe(token)
-    handoff.publish(record("a", 2))
+    handoff.publish([record("a", 2)])
     assert got == []
 
 
@@ -137,10 +142,25 @@ def test_promises_of_commits_that_never_came_are_forgotten_past_the_limit():
     handoff = Handoff()
     handoff.keep_promises()
     got = Got()
-    handoff.subscribe(topic("wf", 2), 0, 1, got)
+    token = handoff.subscribe(topic("wf", 2), 0, 1, got)
     last = module.PROMISE_LIMIT + 4
     for i in range(last + 1):
+        handoff.set_idle(token, idle=True)
         handoff.promise(record(f"r{i}", 2))
-    handoff.publish(record("r0", 2))  # the oldest, forgotten
-    handoff.publish(record(f"r{last}", 2))
+    handoff.publish([record("r0", 2)])  # the oldest, forgotten
+    handoff.publish([record(f"r{last}", 2)])
     assert [e.run_id for e in got] == [f"r{last}"]
+
+
+def test_an_idle_subscriber_is_promised_a_few_events_at_a_time():
+    """A commit of a backlog's worth is mostly notified: handing it over would save nothing."""
+    import actorflow.engine.handoff as module
+
+    handoff = Handoff()
+    handoff.keep_promises()
+    token = handoff.subscribe(topic("wf", 2), 0, 1, Got())
+    handoff.set_idle(token, idle=True)
+    promised = [handoff.promise(record(f"r{i}", 2)) for i in range(3 * module.IDLE_ROOM)]
+    assert promised == [True] * module.IDLE_ROOM + [False] * (2 * module.IDLE_ROOM)
+    handoff.set_idle(token, idle=True)  # idle again: room again
+    assert handoff.promise(record("again", 2))
