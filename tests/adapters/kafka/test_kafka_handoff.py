@@ -7,7 +7,6 @@ the consumers' committed offsets still reach the end of their topics (nothing he
 from __future__ import annotations
 
 import collections
-import threading
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ import actorflow as af
 from actorflow.adapters.memory import MemoryRoleScheduler
 from actorflow.adapters.sqlite import SqliteRecordStore
 from actorflow.event import topic
-from actorflow.processes.consumer import EventConsumer
+from tests.handoff import count_handed
 from tests.kafka_fixtures import read_all
 from tests.model import Item, Stage, three_steps
 from tests.waiting import eventually
@@ -47,17 +46,7 @@ def test_steps_take_their_own_nodes_events_run_once_and_the_cursor_still_reaches
 ):
     from actorflow.adapters.kafka import KafkaEventStreamer
 
-    taken = collections.Counter[str]()
-    lock = threading.Lock()
-    take = EventConsumer._take_handed  # noqa: SLF001 - counting what the consumer takes from the writer
-
-    def counting(self: EventConsumer, *args: Any) -> Any:
-        events = take(self, *args)
-        with lock:
-            taken[self.topic] += len(events)
-        return events
-
-    monkeypatch.setattr(EventConsumer, "_take_handed", counting)
+    taken = count_handed(monkeypatch)
     calls: list[tuple[str, Stage]] = []
     streamer = KafkaEventStreamer(kafka_broker, kafka_prefix, partitions=PARTITIONS)
     store = SqliteRecordStore(str(tmp_path / "records.db"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Any
 
 import psycopg
 import pytest
@@ -19,7 +18,7 @@ import actorflow as af
 from actorflow.adapters.memory import MemoryRoleScheduler
 from actorflow.adapters.postgres import PostgresEventStreamer, PostgresRecordStore
 from actorflow.event import topic
-from actorflow.processes.consumer import EventConsumer
+from tests.handoff import count_handed
 from tests.model import Item, Stage, three_steps
 from tests.waiting import eventually
 
@@ -69,17 +68,7 @@ def _cursors_at_the_end(dsn: str, schema: str) -> bool:
 def test_steps_take_their_own_nodes_events_unnotified_run_once_and_the_cursors_reach_the_end(
     pg_dsn, pg_schema, monkeypatch
 ):
-    taken = collections.Counter[str]()
-    lock = threading.Lock()
-    take = EventConsumer._take_handed  # noqa: SLF001 - counting what the consumer takes from the writer
-
-    def counting(self: EventConsumer, *args: Any) -> Any:
-        events = take(self, *args)
-        with lock:
-            taken[self.topic] += len(events)
-        return events
-
-    monkeypatch.setattr(EventConsumer, "_take_handed", counting)
+    taken = count_handed(monkeypatch)
     calls: list[tuple[str, Stage]] = []
     store = PostgresRecordStore(pg_dsn, schema=pg_schema)
     streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema)
