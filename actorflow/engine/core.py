@@ -41,6 +41,7 @@ from actorflow.record import Record, Run
 from actorflow.runstate import RunState
 from actorflow.runtime.state import ProcessState
 from actorflow.specs import ScheduleSpec
+from actorflow.topics import topic
 
 from .aio import AsyncLoop, is_async
 from .config import WorkflowConfig
@@ -223,7 +224,8 @@ class Engine(Generic[T, S]):
             handoff=self.handoff if self.capabilities.hands_off else None,
         )
         if self.capabilities.hands_off and self.capabilities.publishes_directly:
-            self.handoff.keep_promises()  # the store notifies what is not handed
+            # The store notifies what is not handed; a status's timeout inserter reads its topic too.
+            self.handoff.keep_promises(read_elsewhere=[topic(config.name, status) for status in config.timeouts])
         self.schedules: list[ScheduleSpec[T]] = []
         self._metrics: Metrics | None = None
         self._host: Host | None = None

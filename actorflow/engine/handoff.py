@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from actorflow.event import Event, event_headers, event_topic, shard_of
@@ -66,10 +66,24 @@ class Handoff:
         self._promises_only = False
         self._promised: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._roomy = 0  # subscribers with room for a promise (changed under the lock)
+        self._read_elsewhere: frozenset[str] = frozenset()
 
-    def keep_promises(self) -> None:
-        """Hand only the records `promise` said would be (the store notifies the others)."""
+    def keep_promises(self, *, read_elsewhere: Iterable[str] = ()) -> None:
+        """Hand only the records `promise` said would be (the store notifies the others).
+
+        ``read_elsewhere``: topics that other processes read too (a status's timeout
+        inserter): never promised, since leaving them out of the notification would keep
+        those readers waiting for their poll.
+        """
+        self._read_elsewhere = frozenset(read_elsewhere)
         self._promises_only = True
+
+    def forget(self, records: Sequence[Record]) -> None:
+        """Drop the promises of ``records``, refused by the store (their events were never written)."""
+        if self._promised:
+            with self._lock:
+                for r in records:
+                    self._promised.pop((r.run_id, r.meta.version), None)
 
     def subscribe(self, topic: str, shard: int, shard_count: int, deliver: Callable[[Handed], None]) -> object:
         """Hand ``topic``'s events of this shard to ``deliver`` from now on; the token to `unsubscribe` with.
@@ -99,11 +113,11 @@ class Handoff:
         """How many consumers take ``topic``'s events from here now."""
         return len(self._topics.get(topic, ()))
 
-    def _takers(self, record: Record) -> list[_Subscriber]:
+    def _takers(self, record: Record, event_topic_: str | None = None) -> list[_Subscriber]:
         """The subscribers of ``record``'s event: of its topic, and of its run's shard."""
         if not self._topics:  # read without the lock: subscribe and unsubscribe replace the tuples whole
             return []
-        subscribers = self._topics.get(event_topic(record))
+        subscribers = self._topics.get(event_topic(record) if event_topic_ is None else event_topic_)
         if not subscribers:
             return []
         return [s for s in subscribers if s.shard_count <= 1 or shard_of(record.run_id, s.shard_count) == s.shard]
@@ -129,7 +143,10 @@ class Handoff:
         """
         if self._roomy <= 0:  # read without the lock: the common case of a busy node costs nothing
             return False
-        taker = next((s for s in self._takers(record) if s.room > 0), None)
+        where = event_topic(record)
+        if where in self._read_elsewhere:
+            return False
+        taker = next((s for s in self._takers(record, where) if s.room > 0), None)
         if taker is None:
             return False
         with self._lock:

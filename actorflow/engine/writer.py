@@ -198,6 +198,7 @@ class Writer:
                     if error is None:
                         self._in_doubt.pop(write.record.run_id, None)
         stored: list[Write] = []
+        refused: list[Record] = []
         failure: Exception | None = None
         for write, error in zip(writes, results, strict=True):
             if error is None:
@@ -205,6 +206,10 @@ class Writer:
             elif not isinstance(error, _REFUSALS):
                 failure = error
                 break
+            else:
+                refused.append(write.record)
+        if refused and self._handoff is not None:
+            self._handoff.forget(refused)
         self._count(stored)  # before any waiter is woken
         self._owed([write.record for write in stored])
         if failure is not None:

@@ -118,6 +118,9 @@ class Work:
 
 
 Outcome = Write | Skipped | Retry | Work | None
+# Runs whose last log event done is remembered with the handoff on (see EventConsumer._log_done):
+# a handed copy comes right after its commit, so a few thousand cover far more than that gap.
+LOG_DONE_LIMIT = 4_096
 # The second copy of an event done here (handed, or from the streamer): not counted as skipped.
 _COPY = Skipped("copy of a handed event")
 
@@ -183,6 +186,10 @@ class EventConsumer(Process):
         self._handed_pending: dict[tuple[str, str | None], None] = {}
         self._handed_done: dict[str, int] = {}  # run id -> version of its event done here, twin to come
         self._log_ahead = True  # the last read brought events not handed over (see `_receive`)
+        # With the handoff on: run id -> version of its event last done from the log, for the
+        # latest LOG_DONE_LIMIT runs. The log's copy can be read (the server committed) and done
+        # before the writer hands the event over: the handed one is then dropped (`_take_handed`).
+        self._log_done: dict[str, int] = {}
         self._handoff_token: object | None = None
         self._reset()
 
@@ -237,11 +244,19 @@ class EventConsumer(Process):
         if self._handoff_token is not None:  # started again without a stop (the actor crashed)
             self.engine.handoff.unsubscribe(self._handoff_token)
             self._handoff_token = None
+        self._forget_handed()
         handoff = self.takes_handoff and self.engine.capabilities.hands_off
         if handoff and isinstance(receiver, WakeableReceiver):
             self._handoff_token = self.engine.handoff.subscribe(
                 self.topic, self.shard, self.shard_count, functools.partial(self._hand, receiver)
             )
+
+    def _forget_handed(self) -> None:
+        """Drop what the handoff left (a stop, or a start after one: a late hand may have come between)."""
+        self._handed_in.clear()
+        self._handed_pending.clear()
+        self._handed_done.clear()
+        self._log_done.clear()
 
     def _hand(self, receiver: WakeableReceiver, handed: list[tuple[Event, Record]]) -> None:
         """Events of this engine's own commit, with their records (on the committing thread): take them in soon."""
@@ -270,9 +285,7 @@ class EventConsumer(Process):
         token, self._handoff_token = self._handoff_token, None
         if token is not None:
             self.engine.handoff.unsubscribe(token)
-        self._handed_in.clear()
-        self._handed_pending.clear()
-        self._handed_done.clear()
+        self._forget_handed()
         try:
             if receiver is not None and self._running and self.holding():
                 self._drain(receiver)
@@ -357,7 +370,8 @@ class EventConsumer(Process):
                 # Idle but for retries: the receiver waits until the first falls due.
                 until = min(deadline, self._retries[0][0]) if self._retries else deadline
                 if self._handoff_token is not None:  # idle: the writer may hand events over instead of waking
-                    self.engine.handoff.set_idle(self._handoff_token, idle=not (busy or self._log_ahead))
+                    idle = not (busy or self._log_ahead or self._suspects or self._unread)
+                    self.engine.handoff.set_idle(self._handoff_token, idle=idle)
                 events = self._next_events(receiver, 0.0 if busy else max(0.0, until - now))
                 self._next_poll = time.monotonic() + _POLL_WHILE_BUSY
                 if events:
@@ -470,8 +484,13 @@ class EventConsumer(Process):
         # The committed record comes with each: it is what a read would find (a store keeps
         # a record exactly as written; a later write of the run fails its version check).
         fresh = self._fresh = {}
+        log_done = self._log_done
         while handed and len(events) < self.options.batch_size:
             event, record = handed.popleft()
+            if log_done and log_done.get(event.run_id, 0) >= record.meta.version:
+                # Its copy in the log was read and done first: this one is the twin.
+                self._handed_pending.pop((event.run_id, event.headers.get(Header.RECORD_VERSION)), None)
+                continue
             events.append(event)
             fresh[event.run_id] = record
         return events
@@ -733,12 +752,25 @@ class EventConsumer(Process):
                 self._handed_pending.pop(key, None)
             if first and not twin:
                 self._handled_here(event)
+            elif not slot.handed and not twin:
+                self._log_copy_done(event)
         self._along.pop(run_id, None)
         waiting = self._behind.get(run_id)
         if waiting:
             self._ready.append(waiting.popleft())
         else:
             self._behind.pop(run_id, None)
+
+    def _log_copy_done(self, event: Event) -> None:
+        """Remember a log event done before any handed copy of it came (see ``_log_done``)."""
+        version = self.event_version(event)
+        if version is None:
+            return
+        done = self._log_done
+        done.pop(event.run_id, None)
+        done[event.run_id] = version
+        if len(done) > LOG_DONE_LIMIT:
+            del done[next(iter(done))]
 
     def _handled_here(self, event: Event) -> None:
         """An event is done (its write committed, or nothing to do): its twin is dropped unread.

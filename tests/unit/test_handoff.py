@@ -164,3 +164,25 @@ def test_an_idle_subscriber_is_promised_a_few_events_at_a_time():
     assert promised == [True] * module.IDLE_ROOM + [False] * (2 * module.IDLE_ROOM)
     handoff.set_idle(token, idle=True)  # idle again: room again
     assert handoff.promise(record("again", 2))
+
+
+def test_a_topic_other_processes_read_is_never_promised():
+    """A status with a timeout: its inserter reads the topic too and must be woken (not left to its poll)."""
+    handoff = Handoff()
+    handoff.keep_promises(read_elsewhere=[topic("wf", 2)])
+    handoff.set_idle(handoff.subscribe(topic("wf", 2), 0, 1, Got()), idle=True)
+    handoff.set_idle(handoff.subscribe(topic("wf", 3), 0, 1, Got()), idle=True)
+    assert not handoff.promise(record("a", 2))
+    assert handoff.promise(record("a", 3))
+
+
+def test_the_promise_of_a_refused_record_is_forgotten():
+    """Its event was never written: a later write of that version, notified, is not handed as well."""
+    handoff = Handoff()
+    handoff.keep_promises()
+    got = Got()
+    handoff.set_idle(handoff.subscribe(topic("wf", 2), 0, 1, got), idle=True)
+    assert handoff.promise(record("a", 2))
+    handoff.forget([record("a", 2)])
+    handoff.publish([record("a", 2)])
+    assert got == []

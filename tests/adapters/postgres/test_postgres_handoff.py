@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import collections
 import threading
+from typing import Any
 
 import psycopg
 import pytest
 
 import actorflow as af
-from actorflow.adapters.memory import MemoryRoleScheduler
+from actorflow.adapters.memory import MemoryRoleScheduler, MemoryTimeoutStore
 from actorflow.adapters.postgres import PostgresEventStreamer, PostgresRecordStore
+from actorflow.engine.handoff import Handoff
 from actorflow.event import topic
+from actorflow.processes.consumer import EventConsumer
 from tests.handoff import count_handed
 from tests.model import Item, Stage, three_steps
 from tests.waiting import eventually
@@ -135,5 +138,93 @@ def test_two_engines_of_one_workflow_on_one_store_notify_every_commit(pg_dsn, pg
             run_id = other.trigger("shared", Item("s"))
             wf.await_status("shared", run_id, Stage.DONE, timeout=30)
     finally:
+        streamer.close()
+        store.close()
+
+
+def test_a_log_copy_done_before_the_writer_hands_the_event_over_is_not_run_again(pg_dsn, pg_schema, monkeypatch):
+    """The server committed; the consumer read the log's copy and ran the step; then the writer handed it over.
+
+    The handed copy is the twin: dropped, so a step that writes nothing (whose second run
+    no version check would refuse) still runs once.
+    """
+    calls = collections.Counter[str]()
+    promised, ran, taken = threading.Event(), threading.Event(), threading.Event()
+
+    def skip(run: Any) -> Any:
+        calls[run.foreign_id] += 1
+        ran.set()
+        return run.skip()
+
+    b = af.Builder("pg-late-hand", Item, Stage)
+    b.add_step(Stage.STARTED, lambda run: Stage.FIRST, Stage.FIRST)
+    # A short poll: the log's copy is found while the writer is held back below.
+    b.add_step(Stage.FIRST, skip, Stage.DONE).with_options(polling_frequency=0.02)
+    first = topic("pg-late-hand", Stage.FIRST)
+
+    promise, publish, take = Handoff.promise, Handoff.publish, EventConsumer._take_handed  # noqa: SLF001
+
+    def promising(self: Handoff, record: Any) -> bool:
+        made = promise(self, record)
+        if made and record.status == Stage.FIRST:
+            promised.set()
+        return made
+
+    def late(self: Handoff, records: Any) -> None:
+        if promised.is_set() and any(r.status == Stage.FIRST for r in records):
+            assert ran.wait(10), "the log's copy was not read on the consumer's poll"
+        publish(self, records)
+
+    def taking(self: EventConsumer, *args: Any) -> Any:
+        events = take(self, *args)
+        if self.topic == first and ran.is_set():
+            taken.set()
+        return events
+
+    monkeypatch.setattr(Handoff, "promise", promising)
+    monkeypatch.setattr(Handoff, "publish", late)
+    monkeypatch.setattr(EventConsumer, "_take_handed", taking)
+    store = PostgresRecordStore(pg_dsn, schema=pg_schema)
+    streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema)
+    wf = b.build(streamer, store, MemoryRoleScheduler())
+    try:
+        with af.Supervisor([wf]):
+            eventually(lambda: wf.engine.handoff.subscribers(first), what="the step's consumer up")
+            for i in range(20):  # until a hop to FIRST is promised (its consumer idle at the commit)
+                wf.trigger(f"late-{i}", Item(f"late-{i}"))
+                eventually(lambda i=i: calls[f"late-{i}"] >= 1, what="the step run")
+                if promised.is_set():
+                    break
+            assert promised.is_set(), "no hop was handed over"
+            assert taken.wait(10), "the handed copy was not taken in"
+            eventually(lambda: not wf.engine.handoff._promised, what="the promise kept")  # noqa: SLF001
+            assert set(calls.values()) == {1}, calls
+    finally:
+        streamer.close()
+        store.close()
+
+
+def test_a_status_with_a_timeout_is_notified_for_its_inserter(pg_dsn, pg_schema):
+    """Its timeout inserter reads the step's topic too: the hop is notified, so the timer starts at once."""
+    from datetime import timedelta
+
+    b = af.Builder("pg-timed", Item, Stage)
+    b.add_step(Stage.STARTED, lambda run: Stage.FIRST, Stage.FIRST)
+    b.add_step(Stage.FIRST, lambda run: Stage.DONE, Stage.DONE)
+    b.add_timeout(Stage.FIRST, af.duration_timer(timedelta(hours=1)), lambda run, now: Stage.DONE, Stage.DONE)
+    store = PostgresRecordStore(pg_dsn, schema=pg_schema)
+    streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema)
+    wf = b.build(streamer, store, MemoryRoleScheduler(), timeout_store=MemoryTimeoutStore())
+    notices = _Notices(pg_dsn, store.db.channel)
+    first = topic("pg-timed", Stage.FIRST)
+    try:
+        with af.Supervisor([wf]):
+            eventually(lambda: wf.engine.handoff.subscribers(first), what="the step's consumer up")
+            for i in range(5):
+                run_id = wf.trigger(f"t-{i}", Item(f"t-{i}"))
+                wf.await_status(f"t-{i}", run_id, Stage.DONE, timeout=30)
+            eventually(lambda: notices.about(first) >= 5, what="every hop to the timed status notified")
+    finally:
+        notices.close()
         streamer.close()
         store.close()
