@@ -46,6 +46,7 @@ __all__ = [
     "OutboxWaiter",
     "OwnEventLog",
     "PartitionedReceiver",
+    "QuietReceiver",
     "RecordPage",
     "RecordPages",
     "RecordsAlong",
@@ -84,6 +85,20 @@ class WakeableReceiver(Protocol):
 
     def wake(self) -> None:
         """Make the current or next waiting `receive` return soon; any thread may call it."""
+        ...
+
+
+@runtime_checkable
+class QuietReceiver(Protocol):
+    """A receiver that may answer from memory that nothing new was announced (PostgreSQL's).
+
+    A step consumer that took events from its node's writer (``engine/handoff.py``) reads
+    their copies in the log before its role goes, so its cursor passes them: `look_again`
+    makes the next `receive` read the log even though no notification came.
+    """
+
+    def look_again(self) -> None:
+        """Make the next `receive` read the log, whatever was announced since the last read."""
         ...
 
 

@@ -36,6 +36,7 @@ from actorflow.capabilities import (
     InFlightLog,
     InterruptibleReceiver,
     PartitionedReceiver,
+    QuietReceiver,
     RecordsAlong,
     WakeableReceiver,
 )
@@ -285,10 +286,13 @@ class EventConsumer(Process):
         token, self._handoff_token = self._handoff_token, None
         if token is not None:
             self.engine.handoff.unsubscribe(token)
+        handed_done = dict(self._handed_done)  # their twins, still to read (see `_pass_twins`)
         self._forget_handed()
         try:
             if receiver is not None and self._running and self.holding():
                 self._drain(receiver)
+            if receiver is not None and handed_done:
+                self._pass_twins(receiver, handed_done)
         finally:
             # Even when the drain failed (the store is down): no thread or receiver is left.
             self._reset()
@@ -315,6 +319,36 @@ class EventConsumer(Process):
             self._take_finished(max(0.0, min(until - time.monotonic(), 1.0)))
         if self._staged and self.holding():
             self._commit(receiver)
+
+    def _pass_twins(self, receiver: EventReceiver, handed_done: dict[str, int]) -> None:
+        """Before the role goes, move the cursor past the log's copies of events done here from the writer.
+
+        A handed event is never acknowledged; its twin is, once read. Left unread, the
+        role's next holder would meet it again and run again a step that wrote nothing
+        (a skip). Only while nothing else is in hand, and up to the first event that is
+        not such a twin (that one is the next holder's).
+        """
+        if not isinstance(receiver, QuietReceiver):
+            return
+        self._acknowledge(receiver)  # the done slots at the window's head first
+        if self._window or not self.holding():
+            return
+        give_up = time.monotonic() + DRAIN_LIMIT
+        while handed_done and self.holding() and time.monotonic() < give_up:
+            receiver.look_again()
+            events = list(receiver.receive(self.options.batch_size, 0.0))
+            last: Event | None = None
+            for event in events:
+                version = self.event_version(event)
+                if version is None or version > handed_done.get(event.run_id, -1):
+                    break
+                if version == handed_done[event.run_id]:
+                    del handed_done[event.run_id]
+                last = event
+            if last is not None:
+                self._ack(receiver, last)
+            if last is None or last is not events[-1]:
+                return
 
     def _in_flight_log(self) -> InFlightLog | None:
         """The in-flight log, when this process pauses runs after errors (else no cost)."""

@@ -245,6 +245,10 @@ class _Receiver(ReadsRecordsAlong):
         self._interrupted = True
         self._db.listener().wake()
 
+    def look_again(self) -> None:
+        """Make the next `receive` read, even with no notification since the last read (`QuietReceiver`)."""
+        self._quiet = None
+
     def wake(self) -> None:
         """Make the current or next waiting `receive` return soon (`WakeableReceiver`): an event was handed over.
 

@@ -56,15 +56,15 @@ class _Notices:
         return sum(1 for p in list(self.payloads) if p.partition("|")[0] == f"e:{step_topic}")
 
 
-def _cursors_at_the_end(dsn: str, schema: str) -> bool:
+def _cursors_at_the_end(dsn: str, schema: str, workflow: str = "pg-handoff", statuses: Any = STEPS) -> bool:
     """Every cursor of the step topics stands at the last event of its topic."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         rows = conn.execute(
             f"""SELECT c.topic, c.id, (SELECT max(e.id) FROM "{schema}".workflow_events e WHERE e.topic = c.topic)
                 FROM "{schema}".workflow_cursors c WHERE c.topic LIKE %s""",  # noqa: S608 - the test's own schema
-            ("pg-handoff-%",),
+            (f"{workflow}-%",),
         ).fetchall()
-    steps = {topic("pg-handoff", s) for s in STEPS}
+    steps = {topic(workflow, s) for s in statuses}
     return {t for t, _, _ in rows} >= steps and all(at == last for t, at, last in rows if t in steps)
 
 
@@ -226,5 +226,56 @@ def test_a_status_with_a_timeout_is_notified_for_its_inserter(pg_dsn, pg_schema)
             eventually(lambda: notices.about(first) >= 5, what="every hop to the timed status notified")
     finally:
         notices.close()
+        streamer.close()
+        store.close()
+
+
+def test_a_stopping_node_reads_the_copies_of_events_it_was_handed_so_the_next_holder_does_not_redo_them(
+    pg_dsn, pg_schema, monkeypatch
+):
+    """A handed event's cursor moves when its copy in the log is read: a node that stops reads them first.
+
+    Else the role's next holder would meet the copy and run again a step that wrote nothing.
+    """
+    calls = collections.Counter[str]()
+    taken = count_handed(monkeypatch)
+
+    def skip(run: Any) -> Any:
+        calls[run.foreign_id] += 1
+        return run.skip()
+
+    def build() -> tuple[Any, Any, Any]:
+        b = af.Builder("pg-stop", Item, Stage)
+        b.add_step(Stage.STARTED, lambda run: Stage.FIRST, Stage.FIRST)
+        # A long poll: the log's copy is not read before the stop (only by it).
+        b.add_step(Stage.FIRST, skip, Stage.DONE).with_options(polling_frequency=30.0)
+        store = PostgresRecordStore(pg_dsn, schema=pg_schema)
+        streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema)
+        return b.build(streamer, store, MemoryRoleScheduler()), store, streamer
+
+    first = topic("pg-stop", Stage.FIRST)
+    wf, store, streamer = build()
+    try:
+        with af.Supervisor([wf]):
+            eventually(lambda: wf.engine.handoff.subscribers(first), what="the step's consumer up")
+            for i in range(20):  # until a hop to FIRST is handed over (its consumer idle at the commit)
+                wf.trigger(f"s-{i}", Item(f"s-{i}"))
+                eventually(lambda i=i: calls[f"s-{i}"] >= 1, what="the step run")
+                if taken[first]:
+                    break
+            assert taken[first], "no hop was handed over"
+    finally:
+        streamer.close()
+        store.close()
+    ran = dict(calls)
+    again, store, streamer = build()  # the role's next holder
+    try:
+        with af.Supervisor([again]):
+            eventually(
+                lambda: _cursors_at_the_end(pg_dsn, pg_schema, "pg-stop", (Stage.FIRST,)),
+                what="the log read to its end",
+            )
+            assert dict(calls) == ran == dict.fromkeys(ran, 1)
+    finally:
         streamer.close()
         store.close()
