@@ -797,14 +797,7 @@ class EventConsumer(Process):
 
     def _log_copy_done(self, event: Event) -> None:
         """Remember a log event done before any handed copy of it came (see ``_log_done``)."""
-        version = self.event_version(event)
-        if version is None:
-            return
-        done = self._log_done
-        done.pop(event.run_id, None)
-        done[event.run_id] = version
-        if len(done) > LOG_DONE_LIMIT:
-            del done[next(iter(done))]
+        self._remember(self._log_done, LOG_DONE_LIMIT, event)
 
     def _handled_here(self, event: Event) -> None:
         """An event is done (its write committed, or nothing to do): its twin is dropped unread.
@@ -812,13 +805,16 @@ class EventConsumer(Process):
         With the handoff on, each event comes twice: handed by the writer and from the
         streamer, in either order. Whichever is done first is remembered by run and version.
         """
+        self._remember(self._handed_done, _HANDED_DONE_LIMIT, event)
+
+    def _remember(self, done: dict[str, int], limit: int, event: Event) -> None:
+        """Note ``event``'s version as its run's latest in ``done``; the runs noted longest ago go past ``limit``."""
         version = self.event_version(event)
         if version is None:
             return
-        done = self._handed_done
         done.pop(event.run_id, None)
         done[event.run_id] = version
-        if len(done) > _HANDED_DONE_LIMIT:
+        if len(done) > limit:
             del done[next(iter(done))]
 
     def _due_retries(self) -> None:

@@ -94,12 +94,18 @@ def test_publishing_with_no_subscriber_builds_nothing(monkeypatch):
 # -- with a store that leaves handed events out of its wake-ups (LocalWakeups) -----------------
 
 
-def test_only_promised_records_are_handed_when_the_store_notifies_the_rest():
-    """keep_promises: a record is handed iff promise() said so before its commit (else the store woke its reader)."""
+def promising() -> tuple[Handoff, Got]:
+    """A Handoff keeping promises, with one idle subscriber of topic wf-2 (and what it gets)."""
     handoff = Handoff()
     handoff.keep_promises()
     got = Got()
     handoff.set_idle(handoff.subscribe(topic("wf", 2), 0, 1, got), idle=True)
+    return handoff, got
+
+
+def test_only_promised_records_are_handed_when_the_store_notifies_the_rest():
+    """keep_promises: a record is handed iff promise() said so before its commit (else the store woke its reader)."""
+    handoff, got = promising()
     assert handoff.promise(record("a", 2))
     handoff.publish([record("a", 2)])
     handoff.publish([record("b", 2)])  # not promised: its reader was notified, a handed copy would be a twin
@@ -178,10 +184,7 @@ def test_a_topic_other_processes_read_is_never_promised():
 
 def test_the_promise_of_a_refused_record_is_forgotten():
     """Its event was never written: a later write of that version, notified, is not handed as well."""
-    handoff = Handoff()
-    handoff.keep_promises()
-    got = Got()
-    handoff.set_idle(handoff.subscribe(topic("wf", 2), 0, 1, got), idle=True)
+    handoff, got = promising()
     assert handoff.promise(record("a", 2))
     handoff.forget([record("a", 2)])
     handoff.publish([record("a", 2)])
