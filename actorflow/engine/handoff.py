@@ -113,11 +113,9 @@ class Handoff:
         """How many consumers take ``topic``'s events from here now."""
         return len(self._topics.get(topic, ()))
 
-    def _takers(self, record: Record, event_topic_: str | None = None) -> list[_Subscriber]:
-        """The subscribers of ``record``'s event: of its topic, and of its run's shard."""
-        if not self._topics:  # read without the lock: subscribe and unsubscribe replace the tuples whole
-            return []
-        subscribers = self._topics.get(event_topic(record) if event_topic_ is None else event_topic_)
+    def _takers(self, record: Record, where: str) -> list[_Subscriber]:
+        """The subscribers of ``record``'s event (its topic ``where``): of that topic, and of its run's shard."""
+        subscribers = self._topics.get(where)  # read without the lock: (un)subscribe replace the tuples whole
         if not subscribers:
             return []
         return [s for s in subscribers if s.shard_count <= 1 or shard_of(record.run_id, s.shard_count) == s.shard]
@@ -174,7 +172,7 @@ class Handoff:
                 records = [r for r in records if self._promised.pop((r.run_id, r.meta.version), _NOT) is not _NOT]
         shares: dict[int, tuple[_Subscriber, list[tuple[Event, Record]]]] = {}
         for record in records:
-            takers = self._takers(record)
+            takers = self._takers(record, event_topic(record))
             if not takers:
                 continue
             event = Event(HANDED_EVENT_ID, record.run_id, record.status, event_headers(record), record.updated_at)

@@ -86,6 +86,11 @@ HANDED_LIMIT = 1_000
 _HANDED_DONE_LIMIT = 100_000
 
 
+def _handed_key(event: Event) -> tuple[str, str | None]:
+    """An event's key in ``_handed_pending``: its run and the version its header names (both copies have it)."""
+    return event.run_id, event.headers.get(Header.RECORD_VERSION)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Skipped:
     """The event needs nothing done; ``reason`` is the skipped-events metric label."""
@@ -266,7 +271,7 @@ class EventConsumer(Process):
             return
         pending, handed_in = self._handed_pending, self._handed_in
         for event, record in handed[:room]:
-            pending[(event.run_id, event.headers.get(Header.RECORD_VERSION))] = None
+            pending[_handed_key(event)] = None
             handed_in.append((event, record))
         receiver.wake()
 
@@ -286,15 +291,14 @@ class EventConsumer(Process):
         token, self._handoff_token = self._handoff_token, None
         if token is not None:
             self.engine.handoff.unsubscribe(token)
-        handed_done = dict(self._handed_done)  # their twins, still to read (see `_pass_twins`)
-        self._forget_handed()
         try:
             if receiver is not None and self._running and self.holding():
                 self._drain(receiver)
-            if receiver is not None and handed_done:
-                self._pass_twins(receiver, handed_done)
+            if receiver is not None and self._handed_done:
+                self._pass_twins(receiver)
         finally:
             # Even when the drain failed (the store is down): no thread or receiver is left.
+            self._forget_handed()
             self._reset()
             self._lag_until = None
             workers, self._workers = self._workers, None
@@ -320,7 +324,7 @@ class EventConsumer(Process):
         if self._staged and self.holding():
             self._commit(receiver)
 
-    def _pass_twins(self, receiver: EventReceiver, handed_done: dict[str, int]) -> None:
+    def _pass_twins(self, receiver: EventReceiver) -> None:
         """Before the role goes, move the cursor past the log's copies of events done here from the writer.
 
         A handed event is never acknowledged; its twin is, once read. Left unread, the
@@ -334,16 +338,13 @@ class EventConsumer(Process):
         if self._window or not self.holding():
             return
         give_up = time.monotonic() + DRAIN_LIMIT
-        while handed_done and self.holding() and time.monotonic() < give_up:
+        while self._handed_done and self.holding() and time.monotonic() < give_up:
             receiver.look_again()
             events = list(receiver.receive(self.options.batch_size, 0.0))
             last: Event | None = None
             for event in events:
-                version = self.event_version(event)
-                if version is None or version > handed_done.get(event.run_id, -1):
+                if not self._already_handed(event, forget=True):
                     break
-                if version == handed_done[event.run_id]:
-                    del handed_done[event.run_id]
                 last = event
             if last is not None:
                 self._ack(receiver, last)
@@ -499,7 +500,7 @@ class EventConsumer(Process):
 
     def _twin(self, event: Event) -> bool:
         """True for the streamer's copy of an event handed over (done, or still in hand)."""
-        if (event.run_id, event.headers.get(Header.RECORD_VERSION)) in self._handed_pending:
+        if _handed_key(event) in self._handed_pending:
             return True
         return bool(self._handed_done) and self._already_handed(event)
 
@@ -523,7 +524,7 @@ class EventConsumer(Process):
             event, record = handed.popleft()
             if log_done and log_done.get(event.run_id, 0) >= record.meta.version:
                 # Its copy in the log was read and done first: this one is the twin.
-                self._handed_pending.pop((event.run_id, event.headers.get(Header.RECORD_VERSION)), None)
+                self._handed_pending.pop(_handed_key(event), None)
                 continue
             events.append(event)
             fresh[event.run_id] = record
@@ -777,7 +778,7 @@ class EventConsumer(Process):
         event = slot.event
         run_id = event.run_id
         if self._handoff_token is not None:
-            key = (run_id, event.headers.get(Header.RECORD_VERSION))
+            key = _handed_key(event)
             # The first of two copies done: the other is dropped when it comes. A handed
             # event always has a streamer copy coming; a streamer event, only while its
             # handed twin is pending.
