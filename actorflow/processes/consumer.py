@@ -191,7 +191,7 @@ class EventConsumer(Process):
         # copy of one that is done first makes the handed one its twin to drop.
         self._handed_pending: dict[tuple[str, str | None], None] = {}
         self._handed_done: dict[str, int] = {}  # run id -> version of its event done here, twin to come
-        self._log_ahead = True  # the last read brought events not handed over (see `_receive`)
+        self._log_ahead = True  # the last read was a full batch of events not handed over (see `_receive`)
         # With the handoff on: run id -> version of its event last done from the log, for the
         # latest LOG_DONE_LIMIT runs. The log's copy can be read (the server committed) and done
         # before the writer hands the event over: the handed one is then dropped (`_take_handed`).
@@ -493,9 +493,11 @@ class EventConsumer(Process):
         if self._records_along is not None:
             self._fresh = self._records_along.records()
         if self._handoff_token is not None:
-            # Events the writer did not hand over came: others write to this shard, or it is
-            # behind (a backlog, read in batches). Handing over saves nothing then.
-            self._log_ahead = any(not self._twin(event) for event in events)
+            # A full batch of events the writer did not hand over: the shard is behind (a
+            # backlog, read in batches), and handing over saves nothing. A shorter read
+            # drained the log (a hop notified while this consumer was busy, another node's
+            # write): the consumer goes idle again, else every later hop would be read back.
+            self._log_ahead = len(events) >= size and any(not self._twin(event) for event in events)
         return events
 
     def _twin(self, event: Event) -> bool:

@@ -126,6 +126,36 @@ def test_a_node_that_does_not_run_the_workflow_still_wakes_the_one_that_does(pg_
             closing.close()
 
 
+def test_a_consumer_that_read_an_event_from_the_log_takes_its_own_nodes_events_again(pg_dsn, pg_schema, monkeypatch):
+    """A read that drained the log (less than a batch) leaves the consumer idle: the next hop is handed.
+
+    Only a full batch means a backlog, where handing over saves nothing. Otherwise a hop
+    that was notified once (another node's write, or a commit while the consumer was
+    busy) would keep each later hop notified and read back, one round trip each.
+    """
+    taken = count_handed(monkeypatch)
+    store = PostgresRecordStore(pg_dsn, schema=pg_schema)
+    streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema)
+    client_store = PostgresRecordStore(pg_dsn, schema=pg_schema)
+    client_streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema)
+    wf = three_steps("pg-handoff").build(streamer, store, MemoryRoleScheduler())
+    client = three_steps("pg-handoff").build(client_streamer, client_store, MemoryRoleScheduler())
+    try:
+        with af.Supervisor([wf]):
+            first = topic("pg-handoff", Stage.STARTED)
+            eventually(lambda: wf.engine.handoff.subscribers(first), what="the first step's consumer up")
+            run_id = client.trigger("from-a-client", Item("c"))  # read from the log (nothing handed)
+            wf.await_status("from-a-client", run_id, Stage.DONE, timeout=30)
+            before = taken[first]
+            for i in range(5):
+                run_id = wf.trigger(f"own-{i}", Item(f"own-{i}"))
+                wf.await_status(f"own-{i}", run_id, Stage.DONE, timeout=30)
+            assert taken[first] > before, "the consumer stayed out of the handoff after one read"
+    finally:
+        for closing in (client_streamer, client_store, streamer, store):
+            closing.close()
+
+
 def test_two_engines_of_one_workflow_on_one_store_notify_every_commit(pg_dsn, pg_schema):
     """The store cannot tell whose commit is whose: it leaves nothing out, and runs still finish."""
     store = PostgresRecordStore(pg_dsn, schema=pg_schema)
