@@ -210,7 +210,9 @@ def run_bench(
     p99 = samples[min(len(samples) - 1, int(0.99 * len(samples)))] * 1000
     out.write(f"  trigger-to-complete p50 {p50:.2f} ms, p99 {p99:.2f} ms\n")
     # Server addresses (and any password in a DSN) stay out of the file: only the flags.
-    flags = (" --dsn DSN" if dsn else "") + (" --bootstrap-servers HOST:PORT" if bootstrap_servers else "")
+    # A DSN only where the backend uses one (memory and SQLite ignore an ACTORFLOW_DSN set).
+    uses_dsn = backend in ("postgres", "mysql", "kafka")
+    flags = (" --dsn DSN" if dsn and uses_dsn else "") + (" --bootstrap-servers HOST:PORT" if bootstrap_servers else "")
     result = BenchResult(backend, runs, seconds, rate, latency_runs, p50, p99, stores, flags)
     if output and output != "-":
         _append(output, result)

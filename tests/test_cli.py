@@ -136,6 +136,16 @@ def test_bench_appends_its_figures(tmp_path: Path):
     assert "p50" in text
 
 
+def test_bench_records_a_dsn_only_for_a_backend_that_uses_one(tmp_path: Path):
+    """ACTORFLOW_DSN set in the environment is ignored by the memory backend, and its entry says no --dsn."""
+    out = tmp_path / "BENCH.md"
+    env = {"ACTORFLOW_DSN": "postgresql://nobody@127.0.0.1:1/none"}
+    result = actorflow("bench", "--runs", "50", "--latency-runs", "3", "--output", str(out), cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    assert "command: `actorflow bench --backend memory --runs 50 --latency-runs 3`" in text, text
+
+
 @pytest.mark.postgres
 def test_bench_against_dbos_runs_both_engines_and_prints_the_ratios(tmp_path: Path, pg_dsn: str):
     """`actorflow bench --vs dbos` on a few runs: both engines on both loads, the table, the ratios, the file."""
