@@ -319,7 +319,8 @@ class DirectPublisher(Protocol):
 class LocalWakeups(Protocol):
     """A store publishing directly whose commits can leave this process's own consumers unwoken.
 
-    A commit wakes the receivers of the events it writes (PostgreSQL: a notification),
+    A commit wakes the receivers of the events it writes (PostgreSQL: a notification;
+    MySQL: this process's in-memory wake-ups),
     and each woken receiver reads them back: a round trip per hop of a run. When the
     committing process holds the consumer of an event's shard, the `Writer` hands the
     event to it, with its record, right after the commit (``engine/handoff.py``): the

@@ -14,7 +14,7 @@ from __future__ import annotations
 import builtins
 import functools
 import json
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from actorflow.capabilities import CursorMove
@@ -96,10 +96,16 @@ class ServerRecordStore(ServerAdapter[D]):
     """The record store's methods that are one named query, or the same over the others, for every dialect.
 
     A subclass sets ``_direct`` (the workflows whose events go straight into the event
-    log) and defines `acks_for`, `_store_many` and `_record`.
+    log) and ``_handed`` (empty: see `wake_locally`), and defines `acks_for`,
+    `_store_many` and `_record`.
     """
 
     _direct: set[str]
+    # Per workflow: whether a consumer of the engine writing through this store takes a
+    # record's event from its writer (`wake_locally`): such a record's event is not
+    # announced by its commit. None: two engines of the workflow write here, and the store
+    # cannot tell whose commit it is; every event is announced.
+    _handed: dict[str, Callable[[Record], bool] | None]
 
     def acks_for(self, event_streamer: EventStreamer) -> bool:
         """True when ``event_streamer`` keeps its events and cursors in this database."""
@@ -144,6 +150,29 @@ class ServerRecordStore(ServerAdapter[D]):
             self._direct.add(workflow_name)
             return True
         return False
+
+    def wake_locally(self, workflow_name: str, handed: Callable[[Record], bool]) -> bool:
+        """Leave out of the wake-ups the records ``handed`` says this process's consumers take (`LocalWakeups`).
+
+        Their consumer gets the event and its record from the writer: a wake-up would
+        only make it read them back first. Nothing is lost if the consumer goes meanwhile:
+        the next holder of the role reads the log when it starts, and every receiver reads
+        once a poll. A second engine of the workflow on this store (which could not tell
+        whose commit is whose) turns it off: every record is announced.
+        """
+        if workflow_name not in self._direct:
+            return False
+        self._handed[workflow_name] = None if workflow_name in self._handed else handed
+        return True
+
+    def _announced(self, record: Record) -> bool:
+        """Whether the commit of ``record`` (published directly) must wake the readers of its event.
+
+        Not when this process's consumer of its shard takes it from the writer (asked
+        once a commit, before it: the answer is a promise).
+        """
+        local = self._handed.get(record.workflow_name)
+        return local is None or not local(record)
 
     # -- writes and reads ---------------------------------------------------------------
 

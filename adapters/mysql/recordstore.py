@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pymysql  # type: ignore[import-untyped,unused-ignore]
@@ -76,6 +76,7 @@ class MysqlRecordStore(MysqlAdapter, ServerRecordStore[Database]):
     def __init__(self, dsn: str, *, max_connections: int = 10) -> None:
         super().__init__(dsn, max_connections=max_connections)
         self._direct: set[str] = set()
+        self._handed: dict[str, Callable[[Record], bool] | None] = {}
 
     # -- capabilities -------------------------------------------------------------------
 
@@ -151,7 +152,8 @@ class MysqlRecordStore(MysqlAdapter, ServerRecordStore[Database]):
             snapshots.append(record_params(record, to_db))
             if record.workflow_name in self._direct:
                 events.append(record_event_row(record, to_db))
-                keys.add(f"e:{event_topic(record)}")
+                if self._announced(record):  # else handed to this process's consumer (`LocalWakeups`)
+                    keys.add(f"e:{event_topic(record)}")
             else:
                 outbox.append(outbox_row(record, to_db))
                 keys.add(f"o:{record.workflow_name}")

@@ -191,6 +191,8 @@ class _Receiver(ReadsRecordsAlong):
                 self._backoff = _FIRST_POLL  # a write of this process: read at once, and soon again
             else:
                 self._backoff = min(self._backoff * 2, poll)
+            if self._interrupted:
+                break  # woken to return (an event handed over, an interrupt): no read first
         self._interrupted = False
         return []
 
@@ -201,6 +203,17 @@ class _Receiver(ReadsRecordsAlong):
         """Make the current or next waiting `receive` return soon (`InterruptibleReceiver`)."""
         self._interrupted = True
         self._db.wakeups.wake()
+
+    def wake(self) -> None:
+        """Make the current or next waiting `receive` return soon (`WakeableReceiver`): an event was handed over.
+
+        Only the waiters of this receiver's topic are woken, and only this one returns.
+        """
+        self._interrupted = True
+        self._db.wakeups.nudge(self._key)
+
+    def look_again(self) -> None:
+        """Nothing to forget (`QuietReceiver`): every `receive` reads the log before it waits."""
 
     def _read(self, limit: int) -> list[Event]:
         """Up to ``limit`` events of the share after the cursor (moved past them)."""

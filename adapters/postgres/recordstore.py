@@ -198,10 +198,6 @@ class PostgresRecordStore(PostgresAdapter, ServerRecordStore[Database]):
     def __init__(self, dsn: str, *, schema: str = "public", max_connections: int = 10) -> None:
         super().__init__(dsn, schema=schema, max_connections=max_connections)
         self._direct: set[str] = set()
-        # Per workflow: whether a consumer of the engine writing through this store takes a
-        # record's event from its writer (`wake_locally`): such a record is left out of the
-        # commit's notification. None: two engines of the workflow write here, and the
-        # store cannot tell whose commit it is; it notifies.
         self._handed: dict[str, Callable[[Record], bool] | None] = {}
 
     # -- capabilities -------------------------------------------------------------------
@@ -211,20 +207,6 @@ class PostgresRecordStore(PostgresAdapter, ServerRecordStore[Database]):
         from .streamer import PostgresEventStreamer  # noqa: PLC0415 - avoid a cycle
 
         return isinstance(event_streamer, PostgresEventStreamer) and event_streamer.db.identity == self.db.identity
-
-    def wake_locally(self, workflow_name: str, handed: Callable[[Record], bool]) -> bool:
-        """Leave out of the notifications the records ``handed`` says this process's consumers take (`LocalWakeups`).
-
-        Their consumer gets the event and its record from the writer: a notification would
-        only make it read them back first. Nothing is lost if the consumer goes meanwhile:
-        the next holder of the role reads the log when it starts, and every receiver reads
-        once a poll. A second engine of the workflow on this store (which could not tell
-        whose commit is whose) turns it off: every record is notified.
-        """
-        if workflow_name not in self._direct:
-            return False
-        self._handed[workflow_name] = None if workflow_name in self._handed else handed
-        return True
 
     # -- writes -------------------------------------------------------------------------
 
@@ -240,11 +222,9 @@ class PostgresRecordStore(PostgresAdapter, ServerRecordStore[Database]):
         """One notice per topic written to (naming the runs' shard hashes), one per outbox."""
         topics: dict[str, list[int]] = {}
         outboxes: dict[str, None] = {}
-        handed = self._handed
         for r in records:
             if r.workflow_name in self._direct:
-                local = handed.get(r.workflow_name)
-                if local is None or not local(r):
+                if self._announced(r):
                     topics.setdefault(f"e:{event_topic(r)}", []).append(shard_hash(r.run_id))
             else:
                 outboxes[f"o:{r.workflow_name}"] = None
