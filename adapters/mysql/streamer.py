@@ -152,6 +152,12 @@ class _Receiver(ReadsRecordsAlong):
         self._along = False  # read each event's record with it (read_records_along)
         self._records: dict[str, Record] = {}
         self._backoff = _FIRST_POLL
+        # The wake-up counter and the time of the last read that found all there was (fewer
+        # events than asked): until this process writes to the topic or the back-off passes,
+        # a new read could find only other processes' events, which are polled for anyway.
+        # So a receive called right after a step (its event was handed over) does not read
+        # the log copy at once: copies are read a batch at a time.
+        self._quiet: tuple[int, float] | None = None
         self._where = f"MySQL database {db.settings.database}"
         if options.stream_from_latest:
             # "Latest" is the head when the receiver is made, not when it first reads.
@@ -178,9 +184,13 @@ class _Receiver(ReadsRecordsAlong):
         poll = max(0.01, self._options.poll_frequency)
         if self._cursor is None:
             self._cursor = self._start()
+        if self._quiet is not None and not self._quiet_wait(deadline):
+            self._interrupted = False
+            return []
         while not self._closed and max_events > 0:
             seen = wakeups.counter(self._key)  # before reading: a commit after the read still wakes us
             events = self._read(max_events)
+            self._quiet = (seen, time.monotonic()) if len(events) < max_events else None
             if events:
                 self._backoff = _FIRST_POLL
                 return events
@@ -195,6 +205,23 @@ class _Receiver(ReadsRecordsAlong):
                 break  # woken to return (an event handed over, an interrupt): no read first
         self._interrupted = False
         return []
+
+    def _quiet_wait(self, deadline: float) -> bool:
+        """After a read that found all there was: wait for this process's write or the back-off.
+
+        False when the receive is to return empty instead of reading (its time is up, or it was woken to).
+        """
+        assert self._quiet is not None  # noqa: S101 - checked by the caller
+        seen, at = self._quiet
+        wakeups = self._db.wakeups
+        wait = at + self._backoff - time.monotonic()
+        if wait <= 0 or wakeups.counter(self._key) != seen:
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or self._interrupted:
+            return False
+        moved = wakeups.wait(self._key, seen, min(remaining, wait), self._stopped)
+        return not self._interrupted and not self._closed and (moved or time.monotonic() >= at + self._backoff)
 
     def _stopped(self) -> bool:
         return self._closed or self._interrupted
@@ -213,7 +240,8 @@ class _Receiver(ReadsRecordsAlong):
         self._db.wakeups.nudge(self._key)
 
     def look_again(self) -> None:
-        """Nothing to forget (`QuietReceiver`): every `receive` reads the log before it waits."""
+        """Make the next `receive` read the log at once, whatever was written since the last read (`QuietReceiver`)."""
+        self._quiet = None
 
     def _read(self, limit: int) -> list[Event]:
         """Up to ``limit`` events of the share after the cursor (moved past them)."""
@@ -260,4 +288,5 @@ class _Receiver(ReadsRecordsAlong):
     def close(self) -> None:
         self._closed = True
         self._cursor = None
+        self._quiet = None
         self._db.wakeups.wake()  # a receive blocked in another thread returns

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,7 +21,12 @@ from actorflow.adapters.memory import MemoryRoleScheduler
 from actorflow.adapters.mysql import MysqlEventStreamer, MysqlRecordStore
 from actorflow.event import topic
 from tests.adapters.mysql.conftest import connect_admin
-from tests.handoff import count_handed
+from tests.handoff import (
+    count_handed,
+    node_and_client,
+    single_runs_take_their_own_events,
+    stopping_node_passes_its_twins,
+)
 from tests.model import Item, Stage, three_steps
 from tests.waiting import eventually
 
@@ -44,6 +50,11 @@ def count_wakeups(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
 
     monkeypatch.setattr(Wakeups, "bump", counting)
     return bumped
+
+
+def _adapters(dsn: str) -> Callable[[], tuple[Any, Any]]:
+    """New MySQL adapters on the test's database, each call."""
+    return lambda: (MysqlRecordStore(dsn), MysqlEventStreamer(dsn))
 
 
 def _cursors_at_the_end(dsn: str, workflow: str, statuses: Any = STEPS) -> bool:
@@ -73,22 +84,9 @@ def test_steps_take_their_own_nodes_events_unannounced_run_once_and_the_cursors_
     assert wf.engine.capabilities.hands_off
     try:
         with af.Supervisor([wf]):
-            steps = [topic("my-handoff", s) for s in STEPS]
-            eventually(lambda: all(wf.engine.handoff.subscribers(t) for t in steps), what="every step consumer up")
-            for i in range(RUNS):  # one at a time: each hop finds its consumer idle
-                run_id = wf.trigger(f"h-{i}", Item(f"h-{i}"))
-                wf.await_status(f"h-{i}", run_id, Stage.DONE, timeout=30)
-
-            # Every step once per run: a handed event and its copy in the log never both ran.
-            assert sorted(collections.Counter(calls).values()) == [1] * (3 * RUNS)
-            # Every step took events from this node's writes, and their commits woke nobody.
-            assert all(taken[t] for t in steps), taken
-            hops = sum(taken[t] for t in steps)
-            woken = sum(bumped[f"e:{t}"] for t in steps)
-            assert hops + woken >= 3 * RUNS
-            assert woken < RUNS, (woken, hops)
-            # The log's copies are read too (on the receivers' poll): each cursor reaches the end.
-            eventually(lambda: _cursors_at_the_end(mysql_dsn, "my-handoff"), what="cursors at the end", timeout=10)
+            single_runs_take_their_own_events(
+                wf, RUNS, calls, taken, lambda t: bumped[f"e:{t}"], lambda: _cursors_at_the_end(mysql_dsn, "my-handoff")
+            )
     finally:
         streamer.close()
         store.close()
@@ -97,22 +95,12 @@ def test_steps_take_their_own_nodes_events_unannounced_run_once_and_the_cursors_
 def test_a_run_triggered_by_another_engine_still_wakes_the_consumer(mysql_dsn, monkeypatch):
     """Nothing is handed for a write of an engine without the step consumers: its commit wakes them as before."""
     bumped = count_wakeups(monkeypatch)
-    store = MysqlRecordStore(mysql_dsn)
-    streamer = MysqlEventStreamer(mysql_dsn)
-    client_store = MysqlRecordStore(mysql_dsn)
-    client_streamer = MysqlEventStreamer(mysql_dsn)
-    wf = three_steps("my-handoff").build(streamer, store, MemoryRoleScheduler())
-    client = three_steps("my-handoff").build(client_streamer, client_store, MemoryRoleScheduler())
-    try:
-        with af.Supervisor([wf]):
-            first = topic("my-handoff", Stage.STARTED)
-            eventually(lambda: wf.engine.handoff.subscribers(first), what="the first step's consumer up")
-            run_id = client.trigger("from-a-client", Item("c"))
-            wf.await_status("from-a-client", run_id, Stage.DONE, timeout=30)
-            assert bumped[f"e:{first}"] >= 1
-    finally:
-        for closing in (client_streamer, client_store, streamer, store):
-            closing.close()
+    with node_and_client(_adapters(mysql_dsn), "my-handoff") as (wf, client), af.Supervisor([wf]):
+        first = topic("my-handoff", Stage.STARTED)
+        eventually(lambda: wf.engine.handoff.subscribers(first), what="the first step's consumer up")
+        run_id = client.trigger("from-a-client", Item("c"))
+        wf.await_status("from-a-client", run_id, Stage.DONE, timeout=30)
+        assert bumped[f"e:{first}"] >= 1
 
 
 def test_two_engines_of_one_workflow_on_one_store_announce_every_commit(mysql_dsn):
@@ -134,50 +122,14 @@ def test_two_engines_of_one_workflow_on_one_store_announce_every_commit(mysql_ds
 def test_a_stopping_node_reads_the_copies_of_events_it_was_handed_so_the_next_holder_does_not_redo_them(
     mysql_dsn, monkeypatch
 ):
-    """A handed event's cursor moves when its copy in the log is read; the role's next holder does not redo it.
+    """A handed event's cursor moves when its copy in the log is read: a node that stops reads them first.
 
-    On MySQL a receive reads before it waits, so the copy is usually read right after the
-    step; a node that stops with one still unread reads it then (`_pass_twins`).
+    A receive right after a handed step does not read (the quiet receive), so the copy is
+    still unread at the stop unless `look_again` makes the stop's receive read it.
     """
-    calls = collections.Counter[str]()
-    taken = count_handed(monkeypatch)
-
-    def skip(run: Any) -> Any:
-        calls[run.foreign_id] += 1
-        return run.skip()
-
-    def build() -> tuple[Any, Any, Any]:
-        b = af.Builder("my-stop", Item, Stage)
-        b.add_step(Stage.STARTED, lambda run: Stage.FIRST, Stage.FIRST)
-        # A long poll: the log's copy is not read before the stop (only by it).
-        b.add_step(Stage.FIRST, skip, Stage.DONE).with_options(polling_frequency=30.0)
-        store = MysqlRecordStore(mysql_dsn)
-        streamer = MysqlEventStreamer(mysql_dsn)
-        return b.build(streamer, store, MemoryRoleScheduler()), store, streamer
-
-    first = topic("my-stop", Stage.FIRST)
-    wf, store, streamer = build()
-    try:
-        with af.Supervisor([wf]):
-            eventually(lambda: wf.engine.handoff.subscribers(first), what="the step's consumer up")
-            for i in range(20):  # until a hop to FIRST is handed over (its consumer idle at the commit)
-                wf.trigger(f"s-{i}", Item(f"s-{i}"))
-                eventually(lambda i=i: calls[f"s-{i}"] >= 1, what="the step run")
-                if taken[first]:
-                    break
-            assert taken[first], "no hop was handed over"
-    finally:
-        streamer.close()
-        store.close()
-    ran = dict(calls)
-    again, store, streamer = build()  # the role's next holder
-    try:
-        with af.Supervisor([again]):
-            eventually(
-                lambda: _cursors_at_the_end(mysql_dsn, "my-stop", (Stage.FIRST,)),
-                what="the log read to its end",
-            )
-            assert dict(calls) == ran == dict.fromkeys(ran, 1)
-    finally:
-        streamer.close()
-        store.close()
+    stopping_node_passes_its_twins(
+        _adapters(mysql_dsn),
+        lambda name, statuses: _cursors_at_the_end(mysql_dsn, name, statuses),
+        "my-stop",
+        monkeypatch,
+    )

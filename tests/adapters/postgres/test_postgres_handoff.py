@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -21,7 +22,12 @@ from actorflow.adapters.postgres import PostgresEventStreamer, PostgresRecordSto
 from actorflow.engine.handoff import Handoff
 from actorflow.event import topic
 from actorflow.processes.consumer import EventConsumer
-from tests.handoff import count_handed
+from tests.handoff import (
+    count_handed,
+    node_and_client,
+    single_runs_take_their_own_events,
+    stopping_node_passes_its_twins,
+)
 from tests.model import Item, Stage, three_steps
 from tests.waiting import eventually
 
@@ -56,6 +62,11 @@ class _Notices:
         return sum(1 for p in list(self.payloads) if p.partition("|")[0] == f"e:{step_topic}")
 
 
+def _adapters(dsn: str, schema: str) -> Callable[[], tuple[Any, Any]]:
+    """New PostgreSQL adapters on the test's schema, each call."""
+    return lambda: (PostgresRecordStore(dsn, schema=schema), PostgresEventStreamer(dsn, schema=schema))
+
+
 def _cursors_at_the_end(dsn: str, schema: str, workflow: str = "pg-handoff", statuses: Any = STEPS) -> bool:
     """Every cursor of the step topics stands at the last event of its topic."""
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -80,23 +91,9 @@ def test_steps_take_their_own_nodes_events_unnotified_run_once_and_the_cursors_r
     notices = _Notices(pg_dsn, store.db.channel)
     try:
         with af.Supervisor([wf]):
-            steps = [topic("pg-handoff", s) for s in STEPS]
-            eventually(lambda: all(wf.engine.handoff.subscribers(t) for t in steps), what="every step consumer up")
-            for i in range(RUNS):  # one at a time: each hop finds its consumer idle
-                run_id = wf.trigger(f"h-{i}", Item(f"h-{i}"))
-                wf.await_status(f"h-{i}", run_id, Stage.DONE, timeout=30)
-
-            # Every step once per run: a handed event and its copy in the log never both ran.
-            assert sorted(collections.Counter(calls).values()) == [1] * (3 * RUNS)
-            # Every step took events from this node's writes, and those were not notified: a
-            # hop is notified only when its consumer was not idle at the commit (rare here).
-            assert all(taken[t] for t in steps), taken
-            hops = sum(taken[t] for t in steps)
-            notified = sum(notices.about(t) for t in steps)
-            assert hops + notified >= 3 * RUNS
-            assert notified < RUNS, (notified, hops)
-            # The log's copies are read too (on the receivers' poll): each cursor reaches the end.
-            eventually(lambda: _cursors_at_the_end(pg_dsn, pg_schema), what="cursors at the end of the log", timeout=10)
+            single_runs_take_their_own_events(
+                wf, RUNS, calls, taken, notices.about, lambda: _cursors_at_the_end(pg_dsn, pg_schema)
+            )
     finally:
         notices.close()
         streamer.close()
@@ -105,25 +102,18 @@ def test_steps_take_their_own_nodes_events_unnotified_run_once_and_the_cursors_r
 
 def test_a_node_that_does_not_run_the_workflow_still_wakes_the_one_that_does(pg_dsn, pg_schema):
     """A trigger from a process without the step consumers is notified as before (nothing is handed)."""
-    store = PostgresRecordStore(pg_dsn, schema=pg_schema)
-    streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema)
-    client_store = PostgresRecordStore(pg_dsn, schema=pg_schema)
-    client_streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema)
-    wf = three_steps("pg-handoff").build(streamer, store, MemoryRoleScheduler())
-    client = three_steps("pg-handoff").build(client_streamer, client_store, MemoryRoleScheduler())
-    notices = _Notices(pg_dsn, store.db.channel)
-    try:
-        with af.Supervisor([wf]):
-            first = topic("pg-handoff", Stage.STARTED)
-            eventually(lambda: wf.engine.handoff.subscribers(first), what="the first step's consumer up")
-            run_id = client.trigger("from-a-client", Item("c"))
-            # Well within the receivers' poll: woken by the notification, not found by polling.
-            wf.await_status("from-a-client", run_id, Stage.DONE, timeout=30)
-            eventually(lambda: notices.about(first) >= 1, what="the client's trigger notified")
-    finally:
-        notices.close()
-        for closing in (client_streamer, client_store, streamer, store):
-            closing.close()
+    with node_and_client(_adapters(pg_dsn, pg_schema), "pg-handoff") as (wf, client):
+        notices = _Notices(pg_dsn, wf.engine.record_store.db.channel)
+        try:
+            with af.Supervisor([wf]):
+                first = topic("pg-handoff", Stage.STARTED)
+                eventually(lambda: wf.engine.handoff.subscribers(first), what="the first step's consumer up")
+                run_id = client.trigger("from-a-client", Item("c"))
+                # Well within the receivers' poll: woken by the notification, not found by polling.
+                wf.await_status("from-a-client", run_id, Stage.DONE, timeout=30)
+                eventually(lambda: notices.about(first) >= 1, what="the client's trigger notified")
+        finally:
+            notices.close()
 
 
 def test_a_consumer_that_read_an_event_from_the_log_takes_its_own_nodes_events_again(pg_dsn, pg_schema, monkeypatch):
@@ -134,26 +124,16 @@ def test_a_consumer_that_read_an_event_from_the_log_takes_its_own_nodes_events_a
     busy) would keep each later hop notified and read back, one round trip each.
     """
     taken = count_handed(monkeypatch)
-    store = PostgresRecordStore(pg_dsn, schema=pg_schema)
-    streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema)
-    client_store = PostgresRecordStore(pg_dsn, schema=pg_schema)
-    client_streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema)
-    wf = three_steps("pg-handoff").build(streamer, store, MemoryRoleScheduler())
-    client = three_steps("pg-handoff").build(client_streamer, client_store, MemoryRoleScheduler())
-    try:
-        with af.Supervisor([wf]):
-            first = topic("pg-handoff", Stage.STARTED)
-            eventually(lambda: wf.engine.handoff.subscribers(first), what="the first step's consumer up")
-            run_id = client.trigger("from-a-client", Item("c"))  # read from the log (nothing handed)
-            wf.await_status("from-a-client", run_id, Stage.DONE, timeout=30)
-            before = taken[first]
-            for i in range(5):
-                run_id = wf.trigger(f"own-{i}", Item(f"own-{i}"))
-                wf.await_status(f"own-{i}", run_id, Stage.DONE, timeout=30)
-            assert taken[first] > before, "the consumer stayed out of the handoff after one read"
-    finally:
-        for closing in (client_streamer, client_store, streamer, store):
-            closing.close()
+    with node_and_client(_adapters(pg_dsn, pg_schema), "pg-handoff") as (wf, client), af.Supervisor([wf]):
+        first = topic("pg-handoff", Stage.STARTED)
+        eventually(lambda: wf.engine.handoff.subscribers(first), what="the first step's consumer up")
+        run_id = client.trigger("from-a-client", Item("c"))  # read from the log (nothing handed)
+        wf.await_status("from-a-client", run_id, Stage.DONE, timeout=30)
+        before = taken[first]
+        for i in range(5):
+            run_id = wf.trigger(f"own-{i}", Item(f"own-{i}"))
+            wf.await_status(f"own-{i}", run_id, Stage.DONE, timeout=30)
+        assert taken[first] > before, "the consumer stayed out of the handoff after one read"
 
 
 def test_two_engines_of_one_workflow_on_one_store_notify_every_commit(pg_dsn, pg_schema):
@@ -267,45 +247,9 @@ def test_a_stopping_node_reads_the_copies_of_events_it_was_handed_so_the_next_ho
 
     Else the role's next holder would meet the copy and run again a step that wrote nothing.
     """
-    calls = collections.Counter[str]()
-    taken = count_handed(monkeypatch)
-
-    def skip(run: Any) -> Any:
-        calls[run.foreign_id] += 1
-        return run.skip()
-
-    def build() -> tuple[Any, Any, Any]:
-        b = af.Builder("pg-stop", Item, Stage)
-        b.add_step(Stage.STARTED, lambda run: Stage.FIRST, Stage.FIRST)
-        # A long poll: the log's copy is not read before the stop (only by it).
-        b.add_step(Stage.FIRST, skip, Stage.DONE).with_options(polling_frequency=30.0)
-        store = PostgresRecordStore(pg_dsn, schema=pg_schema)
-        streamer = PostgresEventStreamer(pg_dsn, schema=pg_schema)
-        return b.build(streamer, store, MemoryRoleScheduler()), store, streamer
-
-    first = topic("pg-stop", Stage.FIRST)
-    wf, store, streamer = build()
-    try:
-        with af.Supervisor([wf]):
-            eventually(lambda: wf.engine.handoff.subscribers(first), what="the step's consumer up")
-            for i in range(20):  # until a hop to FIRST is handed over (its consumer idle at the commit)
-                wf.trigger(f"s-{i}", Item(f"s-{i}"))
-                eventually(lambda i=i: calls[f"s-{i}"] >= 1, what="the step run")
-                if taken[first]:
-                    break
-            assert taken[first], "no hop was handed over"
-    finally:
-        streamer.close()
-        store.close()
-    ran = dict(calls)
-    again, store, streamer = build()  # the role's next holder
-    try:
-        with af.Supervisor([again]):
-            eventually(
-                lambda: _cursors_at_the_end(pg_dsn, pg_schema, "pg-stop", (Stage.FIRST,)),
-                what="the log read to its end",
-            )
-            assert dict(calls) == ran == dict.fromkeys(ran, 1)
-    finally:
-        streamer.close()
-        store.close()
+    stopping_node_passes_its_twins(
+        _adapters(pg_dsn, pg_schema),
+        lambda name, statuses: _cursors_at_the_end(pg_dsn, pg_schema, name, statuses),
+        "pg-stop",
+        monkeypatch,
+    )
