@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from actorflow.clock import AdapterClock, Clock
 from actorflow.event import Event, Header, shard_hash
@@ -22,32 +21,54 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 
 
+_RUN_ID_AT = _KEYS.index(Header.RUN_ID)
+
+
+class _Other:
+    """An event whose headers are not the engine's (or name another run): kept as given."""
+
+    __slots__ = ("headers", "run_id")
+
+    def __init__(self, run_id: str, headers: dict[str, str]) -> None:
+        self.run_id = run_id
+        self.headers = headers
+
+
 class _Topic:
     """One topic's events, kept compact (a tuple each; an `Event` is made when one is read).
 
     A topic holds every event ever sent to it, so a run's events cost what they hold and
     little more: the engine's header values as a tuple (the core shares the strings that
-    repeat: topic, workflow, run state, version), the time and the hash in arrays.
+    repeat: topic, workflow, run state, version; the run id is among them), the type,
+    the time and the hash in arrays (no object each).
     """
 
-    __slots__ = ("cond", "hashes", "rows", "times")
+    __slots__ = ("cond", "hashes", "rows", "times", "types")
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, int, Any]] = []  # (run_id, type, header values or a headers dict)
+        self.rows: list[tuple[str, ...] | _Other] = []  # the engine's header values, or an `_Other`
+        self.types = array.array("q")  # each event's type
         self.times = array.array("q")  # created_at, microseconds since the epoch
         self.hashes = array.array("L")  # crc32 of each event's run id, for shard filtering
         self.cond = threading.Condition(threading.Lock())
 
+    def append(self, run_id: str, event_type: int, headers: Mapping[str, str], micros: int, digest: int) -> None:
+        """Keep one event (under ``cond``)."""
+        values = tuple(headers.values()) if tuple(headers) == _KEYS else None
+        compact = values is not None and values[_RUN_ID_AT] == run_id
+        self.rows.append(values if compact and values is not None else _Other(run_id, dict(headers)))
+        self.types.append(event_type)
+        self.times.append(micros)
+        self.hashes.append(digest)
+
     def event(self, position: int) -> Event:
         """The event at 0-based ``position``."""
-        run_id, event_type, headers = self.rows[position]
-        return Event(
-            position + 1,
-            run_id,
-            event_type,
-            dict(zip(_KEYS, headers, strict=True)) if isinstance(headers, tuple) else dict(headers),
-            _EPOCH + self.times[position] * _MICRO,
-        )
+        row = self.rows[position]
+        if isinstance(row, _Other):
+            run_id, headers = row.run_id, dict(row.headers)
+        else:
+            run_id, headers = row[_RUN_ID_AT], dict(zip(_KEYS, row, strict=True))
+        return Event(position + 1, run_id, self.types[position], headers, _EPOCH + self.times[position] * _MICRO)
 
 
 class MemoryEventStreamer:
@@ -101,12 +122,8 @@ class MemoryEventStreamer:
         log = self._topic(topic)
         micros = (self._clock.now() - _EPOCH) // _MICRO
         digest = shard_hash(run_id)
-        # The engine's headers as a tuple of their values (which it already shares between events).
-        kept: Any = tuple(headers.values()) if tuple(headers) == _KEYS else dict(headers)
         with log.cond:
-            log.rows.append((run_id, int(event_type), kept))
-            log.times.append(micros)
-            log.hashes.append(digest)
+            log.append(run_id, int(event_type), headers, micros, digest)
             log.cond.notify_all()
 
     def _commit(self, key: tuple[str, str], position: int) -> None:
