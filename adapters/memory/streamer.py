@@ -55,8 +55,10 @@ class _Topic:
     def append(self, run_id: str, event_type: int, headers: Mapping[str, str], micros: int, digest: int) -> None:
         """Keep one event (under ``cond``)."""
         values = tuple(headers.values()) if tuple(headers) == _KEYS else None
-        compact = values is not None and values[_RUN_ID_AT] == run_id
-        self.rows.append(values if compact and values is not None else _Other(run_id, dict(headers)))
+        if values is None or values[_RUN_ID_AT] != run_id:
+            self.rows.append(_Other(run_id, dict(headers)))
+        else:
+            self.rows.append(values)
         self.types.append(event_type)
         self.times.append(micros)
         self.hashes.append(digest)
