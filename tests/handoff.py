@@ -1,4 +1,4 @@
-"""Counting the events step consumers take straight from their node's writer (engine/handoff.py)."""
+"""The handoff (engine/handoff.py) under test: counting what consumers take from their writer, and the scenarios each store that hands off runs."""
 
 from __future__ import annotations
 
